@@ -1,0 +1,205 @@
+//! The database instance: one trait, [`Instance`], for everything the agent does to its local
+//! database, with one adapter per engine (`postgres`, later `opengauss`) and a fake for tests.
+//!
+//! The trait speaks in HA terms (start as primary or standby of an upstream, promote with a
+//! fencing generation, rejoin an upstream) rather than in `pg_ctl` terms, so that openGauss
+//! (no promote verb, `gs_ctl failover -T term`, `replconninfoN`, `gs_ctl build`) fits it too.
+//!
+//! Hazards: every method may be called again after an `Unknown` outcome; each must be idempotent
+//! and must confirm its effect (by SQL or control data) before returning `Ok`.
+
+pub mod postgres;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::state::DbState;
+use crate::types::{Generation, Lsn, MemberName, Timeline};
+
+/// Which server the local database should stream from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    pub member: MemberName,
+    pub host: String,
+    pub port: u16,
+}
+
+/// How to stop: `Fast` checkpoints and disconnects clients (switchover, shutdown); `Immediate`
+/// does not wait for anything (fencing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopMode {
+    Smart,
+    Fast,
+    Immediate,
+}
+
+impl StopMode {
+    pub fn as_pg_ctl(self) -> &'static str {
+        match self {
+            StopMode::Smart => "smart",
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        }
+    }
+}
+
+/// What is on disk, read without starting the server (pg_controldata).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataDir {
+    /// Missing or empty: needs bootstrap or a base backup.
+    Empty,
+    /// Holds a database cluster.
+    Initialized(ControlData),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlData {
+    pub sysid: String,
+    pub cluster_state: ClusterStateOnDisk,
+    /// Timeline of the latest checkpoint.
+    pub timeline: Timeline,
+    /// Whether `standby.signal` (or the engine's equivalent) is present.
+    pub standby_configured: bool,
+}
+
+/// pg_controldata's "Database cluster state".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterStateOnDisk {
+    /// "shut down": a primary stopped cleanly.
+    ShutDown,
+    /// "shut down in recovery": a standby stopped cleanly.
+    ShutDownInRecovery,
+    /// "in production": a primary running, or crashed.
+    InProduction,
+    /// "in archive recovery": a standby running, or crashed.
+    InArchiveRecovery,
+    /// "in crash recovery", "starting up", "shutting down": anything transitional.
+    Other,
+}
+
+/// The role the running server is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DbRole {
+    Primary,
+    Standby,
+}
+
+/// One live observation of the local server. Never an error: what could not be read is `None`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LocalStatus {
+    pub state: DbState,
+    /// `None` when the server is not running or did not answer.
+    pub role: Option<DbRole>,
+    pub timeline: Option<Timeline>,
+    /// Primary: `pg_current_wal_flush_lsn()`.
+    pub wal_position: Option<Lsn>,
+    /// Standby: WAL receiver's written position (else `pg_last_wal_receive_lsn()`).
+    pub received_lsn: Option<Lsn>,
+    pub replayed_lsn: Option<Lsn>,
+    /// `YYYY-MM-DD HH:MM:SS.ffffff+00:00`
+    pub replayed_timestamp: Option<String>,
+    pub replay_paused: bool,
+    /// Standby: whether a WAL receiver is streaming.
+    pub streaming: bool,
+    /// Standby: the upstream the WAL receiver is connected to (`host:port`), if any.
+    pub upstream: Option<String>,
+    pub sysid: Option<String>,
+    pub server_version: Option<u32>,
+    /// `YYYY-MM-DD HH:MM:SS.ffffff+00:00`
+    pub postmaster_start_time: Option<String>,
+    /// Primary: one entry per WAL sender.
+    pub replication: Vec<WalSender>,
+    pub pending_restart: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalSender {
+    pub usename: String,
+    pub application_name: String,
+    pub client_addr: Option<String>,
+    pub state: String,
+    pub sync_state: String,
+    pub sync_priority: i32,
+    pub flush_lsn: Option<Lsn>,
+}
+
+/// Errors of instance operations. `Unknown` means the effect may or may not have happened: the
+/// caller must observe again before acting.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("{operation} failed: {detail}")]
+    Failed {
+        operation: &'static str,
+        detail: String,
+    },
+    #[error("{operation} did not finish within {timeout:?}; its outcome is unknown")]
+    Unknown {
+        operation: &'static str,
+        timeout: Duration,
+    },
+    #[error("the data directory belongs to another cluster (system identifier {found}, expected {expected})")]
+    SystemIdMismatch { found: String, expected: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl InstanceError {
+    pub fn failed(operation: &'static str, detail: impl Into<String>) -> Self {
+        Self::Failed {
+            operation,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Everything the agent does to its local database. Implementations own the engine's files,
+/// commands and SQL; nothing else in the agent runs `pg_ctl` or edits `postgresql.conf`.
+#[async_trait]
+pub trait Instance: Send + Sync {
+    /// Engine name and version for logs and the API (`PostgreSQL 15.18`).
+    fn engine(&self) -> &'static str;
+
+    /// What is on disk, without starting the server.
+    async fn data_dir(&self) -> Result<DataDir, InstanceError>;
+
+    /// Live status; cheap enough to call every tick.
+    async fn status(&self) -> LocalStatus;
+
+    /// Initialise a new cluster in the empty data directory, start it as a primary, create the
+    /// superuser/replication/rewind roles. Returns the system identifier.
+    async fn bootstrap(&self) -> Result<String, InstanceError>;
+
+    /// Fill the empty data directory with a base backup of `source`, configured as its standby.
+    /// Does not start the server.
+    async fn clone_from(&self, source: &Upstream) -> Result<(), InstanceError>;
+
+    /// Start the server as a primary (no upstream) or as a standby of `upstream`. Waits until it
+    /// accepts connections.
+    async fn start(&self, upstream: Option<&Upstream>) -> Result<(), InstanceError>;
+
+    async fn stop(&self, mode: StopMode) -> Result<(), InstanceError>;
+
+    /// Turn the running standby into a primary. `generation` is the fencing token (openGauss's
+    /// term); PostgreSQL ignores it.
+    async fn promote(&self, generation: Generation) -> Result<(), InstanceError>;
+
+    /// Point the running standby at another upstream (reload or restart as the engine needs).
+    async fn follow(&self, upstream: &Upstream) -> Result<(), InstanceError>;
+
+    /// Make the stopped former primary a standby of `source` again, rewinding diverged WAL
+    /// (pg_rewind; openGauss: `gs_ctl build -b incremental`). Does not start the server.
+    async fn rewind(&self, source: &Upstream) -> Result<(), InstanceError>;
+
+    /// Move the data directory aside (never delete it: an operator may need it) so that a fresh
+    /// base backup can be taken. Returns where it went.
+    async fn set_aside_data_dir(&self) -> Result<std::path::PathBuf, InstanceError>;
+
+    /// On the primary: keep a physical replication slot for each of `members` (normalised
+    /// names) and drop the other slots this agent created.
+    async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError>;
+
+    /// Run a `CHECKPOINT` (after promotion, before a switchover stop).
+    async fn checkpoint(&self) -> Result<(), InstanceError>;
+}

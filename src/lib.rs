@@ -1,0 +1,29 @@
+//! Tribune: a Raft-based high-availability coordinator for PostgreSQL and openGauss that speaks
+//! Patroni's REST API and configuration.
+//!
+//! # Layout
+//!
+//! - [`types`]: newtypes shared by every layer (`MemberName`, `Generation`, `Lsn`, `Timeline`).
+//! - [`config`]: the Patroni-compatible YAML configuration; parsed and validated once at start.
+//! - [`clock`]: the monotonic clock trait, real and manual.
+//! - [`state`]: the replicated cluster state and the pure `apply` of committed commands.
+//! - [`raft`]: the only module that names openraft, sled or tonic: storage, network, service.
+//! - [`ha`]: the pure decision layer, `Observation -> Decision`.
+//! - [`instance`]: the `Instance` trait and the PostgreSQL adapter.
+//! - [`node`]: the agent runtime: observe, decide, execute, report; the lease keeper.
+//! - [`api`]: the Patroni-compatible REST server and its typed client.
+//! - [`ctl`]: `tribunectl` commands.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod ctl;
+pub mod ha;
+pub mod instance;
+pub mod node;
+pub mod raft;
+pub mod state;
+pub mod types;
+
+/// The version reported in `GET /patroni` (`patroni.version`) and member records.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

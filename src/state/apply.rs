@@ -1,0 +1,552 @@
+//! The one function that changes [`ClusterState`]. Pure and deterministic: the same state and
+//! proposal give the same result on every member, forever (the Raft log is replayed through it).
+
+use super::{
+    ClusterState, Command, FailoverIntent, Initialize, Leader, Outcome, Proposal, Rejection,
+};
+
+/// Apply one committed proposal. A rejected command leaves the state exactly as it was.
+pub fn apply(state: &mut ClusterState, proposal: &Proposal) -> Outcome {
+    match apply_command(state, proposal) {
+        Ok(()) => Outcome::Applied,
+        Err(rejection) => Outcome::Rejected(rejection),
+    }
+}
+
+fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Rejection> {
+    let at = proposal.at;
+    match &proposal.command {
+        Command::ClaimBootstrap { member, dcs_config } => {
+            if let Some(init) = &state.initialize {
+                return Err(Rejection::AlreadyInitialized {
+                    by: init.by.clone(),
+                });
+            }
+            if let Some(leader) = &state.leader {
+                return Err(Rejection::LeaderPresent {
+                    leader: leader.member.clone(),
+                });
+            }
+            state.initialize = Some(Initialize {
+                by: member.clone(),
+                sysid: None,
+                at,
+            });
+            if state.config.is_null() {
+                state.config = dcs_config.clone();
+            }
+            state.generation = state.generation.next();
+            state.leader = Some(Leader {
+                member: member.clone(),
+                generation: state.generation,
+                renewals: 0,
+                since: at,
+                renewed_at: at,
+            });
+            state.failover = None;
+            Ok(())
+        }
+        Command::FinishBootstrap { member, sysid } => {
+            match &mut state.initialize {
+                Some(init) if &init.by == member && init.sysid.is_none() => {
+                    init.sysid = Some(sysid.clone());
+                }
+                _ => {
+                    return Err(Rejection::NotBootstrapping {
+                        member: member.clone(),
+                    });
+                }
+            }
+            Ok(())
+        }
+        Command::AbortBootstrap { member } => {
+            match &state.initialize {
+                Some(init) if &init.by == member && init.sysid.is_none() => {}
+                _ => {
+                    return Err(Rejection::NotBootstrapping {
+                        member: member.clone(),
+                    });
+                }
+            }
+            state.initialize = None;
+            if state.leader_name() == Some(member) {
+                state.leader = None;
+            }
+            Ok(())
+        }
+        Command::Report { member, record } => {
+            let mut record = record.clone();
+            record.reported_at = at;
+            state.members.insert(member.clone(), record);
+            Ok(())
+        }
+        Command::RenewLease { member, generation } => {
+            let leader = held_lease(state, member, *generation)?;
+            leader.renewals += 1;
+            leader.renewed_at = at;
+            Ok(())
+        }
+        Command::ReleaseLease {
+            member,
+            generation,
+            last_lsn,
+        } => {
+            held_lease(state, member, *generation)?;
+            end_lease(state, *last_lsn, at);
+            Ok(())
+        }
+        Command::ExpireLease {
+            generation,
+            renewals,
+        } => {
+            let leader = match &state.leader {
+                Some(l) if l.generation == *generation => l,
+                _ => {
+                    return Err(Rejection::StaleGeneration {
+                        expected: *generation,
+                        current: state.generation,
+                    });
+                }
+            };
+            if leader.renewals != *renewals {
+                return Err(Rejection::LeaseRenewed {
+                    expected: *renewals,
+                    current: leader.renewals,
+                });
+            }
+            let last_lsn = state
+                .members
+                .get(&leader.member)
+                .and_then(|m| m.wal_position());
+            end_lease(state, last_lsn, at);
+            Ok(())
+        }
+        Command::AckFailover {
+            member,
+            ended,
+            report,
+        } => {
+            if !state.members.contains_key(member) {
+                return Err(Rejection::UnknownMember {
+                    member: member.clone(),
+                });
+            }
+            match &mut state.failover {
+                Some(intent) if intent.ended == *ended && state.leader.is_none() => {
+                    intent.reports.insert(member.clone(), *report);
+                    Ok(())
+                }
+                _ => Err(Rejection::NoFailover { ended: *ended }),
+            }
+        }
+        Command::Promote { member, ended } => {
+            if let Some(leader) = &state.leader {
+                return Err(Rejection::LeaderPresent {
+                    leader: leader.member.clone(),
+                });
+            }
+            if state.generation != *ended {
+                return Err(Rejection::StaleGeneration {
+                    expected: *ended,
+                    current: state.generation,
+                });
+            }
+            if !state.members.contains_key(member) {
+                return Err(Rejection::UnknownMember {
+                    member: member.clone(),
+                });
+            }
+            state.generation = state.generation.next();
+            state.leader = Some(Leader {
+                member: member.clone(),
+                generation: state.generation,
+                renewals: 0,
+                since: at,
+                renewed_at: at,
+            });
+            state.failover = None;
+            Ok(())
+        }
+        Command::AddHistory { entry } => {
+            if !state
+                .history
+                .iter()
+                .any(|h| h.timeline == entry.timeline)
+            {
+                state.history.push(entry.clone());
+            }
+            Ok(())
+        }
+        Command::SetConfig { config } => {
+            state.config = config.clone();
+            Ok(())
+        }
+        Command::RemoveMember { member } => {
+            if state.members.remove(member).is_none() {
+                return Err(Rejection::UnknownMember {
+                    member: member.clone(),
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+fn held_lease<'a>(
+    state: &'a mut ClusterState,
+    member: &crate::types::MemberName,
+    generation: crate::types::Generation,
+) -> Result<&'a mut Leader, Rejection> {
+    match &mut state.leader {
+        Some(l) if &l.member == member && l.generation == generation => Ok(l),
+        _ => Err(Rejection::NotLeader {
+            member: member.clone(),
+            generation,
+        }),
+    }
+}
+
+/// The lease ends (expired or released): nobody leads, and a failover intent opens so that the
+/// standbys report how far they got before anyone is promoted.
+fn end_lease(
+    state: &mut ClusterState,
+    former_lsn: Option<crate::types::Lsn>,
+    at: crate::types::UnixMillis,
+) {
+    let former = state.leader.take();
+    state.failover = Some(FailoverIntent {
+        ended: state.generation,
+        former_leader: former.map(|l| l.member),
+        former_lsn,
+        opened_at: at,
+        reports: Default::default(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{FailoverReport, HistoryEntry, Member, MemberStatus};
+    use crate::types::{Generation, Lsn, MemberName, Timeline, UnixMillis};
+
+    fn name(s: &str) -> MemberName {
+        MemberName::from(s)
+    }
+
+    fn run(state: &mut ClusterState, at: u64, command: Command) -> Outcome {
+        apply(
+            state,
+            &Proposal {
+                at: UnixMillis(at),
+                command,
+            },
+        )
+    }
+
+    fn member(lsn: u64) -> Member {
+        Member {
+            api_url: "http://127.0.0.1:8008/patroni".into(),
+            conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
+            version: "test".into(),
+            tags: Default::default(),
+            status: MemberStatus {
+                wal_position: Some(Lsn(lsn)),
+                ..Default::default()
+            },
+            reported_at: UnixMillis(0),
+        }
+    }
+
+    fn bootstrapped(by: &str) -> ClusterState {
+        let mut s = ClusterState::default();
+        for n in ["a", "b", "c"] {
+            run(
+                &mut s,
+                1,
+                Command::Report {
+                    member: name(n),
+                    record: member(100),
+                },
+            );
+        }
+        assert!(run(
+            &mut s,
+            2,
+            Command::ClaimBootstrap {
+                member: name(by),
+                dcs_config: serde_json::json!({"ttl": 30}),
+            }
+        )
+        .is_applied());
+        s
+    }
+
+    #[test]
+    fn first_bootstrap_claim_wins_and_leads_generation_one() {
+        let mut s = bootstrapped("a");
+        assert_eq!(s.leader_name(), Some(&name("a")));
+        assert_eq!(s.generation, Generation(1));
+        assert_eq!(s.config, serde_json::json!({"ttl": 30}));
+        let second = run(
+            &mut s,
+            3,
+            Command::ClaimBootstrap {
+                member: name("b"),
+                dcs_config: serde_json::json!({"ttl": 99}),
+            },
+        );
+        assert_eq!(
+            second,
+            Outcome::Rejected(Rejection::AlreadyInitialized { by: name("a") })
+        );
+        assert_eq!(s.config, serde_json::json!({"ttl": 30}));
+    }
+
+    #[test]
+    fn only_the_claimer_finishes_or_aborts_bootstrap() {
+        let mut s = bootstrapped("a");
+        let wrong = run(
+            &mut s,
+            3,
+            Command::FinishBootstrap {
+                member: name("b"),
+                sysid: "1".into(),
+            },
+        );
+        assert!(!wrong.is_applied());
+        assert!(run(&mut s, 3, Command::AbortBootstrap { member: name("a") }).is_applied());
+        assert_eq!(s.initialize, None);
+        assert_eq!(s.leader, None);
+        // The generation used by the aborted attempt is never reissued.
+        assert!(run(
+            &mut s,
+            4,
+            Command::ClaimBootstrap {
+                member: name("b"),
+                dcs_config: serde_json::Value::Null,
+            }
+        )
+        .is_applied());
+        assert_eq!(s.generation, Generation(2));
+        assert!(run(
+            &mut s,
+            5,
+            Command::FinishBootstrap {
+                member: name("b"),
+                sysid: "42".into(),
+            }
+        )
+        .is_applied());
+        assert_eq!(s.sysid(), Some("42"));
+        assert!(!run(&mut s, 6, Command::AbortBootstrap { member: name("b") }).is_applied());
+    }
+
+    #[test]
+    fn renewal_is_a_compare_and_set_on_member_and_generation() {
+        let mut s = bootstrapped("a");
+        assert!(run(
+            &mut s,
+            10,
+            Command::RenewLease {
+                member: name("a"),
+                generation: Generation(1)
+            }
+        )
+        .is_applied());
+        assert_eq!(s.leader.as_ref().unwrap().renewals, 1);
+        assert_eq!(s.leader.as_ref().unwrap().renewed_at, UnixMillis(10));
+        for (m, g) in [("b", 1), ("a", 2)] {
+            let out = run(
+                &mut s,
+                11,
+                Command::RenewLease {
+                    member: name(m),
+                    generation: Generation(g),
+                },
+            );
+            assert!(matches!(out, Outcome::Rejected(Rejection::NotLeader { .. })));
+        }
+        assert_eq!(s.leader.as_ref().unwrap().renewals, 1);
+    }
+
+    #[test]
+    fn expiry_is_refused_after_a_renewal_it_did_not_see() {
+        let mut s = bootstrapped("a");
+        run(
+            &mut s,
+            10,
+            Command::RenewLease {
+                member: name("a"),
+                generation: Generation(1),
+            },
+        );
+        let stale = run(
+            &mut s,
+            20,
+            Command::ExpireLease {
+                generation: Generation(1),
+                renewals: 0,
+            },
+        );
+        assert_eq!(
+            stale,
+            Outcome::Rejected(Rejection::LeaseRenewed {
+                expected: 0,
+                current: 1
+            })
+        );
+        assert!(s.leader.is_some());
+        assert!(run(
+            &mut s,
+            21,
+            Command::ExpireLease {
+                generation: Generation(1),
+                renewals: 1
+            }
+        )
+        .is_applied());
+        assert_eq!(s.leader, None);
+        let intent = s.failover.as_ref().unwrap();
+        assert_eq!(intent.ended, Generation(1));
+        assert_eq!(intent.former_leader, Some(name("a")));
+        assert_eq!(intent.former_lsn, Some(Lsn(100)));
+    }
+
+    #[test]
+    fn failover_collects_reports_then_promotes_once() {
+        let mut s = bootstrapped("a");
+        run(
+            &mut s,
+            20,
+            Command::ExpireLease {
+                generation: Generation(1),
+                renewals: 0,
+            },
+        );
+        let report = FailoverReport {
+            lsn: Lsn(90),
+            timeline: Some(Timeline(1)),
+        };
+        assert!(run(
+            &mut s,
+            21,
+            Command::AckFailover {
+                member: name("b"),
+                ended: Generation(1),
+                report
+            }
+        )
+        .is_applied());
+        assert!(!run(
+            &mut s,
+            21,
+            Command::AckFailover {
+                member: name("b"),
+                ended: Generation(7),
+                report
+            }
+        )
+        .is_applied());
+        assert_eq!(s.failover.as_ref().unwrap().reports.len(), 1);
+        assert!(run(
+            &mut s,
+            22,
+            Command::Promote {
+                member: name("b"),
+                ended: Generation(1)
+            }
+        )
+        .is_applied());
+        assert_eq!(s.leader_name(), Some(&name("b")));
+        assert_eq!(s.generation, Generation(2));
+        assert_eq!(s.failover, None);
+        // A second promotion for the same ended generation loses.
+        let again = run(
+            &mut s,
+            23,
+            Command::Promote {
+                member: name("c"),
+                ended: Generation(1),
+            },
+        );
+        assert!(matches!(
+            again,
+            Outcome::Rejected(Rejection::LeaderPresent { .. })
+        ));
+    }
+
+    #[test]
+    fn promotion_of_a_stranger_or_on_a_stale_generation_is_refused() {
+        let mut s = bootstrapped("a");
+        run(
+            &mut s,
+            20,
+            Command::ReleaseLease {
+                member: name("a"),
+                generation: Generation(1),
+                last_lsn: Some(Lsn(5)),
+            },
+        );
+        assert_eq!(s.failover.as_ref().unwrap().former_lsn, Some(Lsn(5)));
+        assert!(matches!(
+            run(
+                &mut s,
+                21,
+                Command::Promote {
+                    member: name("zz"),
+                    ended: Generation(1)
+                }
+            ),
+            Outcome::Rejected(Rejection::UnknownMember { .. })
+        ));
+        assert!(matches!(
+            run(
+                &mut s,
+                21,
+                Command::Promote {
+                    member: name("b"),
+                    ended: Generation(0)
+                }
+            ),
+            Outcome::Rejected(Rejection::StaleGeneration { .. })
+        ));
+        assert_eq!(s.leader, None);
+    }
+
+    #[test]
+    fn history_records_each_timeline_once() {
+        let mut s = ClusterState::default();
+        let entry = HistoryEntry {
+            timeline: Timeline(1),
+            lsn: Lsn(1),
+            reason: "no recovery target specified".into(),
+            at: UnixMillis(1),
+            new_leader: name("b"),
+        };
+        run(
+            &mut s,
+            1,
+            Command::AddHistory {
+                entry: entry.clone(),
+            },
+        );
+        run(&mut s, 2, Command::AddHistory { entry });
+        assert_eq!(s.history.len(), 1);
+    }
+
+    #[test]
+    fn reports_are_stamped_with_the_proposal_time() {
+        let mut s = ClusterState::default();
+        run(
+            &mut s,
+            77,
+            Command::Report {
+                member: name("a"),
+                record: member(1),
+            },
+        );
+        assert_eq!(s.members[&name("a")].reported_at, UnixMillis(77));
+        assert!(run(&mut s, 78, Command::RemoveMember { member: name("a") }).is_applied());
+        assert!(!run(&mut s, 79, Command::RemoveMember { member: name("a") }).is_applied());
+    }
+}

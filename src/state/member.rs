@@ -1,0 +1,219 @@
+//! A member's published record: Patroni's `members/<name>` key, as the agent reports it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Generation, Lsn, Timeline, UnixMillis};
+
+/// Tags as configured (`nofailover`, `failover_priority`, `noloadbalance`, `clonefrom`,
+/// `replicatefrom`, `nosync`, custom keys). Kept as JSON values: custom tags may be any type and
+/// the REST API shows them as written.
+pub type Tags = BTreeMap<String, serde_json::Value>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// `http://host:port/patroni`
+    pub api_url: String,
+    /// `postgres://host:port/postgres`; `None` for a witness (no database).
+    pub conn_url: Option<String>,
+    pub version: String,
+    pub tags: Tags,
+    pub status: MemberStatus,
+    pub reported_at: UnixMillis,
+}
+
+impl Member {
+    fn tag_bool(&self, key: &str) -> bool {
+        match self.tags.get(key) {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => {
+                matches!(s.to_ascii_lowercase().as_str(), "true" | "on" | "yes" | "1")
+            }
+            _ => false,
+        }
+    }
+
+    /// `nofailover: true` or `failover_priority: 0`.
+    pub fn nofailover(&self) -> bool {
+        self.tag_bool("nofailover") || self.failover_priority() == 0
+    }
+
+    /// Patroni's `failover_priority` tag (default 1; 0 means never promote).
+    pub fn failover_priority(&self) -> i64 {
+        if self.tag_bool("nofailover") {
+            return 0;
+        }
+        self.tags
+            .get("failover_priority")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(1)
+    }
+
+    pub fn noloadbalance(&self) -> bool {
+        self.tag_bool("noloadbalance")
+    }
+
+    /// The furthest WAL position this member is known to hold.
+    pub fn wal_position(&self) -> Option<Lsn> {
+        let s = &self.status;
+        [s.wal_position, s.received_lsn, s.replayed_lsn]
+            .into_iter()
+            .flatten()
+            .max()
+    }
+
+    /// `host` and `port` of `conn_url`.
+    pub fn host_port(&self) -> Option<(String, u16)> {
+        let url = self.conn_url.as_deref()?;
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let authority = rest.split('/').next()?;
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let (host, port) = authority.rsplit_once(':')?;
+        Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?))
+    }
+}
+
+/// What the member's database is doing, as last observed by its own agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub role: ReportedRole,
+    pub state: DbState,
+    pub timeline: Option<Timeline>,
+    /// Primary: flushed WAL position.
+    pub wal_position: Option<Lsn>,
+    /// Standby: WAL received (written by the WAL receiver).
+    pub received_lsn: Option<Lsn>,
+    /// Standby: WAL replayed.
+    pub replayed_lsn: Option<Lsn>,
+    /// `streaming` or `in archive recovery` for a standby.
+    pub replication_state: Option<String>,
+    pub sysid: Option<String>,
+    pub server_version: Option<u32>,
+    pub pending_restart: bool,
+    /// The generation this member last saw end, when it acknowledged a failover intent.
+    pub failover_ack: Option<Generation>,
+}
+
+/// The role a member reports, with Patroni's words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedRole {
+    Primary,
+    Replica,
+    StandbyLeader,
+    Demoted,
+    #[default]
+    Uninitialized,
+    /// A Raft voter with no database.
+    Witness,
+}
+
+impl ReportedRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportedRole::Primary => "primary",
+            ReportedRole::Replica => "replica",
+            ReportedRole::StandbyLeader => "standby_leader",
+            ReportedRole::Demoted => "demoted",
+            ReportedRole::Uninitialized => "uninitialized",
+            ReportedRole::Witness => "witness",
+        }
+    }
+}
+
+/// PostgreSQL's state with Patroni's words (`GET /patroni` `state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DbState {
+    #[serde(rename = "initializing new cluster")]
+    InitializingNewCluster,
+    #[serde(rename = "initdb failed")]
+    InitdbFailed,
+    #[serde(rename = "creating replica")]
+    CreatingReplica,
+    #[serde(rename = "running")]
+    Running,
+    #[serde(rename = "starting")]
+    Starting,
+    #[serde(rename = "start failed")]
+    StartFailed,
+    #[serde(rename = "restarting")]
+    Restarting,
+    #[serde(rename = "stopping")]
+    Stopping,
+    #[default]
+    #[serde(rename = "stopped")]
+    Stopped,
+    #[serde(rename = "stop failed")]
+    StopFailed,
+    #[serde(rename = "crashed")]
+    Crashed,
+    #[serde(rename = "rewinding")]
+    Rewinding,
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+impl DbState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbState::InitializingNewCluster => "initializing new cluster",
+            DbState::InitdbFailed => "initdb failed",
+            DbState::CreatingReplica => "creating replica",
+            DbState::Running => "running",
+            DbState::Starting => "starting",
+            DbState::StartFailed => "start failed",
+            DbState::Restarting => "restarting",
+            DbState::Stopping => "stopping",
+            DbState::Stopped => "stopped",
+            DbState::StopFailed => "stop failed",
+            DbState::Crashed => "crashed",
+            DbState::Rewinding => "rewinding",
+            DbState::Unknown => "unknown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(tags: serde_json::Value) -> Member {
+        Member {
+            api_url: "http://127.0.0.1:8008/patroni".into(),
+            conn_url: Some("postgres://127.0.0.2:5433/postgres".into()),
+            version: "0".into(),
+            tags: serde_json::from_value(tags).unwrap(),
+            status: MemberStatus::default(),
+            reported_at: UnixMillis(0),
+        }
+    }
+
+    #[test]
+    fn failover_tags_follow_patroni() {
+        assert!(!member(serde_json::json!({})).nofailover());
+        assert!(member(serde_json::json!({"nofailover": true})).nofailover());
+        assert!(member(serde_json::json!({"failover_priority": 0})).nofailover());
+        assert_eq!(member(serde_json::json!({"failover_priority": 3})).failover_priority(), 3);
+        assert_eq!(
+            member(serde_json::json!({"nofailover": true, "failover_priority": 3}))
+                .failover_priority(),
+            0
+        );
+    }
+
+    #[test]
+    fn host_port_comes_from_conn_url() {
+        let m = member(serde_json::json!({}));
+        assert_eq!(m.host_port(), Some(("127.0.0.2".into(), 5433)));
+    }
+
+    #[test]
+    fn db_state_serialises_with_patroni_words() {
+        assert_eq!(
+            serde_json::to_string(&DbState::CreatingReplica).unwrap(),
+            "\"creating replica\""
+        );
+        assert_eq!(DbState::CreatingReplica.as_str(), "creating replica");
+    }
+}

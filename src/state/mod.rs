@@ -1,0 +1,230 @@
+//! The replicated cluster state: what etcd's keys are to Patroni (DESIGN section 3).
+//!
+//! One value, [`ClusterState`], changed only by [`Command`]s that Raft has committed, applied by
+//! the pure function [`apply`]. `apply` never reads a clock, a file or the network: commands that
+//! depend on time carry the proposing Raft leader's timestamp ([`Proposal::at`]). Every command
+//! that changes `leader` is a compare-and-set on `generation`, so a stale agent can never undo a
+//! newer decision.
+//!
+//! Who calls it: the Raft state machine (`raft::`) for every committed entry, and tests. It must
+//! not grow policy: *which* member should lead is decided in `ha::`; this module only checks that
+//! a command is still valid against the state it lands on.
+
+mod apply;
+mod member;
+
+pub use apply::apply;
+pub use member::{DbState, Member, MemberStatus, ReportedRole, Tags};
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Generation, Lsn, MemberName, Timeline, UnixMillis};
+
+/// The whole replicated state. Small (kilobytes): it is snapshotted as one JSON document.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Set once a member has claimed the right to initialise the database (`/initialize`).
+    pub initialize: Option<Initialize>,
+    pub members: BTreeMap<MemberName, Member>,
+    /// The database primary and its lease; `None` while nobody holds it.
+    pub leader: Option<Leader>,
+    /// The highest generation ever issued; survives `leader` becoming `None`.
+    pub generation: Generation,
+    /// Open while the cluster has no leader after one was lost: which members have stopped
+    /// following the old primary and how far they got (DESIGN section 5, phase 1).
+    pub failover: Option<FailoverIntent>,
+    /// The dynamic configuration (Patroni's `/config` key), kept as the JSON operators wrote.
+    pub config: serde_json::Value,
+    /// Timeline switches (Patroni's `/history` key).
+    pub history: Vec<HistoryEntry>,
+}
+
+impl ClusterState {
+    pub fn leader_name(&self) -> Option<&MemberName> {
+        self.leader.as_ref().map(|l| &l.member)
+    }
+
+    pub fn is_leader(&self, member: &MemberName, generation: Generation) -> bool {
+        self.leader
+            .as_ref()
+            .is_some_and(|l| &l.member == member && l.generation == generation)
+    }
+
+    /// The system identifier of the cluster's database, once bootstrap finished.
+    pub fn sysid(&self) -> Option<&str> {
+        self.initialize.as_ref().and_then(|i| i.sysid.as_deref())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initialize {
+    /// The member that won the right to run initdb.
+    pub by: MemberName,
+    /// `None` while that member is still bootstrapping.
+    pub sysid: Option<String>,
+    pub at: UnixMillis,
+}
+
+/// The database primary. Its lease is kept alive by [`Command::RenewLease`]; only the Raft
+/// leader ends it, by [`Command::ExpireLease`] after `ttl` of silence on its own monotonic clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leader {
+    pub member: MemberName,
+    pub generation: Generation,
+    /// Counts renewals within this generation, so that an expiry proposal names exactly the
+    /// renewal it saw last (compare-and-set).
+    pub renewals: u64,
+    pub since: UnixMillis,
+    pub renewed_at: UnixMillis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverIntent {
+    /// The generation that ended; the next leader gets `ended.next()`.
+    pub ended: Generation,
+    pub former_leader: Option<MemberName>,
+    /// The former primary's last reported WAL position, when known.
+    pub former_lsn: Option<Lsn>,
+    pub opened_at: UnixMillis,
+    /// Members that stopped following the old primary, with their final position.
+    pub reports: BTreeMap<MemberName, FailoverReport>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverReport {
+    pub lsn: Lsn,
+    pub timeline: Option<Timeline>,
+}
+
+/// One line of Patroni's `/history`: the timeline that ended, where it ended, why, when and who
+/// was promoted onto the next one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub timeline: Timeline,
+    pub lsn: Lsn,
+    pub reason: String,
+    pub at: UnixMillis,
+    pub new_leader: MemberName,
+}
+
+/// A committed Raft entry's payload: the command and the proposing Raft leader's wall time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub at: UnixMillis,
+    pub command: Command,
+}
+
+/// Everything that can change the cluster state. Variants are never renumbered or removed once
+/// released: they are persisted in the Raft log (serialised by name).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// First writer wins the right to bootstrap the database, and becomes leader of generation
+    /// `generation + 1`. Seeds the dynamic configuration when none is stored yet.
+    ClaimBootstrap {
+        member: MemberName,
+        dcs_config: serde_json::Value,
+    },
+    /// The bootstrapping member finished initdb; the cluster now has a system identifier.
+    FinishBootstrap { member: MemberName, sysid: String },
+    /// The bootstrapping member gave up; anyone may claim again.
+    AbortBootstrap { member: MemberName },
+    /// A member's periodic report (Patroni's member key).
+    Report { member: MemberName, record: Member },
+    /// The primary keeps its lease (CAS on generation).
+    RenewLease {
+        member: MemberName,
+        generation: Generation,
+    },
+    /// The primary gives its lease up (shutdown, switchover), with its final WAL position.
+    ReleaseLease {
+        member: MemberName,
+        generation: Generation,
+        last_lsn: Option<Lsn>,
+    },
+    /// Proposed only by the Raft leader after `ttl` of silence on its monotonic clock; valid
+    /// only if nothing was renewed since (`renewals` matches).
+    ExpireLease {
+        generation: Generation,
+        renewals: u64,
+    },
+    /// A standby stopped following the old primary and reports its final position.
+    AckFailover {
+        member: MemberName,
+        ended: Generation,
+        report: FailoverReport,
+    },
+    /// Make `member` the leader of `ended.next()`; valid only while nobody leads and the last
+    /// generation issued is `ended`.
+    Promote {
+        member: MemberName,
+        ended: Generation,
+    },
+    /// The new primary records the timeline switch it made.
+    AddHistory { entry: HistoryEntry },
+    /// Replace the dynamic configuration.
+    SetConfig { config: serde_json::Value },
+    /// Forget a member that left the cluster.
+    RemoveMember { member: MemberName },
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::ClaimBootstrap { .. } => "claim_bootstrap",
+            Command::FinishBootstrap { .. } => "finish_bootstrap",
+            Command::AbortBootstrap { .. } => "abort_bootstrap",
+            Command::Report { .. } => "report",
+            Command::RenewLease { .. } => "renew_lease",
+            Command::ReleaseLease { .. } => "release_lease",
+            Command::ExpireLease { .. } => "expire_lease",
+            Command::AckFailover { .. } => "ack_failover",
+            Command::Promote { .. } => "promote",
+            Command::AddHistory { .. } => "add_history",
+            Command::SetConfig { .. } => "set_config",
+            Command::RemoveMember { .. } => "remove_member",
+        }
+    }
+}
+
+/// What applying a command did. A rejection is a normal outcome (a lost race, a stale
+/// generation), not an error of the Raft machinery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Applied,
+    Rejected(Rejection),
+}
+
+impl Outcome {
+    pub fn is_applied(&self) -> bool {
+        matches!(self, Outcome::Applied)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("the cluster was already initialised by {by}")]
+    AlreadyInitialized { by: MemberName },
+    #[error("{member} is not bootstrapping this cluster")]
+    NotBootstrapping { member: MemberName },
+    #[error("{member} does not hold the leader lease of generation {generation}")]
+    NotLeader {
+        member: MemberName,
+        generation: Generation,
+    },
+    #[error("generation {expected} is stale: the cluster is at generation {current}")]
+    StaleGeneration {
+        expected: Generation,
+        current: Generation,
+    },
+    #[error("the lease was renewed since (renewal {current}, not {expected})")]
+    LeaseRenewed { expected: u64, current: u64 },
+    #[error("{leader} still holds the leader lease")]
+    LeaderPresent { leader: MemberName },
+    #[error("no failover is open for generation {ended}")]
+    NoFailover { ended: Generation },
+    #[error("{member} is not a member of this cluster")]
+    UnknownMember { member: MemberName },
+}
