@@ -1,1 +1,161 @@
-//! placeholder while the module is written
+//! The pure decision layer (DESIGN section 6): `Observation -> Decision`.
+//!
+//! [`decide`] runs on every agent every tick and says what the agent should do to its own
+//! database; [`arbiter::arbitrate`] runs on the Raft leader and says which cluster-wide command
+//! to propose (expire a lease, promote the best candidate). Both are synchronous functions with
+//! no I/O and no clock reads: `now` is part of the input, so each behaviour is one row of a
+//! scenario table in `scenarios.rs`.
+//!
+//! Must not: run commands, touch files, or cache anything between calls. What the agent must
+//! remember between ticks (when its database went down, a failed rewind) arrives in
+//! [`Memory`], kept by the runtime in `node::`.
+
+pub mod arbiter;
+pub mod candidate;
+mod decide;
+#[cfg(test)]
+mod scenarios;
+
+pub use decide::decide;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::instance::{DataDir, LocalStatus, StopMode};
+use crate::state::{ClusterState, FailoverReport};
+use crate::types::{Generation, MemberName};
+
+/// Everything `decide` may look at.
+#[derive(Clone, Debug)]
+pub struct Observation<'a> {
+    pub me: &'a MemberName,
+    pub now: Instant,
+    pub cluster: &'a ClusterState,
+    pub settings: &'a HaSettings,
+    /// The agent's own view of its lease (from the lease keeper, on its monotonic clock).
+    pub lease: LeaseView,
+    /// What is on disk; `None` when it could not be read this tick.
+    pub disk: Option<&'a DataDir>,
+    pub db: &'a LocalStatus,
+    pub memory: &'a Memory,
+}
+
+/// The settings `decide` needs, from the local and dynamic configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HaSettings {
+    pub ttl: Duration,
+    pub loop_wait: Duration,
+    pub primary_start_timeout: Duration,
+    /// An agent without a database: a Raft voter only.
+    pub witness: bool,
+    /// `nofailover` / `failover_priority: 0`.
+    pub nofailover: bool,
+    pub use_pg_rewind: bool,
+    pub paused: bool,
+}
+
+/// The agent's lease as its lease keeper sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseView {
+    /// Not renewed (yet) for the generation the state names.
+    Unconfirmed,
+    /// A committed renewal for `generation`, sent before `valid_until - (ttl - margin)`.
+    Held {
+        generation: Generation,
+        valid_until: Instant,
+    },
+}
+
+impl LeaseView {
+    /// Whether the agent may act as the primary of `generation` at `now`.
+    pub fn valid_for(&self, generation: Generation, now: Instant) -> bool {
+        matches!(self, LeaseView::Held { generation: g, valid_until } if *g == generation && now < *valid_until)
+    }
+
+    /// Whether the agent held this generation's lease and let it lapse.
+    pub fn lapsed_for(&self, generation: Generation, now: Instant) -> bool {
+        matches!(self, LeaseView::Held { generation: g, valid_until } if *g == generation && now >= *valid_until)
+    }
+}
+
+/// What the runtime remembers between ticks for `decide`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Memory {
+    /// Since when the database of the lease holder has not been running.
+    pub primary_down_since: Option<Instant>,
+    /// The last rewind failed: the data directory must be set aside and cloned again.
+    pub rewind_failed: bool,
+    /// The upstream this agent last configured its standby to stream from (by clone, start,
+    /// rewind or follow); `None` after a restart of the agent, so the first tick re-applies it.
+    pub following: Option<MemberName>,
+}
+
+/// What to do, and the one sentence that says why (logged once per tick, shown by the API).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub actions: Vec<Action>,
+    pub reason: String,
+}
+
+impl Decision {
+    fn idle(reason: impl Into<String>) -> Self {
+        Self {
+            actions: Vec::new(),
+            reason: reason.into(),
+        }
+    }
+
+    fn act(actions: Vec<Action>, reason: impl Into<String>) -> Self {
+        Self {
+            actions,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One effect for the executor. Executed in order; the first that fails ends the tick.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Propose `ClaimBootstrap`: the first member to commit it initialises the database.
+    ClaimBootstrap,
+    /// initdb, start as primary, create roles; then propose `FinishBootstrap`.
+    Bootstrap,
+    /// Propose `FinishBootstrap` with the running primary's system identifier.
+    FinishBootstrap,
+    /// Base backup from a member into the empty data directory.
+    Clone {
+        from: MemberName,
+    },
+    /// Start as primary (`upstream: None`) or as a standby of `upstream`.
+    Start {
+        upstream: Option<MemberName>,
+    },
+    Stop {
+        mode: StopMode,
+    },
+    Promote {
+        generation: Generation,
+    },
+    /// Point a running standby at another upstream.
+    Follow {
+        upstream: MemberName,
+    },
+    /// pg_rewind the stopped former primary from `from` and configure it as its standby.
+    Rewind {
+        from: MemberName,
+    },
+    /// Move the data directory aside so that a fresh base backup can be taken.
+    SetAsideDataDir,
+    /// Report the final WAL position for the failover of generation `ended`.
+    AckFailover {
+        ended: Generation,
+        report: FailoverReport,
+    },
+    /// Give the lease up (the primary cannot serve).
+    ReleaseLease {
+        generation: Generation,
+    },
+    /// Keep a replication slot for every other member.
+    SyncSlots,
+}

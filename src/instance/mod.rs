@@ -139,7 +139,9 @@ pub enum InstanceError {
         operation: &'static str,
         timeout: Duration,
     },
-    #[error("the data directory belongs to another cluster (system identifier {found}, expected {expected})")]
+    #[error(
+        "the data directory belongs to another cluster (system identifier {found}, expected {expected})"
+    )]
     SystemIdMismatch { found: String, expected: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -168,11 +168,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             Ok(())
         }
         Command::AddHistory { entry } => {
-            if !state
-                .history
-                .iter()
-                .any(|h| h.timeline == entry.timeline)
-            {
+            if !state.history.iter().any(|h| h.timeline == entry.timeline) {
                 state.history.push(entry.clone());
             }
             Ok(())
@@ -269,15 +265,17 @@ mod tests {
                 },
             );
         }
-        assert!(run(
-            &mut s,
-            2,
-            Command::ClaimBootstrap {
-                member: name(by),
-                dcs_config: serde_json::json!({"ttl": 30}),
-            }
-        )
-        .is_applied());
+        assert!(
+            run(
+                &mut s,
+                2,
+                Command::ClaimBootstrap {
+                    member: name(by),
+                    dcs_config: serde_json::json!({"ttl": 30}),
+                }
+            )
+            .is_applied()
+        );
         s
     }
 
@@ -318,25 +316,29 @@ mod tests {
         assert_eq!(s.initialize, None);
         assert_eq!(s.leader, None);
         // The generation used by the aborted attempt is never reissued.
-        assert!(run(
-            &mut s,
-            4,
-            Command::ClaimBootstrap {
-                member: name("b"),
-                dcs_config: serde_json::Value::Null,
-            }
-        )
-        .is_applied());
+        assert!(
+            run(
+                &mut s,
+                4,
+                Command::ClaimBootstrap {
+                    member: name("b"),
+                    dcs_config: serde_json::Value::Null,
+                }
+            )
+            .is_applied()
+        );
         assert_eq!(s.generation, Generation(2));
-        assert!(run(
-            &mut s,
-            5,
-            Command::FinishBootstrap {
-                member: name("b"),
-                sysid: "42".into(),
-            }
-        )
-        .is_applied());
+        assert!(
+            run(
+                &mut s,
+                5,
+                Command::FinishBootstrap {
+                    member: name("b"),
+                    sysid: "42".into(),
+                }
+            )
+            .is_applied()
+        );
         assert_eq!(s.sysid(), Some("42"));
         assert!(!run(&mut s, 6, Command::AbortBootstrap { member: name("b") }).is_applied());
     }
@@ -344,15 +346,17 @@ mod tests {
     #[test]
     fn renewal_is_a_compare_and_set_on_member_and_generation() {
         let mut s = bootstrapped("a");
-        assert!(run(
-            &mut s,
-            10,
-            Command::RenewLease {
-                member: name("a"),
-                generation: Generation(1)
-            }
-        )
-        .is_applied());
+        assert!(
+            run(
+                &mut s,
+                10,
+                Command::RenewLease {
+                    member: name("a"),
+                    generation: Generation(1)
+                }
+            )
+            .is_applied()
+        );
         assert_eq!(s.leader.as_ref().unwrap().renewals, 1);
         assert_eq!(s.leader.as_ref().unwrap().renewed_at, UnixMillis(10));
         for (m, g) in [("b", 1), ("a", 2)] {
@@ -364,7 +368,10 @@ mod tests {
                     generation: Generation(g),
                 },
             );
-            assert!(matches!(out, Outcome::Rejected(Rejection::NotLeader { .. })));
+            assert!(matches!(
+                out,
+                Outcome::Rejected(Rejection::NotLeader { .. })
+            ));
         }
         assert_eq!(s.leader.as_ref().unwrap().renewals, 1);
     }
@@ -396,15 +403,17 @@ mod tests {
             })
         );
         assert!(s.leader.is_some());
-        assert!(run(
-            &mut s,
-            21,
-            Command::ExpireLease {
-                generation: Generation(1),
-                renewals: 1
-            }
-        )
-        .is_applied());
+        assert!(
+            run(
+                &mut s,
+                21,
+                Command::ExpireLease {
+                    generation: Generation(1),
+                    renewals: 1
+                }
+            )
+            .is_applied()
+        );
         assert_eq!(s.leader, None);
         let intent = s.failover.as_ref().unwrap();
         assert_eq!(intent.ended, Generation(1));
@@ -427,36 +436,42 @@ mod tests {
             lsn: Lsn(90),
             timeline: Some(Timeline(1)),
         };
-        assert!(run(
-            &mut s,
-            21,
-            Command::AckFailover {
-                member: name("b"),
-                ended: Generation(1),
-                report
-            }
-        )
-        .is_applied());
-        assert!(!run(
-            &mut s,
-            21,
-            Command::AckFailover {
-                member: name("b"),
-                ended: Generation(7),
-                report
-            }
-        )
-        .is_applied());
+        assert!(
+            run(
+                &mut s,
+                21,
+                Command::AckFailover {
+                    member: name("b"),
+                    ended: Generation(1),
+                    report
+                }
+            )
+            .is_applied()
+        );
+        assert!(
+            !run(
+                &mut s,
+                21,
+                Command::AckFailover {
+                    member: name("b"),
+                    ended: Generation(7),
+                    report
+                }
+            )
+            .is_applied()
+        );
         assert_eq!(s.failover.as_ref().unwrap().reports.len(), 1);
-        assert!(run(
-            &mut s,
-            22,
-            Command::Promote {
-                member: name("b"),
-                ended: Generation(1)
-            }
-        )
-        .is_applied());
+        assert!(
+            run(
+                &mut s,
+                22,
+                Command::Promote {
+                    member: name("b"),
+                    ended: Generation(1)
+                }
+            )
+            .is_applied()
+        );
         assert_eq!(s.leader_name(), Some(&name("b")));
         assert_eq!(s.generation, Generation(2));
         assert_eq!(s.failover, None);

@@ -194,7 +194,10 @@ mod tests {
         assert!(!member(serde_json::json!({})).nofailover());
         assert!(member(serde_json::json!({"nofailover": true})).nofailover());
         assert!(member(serde_json::json!({"failover_priority": 0})).nofailover());
-        assert_eq!(member(serde_json::json!({"failover_priority": 3})).failover_priority(), 3);
+        assert_eq!(
+            member(serde_json::json!({"failover_priority": 3})).failover_priority(),
+            3
+        );
         assert_eq!(
             member(serde_json::json!({"nofailover": true, "failover_priority": 3}))
                 .failover_priority(),

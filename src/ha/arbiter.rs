@@ -1,0 +1,277 @@
+//! The Raft leader's part of HA: ending leases and choosing the next primary.
+//!
+//! Only the Raft leader expires a lease, after `ttl` of silence measured on *its own* monotonic
+//! clock since it saw the last renewal applied (`LeaseWatch`); a new Raft leader starts every
+//! countdown afresh (DESIGN section 4). After a lease ends, the standbys report their final
+//! positions (phase 1) and [`arbitrate`] promotes the best once every live eligible member has
+//! reported, or once `ttl` has passed since the intent opened (phase 2).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::candidate;
+use crate::state::{ClusterState, Command};
+use crate::types::{Generation, UnixMillis};
+
+/// The Raft leader's countdown for the current lease: which renewal it saw last, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseWatch {
+    pub seen: Option<(Generation, u64)>,
+    pub since: Instant,
+}
+
+impl LeaseWatch {
+    /// Start counting from `now` (on becoming Raft leader).
+    pub fn restart(cluster: &ClusterState, now: Instant) -> Self {
+        Self {
+            seen: cluster.leader.as_ref().map(|l| (l.generation, l.renewals)),
+            since: now,
+        }
+    }
+
+    /// Note the state just applied; the countdown restarts when the renewal changed.
+    pub fn observe(&mut self, cluster: &ClusterState, now: Instant) {
+        let seen = cluster.leader.as_ref().map(|l| (l.generation, l.renewals));
+        if seen != self.seen {
+            self.seen = seen;
+            self.since = now;
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArbiterSettings {
+    pub ttl: Duration,
+    pub maximum_lag_on_failover: u64,
+    pub paused: bool,
+}
+
+/// What the Raft leader should propose now, with the reason; `None` when nothing is due.
+pub fn arbitrate(
+    cluster: &ClusterState,
+    settings: &ArbiterSettings,
+    watch: &LeaseWatch,
+    now: Instant,
+    wall_now: UnixMillis,
+) -> Option<(Command, String)> {
+    if let Some(leader) = &cluster.leader {
+        let silent = now.saturating_duration_since(watch.since);
+        if watch.seen == Some((leader.generation, leader.renewals))
+            && silent >= settings.ttl
+            && !settings.paused
+        {
+            return Some((
+                Command::ExpireLease {
+                    generation: leader.generation,
+                    renewals: leader.renewals,
+                },
+                format!(
+                    "the leader lease of {} (generation {}) expired: no renewal for {:.1}s",
+                    leader.member,
+                    leader.generation,
+                    silent.as_secs_f64()
+                ),
+            ));
+        }
+        return None;
+    }
+    let intent = cluster.failover.as_ref()?;
+    if settings.paused {
+        return None;
+    }
+    let ttl_ms = settings.ttl.as_millis() as u64;
+    let waited = wall_now.0.saturating_sub(intent.opened_at.0);
+    let awaiting: Vec<_> = cluster
+        .members
+        .iter()
+        .filter(|(name, m)| candidate::may_promote(name, m, intent).is_ok())
+        .filter(|(name, _)| !intent.reports.contains_key(*name))
+        // A member that has not reported for two ttl is presumed down: do not wait for it.
+        .filter(|(_, m)| wall_now.0.saturating_sub(m.reported_at.0) <= 2 * ttl_ms)
+        .map(|(name, _)| name)
+        .collect();
+    if !awaiting.is_empty() && waited < ttl_ms {
+        return None;
+    }
+    let best = candidate::ranked(cluster, intent, settings.maximum_lag_on_failover)
+        .into_iter()
+        .next()?;
+    Some((
+        Command::Promote {
+            member: best.clone(),
+            ended: intent.ended,
+        },
+        format!(
+            "promoting {best}: the most advanced eligible member after generation {} ended",
+            intent.ended
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{
+        FailoverIntent, FailoverReport, Leader, Member, MemberStatus, ReportedRole,
+    };
+    use crate::types::{Lsn, MemberName};
+
+    const TTL: Duration = Duration::from_secs(3);
+
+    fn settings() -> ArbiterSettings {
+        ArbiterSettings {
+            ttl: TTL,
+            maximum_lag_on_failover: 1 << 20,
+            paused: false,
+        }
+    }
+
+    fn member(reported_at: u64) -> Member {
+        Member {
+            api_url: String::new(),
+            conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
+            version: String::new(),
+            tags: Default::default(),
+            status: MemberStatus {
+                role: ReportedRole::Replica,
+                ..Default::default()
+            },
+            reported_at: UnixMillis(reported_at),
+        }
+    }
+
+    fn led_cluster() -> ClusterState {
+        let mut c = ClusterState::default();
+        c.generation = Generation(4);
+        c.leader = Some(Leader {
+            member: "a".into(),
+            generation: Generation(4),
+            renewals: 9,
+            since: UnixMillis(0),
+            renewed_at: UnixMillis(0),
+        });
+        c
+    }
+
+    #[test]
+    fn lease_expires_only_after_ttl_of_silence_on_the_leaders_clock() {
+        let cluster = led_cluster();
+        let t0 = Instant::now();
+        let watch = LeaseWatch::restart(&cluster, t0);
+        assert_eq!(
+            arbitrate(&cluster, &settings(), &watch, t0 + TTL / 2, UnixMillis(0)),
+            None
+        );
+        let (cmd, reason) =
+            arbitrate(&cluster, &settings(), &watch, t0 + TTL, UnixMillis(0)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::ExpireLease {
+                generation: Generation(4),
+                renewals: 9
+            }
+        );
+        assert!(reason.contains("expired"), "{reason}");
+    }
+
+    #[test]
+    fn a_renewal_restarts_the_countdown() {
+        let mut cluster = led_cluster();
+        let t0 = Instant::now();
+        let mut watch = LeaseWatch::restart(&cluster, t0);
+        cluster.leader.as_mut().unwrap().renewals += 1;
+        watch.observe(&cluster, t0 + TTL - Duration::from_millis(1));
+        assert_eq!(
+            arbitrate(&cluster, &settings(), &watch, t0 + TTL, UnixMillis(0)),
+            None
+        );
+    }
+
+    #[test]
+    fn paused_cluster_never_expires_a_lease() {
+        let cluster = led_cluster();
+        let t0 = Instant::now();
+        let watch = LeaseWatch::restart(&cluster, t0);
+        let paused = ArbiterSettings {
+            paused: true,
+            ..settings()
+        };
+        assert_eq!(
+            arbitrate(&cluster, &paused, &watch, t0 + TTL * 10, UnixMillis(0)),
+            None
+        );
+    }
+
+    fn leaderless(reports: &[(&str, u64)], live: &[&str], opened_at: u64) -> ClusterState {
+        let mut c = ClusterState::default();
+        c.generation = Generation(4);
+        for name in live {
+            c.members.insert((*name).into(), member(10_000));
+        }
+        let mut intent = FailoverIntent {
+            ended: Generation(4),
+            former_leader: Some("a".into()),
+            former_lsn: Some(Lsn(100)),
+            opened_at: UnixMillis(opened_at),
+            reports: Default::default(),
+        };
+        for (name, lsn) in reports {
+            intent.reports.insert(
+                MemberName::from(*name),
+                FailoverReport {
+                    lsn: Lsn(*lsn),
+                    timeline: None,
+                },
+            );
+        }
+        c.failover = Some(intent);
+        c
+    }
+
+    #[test]
+    fn promotion_waits_for_every_live_eligible_member() {
+        let c = leaderless(&[("b", 90)], &["a", "b", "c"], 10_000);
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        let now = Instant::now();
+        assert_eq!(
+            arbitrate(&c, &settings(), &watch, now, UnixMillis(10_500)),
+            None
+        );
+        // After ttl the arbiter stops waiting for the silent member.
+        let (cmd, _) = arbitrate(&c, &settings(), &watch, now, UnixMillis(13_000)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "b".into(),
+                ended: Generation(4)
+            }
+        );
+    }
+
+    #[test]
+    fn promotes_the_most_advanced_once_all_reported() {
+        let c = leaderless(&[("b", 90), ("c", 95)], &["a", "b", "c"], 10_000);
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        let (cmd, reason) =
+            arbitrate(&c, &settings(), &watch, Instant::now(), UnixMillis(10_100)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "c".into(),
+                ended: Generation(4)
+            }
+        );
+        assert!(reason.contains("most advanced"), "{reason}");
+    }
+
+    #[test]
+    fn nobody_is_promoted_when_no_candidate_reported() {
+        let c = leaderless(&[], &["a", "b"], 10_000);
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        assert_eq!(
+            arbitrate(&c, &settings(), &watch, Instant::now(), UnixMillis(60_000)),
+            None
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Which standby to promote: failover candidates as a sort order (DESIGN section 5, rule 2).
+//!
+//! Eligible: has a database, is not `nofailover`, is not the member whose lease ended, reported
+//! a position for this failover, and lags the former primary's last known position by at most
+//! `maximum_lag_on_failover`. Order: most advanced WAL position, then higher
+//! `failover_priority`, then name (so every Raft leader picks the same one).
+
+use std::cmp::Reverse;
+
+use crate::state::{ClusterState, FailoverIntent, Member, ReportedRole};
+use crate::types::MemberName;
+
+/// Why a member cannot be promoted (shown in the arbiter's reason when nobody is eligible).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ineligible {
+    Witness,
+    NoFailover,
+    FormerLeader,
+    NotReported,
+    TooFarBehind { lag: u64 },
+}
+
+/// Whether `member` may be considered at all (before it reports a position).
+pub fn may_promote(
+    name: &MemberName,
+    member: &Member,
+    intent: &FailoverIntent,
+) -> Result<(), Ineligible> {
+    if member.conn_url.is_none() || member.status.role == ReportedRole::Witness {
+        return Err(Ineligible::Witness);
+    }
+    if member.nofailover() {
+        return Err(Ineligible::NoFailover);
+    }
+    if intent.former_leader.as_ref() == Some(name) {
+        return Err(Ineligible::FormerLeader);
+    }
+    Ok(())
+}
+
+/// The reported candidates of `intent`, best first.
+pub fn ranked<'a>(
+    cluster: &'a ClusterState,
+    intent: &'a FailoverIntent,
+    maximum_lag_on_failover: u64,
+) -> Vec<&'a MemberName> {
+    let mut candidates: Vec<(&MemberName, &Member, crate::types::Lsn)> = cluster
+        .members
+        .iter()
+        .filter(|(name, member)| may_promote(name, member, intent).is_ok())
+        .filter_map(|(name, member)| {
+            let report = intent.reports.get(name)?;
+            let lag = intent
+                .former_lsn
+                .map_or(0, |former| report.lsn.lag_behind(former));
+            (lag <= maximum_lag_on_failover).then_some((name, member, report.lsn))
+        })
+        .collect();
+    candidates.sort_by_key(|(name, member, lsn)| {
+        (Reverse(*lsn), Reverse(member.failover_priority()), *name)
+    });
+    candidates.into_iter().map(|(name, _, _)| name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{FailoverReport, MemberStatus};
+    use crate::types::{Generation, Lsn, UnixMillis};
+
+    fn member(tags: serde_json::Value) -> Member {
+        Member {
+            api_url: String::new(),
+            conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
+            version: String::new(),
+            tags: serde_json::from_value(tags).unwrap(),
+            status: MemberStatus {
+                role: ReportedRole::Replica,
+                ..Default::default()
+            },
+            reported_at: UnixMillis(0),
+        }
+    }
+
+    fn setup(rows: &[(&str, serde_json::Value, Option<u64>)]) -> (ClusterState, FailoverIntent) {
+        let mut cluster = ClusterState::default();
+        let mut intent = FailoverIntent {
+            ended: Generation(3),
+            former_leader: Some("old".into()),
+            former_lsn: Some(Lsn(1000)),
+            opened_at: UnixMillis(0),
+            reports: Default::default(),
+        };
+        for (name, tags, lsn) in rows {
+            cluster.members.insert((*name).into(), member(tags.clone()));
+            if let Some(lsn) = lsn {
+                intent.reports.insert(
+                    (*name).into(),
+                    FailoverReport {
+                        lsn: Lsn(*lsn),
+                        timeline: None,
+                    },
+                );
+            }
+        }
+        (cluster, intent)
+    }
+
+    fn names(v: Vec<&MemberName>) -> Vec<String> {
+        v.into_iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn most_advanced_first_then_priority_then_name() {
+        let (cluster, intent) = setup(&[
+            ("b", serde_json::json!({}), Some(900)),
+            ("a", serde_json::json!({}), Some(900)),
+            ("c", serde_json::json!({"failover_priority": 5}), Some(900)),
+            ("d", serde_json::json!({}), Some(950)),
+        ]);
+        assert_eq!(
+            names(ranked(&cluster, &intent, 1 << 20)),
+            ["d", "c", "a", "b"]
+        );
+    }
+
+    #[test]
+    fn excludes_nofailover_unreported_lagging_and_former_leader() {
+        let (cluster, intent) = setup(&[
+            (
+                "nofail",
+                serde_json::json!({"nofailover": true}),
+                Some(1000),
+            ),
+            (
+                "prio0",
+                serde_json::json!({"failover_priority": 0}),
+                Some(1000),
+            ),
+            ("silent", serde_json::json!({}), None),
+            ("behind", serde_json::json!({}), Some(100)),
+            ("old", serde_json::json!({}), Some(1000)),
+            ("ok", serde_json::json!({}), Some(999)),
+        ]);
+        assert_eq!(names(ranked(&cluster, &intent, 500)), ["ok"]);
+        assert_eq!(names(ranked(&cluster, &intent, 5000)), ["ok", "behind"]);
+    }
+}

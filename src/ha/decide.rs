@@ -1,0 +1,299 @@
+//! `decide`: the agent's own step, in the order Patroni's `run_cycle` takes them — witness,
+//! system-id guard, bootstrap, then the lease holder, a follower, or a member of a leaderless
+//! cluster. The reason sentences use Patroni's wording where Patroni has one.
+
+use super::{Action, Decision, LeaseView, Observation};
+use crate::instance::{ClusterStateOnDisk, DataDir, DbRole, StopMode};
+use crate::state::{DbState, FailoverReport, Leader, ReportedRole};
+
+pub fn decide(o: &Observation<'_>) -> Decision {
+    let me = o.me;
+    if o.settings.witness {
+        return Decision::idle(format!("no action. I am ({me}), a witness"));
+    }
+    let Some(disk) = o.disk else {
+        return Decision::idle("waiting: the data directory could not be read");
+    };
+    if let (Some(expected), DataDir::Initialized(cd)) = (o.cluster.sysid(), disk) {
+        if cd.sysid != expected {
+            return Decision::idle(format!(
+                "system ID mismatch, node {me} belongs to a different cluster: {} != {expected}",
+                cd.sysid
+            ));
+        }
+    }
+    let running_primary = is_running(o) && o.db.role == Some(DbRole::Primary);
+
+    let Some(init) = &o.cluster.initialize else {
+        if running_primary {
+            return Decision::act(
+                vec![Action::Stop {
+                    mode: StopMode::Immediate,
+                }],
+                "demoting self because the cluster has no leader and I do not hold the lease",
+            );
+        }
+        if o.settings.nofailover {
+            return Decision::idle("waiting for a member that may bootstrap the cluster");
+        }
+        return Decision::act(
+            vec![Action::ClaimBootstrap],
+            "trying to bootstrap a new cluster",
+        );
+    };
+
+    if init.sysid.is_none() {
+        if &init.by != me {
+            return Decision::idle(format!("waiting for leader ({}) to bootstrap", init.by));
+        }
+        let generation = o.cluster.generation;
+        if !o.lease.valid_for(generation, o.now) {
+            return Decision::idle("waiting to confirm the leader lease before bootstrapping");
+        }
+        return match disk {
+            DataDir::Empty => Decision::act(vec![Action::Bootstrap], "bootstrapping a new cluster"),
+            DataDir::Initialized(_) if running_primary => {
+                Decision::act(vec![Action::FinishBootstrap], "initialized a new cluster")
+            }
+            DataDir::Initialized(_) => Decision::act(
+                vec![Action::Start { upstream: None }, Action::FinishBootstrap],
+                "starting the bootstrapped primary",
+            ),
+        };
+    }
+
+    match &o.cluster.leader {
+        Some(leader) if &leader.member == me => lease_holder(o, leader, disk, running_primary),
+        Some(leader) => follower(o, leader, disk, running_primary),
+        None => leaderless(o, disk, running_primary),
+    }
+}
+
+fn is_running(o: &Observation<'_>) -> bool {
+    o.db.state == DbState::Running
+}
+
+/// This member holds the leader record of the current generation.
+fn lease_holder(
+    o: &Observation<'_>,
+    leader: &Leader,
+    disk: &DataDir,
+    running_primary: bool,
+) -> Decision {
+    let me = o.me;
+    let generation = leader.generation;
+    if o.lease.lapsed_for(generation, o.now) {
+        if running_primary {
+            return Decision::act(
+                vec![Action::Stop {
+                    mode: StopMode::Immediate,
+                }],
+                "demoted self because the leader lease could not be renewed in time",
+            );
+        }
+        return Decision::idle("the leader lease lapsed; waiting for it to be renewed or expire");
+    }
+    if o.lease == LeaseView::Unconfirmed || !o.lease.valid_for(generation, o.now) {
+        return Decision::idle(format!(
+            "waiting to confirm the leader lease of generation {generation}"
+        ));
+    }
+    if matches!(disk, DataDir::Empty) {
+        return Decision::act(
+            vec![Action::ReleaseLease { generation }],
+            "removed leader lock because the data directory is empty",
+        );
+    }
+    if is_running(o) {
+        return match o.db.role {
+            Some(DbRole::Primary) => Decision::act(
+                vec![Action::SyncSlots],
+                format!("no action. I am ({me}), the leader with the lock"),
+            ),
+            Some(DbRole::Standby) => Decision::act(
+                vec![Action::Promote { generation }, Action::SyncSlots],
+                "promoted self to leader by acquiring session lock",
+            ),
+            None => Decision::idle("waiting for postgres to report its role"),
+        };
+    }
+    if o.db.state == DbState::Starting {
+        return Decision::idle("waiting for postgres to start");
+    }
+    let down_for = o
+        .memory
+        .primary_down_since
+        .map(|since| o.now.saturating_duration_since(since))
+        .unwrap_or_default();
+    if down_for >= o.settings.primary_start_timeout {
+        return Decision::act(
+            vec![
+                Action::Stop {
+                    mode: StopMode::Immediate,
+                },
+                Action::ReleaseLease { generation },
+            ],
+            "removed leader key after trying and failing to start postgres",
+        );
+    }
+    Decision::act(
+        vec![Action::Start { upstream: None }],
+        "starting primary after failure",
+    )
+}
+
+/// Another member holds the lease: follow it.
+fn follower(
+    o: &Observation<'_>,
+    leader: &Leader,
+    disk: &DataDir,
+    running_primary: bool,
+) -> Decision {
+    let me = o.me;
+    let name = &leader.member;
+    if running_primary {
+        return Decision::act(
+            vec![Action::Stop {
+                mode: StopMode::Immediate,
+            }],
+            format!("demoting self because I do not hold the leader lock ({name} does)"),
+        );
+    }
+    let leader_record = o.cluster.members.get(name);
+    let leader_ready = leader_record.is_some_and(|m| {
+        m.status.role == ReportedRole::Primary && m.status.state == DbState::Running
+    });
+    let cd = match disk {
+        DataDir::Empty if !leader_ready => {
+            return Decision::idle(format!(
+                "waiting for leader ({name}) to accept connections before creating a replica"
+            ));
+        }
+        DataDir::Empty => {
+            return Decision::act(
+                vec![
+                    Action::Clone { from: name.clone() },
+                    Action::Start {
+                        upstream: Some(name.clone()),
+                    },
+                ],
+                format!("creating replica from leader ({name})"),
+            );
+        }
+        DataDir::Initialized(cd) => cd,
+    };
+
+    if is_running(o) {
+        if o.memory.following.as_ref() != Some(name) {
+            return Decision::act(
+                vec![Action::Follow {
+                    upstream: name.clone(),
+                }],
+                format!("changing primary_conninfo to follow new leader ({name})"),
+            );
+        }
+        return Decision::idle(format!(
+            "no action. I am ({me}), a secondary, and following a leader ({name})"
+        ));
+    }
+    if o.db.state == DbState::Starting {
+        return Decision::idle("waiting for postgres to start");
+    }
+
+    // Stopped. A former primary (or a copy that failed to rewind) must not start as it is.
+    let was_primary = !cd.standby_configured
+        && matches!(
+            cd.cluster_state,
+            ClusterStateOnDisk::ShutDown | ClusterStateOnDisk::InProduction
+        );
+    if o.memory.rewind_failed || (was_primary && !o.settings.use_pg_rewind && leader_ready) {
+        if !leader_ready {
+            return Decision::idle(format!(
+                "waiting for leader ({name}) to accept connections before re-creating the replica"
+            ));
+        }
+        return Decision::act(
+            vec![
+                Action::SetAsideDataDir,
+                Action::Clone { from: name.clone() },
+                Action::Start {
+                    upstream: Some(name.clone()),
+                },
+            ],
+            format!("re-creating the replica from leader ({name}) because it could not be rewound"),
+        );
+    }
+    if was_primary {
+        if !leader_ready {
+            return Decision::idle(format!(
+                "waiting for leader ({name}) to accept connections before rewinding"
+            ));
+        }
+        return Decision::act(
+            vec![
+                Action::Rewind { from: name.clone() },
+                Action::Start {
+                    upstream: Some(name.clone()),
+                },
+            ],
+            format!("running pg_rewind from {name}"),
+        );
+    }
+    Decision::act(
+        vec![Action::Start {
+            upstream: Some(name.clone()),
+        }],
+        format!("starting as a secondary of leader ({name})"),
+    )
+}
+
+/// Nobody holds the lease: a failed primary is fenced, standbys report how far they got, and
+/// the Raft leader's arbiter promotes the best of them.
+fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Decision {
+    if running_primary {
+        return Decision::act(
+            vec![Action::Stop {
+                mode: StopMode::Immediate,
+            }],
+            "demoted self because the leader lease expired",
+        );
+    }
+    let Some(intent) = &o.cluster.failover else {
+        return Decision::idle("waiting for a leader");
+    };
+    if o.settings.nofailover {
+        return Decision::idle("following a different leader because I am not allowed to promote");
+    }
+    if intent.former_leader.as_ref() == Some(o.me) {
+        return Decision::idle("waiting for a new leader: I was the leader whose lease ended");
+    }
+    if matches!(disk, DataDir::Empty) || !is_running(o) {
+        return Decision::idle("waiting for a new leader: my database is not running");
+    }
+    let position = [o.db.received_lsn, o.db.replayed_lsn, o.db.wal_position]
+        .into_iter()
+        .flatten()
+        .max();
+    let Some(lsn) = position else {
+        return Decision::idle("waiting for a new leader: my WAL position is unknown");
+    };
+    let report = FailoverReport {
+        lsn,
+        timeline: o.db.timeline,
+    };
+    if intent.reports.get(o.me) == Some(&report) {
+        return Decision::idle(format!(
+            "reported WAL position {lsn}; waiting for the failover decision"
+        ));
+    }
+    Decision::act(
+        vec![Action::AckFailover {
+            ended: intent.ended,
+            report,
+        }],
+        format!(
+            "reporting WAL position {lsn} for the failover after generation {}",
+            intent.ended
+        ),
+    )
+}

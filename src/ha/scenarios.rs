@@ -1,0 +1,614 @@
+//! Scenario table for `ha::decide`: one named row per behaviour. Each row builds an observation
+//! from a few facts and states the exact actions and a phrase of the reason.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::instance::{ClusterStateOnDisk, ControlData, DataDir, DbRole, LocalStatus, StopMode};
+use crate::state::{
+    ClusterState, DbState, FailoverIntent, FailoverReport, Initialize, Leader, Member,
+    MemberStatus, ReportedRole,
+};
+use crate::types::{Generation, Lsn, MemberName, Timeline, UnixMillis};
+
+const GEN: Generation = Generation(5);
+
+#[derive(Clone, Copy)]
+enum Disk {
+    Empty,
+    Primary(ClusterStateOnDisk),
+    Standby,
+    OtherSysid,
+    Unreadable,
+}
+
+#[derive(Clone, Copy)]
+enum Db {
+    Down,
+    Starting,
+    Primary,
+    Standby { lsn: u64 },
+}
+
+#[derive(Clone, Copy)]
+enum Lease {
+    Unconfirmed,
+    Valid,
+    Lapsed,
+}
+
+#[derive(Clone, Copy)]
+enum Cluster {
+    Uninitialized,
+    BootstrappingBy(&'static str),
+    LedBy(&'static str),
+    /// No leader; generation GEN ended; `b` already reported LSN 50.
+    Leaderless {
+        former: &'static str,
+    },
+}
+
+struct Row {
+    name: &'static str,
+    me: &'static str,
+    cluster: Cluster,
+    disk: Disk,
+    db: Db,
+    lease: Lease,
+    memory: Memory,
+    settings: fn(&mut HaSettings),
+    actions: Vec<Action>,
+    reason: &'static str,
+}
+
+fn row(name: &'static str, cluster: Cluster, disk: Disk, db: Db) -> Row {
+    Row {
+        name,
+        me: "a",
+        cluster,
+        disk,
+        db,
+        lease: Lease::Unconfirmed,
+        memory: Memory::default(),
+        settings: |_| {},
+        actions: vec![],
+        reason: "",
+    }
+}
+
+impl Row {
+    fn as_member(mut self, me: &'static str) -> Self {
+        self.me = me;
+        self
+    }
+    fn lease(mut self, lease: Lease) -> Self {
+        self.lease = lease;
+        self
+    }
+    fn memory(mut self, memory: Memory) -> Self {
+        self.memory = memory;
+        self
+    }
+    fn settings(mut self, f: fn(&mut HaSettings)) -> Self {
+        self.settings = f;
+        self
+    }
+    fn expect(mut self, actions: Vec<Action>, reason: &'static str) -> Self {
+        self.actions = actions;
+        self.reason = reason;
+        self
+    }
+}
+
+fn n(s: &str) -> MemberName {
+    MemberName::from(s)
+}
+
+fn member(role: ReportedRole, state: DbState, port: u16) -> Member {
+    Member {
+        api_url: format!("http://127.0.0.1:{}/patroni", port + 1000),
+        conn_url: Some(format!("postgres://127.0.0.1:{port}/postgres")),
+        version: "test".into(),
+        tags: Default::default(),
+        status: MemberStatus {
+            role,
+            state,
+            ..Default::default()
+        },
+        reported_at: UnixMillis(1_000),
+    }
+}
+
+fn cluster_state(c: Cluster) -> ClusterState {
+    let mut s = ClusterState {
+        generation: GEN,
+        ..Default::default()
+    };
+    s.members.insert(
+        n("a"),
+        member(ReportedRole::Replica, DbState::Running, 5432),
+    );
+    s.members.insert(
+        n("b"),
+        member(ReportedRole::Replica, DbState::Running, 5433),
+    );
+    s.members.insert(
+        n("c"),
+        member(ReportedRole::Replica, DbState::Running, 5434),
+    );
+    let init = |by: &str, sysid: Option<&str>| Initialize {
+        by: n(by),
+        sysid: sysid.map(str::to_owned),
+        at: UnixMillis(0),
+    };
+    let leader = |m: &str| Leader {
+        member: n(m),
+        generation: GEN,
+        renewals: 3,
+        since: UnixMillis(0),
+        renewed_at: UnixMillis(0),
+    };
+    match c {
+        Cluster::Uninitialized => {
+            s.generation = Generation(0);
+        }
+        Cluster::BootstrappingBy(by) => {
+            s.initialize = Some(init(by, None));
+            s.leader = Some(leader(by));
+        }
+        Cluster::LedBy(m) => {
+            s.initialize = Some(init("a", Some("42")));
+            s.leader = Some(leader(m));
+            s.members.get_mut(&n(m)).unwrap().status.role = ReportedRole::Primary;
+        }
+        Cluster::Leaderless { former } => {
+            s.initialize = Some(init("a", Some("42")));
+            let mut intent = FailoverIntent {
+                ended: GEN,
+                former_leader: Some(n(former)),
+                former_lsn: Some(Lsn(60)),
+                opened_at: UnixMillis(0),
+                reports: Default::default(),
+            };
+            intent.reports.insert(
+                n("b"),
+                FailoverReport {
+                    lsn: Lsn(50),
+                    timeline: Some(Timeline(2)),
+                },
+            );
+            s.failover = Some(intent);
+        }
+    }
+    s
+}
+
+fn data_dir(d: Disk) -> Option<DataDir> {
+    let cd = |state, standby, sysid: &str| {
+        DataDir::Initialized(ControlData {
+            sysid: sysid.into(),
+            cluster_state: state,
+            timeline: Timeline(2),
+            standby_configured: standby,
+        })
+    };
+    match d {
+        Disk::Empty => Some(DataDir::Empty),
+        Disk::Primary(state) => Some(cd(state, false, "42")),
+        Disk::Standby => Some(cd(ClusterStateOnDisk::ShutDownInRecovery, true, "42")),
+        Disk::OtherSysid => Some(cd(ClusterStateOnDisk::ShutDown, false, "666")),
+        Disk::Unreadable => None,
+    }
+}
+
+fn local_status(db: Db) -> LocalStatus {
+    match db {
+        Db::Down => LocalStatus::default(),
+        Db::Starting => LocalStatus {
+            state: DbState::Starting,
+            ..Default::default()
+        },
+        Db::Primary => LocalStatus {
+            state: DbState::Running,
+            role: Some(DbRole::Primary),
+            wal_position: Some(Lsn(60)),
+            timeline: Some(Timeline(2)),
+            ..Default::default()
+        },
+        Db::Standby { lsn } => LocalStatus {
+            state: DbState::Running,
+            role: Some(DbRole::Standby),
+            received_lsn: Some(Lsn(lsn)),
+            replayed_lsn: Some(Lsn(lsn)),
+            timeline: Some(Timeline(2)),
+            streaming: true,
+            ..Default::default()
+        },
+    }
+}
+
+fn run(row: &Row, me: &str, now: Instant) -> Decision {
+    let cluster = cluster_state(row.cluster);
+    let mut settings = HaSettings {
+        ttl: Duration::from_secs(3),
+        loop_wait: Duration::from_secs(1),
+        primary_start_timeout: Duration::from_secs(30),
+        witness: false,
+        nofailover: false,
+        use_pg_rewind: true,
+        paused: false,
+    };
+    (row.settings)(&mut settings);
+    let disk = data_dir(row.disk);
+    let db = local_status(row.db);
+    let lease = match row.lease {
+        Lease::Unconfirmed => LeaseView::Unconfirmed,
+        Lease::Valid => LeaseView::Held {
+            generation: GEN,
+            valid_until: now + Duration::from_secs(2),
+        },
+        Lease::Lapsed => LeaseView::Held {
+            generation: GEN,
+            valid_until: now - Duration::from_millis(1),
+        },
+    };
+    let me = n(me);
+    decide(&Observation {
+        me: &me,
+        now,
+        cluster: &cluster,
+        settings: &settings,
+        lease,
+        disk: disk.as_ref(),
+        db: &db,
+        memory: &row.memory,
+    })
+}
+
+fn stop_immediate() -> Action {
+    Action::Stop {
+        mode: StopMode::Immediate,
+    }
+}
+
+fn start_following(m: &str) -> Action {
+    Action::Start {
+        upstream: Some(n(m)),
+    }
+}
+
+fn scenarios(now: Instant) -> Vec<Row> {
+    use Cluster::*;
+    use ClusterStateOnDisk::{InProduction, ShutDown};
+    vec![
+        // --- bootstrap ---
+        row(
+            "empty node claims bootstrap of a new cluster",
+            Uninitialized,
+            Disk::Empty,
+            Db::Down,
+        )
+        .expect(vec![Action::ClaimBootstrap], "trying to bootstrap"),
+        row(
+            "nofailover node never bootstraps",
+            Uninitialized,
+            Disk::Empty,
+            Db::Down,
+        )
+        .settings(|s| s.nofailover = true)
+        .expect(vec![], "waiting for a member that may bootstrap"),
+        row(
+            "claimer waits for its lease before initdb",
+            BootstrappingBy("a"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .expect(vec![], "waiting to confirm the leader lease"),
+        row(
+            "claimer with its lease runs initdb",
+            BootstrappingBy("a"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .expect(vec![Action::Bootstrap], "bootstrapping a new cluster"),
+        row(
+            "claimer whose primary runs records the system id",
+            BootstrappingBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .expect(vec![Action::FinishBootstrap], "initialized a new cluster"),
+        row(
+            "others wait while a member bootstraps",
+            BootstrappingBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .expect(vec![], "waiting for leader (b) to bootstrap"),
+        row("witness does nothing", Uninitialized, Disk::Empty, Db::Down)
+            .settings(|s| s.witness = true)
+            .expect(vec![], "a witness"),
+        row(
+            "data of another cluster is never touched",
+            LedBy("b"),
+            Disk::OtherSysid,
+            Db::Down,
+        )
+        .expect(vec![], "system ID mismatch"),
+        row(
+            "unreadable data directory: wait",
+            LedBy("b"),
+            Disk::Unreadable,
+            Db::Down,
+        )
+        .expect(vec![], "could not be read"),
+        // --- the lease holder ---
+        row(
+            "healthy primary keeps its slots",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .expect(vec![Action::SyncSlots], "the leader with the lock"),
+        row(
+            "new leader promotes its standby",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .expect(
+            vec![Action::Promote { generation: GEN }, Action::SyncSlots],
+            "promoted self to leader",
+        ),
+        row(
+            "new leader does not promote before its lease is confirmed",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .expect(vec![], "waiting to confirm the leader lease"),
+        row(
+            "primary whose lease lapsed fences itself",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Lapsed)
+        .expect(vec![stop_immediate()], "could not be renewed in time"),
+        row(
+            "crashed primary restarts while the lease holds",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .memory(Memory {
+            primary_down_since: Some(now - Duration::from_secs(5)),
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::Start { upstream: None }],
+            "starting primary after failure",
+        ),
+        row(
+            "primary that cannot start within primary_start_timeout releases the lease",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .memory(Memory {
+            primary_down_since: Some(now - Duration::from_secs(31)),
+            ..Default::default()
+        })
+        .expect(
+            vec![stop_immediate(), Action::ReleaseLease { generation: GEN }],
+            "failing to start postgres",
+        ),
+        row(
+            "leader with an empty data directory releases the lease",
+            LedBy("a"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .expect(
+            vec![Action::ReleaseLease { generation: GEN }],
+            "data directory is empty",
+        ),
+        row(
+            "starting primary is left to start",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Starting,
+        )
+        .lease(Lease::Valid)
+        .expect(vec![], "waiting for postgres to start"),
+        // --- followers ---
+        row(
+            "empty standby clones from the leader",
+            LedBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .expect(
+            vec![Action::Clone { from: n("b") }, start_following("b")],
+            "creating replica from leader (b)",
+        ),
+        row(
+            "streaming standby following the leader does nothing",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .memory(Memory {
+            following: Some(n("b")),
+            ..Default::default()
+        })
+        .expect(vec![], "a secondary, and following a leader (b)"),
+        row(
+            "standby of the old leader follows the new one",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .memory(Memory {
+            following: Some(n("c")),
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::Follow { upstream: n("b") }],
+            "follow new leader (b)",
+        ),
+        row(
+            "stopped standby starts following the leader",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Down,
+        )
+        .expect(vec![start_following("b")], "starting as a secondary"),
+        row(
+            "former primary that crashed is rewound before it starts",
+            LedBy("b"),
+            Disk::Primary(InProduction),
+            Db::Down,
+        )
+        .expect(
+            vec![Action::Rewind { from: n("b") }, start_following("b")],
+            "pg_rewind",
+        ),
+        row(
+            "cleanly stopped former primary is rewound too",
+            LedBy("b"),
+            Disk::Primary(ShutDown),
+            Db::Down,
+        )
+        .expect(
+            vec![Action::Rewind { from: n("b") }, start_following("b")],
+            "pg_rewind",
+        ),
+        row(
+            "former primary is re-cloned when rewind is off",
+            LedBy("b"),
+            Disk::Primary(ShutDown),
+            Db::Down,
+        )
+        .settings(|s| s.use_pg_rewind = false)
+        .expect(
+            vec![
+                Action::SetAsideDataDir,
+                Action::Clone { from: n("b") },
+                start_following("b"),
+            ],
+            "re-creating the replica",
+        ),
+        row(
+            "a failed rewind falls back to a fresh base backup",
+            LedBy("b"),
+            Disk::Primary(ShutDown),
+            Db::Down,
+        )
+        .memory(Memory {
+            rewind_failed: true,
+            ..Default::default()
+        })
+        .expect(
+            vec![
+                Action::SetAsideDataDir,
+                Action::Clone { from: n("b") },
+                start_following("b"),
+            ],
+            "could not be rewound",
+        ),
+        row(
+            "a primary without the lock is fenced at once",
+            LedBy("b"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .expect(
+            vec![stop_immediate()],
+            "I do not hold the leader lock (b does)",
+        ),
+        // --- leaderless ---
+        row(
+            "primary whose lease expired fences itself",
+            Leaderless { former: "a" },
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .expect(vec![stop_immediate()], "lease expired"),
+        row(
+            "standby reports its final position for the failover",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Standby { lsn: 55 },
+        )
+        .as_member("c")
+        .expect(
+            vec![Action::AckFailover {
+                ended: GEN,
+                report: FailoverReport {
+                    lsn: Lsn(55),
+                    timeline: Some(Timeline(2)),
+                },
+            }],
+            "reporting WAL position 0/37",
+        ),
+        row(
+            "standby that reported waits for the decision",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Standby { lsn: 50 },
+        )
+        .as_member("b")
+        .expect(vec![], "waiting for the failover decision"),
+        row(
+            "nofailover standby does not report",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Standby { lsn: 55 },
+        )
+        .as_member("c")
+        .settings(|s| s.nofailover = true)
+        .expect(vec![], "not allowed to promote"),
+        row(
+            "the member whose lease ended does not report",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .expect(vec![], "I was the leader whose lease ended"),
+        row(
+            "stopped standby does not start without a leader",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Down,
+        )
+        .as_member("c")
+        .expect(vec![], "my database is not running"),
+    ]
+}
+
+#[test]
+fn decide_scenarios() {
+    let now = Instant::now() + Duration::from_secs(100);
+    let mut failures = Vec::new();
+    for row in scenarios(now) {
+        let decision = run(&row, row.me, now);
+        if decision.actions != row.actions || !decision.reason.contains(row.reason) {
+            failures.push(format!(
+                "{}:\n  expected {:?} / {:?}\n  got      {:?} / {:?}",
+                row.name, row.actions, row.reason, decision.actions, decision.reason
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
