@@ -20,6 +20,7 @@ pub mod config;
 pub mod ctl;
 pub mod ha;
 pub mod instance;
+pub mod logging;
 pub mod node;
 pub mod raft;
 pub mod state;

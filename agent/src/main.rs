@@ -1,1 +1,110 @@
-fn main() {}
+//! `tribune CONFIG.yml`: one agent per database host, started exactly as `patroni CONFIG.yml`.
+//! A thin main: parse arguments, load and validate the configuration, refuse to run as root,
+//! set up logging, run until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+const USAGE: &str = "usage: tribune [--validate-config] CONFIG.yml\n       tribune --version";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut validate_only = false;
+    let mut path: Option<PathBuf> = None;
+    for arg in &args {
+        match arg.as_str() {
+            "--version" | "-V" => {
+                println!("tribune {}", tribune::VERSION);
+                return ExitCode::SUCCESS;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--validate-config" => validate_only = true,
+            other if other.starts_with('-') => {
+                eprintln!("tribune: unknown option {other}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            other => {
+                if path.replace(PathBuf::from(other)).is_some() {
+                    eprintln!("tribune: give one configuration file\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    let config = match tribune::config::Config::load(path.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("tribune: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if validate_only {
+        for key in &config.ignored_keys {
+            println!("accepted but not acted on: {key}");
+        }
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    if config.postgresql.is_some() && nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "tribune: refusing to run as root: PostgreSQL cannot run as root. Run the agent as \
+             the operating system user that owns the data directory, e.g. \
+             `runuser -u postgres -- tribune {}`",
+            path.as_deref().map_or("CONFIG.yml".into(), |p| p.display().to_string())
+        );
+        return ExitCode::FAILURE;
+    }
+    tribune::logging::init(&config.log);
+    if !config.ignored_keys.is_empty() {
+        warn!(
+            "these configuration keys are accepted for Patroni compatibility but not acted on by \
+             Tribune: {}",
+            config.ignored_keys.join(", ")
+        );
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("tribune: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("received a stop signal, shutting down");
+            signals.cancel();
+        });
+        match tribune::node::run(config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                error!("{err:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the agent still stops on Ctrl-C through the default action.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,1 +1,190 @@
-//! placeholder while the module is written
+//! The Patroni-compatible REST API (axum) and its typed client.
+//!
+//! Handlers answer from the agent's published view, the live lease and the replicated state in
+//! memory; none queries the database, so HAProxy's checks stay cheap and never pile up behind a
+//! slow database. Status codes, paths and JSON field names follow reference/patroni.md.
+
+pub mod client;
+mod documents;
+pub mod health;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::node::Views;
+use crate::raft::RaftNode;
+
+pub use documents::{ClusterDocument, ClusterMember, StatusDocument};
+
+/// What every handler reads. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    raft: RaftNode,
+    views: Views,
+}
+
+impl ApiState {
+    pub fn new(config: Arc<Config>, raft: RaftNode, views: Views) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                raft,
+                views,
+            }),
+        }
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/patroni", get(patroni))
+        .route("/cluster", get(cluster))
+        .route("/history", get(history))
+        .route("/config", get(config))
+        .route("/liveness", get(liveness))
+        .route("/readiness", get(readiness))
+        .fallback(health_check)
+        .with_state(state)
+}
+
+/// Serve until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+fn json(code: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
+}
+
+async fn patroni(State(s): State<ApiState>) -> Response {
+    json(StatusCode::OK, &documents::status(&s.inner))
+}
+
+async fn cluster(State(s): State<ApiState>) -> Response {
+    json(StatusCode::OK, &documents::cluster(&s.inner))
+}
+
+async fn history(State(s): State<ApiState>) -> Response {
+    let cluster = s.inner.raft.state();
+    let rows: Vec<_> = cluster
+        .history
+        .iter()
+        .map(|h| {
+            serde_json::json!([
+                h.timeline.0,
+                h.lsn.0,
+                h.reason,
+                documents::iso_time(h.at),
+                h.new_leader.as_str()
+            ])
+        })
+        .collect();
+    json(StatusCode::OK, &rows)
+}
+
+async fn config(State(s): State<ApiState>) -> Response {
+    let cluster = s.inner.raft.state();
+    if cluster.config.is_null() {
+        return (StatusCode::BAD_GATEWAY, "the cluster has no configuration yet").into_response();
+    }
+    json(StatusCode::OK, &cluster.config)
+}
+
+/// `GET /liveness`: 200 unless the HA loop is stuck (no tick for `ttl`, `2*ttl` on a
+/// non-primary), as Patroni. Status line only.
+async fn liveness(State(s): State<ApiState>) -> StatusCode {
+    let facts = documents::facts(&s.inner);
+    let view = s.inner.views.local.borrow().clone();
+    let limit = if facts.is_leader { facts.ttl } else { facts.ttl * 2 };
+    if facts.paused || view.last_tick.elapsed() < limit {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// `GET /readiness[?lag=&mode=apply|write]`: the leader, or a streaming replica within lag.
+async fn readiness(
+    State(s): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> StatusCode {
+    let facts = documents::facts(&s.inner);
+    if facts.health.is_leader {
+        return StatusCode::OK;
+    }
+    let view = s.inner.views.local.borrow().clone();
+    if !view.is_running_standby() || !view.status.streaming {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let max = query
+        .get("lag")
+        .and_then(|v| health::parse_lag(v))
+        .unwrap_or(facts.maximum_lag_on_failover);
+    let lag = if query.get("mode").map(String::as_str) == Some("write") {
+        facts.receive_lag
+    } else {
+        facts.health.replay_lag
+    };
+    match lag {
+        Some(lag) if lag <= max => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// Every other path: Patroni's health check for GET, HEAD and OPTIONS (GET with the status
+/// document as body); other methods are not implemented.
+async fn health_check(
+    State(s): State<ApiState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD && method != Method::OPTIONS {
+        return (
+            StatusCode::NOT_IMPLEMENTED,
+            format!("Unsupported method ('{method}')"),
+        )
+            .into_response();
+    }
+    let facts = documents::facts(&s.inner);
+    let code = StatusCode::from_u16(health::health_code(uri.path(), &query, &facts.health))
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if method == Method::GET {
+        json(code, &documents::status(&s.inner))
+    } else {
+        code.into_response()
+    }
+}
+
+/// The current time as Patroni prints it (`YYYY-MM-DD HH:MM:SS`), for `tribunectl -t`.
+pub fn documents_now() -> String {
+    documents::iso_time(crate::types::UnixMillis::now())
+        .replace('T', " ")
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}

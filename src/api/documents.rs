@@ -1,0 +1,311 @@
+//! The JSON documents of `GET /patroni` and `GET /cluster`, with Patroni's field names, and the
+//! facts the health rules read. Built from memory only.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Inner;
+use super::health::HealthFacts;
+use crate::config::DynamicConfig;
+use crate::instance::{DbRole, WalSender};
+use crate::state::{ClusterState, DbState, Member, ReportedRole, Tags};
+use crate::types::{Lsn, UnixMillis};
+
+/// Everything derived per request: health facts plus the timing the liveness rule needs.
+pub struct Facts {
+    pub health: HealthFacts,
+    pub ttl: Duration,
+    pub paused: bool,
+    pub maximum_lag_on_failover: u64,
+    pub receive_lag: Option<u64>,
+}
+
+fn dynamic(inner: &Inner, cluster: &ClusterState) -> DynamicConfig {
+    if cluster.config.is_null() {
+        return inner.config.bootstrap.dynamic.clone();
+    }
+    DynamicConfig::from_json(&cluster.config)
+        .unwrap_or_else(|_| inner.config.bootstrap.dynamic.clone())
+}
+
+/// The leader's last reported WAL position (Patroni's `/status` optime).
+fn leader_position(cluster: &ClusterState) -> Option<Lsn> {
+    cluster
+        .leader_name()
+        .and_then(|l| cluster.members.get(l))
+        .and_then(|m| m.wal_position())
+}
+
+pub fn facts(inner: &Inner) -> Facts {
+    let cluster = inner.raft.state();
+    let view = inner.views.local.borrow().clone();
+    let lease = *inner.views.lease.borrow();
+    let dynamic = dynamic(inner, &cluster);
+    let me = &inner.config.name;
+    let holds_lease = cluster.leader.as_ref().is_some_and(|l| {
+        &l.member == me && lease.valid_for(l.generation, tokio::time::Instant::now())
+    });
+    let leader_lsn = leader_position(&cluster);
+    let lag = |lsn: Option<Lsn>| match (lsn, leader_lsn) {
+        (Some(lsn), Some(leader)) => Some(lsn.lag_behind(leader)),
+        (Some(_), None) => Some(0),
+        _ => None,
+    };
+    let tags = inner.config.tags.clone();
+    let noloadbalance = matches!(tags.get("noloadbalance"), Some(serde_json::Value::Bool(true)));
+    Facts {
+        health: HealthFacts {
+            is_leader: holds_lease && view.is_running_primary(),
+            running: view.state() == DbState::Running,
+            running_replica: view.is_running_standby(),
+            noloadbalance,
+            tags,
+            replay_lag: lag(view.status.replayed_lsn),
+            sync_standby: false,
+            quorum_standby: false,
+        },
+        ttl: dynamic.ttl,
+        paused: dynamic.pause,
+        maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
+        receive_lag: lag(view.status.received_lsn),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff+00:00` (Patroni's `str(datetime)`), or ISO with `T` for history.
+pub fn iso_time(at: UnixMillis) -> String {
+    let secs = (at.0 / 1000) as i64;
+    let micros = (at.0 % 1000) * 1000;
+    let (date, time) = civil(secs);
+    format!("{date}T{time}.{micros:06}+00:00")
+}
+
+fn civil(secs: i64) -> (String, String) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-from-civil inverse.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+    )
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PatroniInfo {
+    pub version: String,
+    pub scope: String,
+    pub name: String,
+}
+
+/// `GET /patroni`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StatusDocument {
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub postmaster_start_time: Option<String>,
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub server_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub xlog: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timeline: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub replication_state: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub replication: Vec<WalSender>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pause: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cluster_unlocked: Option<bool>,
+    pub dcs_last_seen: u64,
+    #[serde(skip_serializing_if = "Tags::is_empty", default)]
+    pub tags: Tags,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub database_system_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pending_restart: Option<bool>,
+    pub patroni: PatroniInfo,
+}
+
+pub fn status(inner: &Inner) -> StatusDocument {
+    let cluster = inner.raft.state();
+    let view = inner.views.local.borrow().clone();
+    let dynamic = dynamic(inner, &cluster);
+    let me = &inner.config.name;
+    let s = &view.status;
+    let running = view.state() == DbState::Running;
+    let role = match (running, s.role) {
+        (true, Some(DbRole::Primary)) => "primary".to_owned(),
+        (true, Some(DbRole::Standby)) => "replica".to_owned(),
+        _ => cluster
+            .members
+            .get(me)
+            .map_or(ReportedRole::Uninitialized, |m| m.status.role)
+            .as_str()
+            .to_owned(),
+    };
+    let xlog = running.then(|| match s.role {
+        Some(DbRole::Primary) => serde_json::json!({ "location": s.wal_position.map_or(0, |l| l.0) }),
+        _ => serde_json::json!({
+            "received_location": s.received_lsn.or(s.replayed_lsn).map_or(0, |l| l.0),
+            "replayed_location": s.replayed_lsn.map_or(0, |l| l.0),
+            "replayed_timestamp": s.replayed_timestamp,
+            "paused": s.replay_paused,
+        }),
+    });
+    let has_leader = inner.raft.status().borrow().leader.is_some();
+    StatusDocument {
+        state: view.state().as_str().to_owned(),
+        postmaster_start_time: running.then(|| s.postmaster_start_time.clone()).flatten(),
+        role,
+        server_version: running.then_some(s.server_version).flatten(),
+        xlog,
+        timeline: running.then(|| s.timeline.map(|t| t.0)).flatten(),
+        replication_state: (running && s.role == Some(DbRole::Standby)).then(|| {
+            if s.streaming { "streaming" } else { "in archive recovery" }.to_owned()
+        }),
+        replication: if running { s.replication.clone() } else { Vec::new() },
+        pause: dynamic.pause.then_some(true),
+        cluster_unlocked: (cluster.leader.is_none() || !has_leader).then_some(true),
+        dcs_last_seen: UnixMillis::now().as_secs(),
+        tags: inner.config.tags.clone(),
+        database_system_identifier: s
+            .sysid
+            .clone()
+            .or_else(|| view.sysid.clone())
+            .or_else(|| cluster.sysid().map(str::to_owned)),
+        pending_restart: s.pending_restart.then_some(true),
+        patroni: PatroniInfo {
+            version: crate::VERSION.to_owned(),
+            scope: inner.config.scope.clone(),
+            name: me.to_string(),
+        },
+    }
+}
+
+/// One member of `GET /cluster`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterMember {
+    pub name: String,
+    pub role: String,
+    pub state: String,
+    pub api_url: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timeline: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pending_restart: Option<bool>,
+    #[serde(skip_serializing_if = "Tags::is_empty", default)]
+    pub tags: Tags,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub receive_lag: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub receive_lsn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub replay_lag: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub replay_lsn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lag: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lsn: Option<String>,
+}
+
+/// `GET /cluster`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterDocument {
+    pub members: Vec<ClusterMember>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pause: Option<bool>,
+    pub scope: String,
+    /// Tribune addition: the system identifier, so `tribunectl list` needs one request.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub database_system_identifier: Option<String>,
+}
+
+fn cluster_member(cluster: &ClusterState, name: &str, m: &Member) -> ClusterMember {
+    let is_leader = cluster.leader_name().is_some_and(|l| l.as_str() == name);
+    let (host, port) = m.host_port().map_or((None, None), |(h, p)| (Some(h), Some(p)));
+    let state = if is_leader {
+        m.status.state.as_str().to_owned()
+    } else {
+        m.status
+            .replication_state
+            .clone()
+            .unwrap_or_else(|| m.status.state.as_str().to_owned())
+    };
+    let mut out = ClusterMember {
+        name: name.to_owned(),
+        role: if is_leader { "leader" } else { "replica" }.to_owned(),
+        state,
+        api_url: m.api_url.clone(),
+        host,
+        port,
+        timeline: m.status.timeline.map(|t| t.0),
+        pending_restart: m.status.pending_restart.then_some(true),
+        tags: m.tags.clone(),
+        ..Default::default()
+    };
+    if m.status.role == ReportedRole::Witness {
+        out.role = "witness".to_owned();
+    }
+    if !is_leader && m.status.role != ReportedRole::Witness {
+        let optime = leader_position(cluster);
+        let lag = |lsn: Option<Lsn>| match (lsn, optime) {
+            (Some(l), Some(o)) => serde_json::json!(l.lag_behind(o)),
+            (Some(_), None) => serde_json::json!(0),
+            _ => serde_json::json!("unknown"),
+        };
+        let text = |lsn: Option<Lsn>| Some(lsn.map_or("unknown".to_owned(), |l| l.to_string()));
+        out.receive_lag = Some(lag(m.status.received_lsn));
+        out.receive_lsn = text(m.status.received_lsn);
+        out.replay_lag = Some(lag(m.status.replayed_lsn));
+        out.replay_lsn = text(m.status.replayed_lsn);
+        out.lag = Some(lag(m.wal_position()));
+        out.lsn = text(m.wal_position());
+    }
+    out
+}
+
+pub fn cluster(inner: &Inner) -> ClusterDocument {
+    let cluster = inner.raft.state();
+    let dynamic = dynamic(inner, &cluster);
+    ClusterDocument {
+        members: cluster
+            .members
+            .iter()
+            .map(|(name, m)| cluster_member(&cluster, name.as_str(), m))
+            .collect(),
+        pause: dynamic.pause.then_some(true),
+        scope: inner.config.scope.clone(),
+        database_system_identifier: cluster.sysid().map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_like_patroni_history() {
+        assert_eq!(iso_time(UnixMillis(0)), "1970-01-01T00:00:00.000000+00:00");
+        assert_eq!(
+            iso_time(UnixMillis(1_795_545_594_223)),
+            "2026-11-24T18:39:54.223000+00:00"
+        );
+    }
+}

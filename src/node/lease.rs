@@ -1,0 +1,137 @@
+//! The lease keeper: renews this member's leader lease while the replicated state names it the
+//! leader, and fences the local primary the moment the lease lapses.
+//!
+//! Safety (DESIGN section 4): the lease is valid until `sent + ttl - fence_margin`, where `sent`
+//! is the monotonic time at which the renewal that committed was *sent*. The Raft leader expires
+//! a lease only after `ttl` measured from when it *applied* the last renewal, which is later; so
+//! a primary that cannot renew stops accepting writes before anyone else can be promoted.
+//!
+//! This task runs beside the HA loop, not inside it, so that a long action of the loop (a base
+//! backup, a slow start) never delays a renewal or a fence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::DynamicConfig;
+use crate::ha::LeaseView;
+use crate::instance::{Instance, StopMode};
+use crate::node::view::LocalView;
+use crate::raft::RaftNode;
+use crate::state::{Command, Outcome};
+use crate::types::{Generation, MemberName};
+
+/// How often the keeper checks whether its lease has lapsed.
+const FENCE_CHECK: Duration = Duration::from_millis(50);
+
+pub struct LeaseKeeper {
+    pub me: MemberName,
+    pub raft: RaftNode,
+    pub clock: Arc<dyn Clock>,
+    pub instance: Option<Arc<dyn Instance>>,
+    pub local: watch::Receiver<Arc<LocalView>>,
+    pub lease: watch::Sender<LeaseView>,
+    pub fallback_config: DynamicConfig,
+}
+
+impl LeaseKeeper {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut states = self.raft.subscribe();
+        let mut next_renewal = self.clock.now();
+        let mut fenced: Option<Generation> = None;
+        loop {
+            let cluster = self.raft.state();
+            let dynamic = DynamicConfig::from_json(&cluster.config)
+                .unwrap_or_else(|_| self.fallback_config.clone());
+            let mine = cluster
+                .leader
+                .as_ref()
+                .filter(|l| l.member == self.me)
+                .map(|l| l.generation);
+            let now = self.clock.now();
+            match mine {
+                None => {
+                    if *self.lease.borrow() != LeaseView::Unconfirmed {
+                        self.lease.send_replace(LeaseView::Unconfirmed);
+                    }
+                }
+                Some(generation) if now >= next_renewal || !self.held(generation) => {
+                    self.renew(generation, &dynamic).await;
+                    next_renewal = now + dynamic.loop_wait;
+                }
+                Some(_) => {}
+            }
+            self.fence_if_lapsed(&mut fenced).await;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(FENCE_CHECK) => {}
+                changed = states.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn held(&self, generation: Generation) -> bool {
+        matches!(*self.lease.borrow(), LeaseView::Held { generation: g, .. } if g == generation)
+    }
+
+    async fn renew(&self, generation: Generation, dynamic: &DynamicConfig) {
+        let sent = self.clock.now();
+        let command = Command::RenewLease {
+            member: self.me.clone(),
+            generation,
+        };
+        match tokio::time::timeout(dynamic.retry_timeout, self.raft.propose(command)).await {
+            Ok(Ok(Outcome::Applied)) => {
+                let valid_until = sent + dynamic.ttl.saturating_sub(dynamic.fence_margin());
+                let was_held = self.held(generation);
+                self.lease.send_replace(LeaseView::Held {
+                    generation,
+                    valid_until,
+                });
+                if !was_held {
+                    info!(%generation, "holding the leader lease");
+                }
+            }
+            Ok(Ok(Outcome::Rejected(rejection))) => {
+                info!(%generation, %rejection, "leader lease not renewed");
+                self.lease.send_replace(LeaseView::Unconfirmed);
+            }
+            Ok(Err(err)) => warn!(%generation, error = %err, "could not renew the leader lease"),
+            Err(_) => warn!(%generation, "renewing the leader lease timed out"),
+        }
+    }
+
+    /// Stop the database immediately when the lease lapsed while it may be accepting writes.
+    async fn fence_if_lapsed(&self, fenced: &mut Option<Generation>) {
+        let LeaseView::Held {
+            generation,
+            valid_until,
+        } = *self.lease.borrow()
+        else {
+            return;
+        };
+        if self.clock.now() < valid_until || *fenced == Some(generation) {
+            return;
+        }
+        let Some(instance) = &self.instance else {
+            return;
+        };
+        if self.local.borrow().status.role == Some(crate::instance::DbRole::Standby) {
+            return;
+        }
+        warn!(%generation, "the leader lease lapsed: stopping postgres immediately to fence it");
+        *fenced = Some(generation);
+        if let Err(err) = instance.stop(StopMode::Immediate).await {
+            warn!(error = %err, "fencing stop failed");
+            *fenced = None;
+        }
+    }
+}
