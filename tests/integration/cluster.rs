@@ -1,0 +1,172 @@
+//! A three-node cluster on real PostgreSQL: bootstrap, replication, crash failover, rejoin by
+//! pg_rewind, and a restart of every agent.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+const BOOTSTRAP_DEADLINE: Duration = Duration::from_secs(90);
+const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Wait until one member is primary and every other streams from it; returns the primary.
+async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
+    wait_for(limit, "a primary and every standby streaming", cluster, || async {
+        let p = primary(client, cluster).await?;
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            if i == p {
+                continue;
+            }
+            let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
+            if doc["replication_state"] != "streaming" {
+                return None;
+            }
+        }
+        Some(p)
+    })
+    .await
+}
+
+async fn create_table(node: &Node) {
+    let client = connect(node).await.expect("connect to the primary");
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS acked (id bigint PRIMARY KEY)")
+        .await
+        .expect("create table");
+}
+
+/// Wait until `node` holds every id in `expected`.
+async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Duration) {
+    let node = &cluster.nodes[i];
+    wait_for(limit, &format!("rows on {}", node.name), cluster, || async {
+        let got = ids(node).await?;
+        expected.iter().all(|id| got.contains(id)).then_some(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
+    let client = http_client();
+    let mut cluster = Cluster::new(3, Options::default());
+    let started = Instant::now();
+    cluster.start_all();
+    let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
+    println!(
+        "bootstrap: primary {} and both standbys streaming after {:.1}s",
+        cluster.nodes[p].name,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Rows written on the primary appear on both standbys.
+    create_table(&cluster.nodes[p]).await;
+    let mut acked = Vec::new();
+    for id in 1..=50 {
+        assert!(insert(&cluster.nodes[p], id).await, "insert {id} on the primary");
+        acked.push(id);
+    }
+    for i in (0..3).filter(|i| *i != p) {
+        wait_rows(&cluster, i, &acked, Duration::from_secs(20)).await;
+    }
+
+    // `tribunectl list` shows the three members with one leader.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tribunectl"))
+        .args(["--url", &cluster.nodes[0].api(), "list"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tribunectl list failed: {table}");
+    assert_eq!(table.matches("| Leader ").count(), 1, "{table}");
+    assert_eq!(table.matches("| Replica ").count(), 2, "{table}");
+    assert!(table.contains("+ Cluster: itest ("), "{table}");
+
+    // Crash the primary's host: agent and postmaster, kill -9.
+    let crashed_at = Instant::now();
+    cluster.crash(p);
+    let others: Vec<usize> = (0..3).filter(|i| *i != p).collect();
+    let mut next_id = 1000;
+    let new_primary = wait_for(FAILOVER_DEADLINE, "a write acknowledged by a new primary", &cluster, || {
+        next_id += 1;
+        let id = next_id;
+        let cluster = &cluster;
+        let others = &others;
+        async move {
+            for &i in others {
+                if insert(&cluster.nodes[i], id).await {
+                    return Some((i, id));
+                }
+            }
+            None
+        }
+    })
+    .await;
+    let (np, first_id) = new_primary;
+    acked.push(first_id);
+    println!(
+        "failover: {} accepted a write {:.2}s after the crash of {}",
+        cluster.nodes[np].name,
+        crashed_at.elapsed().as_secs_f64(),
+        cluster.nodes[p].name
+    );
+    // Every acknowledged row survived, and the REST API agrees on the new primary.
+    let got = ids(&cluster.nodes[np]).await.unwrap();
+    for id in &acked {
+        assert!(got.contains(id), "acknowledged id {id} lost on failover");
+    }
+    wait_for(Duration::from_secs(10), "/primary on the new primary", &cluster, || async {
+        (primary(&client, &cluster).await == Some(np)).then_some(())
+    })
+    .await;
+
+    // The other standby follows the new primary.
+    let other = others.iter().copied().find(|i| *i != np).unwrap();
+    for id in 2000..2010 {
+        assert!(insert(&cluster.nodes[np], id).await);
+        acked.push(id);
+    }
+    wait_rows(&cluster, other, &acked, Duration::from_secs(30)).await;
+
+    // The crashed node comes back as a standby of the new primary (pg_rewind) and catches up.
+    cluster.start(p);
+    wait_for(Duration::from_secs(60), "the old primary to rejoin as a replica", &cluster, || async {
+        let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[p].api())).await?;
+        (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
+    })
+    .await;
+    for id in 3000..3010 {
+        assert!(insert(&cluster.nodes[np], id).await);
+        acked.push(id);
+    }
+    wait_rows(&cluster, p, &acked, Duration::from_secs(30)).await;
+    assert_eq!(primary(&client, &cluster).await, Some(np));
+    let log = std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default();
+    assert!(log.contains("pg_rewind"), "the old primary did not rejoin through pg_rewind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_agents_restart_with_the_same_primary_and_no_loss() {
+    let client = http_client();
+    let mut cluster = Cluster::new(3, Options::default());
+    cluster.start_all();
+    let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
+    create_table(&cluster.nodes[p]).await;
+    let acked: Vec<i64> = (1..=20).collect();
+    for id in &acked {
+        assert!(insert(&cluster.nodes[p], *id).await);
+    }
+    for i in (0..3).filter(|i| *i != p) {
+        wait_rows(&cluster, i, &acked, Duration::from_secs(20)).await;
+    }
+    // Power loss of every host at once.
+    for i in 0..3 {
+        cluster.crash(i);
+    }
+    cluster.start_all();
+    let again = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
+    assert_eq!(
+        cluster.nodes[again].name, cluster.nodes[p].name,
+        "the cluster came back with another primary"
+    );
+    for i in 0..3 {
+        wait_rows(&cluster, i, &acked, Duration::from_secs(20)).await;
+    }
+}

@@ -1,0 +1,408 @@
+//! Real-process test harness: a cluster of `tribune` agents, each managing its own PostgreSQL,
+//! run as the `postgres` user (PostgreSQL refuses root) in a temporary directory that user
+//! owns. Every wait has an explicit deadline. Dropping a cluster ends every process it started,
+//! by PID.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, User};
+use serde_json::Value;
+
+pub const SUPERUSER: &str = "postgres";
+pub const SUPERUSER_PASSWORD: &str = "super-secret";
+
+/// The OS user agents run as: `postgres` when the tests run as root, else the current user.
+fn run_as() -> Option<User> {
+    if nix::unistd::geteuid().is_root() {
+        Some(
+            User::from_name("postgres")
+                .ok()
+                .flatten()
+                .expect("the postgres OS user must exist (install postgresql)"),
+        )
+    } else {
+        None
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The agent binary, copied where the `postgres` user can execute it.
+fn agent_binary(dir: &Path) -> PathBuf {
+    // The agent is another package of the workspace: find it beside this test binary
+    // (target/debug/deps/integration-* -> target/debug/tribune).
+    let built = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("tribune"))
+        .filter(|p| p.is_file())
+        .expect("the tribune agent binary is not built: run `cargo build --workspace` first (scripts/test.sh does)");
+    let target = dir.join("tribune");
+    fs::copy(&built, &target).expect("copy the agent binary");
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
+    target
+}
+
+pub struct Node {
+    pub name: String,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub api_port: u16,
+    pub pg_port: u16,
+    pub raft_port: u16,
+    pub child: Option<Child>,
+}
+
+impl Node {
+    pub fn api(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("agent.log")
+    }
+
+    /// The postmaster's PID from `postmaster.pid`, if one is recorded.
+    pub fn postmaster_pid(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} password={SUPERUSER_PASSWORD} dbname=postgres connect_timeout=2",
+            self.pg_port
+        )
+    }
+}
+
+pub struct Cluster {
+    pub root: tempfile::TempDir,
+    pub binary: PathBuf,
+    pub nodes: Vec<Node>,
+    pub scope: String,
+}
+
+pub struct Options {
+    pub ttl: f64,
+    pub loop_wait: f64,
+    pub retry_timeout: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            ttl: 3.0,
+            loop_wait: 1.0,
+            retry_timeout: 1.0,
+        }
+    }
+}
+
+impl Cluster {
+    pub fn new(size: usize, options: Options) -> Cluster {
+        let root = tempfile::Builder::new()
+            .prefix("tribune-it-")
+            .tempdir_in(std::env::var("TRIBUNE_TEST_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .unwrap();
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let binary = agent_binary(root.path());
+        let scope = "itest".to_owned();
+        let mut nodes: Vec<Node> = (0..size)
+            .map(|i| {
+                let name = format!("node{i}");
+                let dir = root.path().join(&name);
+                fs::create_dir_all(&dir).unwrap();
+                Node {
+                    config: dir.join("tribune.yml"),
+                    name,
+                    dir,
+                    api_port: free_port(),
+                    pg_port: free_port(),
+                    raft_port: free_port(),
+                    child: None,
+                }
+            })
+            .collect();
+        let raft_addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.raft_port))
+            .collect();
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let partners: Vec<String> = raft_addrs
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| format!("'{a}'"))
+                .collect();
+            let yaml = format!(
+                r#"scope: {scope}
+name: {name}
+restapi:
+  listen: 127.0.0.1:{api}
+  connect_address: 127.0.0.1:{api}
+raft:
+  self_addr: 127.0.0.1:{raft}
+  partner_addrs: [{partners}]
+  data_dir: {dir}/raft
+bootstrap:
+  dcs:
+    ttl: {ttl}
+    loop_wait: {loop_wait}
+    retry_timeout: {retry}
+    maximum_lag_on_failover: 1048576
+    postgresql:
+      use_pg_rewind: true
+      use_slots: true
+      parameters:
+        wal_keep_size: 64MB
+  initdb:
+    - encoding: UTF8
+    - data-checksums
+postgresql:
+  listen: 127.0.0.1:{pg}
+  connect_address: 127.0.0.1:{pg}
+  data_dir: {dir}/data
+  pgpass: {dir}/pgpass
+  pg_ctl_timeout: 30
+  authentication:
+    superuser:
+      username: {SUPERUSER}
+      password: {SUPERUSER_PASSWORD}
+    replication:
+      username: replicator
+      password: rep-secret
+    rewind:
+      username: rewinder
+      password: rewind-secret
+  pg_hba:
+    - local all all trust
+    - host all all 127.0.0.1/32 scram-sha-256
+    - host replication replicator 127.0.0.1/32 scram-sha-256
+  parameters:
+    max_connections: 40
+    shared_buffers: 16MB
+log:
+  level: INFO
+"#,
+                name = node.name,
+                api = node.api_port,
+                raft = node.raft_port,
+                pg = node.pg_port,
+                partners = partners.join(", "),
+                dir = node.dir.display(),
+                ttl = options.ttl,
+                loop_wait = options.loop_wait,
+                retry = options.retry_timeout,
+            );
+            fs::write(&node.config, yaml).unwrap();
+        }
+        if let Some(user) = run_as() {
+            chown_tree(root.path(), &user);
+        }
+        Cluster {
+            root,
+            binary,
+            nodes,
+            scope,
+        }
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "{} is already running", node.name);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.log())
+            .unwrap();
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg(&node.config)
+            .current_dir(&node.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .env("RUST_LOG", "info,openraft=warn,sled=warn,h2=warn,hyper=warn,tower=warn")
+            .env_remove("PGPASSWORD");
+        if let Some(user) = run_as() {
+            cmd.uid(user.uid.as_raw())
+                .gid(user.gid.as_raw())
+                .env("HOME", &node.dir)
+                .env("USER", "postgres");
+        }
+        node.child = Some(cmd.spawn().expect("start the agent"));
+    }
+
+    /// kill -9 the agent and its postmaster: a host crash as far as the cluster can tell.
+    pub fn crash(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let pm = node.postmaster_pid();
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(pid) = pm {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        // Backends die with their postmaster; wait until the port is free again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && pm.is_some_and(|p| process_alive(p)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = fs::read_to_string(self.nodes[i].log()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn dump_logs(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| format!("==== {} ====\n{}", self.nodes[i].name, self.log_tail(i, 60)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let pm = node.postmaster_pid();
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            if let Some(pid) = pm {
+                // SIGQUIT: immediate shutdown, the postmaster takes its backends with it.
+                let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline && process_alive(pid) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        if std::env::var_os("TRIBUNE_KEEP_TEST_DIR").is_some() {
+            let path = self.root.path().to_owned();
+            eprintln!("keeping test directory {}", path.display());
+            std::mem::forget(std::mem::replace(
+                &mut self.root,
+                tempfile::tempdir().unwrap(),
+            ));
+        }
+    }
+}
+
+fn chown_tree(path: &Path, user: &User) {
+    let _ = nix::unistd::chown(path, Some(user.uid), Some(user.gid));
+    if path.is_dir() {
+        for entry in fs::read_dir(path).unwrap().flatten() {
+            chown_tree(&entry.path(), user);
+        }
+    }
+}
+
+// ---- HTTP and SQL helpers -------------------------------------------------------------------
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+pub async fn status_code(client: &reqwest::Client, url: &str) -> Option<u16> {
+    client.get(url).send().await.ok().map(|r| r.status().as_u16())
+}
+
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+    client.get(url).send().await.ok()?.json().await.ok()
+}
+
+/// Poll `check` every 100 ms until it returns `Some`, or panic with `what` after `limit`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, cluster: &Cluster, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}\n{}", cluster.dump_logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The index of the node whose `/primary` answers 200, if exactly one does.
+pub async fn primary(client: &reqwest::Client, cluster: &Cluster) -> Option<usize> {
+    let mut found = Vec::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        if status_code(client, &format!("{}/primary", node.api())).await == Some(200) {
+            found.push(i);
+        }
+    }
+    assert!(found.len() <= 1, "two members answer /primary: {found:?}");
+    found.first().copied()
+}
+
+pub async fn connect(node: &Node) -> Option<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(&node.conninfo(), tokio_postgres::NoTls)
+        .await
+        .ok()?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Some(client)
+}
+
+/// Insert one row; `true` only when the commit was acknowledged.
+pub async fn insert(node: &Node, id: i64) -> bool {
+    let Some(client) = connect(node).await else {
+        return false;
+    };
+    let fut = client.execute("INSERT INTO acked(id) VALUES ($1)", &[&id]);
+    matches!(tokio::time::timeout(Duration::from_secs(2), fut).await, Ok(Ok(1)))
+}
+
+pub async fn ids(node: &Node) -> Option<Vec<i64>> {
+    let client = connect(node).await?;
+    let rows = client
+        .query("SELECT id FROM acked ORDER BY id", &[])
+        .await
+        .ok()?;
+    Some(rows.iter().map(|r| r.get(0)).collect())
+}

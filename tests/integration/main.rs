@@ -1,0 +1,5 @@
+//! The one integration test binary: real agents, real PostgreSQL, run as the `postgres` user.
+
+mod cluster;
+mod config_errors;
+mod harness;
