@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the system packages Tribune's demo and tests need, when they are missing
+# (Debian/Ubuntu). Safe to run again: it installs nothing that is already there.
+set -euo pipefail
+
+need=()
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pg_ctl" ] || [ ! -x "$pg_bin/pg_rewind" ]; then
+  need+=(postgresql)
+fi
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages: ${need[*]}; install them as root (apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Debian's postgresql package starts a cluster of its own on 5432; Tribune does not use it.
+if ! id postgres >/dev/null 2>&1; then
+  echo "setup: the postgres OS user is missing (the postgresql package creates it)" >&2
+  exit 1
+fi
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust) is required" >&2; exit 1; }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, runs every test.
+# Integration tests start real agents and PostgreSQL servers as the postgres user; they run one
+# at a time because each starts a whole cluster and the lease timings assume a machine that is
+# not running three clusters at once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+cargo build --workspace --all-targets
+cargo test --workspace --lib --bins
+cargo test --test integration -- --test-threads=1
