@@ -31,6 +31,9 @@ mod tags;
 mod value;
 mod watchdog;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
