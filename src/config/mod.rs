@@ -77,7 +77,7 @@ pub struct Config {
     pub watchdog: Watchdog,
     pub log: Log,
     /// Dotted paths of the keys Patroni defines that Tribune does not act on, present in the
-    /// file, in key order.
+    /// file, sorted.
     pub ignored_keys: Vec<String>,
 }
 

@@ -23,7 +23,8 @@ pub struct Raft {
     pub self_addr: String,
     /// host:port to bind, when it differs from `self_addr` (NAT, `0.0.0.0`).
     pub bind_addr: Option<String>,
-    /// The other agents' `self_addr`s.
+    /// The other agents' `self_addr`s. This agent's own `self_addr` and repeated entries are
+    /// dropped, so one list can be shared by every node (`PATRONI_RAFT_PARTNER_ADDRS`).
     pub partner_addrs: Vec<String>,
     /// Where the Raft log and snapshots live.
     pub data_dir: PathBuf,
@@ -72,7 +73,9 @@ impl Raft {
         if let Some(b) = &bind_addr {
             address::listen(&s.key("bind_addr"), b, false)?;
         }
-        let partner_addrs = partner_addrs(s)?;
+        let mut partner_addrs = partner_addrs(s)?;
+        let mut seen = std::collections::BTreeSet::new();
+        partner_addrs.retain(|a| *a != self_addr && seen.insert(a.clone()));
         let data_dir = s.path_buf("data_dir")?.ok_or_else(|| {
             ConfigError::missing(
                 s.key("data_dir"),
@@ -165,7 +168,8 @@ mod tests {
         assert_eq!(r.election_timeout_max, Duration::from_millis(2000));
         let r = raft(json!({
             "self_addr": "10.0.0.1:2222", "bind_addr": "0.0.0.0:2222", "data_dir": "/r",
-            "partner_addrs": "10.0.0.2:2222,10.0.0.3:2222", "password": "s3cret",
+            "partner_addrs": "10.0.0.1:2222,10.0.0.2:2222,10.0.0.3:2222,10.0.0.2:2222",
+            "password": "s3cret",
             "heartbeat_interval": 0.1, "election_timeout_min": 0.5, "election_timeout_max": "1.5"
         }))
         .unwrap();

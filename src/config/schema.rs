@@ -302,12 +302,13 @@ pub(crate) const ROOT: &[Key] = &[
     i_in("citus", CITUS),
 ];
 
-/// Walks the document: returns the dotted paths of the keys Patroni defines and Tribune ignores
-/// (in document order, keys sorted), or an error for the first key nobody defines.
+/// Walks the document: returns the dotted paths of the keys Patroni defines and Tribune ignores,
+/// sorted, or an error for the first key nobody defines.
 pub(crate) fn ignored_keys(root: &Map<String, Value>) -> Result<Vec<String>, ConfigError> {
     let methods = CustomMethods::of(root);
     let mut out = Vec::new();
     walk(root, "", ROOT, true, &methods, &mut out)?;
+    out.sort();
     Ok(out)
 }
 
