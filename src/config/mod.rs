@@ -1,0 +1,299 @@
+//! Tribune's configuration: Patroni's YAML file (or directory of files, or `PATRONI_CONFIGURATION`),
+//! with `PATRONI_*`/`TRIBUNE_*` environment overrides, parsed and validated once at start-up.
+//!
+//! Owns: reading the sources, the typed [`Config`], the dynamic configuration parser
+//! [`DynamicConfig`] (also used for `PATCH /config`), and the list of Patroni keys Tribune accepts
+//! but does not act on ([`Config::ignored_keys`]; the caller logs it once as a warning).
+//!
+//! Called by the agent binary before anything else, and by the REST API for the dynamic config.
+//!
+//! Hazards and rules:
+//! - An existing `patroni.yml` whose DCS is `raft:` must load without edits: every key Patroni
+//!   defines is accepted (see `schema.rs`). Keys nobody defines, other DCS sections, wrong types,
+//!   incoherent timeouts and missing required keys are one [`ConfigError`] naming the dotted key.
+//! - Must not touch the data directory or the network (a host name in `restapi.listen` is
+//!   resolved, nothing more), and must not read the process environment except in [`Config::load`].
+//! - YAML is read as Patroni's PyYAML does: YAML 1.1 booleans (`on`, `off`, `yes`), and a
+//!   repeated key keeps its last value.
+
+mod address;
+mod bootstrap;
+mod dynamic;
+mod env;
+mod error;
+mod initdb;
+mod log;
+mod postgresql;
+mod raft;
+mod restapi;
+mod schema;
+mod tags;
+mod value;
+mod watchdog;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+pub use bootstrap::Bootstrap;
+pub use dynamic::{
+    DEFAULT_LOOP_WAIT, DEFAULT_MAXIMUM_LAG_ON_FAILOVER, DEFAULT_PRIMARY_START_TIMEOUT,
+    DEFAULT_RETRY_TIMEOUT, DEFAULT_SYNCHRONOUS_NODE_COUNT, DEFAULT_TTL, DynamicConfig,
+    DynamicPostgresql, SynchronousMode,
+};
+pub use error::ConfigError;
+pub use initdb::InitdbOption;
+pub use log::{Log, LogFormat};
+pub use postgresql::{Authentication, DEFAULT_PG_CTL_TIMEOUT, Engine, Postgresql};
+pub use raft::{
+    DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT_INTERVAL, Raft,
+};
+pub use restapi::{Credentials, Ctl, RestApi, VerifyClient};
+pub use watchdog::{DEFAULT_SAFETY_MARGIN, Watchdog, WatchdogMode};
+
+use value::Section;
+
+/// Whole-document environment variables, in order of precedence.
+const CONFIGURATION_VARS: [&str; 2] = ["TRIBUNE_CONFIGURATION", "PATRONI_CONFIGURATION"];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub scope: String,
+    pub name: crate::types::MemberName,
+    /// Default `/service`.
+    pub namespace: String,
+    pub restapi: RestApi,
+    pub ctl: Ctl,
+    pub raft: Raft,
+    pub bootstrap: Bootstrap,
+    /// `None`: a witness, a Raft voter without a database.
+    pub postgresql: Option<Postgresql>,
+    /// As written; custom tags of any type are allowed.
+    pub tags: crate::state::Tags,
+    pub watchdog: Watchdog,
+    pub log: Log,
+    /// Dotted paths of the keys Patroni defines that Tribune does not act on, present in the
+    /// file, sorted.
+    pub ignored_keys: Vec<String>,
+}
+
+impl Config {
+    /// Loads from a file or directory, or without a path from `TRIBUNE_CONFIGURATION` /
+    /// `PATRONI_CONFIGURATION`, or from the environment alone; reads the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with an injected environment lookup.
+    ///
+    /// As Patroni: with a path, the file (or the `*.yml`/`*.yaml` files of a directory, merged in
+    /// name order) plus the environment overrides; without one, the whole YAML of the
+    /// `*_CONFIGURATION` variable and no other variables; otherwise the overrides alone.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(path) = path {
+            return Self::build(read_path(path)?, env, true);
+        }
+        let whole = CONFIGURATION_VARS
+            .iter()
+            .find_map(|var| env(var).filter(|v| !v.trim().is_empty()).map(|v| (*var, v)));
+        match whole {
+            Some((var, text)) => Self::build(parse_yaml(&text, var)?, env, false),
+            None => Self::build(Value::Object(Map::new()), env, true),
+        }
+    }
+
+    /// Parses one YAML document and applies the environment overrides.
+    pub fn from_yaml_str(
+        yaml: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Self::build(parse_yaml(yaml, "the configuration")?, env, true)
+    }
+
+    /// A witness votes in Raft but has no database.
+    pub fn is_witness(&self) -> bool {
+        self.postgresql.is_none()
+    }
+
+    /// The dynamic config to seed the cluster with: bootstrap.dcs as JSON (object; {} if absent).
+    pub fn bootstrap_dcs(&self) -> &Value {
+        &self.bootstrap.dcs
+    }
+
+    /// The one start-up warning naming the ignored keys, or `None` when there are none.
+    pub fn ignored_keys_warning(&self) -> Option<String> {
+        (!self.ignored_keys.is_empty()).then(|| {
+            format!(
+                "these Patroni settings are accepted but Tribune does not act on them: {}",
+                self.ignored_keys.join(", ")
+            )
+        })
+    }
+
+    fn build(
+        mut doc: Value,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: bool,
+    ) -> Result<Config, ConfigError> {
+        let Value::Object(root) = &mut doc else {
+            return Err(if doc.is_null() {
+                ConfigError::general("the configuration is empty")
+            } else {
+                ConfigError::general(format!(
+                    "the configuration must be a mapping of keys, got {}",
+                    error::describe(&doc)
+                ))
+            });
+        };
+        let sources = if overrides {
+            env::apply(root, env)
+        } else {
+            BTreeMap::new()
+        };
+        Self::from_root(root, env).map_err(|e| attribute(e, &sources))
+    }
+
+    fn from_root(
+        root: &Map<String, Value>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(dcs) = schema::UNSUPPORTED_DCS
+            .iter()
+            .find(|d| root.contains_key(**d))
+        {
+            return Err(ConfigError::at(
+                *dcs,
+                format!(
+                    "`{dcs}` is not supported: Tribune's agents are their own coordination store; \
+                     replace the `{dcs}:` section with `raft:` (self_addr, partner_addrs, data_dir)"
+                ),
+            ));
+        }
+        let ignored_keys = schema::ignored_keys(root)?;
+        let top = Section::of_map("", root);
+        let name = top.required_string("name", "this member's name, unique in the cluster")?;
+        let scope = top.required_string("scope", "the cluster name")?;
+        let namespace = top
+            .string("namespace")?
+            .unwrap_or_else(|| "/service".to_owned());
+        let restapi = RestApi::parse(&top.section("restapi")?)?;
+        let ctl = Ctl::parse(&top.section("ctl")?)?;
+        let raft = Raft::parse(&top.section("raft")?)?;
+        let bootstrap = Bootstrap::parse(&top.section("bootstrap")?)?;
+        let pg = top.section("postgresql")?;
+        let postgresql = if pg.is_present() {
+            Some(Postgresql::parse(&pg, env("HOME").as_deref())?)
+        } else {
+            None
+        };
+        Ok(Config {
+            scope,
+            name: crate::types::MemberName::new(name),
+            namespace,
+            restapi,
+            ctl,
+            raft,
+            bootstrap,
+            postgresql,
+            tags: tags::parse(&top)?,
+            watchdog: Watchdog::parse(&top.section("watchdog")?)?,
+            log: Log::parse(&top.section("log")?)?,
+            ignored_keys,
+        })
+    }
+}
+
+/// Says which environment variable set the offending key, when one did.
+fn attribute(mut e: ConfigError, sources: &BTreeMap<String, String>) -> ConfigError {
+    if let Some(key) = &e.key {
+        let from = sources.iter().find(|(k, _)| {
+            key == *k || key.starts_with(&format!("{k}.")) || key.starts_with(&format!("{k}["))
+        });
+        if let Some((_, var)) = from {
+            e.message = format!("{} (value from {var})", e.message);
+        }
+    }
+    e
+}
+
+/// PyYAML-compatible reading: YAML 1.1 booleans (serde-saphyr's default), last duplicate wins.
+fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
+    let mut options = serde_saphyr::Options::default();
+    options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::LastWins;
+    serde_saphyr::from_str_with_options::<Value>(text, options)
+        .map_err(|e| ConfigError::general(format!("cannot parse {origin} as YAML: {e}")))
+}
+
+fn read_file(path: &Path) -> Result<Value, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::general(format!("cannot read {}: {e}", path.display())))?;
+    parse_yaml(&text, &path.display().to_string())
+}
+
+/// A file, or a directory whose `*.yml`/`*.yaml` files are merged in name order (later wins).
+fn read_path(path: &Path) -> Result<Value, ConfigError> {
+    if !path.is_dir() {
+        return read_file(path);
+    }
+    let unreadable =
+        |e: std::io::Error| ConfigError::general(format!("cannot read {}: {e}", path.display()));
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(unreadable)? {
+        let file = entry.map_err(unreadable)?.path();
+        let yaml = matches!(
+            file.extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        );
+        if yaml && file.is_file() {
+            files.push(file);
+        }
+    }
+    if files.is_empty() {
+        return Err(ConfigError::general(format!(
+            "no *.yml or *.yaml file in the directory {}",
+            path.display()
+        )));
+    }
+    files.sort();
+    let mut merged = Value::Object(Map::new());
+    for file in files {
+        match read_file(&file)? {
+            Value::Null => {}
+            doc @ Value::Object(_) => merge(&mut merged, doc),
+            other => {
+                return Err(ConfigError::general(format!(
+                    "{} must be a mapping of keys, got {}",
+                    file.display(),
+                    error::describe(&other)
+                )));
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// Patroni's `patch_config`: mappings merge key by key, anything else replaces, and a null in
+/// the later file removes the key.
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    base.remove(&key);
+                } else if let Some(existing) = base.get_mut(&key) {
+                    merge(existing, value);
+                } else {
+                    base.insert(key, value);
+                }
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}

@@ -1,0 +1,259 @@
+//! `postgresql`: the local database this agent manages. Absent for a witness (a Raft voter
+//! without a database).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::address;
+use super::dynamic::check_parameters;
+use super::error::ConfigError;
+use super::initdb::{self, InitdbOption};
+use super::restapi::Credentials;
+use super::value::Section;
+
+/// Patroni's default `pg_ctl_timeout`.
+pub const DEFAULT_PG_CTL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The database engine the instance adapter drives (`postgresql.engine`, Tribune only). `None` in
+/// [`Postgresql::engine`] means "detect from the binaries".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    OpenGauss,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Authentication {
+    pub superuser: Credentials,
+    pub replication: Credentials,
+    pub rewind: Option<Credentials>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Postgresql {
+    pub engine: Option<Engine>,
+    /// `host[,host2...]:port` as written.
+    pub listen: String,
+    /// The host for local connections, as Patroni picks it: `localhost` when a listen host is a
+    /// wildcard or loopback, otherwise the first host.
+    pub listen_host: String,
+    pub listen_port: u16,
+    /// host:port advertised as `conn_url`.
+    pub connect_address: String,
+    pub connect_host: String,
+    pub connect_port: u16,
+    pub data_dir: PathBuf,
+    pub config_dir: Option<PathBuf>,
+    /// `None`: look the binaries up in `PATH`.
+    pub bin_dir: Option<PathBuf>,
+    /// Default `$HOME/pgpass` (Patroni's `~/pgpass`), or `pgpass` next to `data_dir` without HOME.
+    pub pgpass: PathBuf,
+    pub authentication: Authentication,
+    pub parameters: BTreeMap<String, Value>,
+    pub pg_hba: Vec<String>,
+    /// `None`: take the dynamic configuration's value.
+    pub use_pg_rewind: Option<bool>,
+    pub use_unix_socket: bool,
+    pub pg_ctl_timeout: Duration,
+    pub remove_data_directory_on_rewind_failure: bool,
+    pub remove_data_directory_on_diverged_timelines: bool,
+    pub basebackup: Vec<InitdbOption>,
+}
+
+impl Postgresql {
+    /// `home` is `$HOME` from the (injected) environment, for the default `pgpass`.
+    pub(crate) fn parse(s: &Section<'_>, home: Option<&str>) -> Result<Postgresql, ConfigError> {
+        let listen = s.required_string("listen", "the host[,host2]:port PostgreSQL listens on")?;
+        let (hosts, listen_port) = address::listen(&s.key("listen"), &listen, true)?;
+        let connect_address = s.required_string(
+            "connect_address",
+            "the host:port other members reach this PostgreSQL at",
+        )?;
+        let (connect_host, connect_port) =
+            address::connect(&s.key("connect_address"), &connect_address)?;
+        let data_dir = s.path_buf("data_dir")?.ok_or_else(|| {
+            ConfigError::missing(s.key("data_dir"), "the PostgreSQL data directory")
+        })?;
+        let authentication = authentication(&s.section("authentication")?)?;
+        let parameters = match s.object("parameters")? {
+            Some(map) => {
+                check_parameters(&s.key("parameters"), map)?;
+                map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+            None => BTreeMap::new(),
+        };
+        let pgpass = match s.path_buf("pgpass")? {
+            Some(p) => p,
+            None => default_pgpass(&data_dir, home),
+        };
+        Ok(Postgresql {
+            engine: engine(s)?,
+            listen,
+            listen_host: address::local_host(&hosts),
+            listen_port,
+            connect_address,
+            connect_host,
+            connect_port,
+            config_dir: s.path_buf("config_dir")?,
+            bin_dir: s.path_buf("bin_dir")?,
+            pgpass,
+            authentication,
+            parameters,
+            pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
+            use_pg_rewind: s.bool("use_pg_rewind")?,
+            use_unix_socket: s.bool("use_unix_socket")?.unwrap_or(false),
+            pg_ctl_timeout: s
+                .seconds("pg_ctl_timeout")?
+                .unwrap_or(DEFAULT_PG_CTL_TIMEOUT),
+            remove_data_directory_on_rewind_failure: s
+                .bool("remove_data_directory_on_rewind_failure")?
+                .unwrap_or(false),
+            remove_data_directory_on_diverged_timelines: s
+                .bool("remove_data_directory_on_diverged_timelines")?
+                .unwrap_or(false),
+            basebackup: initdb::parse(
+                &s.key("basebackup"),
+                s.get("basebackup"),
+                initdb::BASEBACKUP_RESERVED,
+            )?,
+            data_dir,
+        })
+    }
+}
+
+fn default_pgpass(data_dir: &Path, home: Option<&str>) -> PathBuf {
+    match home.filter(|h| !h.is_empty()) {
+        Some(home) => Path::new(home).join("pgpass"),
+        None => data_dir
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("pgpass"),
+    }
+}
+
+fn engine(s: &Section<'_>) -> Result<Option<Engine>, ConfigError> {
+    let Some(name) = s.string("engine")? else {
+        return Ok(None);
+    };
+    match name.trim().to_ascii_lowercase().as_str() {
+        "postgres" | "postgresql" => Ok(Some(Engine::Postgres)),
+        "opengauss" => Ok(Some(Engine::OpenGauss)),
+        _ => Err(ConfigError::at(
+            s.key("engine"),
+            format!("expected postgres or opengauss, got {name:?}"),
+        )),
+    }
+}
+
+fn authentication(s: &Section<'_>) -> Result<Authentication, ConfigError> {
+    let user = |role: &str, what: &str| -> Result<Option<Credentials>, ConfigError> {
+        Credentials::parse(&s.section(role)?, what)
+    };
+    let required = |role: &str, what: &str| -> Result<Credentials, ConfigError> {
+        user(role, what)?
+            .ok_or_else(|| ConfigError::missing(format!("{}.username", s.key(role)), what))
+    };
+    Ok(Authentication {
+        superuser: required("superuser", "the superuser the agent connects as")?,
+        replication: required("replication", "the user standbys replicate as")?,
+        rewind: user("rewind", "the user pg_rewind connects as")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        json!({
+            "listen": "0.0.0.0:5432",
+            "connect_address": "10.0.0.1:5432",
+            "data_dir": "/var/lib/postgresql/16/main",
+            "authentication": {
+                "superuser": {"username": "postgres", "password": "zalando"},
+                "replication": {"username": "replicator", "password": "rep-pass"}
+            }
+        })
+    }
+
+    fn parse(doc: &serde_json::Value, home: Option<&str>) -> Result<Postgresql, ConfigError> {
+        Postgresql::parse(&Section::new("postgresql", Some(doc)).unwrap(), home)
+    }
+
+    #[test]
+    fn defaults() {
+        let pg = parse(&base(), Some("/home/postgres")).unwrap();
+        assert_eq!(pg.listen_host, "localhost");
+        assert_eq!(pg.listen_port, 5432);
+        assert_eq!(
+            (pg.connect_host.as_str(), pg.connect_port),
+            ("10.0.0.1", 5432)
+        );
+        assert_eq!(pg.pgpass, PathBuf::from("/home/postgres/pgpass"));
+        assert_eq!(pg.pg_ctl_timeout, Duration::from_secs(60));
+        assert_eq!(pg.engine, None);
+        assert_eq!(pg.use_pg_rewind, None);
+        assert!(pg.authentication.rewind.is_none());
+        let pg = parse(&base(), None).unwrap();
+        assert_eq!(pg.pgpass, PathBuf::from("/var/lib/postgresql/16/pgpass"));
+    }
+
+    #[test]
+    fn required_keys_and_bad_values_name_the_key() {
+        let without = |path: &[&str]| {
+            let mut doc = base();
+            let (last, parents) = path.split_last().unwrap();
+            let mut v = &mut doc;
+            for p in parents {
+                v = v.get_mut(*p).unwrap();
+            }
+            v.as_object_mut().unwrap().remove(*last);
+            doc
+        };
+        let with = |key: &str, value: serde_json::Value| {
+            let mut doc = base();
+            doc.as_object_mut().unwrap().insert(key.into(), value);
+            doc
+        };
+        let cases = [
+            (without(&["listen"]), "postgresql.listen"),
+            (without(&["connect_address"]), "postgresql.connect_address"),
+            (without(&["data_dir"]), "postgresql.data_dir"),
+            (
+                without(&["authentication", "superuser"]),
+                "postgresql.authentication.superuser.username",
+            ),
+            (
+                without(&["authentication", "replication", "username"]),
+                "postgresql.authentication.replication.username",
+            ),
+            (
+                without(&["authentication"]),
+                "postgresql.authentication.superuser.username",
+            ),
+            (with("engine", json!("oracle")), "postgresql.engine"),
+            (with("listen", json!("0.0.0.0")), "postgresql.listen"),
+            (
+                with("pg_ctl_timeout", json!("soon")),
+                "postgresql.pg_ctl_timeout",
+            ),
+            (
+                with("parameters", json!({"max_connections": 0})),
+                "postgresql.parameters.max_connections",
+            ),
+            (
+                with("basebackup", json!(["wal-method"])),
+                "postgresql.basebackup",
+            ),
+        ];
+        for (doc, key) in cases {
+            let err = parse(&doc, None).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some(key), "{doc}: {err}");
+        }
+    }
+}
