@@ -61,12 +61,8 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     tribune::logging::init(&config.log);
-    if !config.ignored_keys.is_empty() {
-        warn!(
-            "these configuration keys are accepted for Patroni compatibility but not acted on by \
-             Tribune: {}",
-            config.ignored_keys.join(", ")
-        );
+    if let Some(warning) = config.ignored_keys_warning() {
+        warn!("{warning}");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -118,7 +118,7 @@ async fn config(State(s): State<ApiState>) -> Response {
 async fn liveness(State(s): State<ApiState>) -> StatusCode {
     let facts = documents::facts(&s.inner);
     let view = s.inner.views.local.borrow().clone();
-    let limit = if facts.is_leader { facts.ttl } else { facts.ttl * 2 };
+    let limit = if facts.health.is_leader { facts.ttl } else { facts.ttl * 2 };
     if facts.paused || view.last_tick.elapsed() < limit {
         StatusCode::OK
     } else {

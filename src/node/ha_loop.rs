@@ -319,8 +319,8 @@ impl HaLoop {
             Action::Clone { from } => {
                 let upstream = self.upstream(cluster, from)?;
                 self.announce(DbState::CreatingReplica, loop_wait).await;
-                self.instance()?
-                    .clone_from(&upstream)
+                // Fully qualified: `clone_from` is also `Clone::clone_from` on the `Arc`.
+                Instance::clone_from(self.instance()?.as_ref(), &upstream)
                     .await
                     .with_context(|| format!("creating a replica from {from}"))?;
                 self.memory.following = Some(from.clone());
