@@ -42,6 +42,8 @@ use crate::state::{ClusterState, Command, Outcome};
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause before asking again after a node said it does not lead.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// How long each task may take to stop (the gRPC server waits for open calls).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// openraft's default (200 ms) is too short for a snapshot on a loaded machine.
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 2000;
 
@@ -282,11 +284,22 @@ impl RaftNode {
     pub async fn shutdown(&self) {
         let mut tasks = self.inner.tasks.lock().await;
         self.inner.stop.cancel();
-        for task in tasks.drain(..) {
-            if let Err(e) = task.await {
-                tracing::warn!("a raft task ended badly: {e}");
+        for mut task in tasks.drain(..) {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("a raft task ended badly: {e}"),
+                Err(_) => {
+                    tracing::warn!("a raft task did not stop in time; aborting it");
+                    task.abort();
+                }
             }
         }
+    }
+
+    /// openraft's own metrics, for tests that look below [`RaftStatus`].
+    #[cfg(test)]
+    pub(crate) fn metrics(&self) -> openraft::RaftMetrics<super::type_config::TypeConfig> {
+        self.inner.raft.metrics().borrow_watched().clone()
     }
 
     /// Carry out `op` on the leader, wherever it is, within [`PROPOSE_TIMEOUT`].
