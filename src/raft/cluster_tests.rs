@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::leader::{Answer, Op};
-use super::peers::Peers;
+use super::peers::{Peers, is_scope_refusal};
+use super::proto::RaftMessage;
 use super::settings::Tuning;
 use super::{NodeId, ProposeError, RaftNode, RaftSettings, node_id_for};
 use crate::state::{Command, Outcome, Rejection};
@@ -253,7 +254,26 @@ async fn a_node_of_another_cluster_is_refused() {
         ),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // Raft RPCs too: the scope is checked before the message is even decoded.
+    let junk = || RaftMessage {
+        json: b"{}".to_vec(),
+    };
+    let refused = peers
+        .client(&a)
+        .unwrap()
+        .vote(peers.request(junk(), Duration::from_secs(2)))
+        .await
+        .unwrap_err();
+    assert!(is_scope_refusal(&refused), "{refused:?}");
     let same_scope = Peers::new(intruder.node_id(), "alpha").unwrap();
+    let undecodable = same_scope
+        .client(&a)
+        .unwrap()
+        .append(same_scope.request(junk(), Duration::from_secs(2)))
+        .await
+        .unwrap_err();
+    assert_eq!(undecodable.code(), tonic::Code::InvalidArgument);
+
     assert!(matches!(
         same_scope
             .forward(&a, &Op::Transfer(node_a.node_id()), Duration::from_secs(2))

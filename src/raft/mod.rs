@@ -16,9 +16,12 @@
 //! - `log_store`: the Raft log and vote (openraft `RaftLogStorage`).
 //! - `state_machine`: applies committed entries through `state::apply`; snapshots.
 //! - `proto`: the generated gRPC code (`proto/tribune.proto`).
-//! - `network`: the gRPC client openraft uses to reach its peers.
-//! - `service`: the gRPC server: Raft RPCs and commands forwarded to the leader.
+//! - `peers`: one cached gRPC channel per peer, the scope header, forwarding to the leader.
+//! - `network`: openraft's client side: its RPCs over `peers`.
+//! - `service`: the gRPC server: Raft RPCs and requests forwarded to the leader.
+//! - `leader`: what the leader does with a forwarded request (stamp + write, transfer).
 //! - `node`: [`RaftNode`], which ties them together.
+//! - `storage_tests`, `cluster_tests`: openraft's storage suite; in-process clusters.
 //!
 //! # Hazards
 //!

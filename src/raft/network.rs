@@ -26,7 +26,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::NodeId;
-use super::peers::Peers;
+use super::peers::{Peers, is_scope_refusal};
 use super::proto::raft_client::RaftClient;
 use super::proto::{RaftMessage, SnapshotMessage};
 use super::store;
@@ -98,7 +98,9 @@ impl PeerClient {
     fn rpc_error(&self, status: Status, action: RPCTypes, timeout: Duration) -> RpcError {
         match status.code() {
             Code::FailedPrecondition => {
-                self.peers.note_refused(&self.addr, &status);
+                if is_scope_refusal(&status) {
+                    self.peers.note_refused(&self.addr, &status);
+                }
                 RPCError::Unreachable(Unreachable::from_string(status.message()))
             }
             Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),

@@ -24,6 +24,8 @@ use super::{NodeId, ProposeError, RaftError, node_id_for};
 
 /// Metadata key carrying the cluster scope on every call.
 pub(crate) const SCOPE_HEADER: &str = "x-tribune-scope";
+/// Metadata key marking a refusal because of the scope (other FAILED_PRECONDITIONs exist).
+const REFUSED_HEADER: &str = "x-tribune-refused";
 /// Snapshots travel whole; the state is kilobytes, this leaves a wide margin.
 pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -150,7 +152,7 @@ impl Peers {
         let reply = match reply {
             Ok(reply) => reply.into_inner(),
             Err(status) => {
-                if status.code() == Code::FailedPrecondition {
+                if is_scope_refusal(&status) {
                     self.note_refused(addr, &status);
                 }
                 return Err(propose_error(&status));
@@ -176,6 +178,26 @@ impl Peers {
             )),
         }
     }
+}
+
+/// The answer to a call from another cluster: FAILED_PRECONDITION, marked as a scope refusal.
+pub(crate) fn scope_refusal(theirs: &str, ours: &str) -> Status {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(REFUSED_HEADER, MetadataValue::from_static("scope"));
+    Status::with_metadata(
+        Code::FailedPrecondition,
+        format!("peer belongs to cluster '{theirs}', this is cluster '{ours}'"),
+        metadata,
+    )
+}
+
+/// Whether `status` is [`scope_refusal`]'s.
+pub(crate) fn is_scope_refusal(status: &Status) -> bool {
+    status.code() == Code::FailedPrecondition
+        && status
+            .metadata()
+            .get(REFUSED_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"scope")
 }
 
 /// How a failed forwarded call reads to the proposer. The service maps errors the other way

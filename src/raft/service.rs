@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use super::ProposeError;
 use super::leader::{self, Answer, Done, Op};
-use super::peers::SCOPE_HEADER;
+use super::peers::{SCOPE_HEADER, scope_refusal};
 use super::proto::forward_reply::Result as ForwardResult;
 use super::proto::raft_server::Raft as RaftRpc;
 use super::proto::{
@@ -66,10 +66,7 @@ impl RaftService {
                 self.scope
             );
         }
-        Err(Status::failed_precondition(format!(
-            "peer belongs to cluster '{theirs}', this is cluster '{}'",
-            self.scope
-        )))
+        Err(scope_refusal(&theirs, &self.scope))
     }
 
     async fn run_forwarded(&self, op: Op) -> Result<Response<ForwardReply>, Status> {
