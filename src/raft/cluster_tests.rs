@@ -25,6 +25,32 @@ async fn bind() -> (TcpListener, String) {
     (listener, addr)
 }
 
+/// `n` listeners on free ports, their addresses, and a data directory for each.
+async fn bind_many(n: usize) -> (Vec<TcpListener>, Vec<String>, Vec<TempDir>) {
+    let mut listeners = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..n {
+        let (l, a) = bind().await;
+        listeners.push(l);
+        addrs.push(a);
+    }
+    let dirs = (0..n).map(|_| TempDir::new().unwrap()).collect();
+    (listeners, addrs, dirs)
+}
+
+/// Propose `config` from `from` and wait until every node of `nodes` applied it.
+async fn set_config_everywhere(from: &RaftNode, nodes: &[RaftNode], config: serde_json::Value) {
+    let outcome = from.propose(set_config(config.clone())).await.unwrap();
+    assert_eq!(outcome, Outcome::Applied);
+    wait_for("the config to reach every node", || {
+        nodes
+            .iter()
+            .all(|n| n.state().config == config)
+            .then_some(())
+    })
+    .await;
+}
+
 fn settings(scope: &str, me: &str, partners: &[&String], dir: &Path) -> RaftSettings {
     let mut s = RaftSettings::new(
         scope,
@@ -92,14 +118,7 @@ fn set_config(value: serde_json::Value) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_elect_forward_transfer_and_survive_restart() {
-    let dirs: Vec<TempDir> = (0..3).map(|_| TempDir::new().unwrap()).collect();
-    let mut listeners = Vec::new();
-    let mut addrs = Vec::new();
-    for _ in 0..3 {
-        let (l, a) = bind().await;
-        listeners.push(l);
-        addrs.push(a);
-    }
+    let (listeners, addrs, dirs) = bind_many(3).await;
     let mut nodes = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
         nodes.push(
@@ -134,18 +153,7 @@ async fn three_nodes_elect_forward_transfer_and_survive_restart() {
 
     // A follower's proposal is forwarded, applied everywhere, and its outcome comes back.
     let followers: Vec<&RaftNode> = nodes.iter().filter(|n| n.node_id() != leader).collect();
-    let outcome = followers[0]
-        .propose(set_config(json!({"ttl": 30})))
-        .await
-        .unwrap();
-    assert_eq!(outcome, Outcome::Applied);
-    wait_for("the config to reach every node", || {
-        nodes
-            .iter()
-            .all(|n| n.state().config == json!({"ttl": 30}))
-            .then_some(())
-    })
-    .await;
+    set_config_everywhere(followers[0], &nodes, json!({"ttl": 30})).await;
     let rejected = followers[0]
         .propose(Command::FinishBootstrap {
             member: MemberName::from("nobody"),
@@ -208,18 +216,7 @@ async fn three_nodes_elect_forward_transfer_and_survive_restart() {
     }
     let all: Vec<&RaftNode> = nodes.iter().collect();
     agreed_leader(&all).await;
-    let outcome = nodes[2]
-        .propose(set_config(json!({"ttl": 60})))
-        .await
-        .unwrap();
-    assert_eq!(outcome, Outcome::Applied);
-    wait_for("the new config to reach every node", || {
-        nodes
-            .iter()
-            .all(|n| n.state().config == json!({"ttl": 60}))
-            .then_some(())
-    })
-    .await;
+    set_config_everywhere(&nodes[2], &nodes, json!({"ttl": 60})).await;
     for node in &nodes {
         node.shutdown().await;
     }
@@ -306,14 +303,8 @@ async fn snapshots_purge_the_log_and_catch_up_a_new_node() {
         snapshot_every: 10,
         logs_to_keep: 0,
     };
-    let dirs: Vec<TempDir> = (0..3).map(|_| TempDir::new().unwrap()).collect();
-    let mut listeners = Vec::new();
-    let mut addrs = Vec::new();
-    for _ in 0..3 {
-        let (l, a) = bind().await;
-        listeners.push(l);
-        addrs.push(a);
-    }
+    let (listeners, addrs, dirs) = bind_many(3).await;
+    let mut listeners = listeners;
     let late = listeners.pop().unwrap();
     // Two of three voters are a quorum: the third starts only after the log was purged.
     let mut nodes = Vec::new();

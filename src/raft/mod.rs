@@ -8,9 +8,9 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: [`RaftSettings`], validated once at start; [`node_id_for`].
-//! - [`error`]: [`RaftError`] (start-up) and [`ProposeError`] (commands).
-//! - [`status`]: [`RaftStatus`], derived from openraft's metrics.
+//! - `settings`: [`RaftSettings`], validated once at start; [`node_id_for`].
+//! - `error`: [`RaftError`] (start-up) and [`ProposeError`] (commands).
+//! - `status`: [`RaftStatus`], derived from openraft's metrics.
 //! - `type_config`: the openraft type configuration (`Proposal` in, `Outcome` out).
 //! - `store`: the one sled database in `data_dir`, its trees and its cluster scope.
 //! - `log_store`: the Raft log and vote (openraft `RaftLogStorage`).

@@ -58,6 +58,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+/// The RPCs that carry one JSON message each way.
+#[derive(Clone, Copy, Debug)]
+enum JsonRpc {
+    Append,
+    Vote,
+    PreVote,
+    TransferLeader,
+}
+
 /// Calls to one peer.
 #[derive(Debug)]
 pub(crate) struct PeerClient {
@@ -78,9 +87,27 @@ impl PeerClient {
             .map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))
     }
 
-    fn message<T: Serialize>(&self, value: &T) -> Result<RaftMessage, RpcError> {
-        let json = store::encode(value).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        Ok(RaftMessage { json })
+    /// One request/response RPC whose messages are openraft's serde types as JSON.
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        rpc: JsonRpc,
+        request: &Req,
+        option: RPCOption,
+    ) -> Result<Resp, RpcError> {
+        let mut client = self.client()?;
+        let timeout = option.hard_ttl();
+        let json = store::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let request = self.peers.request(RaftMessage { json }, timeout);
+        let (reply, action) = match rpc {
+            JsonRpc::Append => (client.append(request).await, RPCTypes::AppendEntries),
+            JsonRpc::Vote => (client.vote(request).await, RPCTypes::Vote),
+            JsonRpc::PreVote => (client.pre_vote(request).await, RPCTypes::Vote),
+            JsonRpc::TransferLeader => (
+                client.transfer_leader(request).await,
+                RPCTypes::TransferLeader,
+            ),
+        };
+        self.answer(reply, action, timeout)
     }
 
     fn answer<T: DeserializeOwned>(
@@ -123,11 +150,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RpcError> {
-        let mut client = self.client()?;
-        let timeout = option.hard_ttl();
-        let request = self.peers.request(self.message(&rpc)?, timeout);
-        let reply = client.append(request).await;
-        self.answer(reply, RPCTypes::AppendEntries, timeout)
+        self.call(JsonRpc::Append, &rpc, option).await
     }
 
     async fn vote(
@@ -135,11 +158,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RpcError> {
-        let mut client = self.client()?;
-        let timeout = option.hard_ttl();
-        let request = self.peers.request(self.message(&rpc)?, timeout);
-        let reply = client.vote(request).await;
-        self.answer(reply, RPCTypes::Vote, timeout)
+        self.call(JsonRpc::Vote, &rpc, option).await
     }
 
     async fn pre_vote(
@@ -147,11 +166,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RpcError> {
-        let mut client = self.client()?;
-        let timeout = option.hard_ttl();
-        let request = self.peers.request(self.message(&rpc)?, timeout);
-        let reply = client.pre_vote(request).await;
-        self.answer(reply, RPCTypes::Vote, timeout)
+        self.call(JsonRpc::PreVote, &rpc, option).await
     }
 
     async fn full_snapshot(
@@ -183,10 +198,6 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RpcError> {
-        let mut client = self.client()?;
-        let timeout = option.hard_ttl();
-        let request = self.peers.request(self.message(&req)?, timeout);
-        let reply = client.transfer_leader(request).await;
-        self.answer(reply, RPCTypes::TransferLeader, timeout)
+        self.call(JsonRpc::TransferLeader, &req, option).await
     }
 }

@@ -139,14 +139,20 @@ async fn everything_survives_reopening_the_store() {
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 2)));
 }
 
-#[tokio::test]
-async fn a_purge_interrupted_before_deleting_entries_reads_as_purged() {
+/// A log holding blank entries 1..=5 of term 1.
+async fn log_of_five_blanks() -> (TempDir, Store, LogStore) {
     let dir = TempDir::new().unwrap();
     let store = Store::open(dir.path(), "demo").unwrap();
     let mut log = LogStore::open(&store).unwrap();
     log.blocking_append((1..=5).map(|i| Entry::new_blank(log_id(1, i))))
         .await
         .unwrap();
+    (dir, store, log)
+}
+
+#[tokio::test]
+async fn a_purge_interrupted_before_deleting_entries_reads_as_purged() {
+    let (_dir, store, mut log) = log_of_five_blanks().await;
     // The crash came after the purge point was written, before the entries were deleted.
     let raft_tree = store.tree("raft").unwrap();
     raft_tree
@@ -166,12 +172,7 @@ async fn a_purge_interrupted_before_deleting_entries_reads_as_purged() {
 
 #[tokio::test]
 async fn purge_deletes_entries_up_to_the_purge_point() {
-    let dir = TempDir::new().unwrap();
-    let store = Store::open(dir.path(), "demo").unwrap();
-    let mut log = LogStore::open(&store).unwrap();
-    log.blocking_append((1..=5).map(|i| Entry::new_blank(log_id(1, i))))
-        .await
-        .unwrap();
+    let (_dir, _store, mut log) = log_of_five_blanks().await;
     log.purge(log_id(1, 3)).await.unwrap();
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id, Some(log_id(1, 3)));
