@@ -1,0 +1,406 @@
+//! [`RaftNode`]: one agent's Raft member. Opens the store, runs openraft and the gRPC service,
+//! initializes a new cluster, routes commands to the leader, and publishes the applied
+//! [`ClusterState`] and the [`RaftStatus`].
+//!
+//! Tasks (all stopped by `shutdown` or by cancelling the token given to `start`): the gRPC
+//! server, the status watcher, and the stopper that shuts openraft down and flushes the store.
+//!
+//! Hazards: every node initializes with the same membership (self + partners), never with a
+//! subset (stack.md, pitfall 5). Commands are stamped on the leader, not here. A failed or
+//! timed-out proposal may still commit: see [`ProposeError`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{InitializeError, RaftError as OpenraftError};
+use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use super::leader::{self, Answer, Done, Op};
+use super::log_store::LogStore;
+use super::network::Network;
+use super::peers::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE, Peers};
+use super::proto::raft_server::RaftServer;
+use super::service::RaftService;
+use super::settings::Tuning;
+use super::state_machine::StateMachine;
+use super::store::Store;
+use super::type_config::Raft;
+use super::{NodeId, ProposeError, RaftError, RaftSettings, RaftStatus};
+use crate::state::{ClusterState, Command, Outcome};
+
+/// How long `propose` and `transfer_leadership` may take, leader election included.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before asking again after a node said it does not lead.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// How long each task may take to stop (the gRPC server waits for open calls).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// openraft's default (200 ms) is too short for a snapshot on a loaded machine.
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 2000;
+
+/// This agent's member of the cluster's Raft group. Cheap to clone.
+#[derive(Clone)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: Raft,
+    peers: Arc<Peers>,
+    store: Store,
+    state: watch::Receiver<Arc<ClusterState>>,
+    status: watch::Receiver<RaftStatus>,
+    /// How long a quorum may take to confirm leadership.
+    confirm_timeout: Duration,
+    stop: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("id", &self.inner.id)
+            .field("status", &*self.inner.status.borrow())
+            .finish()
+    }
+}
+
+impl RaftNode {
+    /// Opens sled in `data_dir` (refusing a store of another scope), builds openraft (pre-vote
+    /// on), serves the gRPC service on `listener` until `shutdown` is cancelled, and if the log
+    /// is empty initializes the cluster with membership = {self_addr} ∪ partner_addrs.
+    ///
+    /// Cancelling `shutdown` stops the service and Raft; [`RaftNode::shutdown`] does the same
+    /// and waits until the store is flushed.
+    pub async fn start(
+        settings: RaftSettings,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<RaftNode, RaftError> {
+        Self::start_with(settings, Tuning::default(), listener, shutdown).await
+    }
+
+    pub(crate) async fn start_with(
+        settings: RaftSettings,
+        tuning: Tuning,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<RaftNode, RaftError> {
+        settings.validate()?;
+        let id = settings.node_id();
+        let store = {
+            let dir = settings.data_dir.clone();
+            let scope = settings.scope.clone();
+            tokio::task::spawn_blocking(move || Store::open(&dir, &scope))
+                .await
+                .map_err(|e| RaftError::Start(format!("the store opener failed: {e}")))??
+        };
+        let (state_tx, state_rx) = watch::channel(Arc::new(ClusterState::default()));
+        let state_machine = StateMachine::open(&store, state_tx)?;
+        let log_store = LogStore::open(&store)?;
+        let peers = Arc::new(Peers::new(id, &settings.scope)?);
+        let config = Config {
+            cluster_name: settings.scope.clone(),
+            heartbeat_interval: millis(settings.heartbeat),
+            election_timeout_min: millis(settings.election_timeout_min),
+            election_timeout_max: millis(settings.election_timeout_max),
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_every),
+            max_in_snapshot_log_to_keep: tuning.logs_to_keep,
+            enable_pre_vote: Some(true),
+            // A restarted leader wins an election again rather than resuming on its own.
+            enable_leader_restore: Some(false),
+            ..Config::default()
+        }
+        .validate()
+        .map_err(|e| RaftError::InvalidSettings(e.to_string()))?;
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            Network::new(peers.clone()),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| RaftError::Start(e.to_string()))?;
+
+        let stop = shutdown.child_token();
+        let server = Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .add_service(
+                RaftServer::new(RaftService::new(
+                    raft.clone(),
+                    settings.scope.clone(),
+                    PROPOSE_TIMEOUT,
+                ))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            )
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener),
+                stop.clone().cancelled_owned(),
+            );
+        let server = tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!("the raft gRPC server failed: {e}");
+            }
+        });
+
+        let initial = RaftStatus::from_metrics(&raft.metrics().borrow_watched());
+        let (status_tx, status_rx) = watch::channel(initial);
+        let watcher = tokio::spawn(watch_status(raft.clone(), status_tx, stop.clone()));
+        let stopper = tokio::spawn(stop_on_cancel(raft.clone(), store.clone(), stop.clone()));
+
+        let node = RaftNode {
+            inner: Arc::new(Inner {
+                id,
+                raft,
+                peers,
+                store,
+                state: state_rx,
+                status: status_rx,
+                confirm_timeout: settings.election_timeout_min,
+                stop,
+                tasks: Mutex::new(vec![server, watcher, stopper]),
+            }),
+        };
+        if let Err(e) = node.initialize(&settings).await {
+            node.shutdown().await;
+            return Err(e);
+        }
+        tracing::info!(
+            node_id = id,
+            addr = %settings.self_addr,
+            scope = %settings.scope,
+            "raft node started"
+        );
+        Ok(node)
+    }
+
+    /// Initialize a pristine log with every configured voter; warn if a stored membership
+    /// differs from the configuration.
+    async fn initialize(&self, settings: &RaftSettings) -> Result<(), RaftError> {
+        let raft = &self.inner.raft;
+        let voters = settings.voters();
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| RaftError::Start(e.to_string()))?;
+        if !initialized {
+            let members: BTreeMap<NodeId, BasicNode> = voters
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                .collect();
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!(voters = ?voters, "initialized a new raft cluster"),
+                // A peer's log reached us first: the cluster exists already.
+                Err(OpenraftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(RaftError::Start(format!("cannot initialize: {e}"))),
+            }
+            return Ok(());
+        }
+        let stored: BTreeMap<NodeId, String> =
+            self.inner.status.borrow().voters.iter().cloned().collect();
+        if stored != voters {
+            tracing::warn!(
+                stored = ?stored,
+                configured = ?voters,
+                "the stored raft membership differs from self_addr + partner_addrs; the stored one is used"
+            );
+        }
+        Ok(())
+    }
+
+    /// Commit a command. The leader stamps it with its time and writes it; a follower forwards
+    /// it to the leader. Returns the outcome of `state::apply`. Bounded by a 5 s timeout.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
+        match self.route(Op::Write(Box::new(command))).await? {
+            Done::Outcome(outcome) => Ok(outcome),
+            Done::Transferred => Err(ProposeError::Fatal(
+                "the leader answered a command with a transfer".into(),
+            )),
+        }
+    }
+
+    /// The latest applied cluster state; updated after every apply and snapshot install.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ClusterState>> {
+        self.inner.state.clone()
+    }
+
+    pub fn state(&self) -> Arc<ClusterState> {
+        self.inner.state.borrow().clone()
+    }
+
+    /// Raft status for the HA layer, REST and metrics; updated from openraft metrics.
+    pub fn status(&self) -> watch::Receiver<RaftStatus> {
+        self.inner.status.clone()
+    }
+
+    /// True only if this node is leader and a quorum confirmed it just now (read index).
+    pub async fn confirm_leadership(&self) -> bool {
+        if !self.inner.status.borrow().is_leader {
+            return false;
+        }
+        let confirmed = tokio::time::timeout(
+            self.inner.confirm_timeout,
+            self.inner.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await;
+        matches!(confirmed, Ok(Ok(_)))
+    }
+
+    /// Ask the leader to hand leadership to `target`, a voter. `Ok(())` once requested; the
+    /// election that follows is observed through [`RaftNode::status`].
+    pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), ProposeError> {
+        match self.route(Op::Transfer(target)).await? {
+            Done::Transferred => Ok(()),
+            Done::Outcome(_) => Err(ProposeError::Fatal(
+                "the leader answered a transfer with an outcome".into(),
+            )),
+        }
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// Size of the sled store on disk, bytes.
+    pub fn store_size_on_disk(&self) -> u64 {
+        self.inner.store.size_on_disk()
+    }
+
+    /// Stop serving, stop Raft and flush the store. Idempotent.
+    pub async fn shutdown(&self) {
+        let mut tasks = self.inner.tasks.lock().await;
+        self.inner.stop.cancel();
+        for mut task in tasks.drain(..) {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("a raft task ended badly: {e}"),
+                Err(_) => {
+                    tracing::warn!("a raft task did not stop in time; aborting it");
+                    task.abort();
+                }
+            }
+        }
+    }
+
+    /// openraft's own metrics, for tests that look below [`RaftStatus`].
+    #[cfg(test)]
+    pub(crate) fn metrics(&self) -> openraft::RaftMetrics<super::type_config::TypeConfig> {
+        self.inner.raft.metrics().borrow_watched().clone()
+    }
+
+    /// Carry out `op` on the leader, wherever it is, within [`PROPOSE_TIMEOUT`].
+    async fn route(&self, op: Op) -> Result<Done, ProposeError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        let mut status = self.inner.status.clone();
+        let mut hint: Option<(NodeId, String)> = None;
+        let mut saw_leader = false;
+        loop {
+            let target = hint.take().map(|(id, addr)| (id, Some(addr))).or_else(|| {
+                let s = status.borrow_and_update();
+                s.leader.map(|id| (id, s.leader_addr.clone()))
+            });
+            let (asked, answer) = match target {
+                Some((id, _)) if id == self.inner.id => {
+                    let answer = leader::execute(&self.inner.raft, op.clone());
+                    (id, tokio::time::timeout_at(deadline, answer).await)
+                }
+                Some((id, Some(addr))) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let answer = self.inner.peers.forward(&addr, &op, remaining);
+                    (id, tokio::time::timeout_at(deadline, answer).await)
+                }
+                _ => match tokio::time::timeout_at(deadline, status.changed()).await {
+                    Err(_) if saw_leader => return Err(ProposeError::Timeout),
+                    Err(_) => return Err(ProposeError::NoLeader),
+                    Ok(Err(_)) => return Err(ProposeError::Fatal("raft stopped".into())),
+                    Ok(Ok(())) => continue,
+                },
+            };
+            saw_leader = true;
+            match answer {
+                Err(_) => return Err(ProposeError::Timeout),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(Answer::Done(done))) => return Ok(done),
+                Ok(Ok(Answer::NotLeader {
+                    leader_id,
+                    leader_addr,
+                })) => {
+                    if let (Some(id), Some(addr)) = (leader_id, leader_addr)
+                        && id != asked
+                    {
+                        hint = Some((id, addr));
+                    }
+                    if Instant::now() + RETRY_PAUSE >= deadline {
+                        return Err(ProposeError::Timeout);
+                    }
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Publish [`RaftStatus`] whenever openraft's metrics change; log leader changes.
+async fn watch_status(raft: Raft, status: watch::Sender<RaftStatus>, stop: CancellationToken) {
+    let mut metrics = raft.metrics();
+    let mut last_leader = None;
+    loop {
+        let current = RaftStatus::from_metrics(&metrics.borrow_watched());
+        if current.leader != last_leader {
+            last_leader = current.leader;
+            match (current.leader, current.is_leader) {
+                (Some(_), true) => {
+                    tracing::info!(term = current.term, "this node is now the raft leader")
+                }
+                (Some(leader), false) => tracing::info!(
+                    term = current.term,
+                    leader,
+                    leader_addr = current.leader_addr.as_deref().unwrap_or("?"),
+                    "raft leader changed"
+                ),
+                (None, _) => tracing::info!(term = current.term, "no raft leader"),
+            }
+        }
+        status.send_if_modified(|s| {
+            let changed = *s != current;
+            if changed {
+                *s = current;
+            }
+            changed
+        });
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            changed = metrics.changed() => if changed.is_err() { break },
+        }
+    }
+}
+
+/// When the token is cancelled: stop openraft, then flush the store.
+async fn stop_on_cancel(raft: Raft, store: Store, stop: CancellationToken) {
+    stop.cancelled().await;
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!("raft did not stop cleanly: {e}");
+    }
+    if let Err(e) = store.flush().await {
+        tracing::warn!("cannot flush the raft store: {e}");
+    }
+    tracing::info!("raft node stopped");
+}

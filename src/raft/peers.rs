@@ -1,0 +1,211 @@
+//! [`Peers`]: the gRPC channels to the other agents, one cached per address, and the calls every
+//! client makes through them: the cluster scope on each request, and forwarding an [`Op`] to the
+//! leader.
+//!
+//! Hazards (stack.md, pitfall 8): a tonic channel keeps a dead HTTP/2 connection after a
+//! partition unless keepalive is set, so every channel has connect and request timeouts and
+//! HTTP/2 keepalive, also while idle. A node never dials itself. A peer of another cluster
+//! answers FAILED_PRECONDITION: that is logged once per peer (warn), not at every heartbeat.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use super::leader::{Answer, Done, Op};
+use super::proto::forward_reply::Result as ForwardResult;
+use super::proto::raft_client::RaftClient;
+use super::proto::{ForwardRequest, ForwardTransferRequest};
+use super::store;
+use super::{NodeId, ProposeError, RaftError, node_id_for};
+
+/// Metadata key carrying the cluster scope on every call.
+pub(crate) const SCOPE_HEADER: &str = "x-tribune-scope";
+/// Metadata key marking a refusal because of the scope (other FAILED_PRECONDITIONs exist).
+const REFUSED_HEADER: &str = "x-tribune-refused";
+/// Snapshots travel whole; the state is kilobytes, this leaves a wide margin.
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Upper bound for any call; each call also sets its own, shorter deadline.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Channels to the other agents of one cluster.
+#[derive(Debug)]
+pub(crate) struct Peers {
+    self_id: NodeId,
+    scope: MetadataValue<tonic::metadata::Ascii>,
+    channels: Mutex<HashMap<String, Channel>>,
+    /// Peers whose refusal (another cluster) was already logged.
+    refused: Mutex<HashSet<String>>,
+}
+
+impl Peers {
+    pub(crate) fn new(self_id: NodeId, scope: &str) -> Result<Self, RaftError> {
+        let scope = MetadataValue::try_from(scope).map_err(|_| {
+            RaftError::InvalidSettings(format!(
+                "the cluster scope {scope:?} must be printable ASCII"
+            ))
+        })?;
+        Ok(Self {
+            self_id,
+            scope,
+            channels: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub(crate) fn self_id(&self) -> NodeId {
+        self.self_id
+    }
+
+    /// A client for `addr`, on its cached channel. Refuses this node's own address.
+    pub(crate) fn client(&self, addr: &str) -> Result<RaftClient<Channel>, String> {
+        if node_id_for(addr) == self.self_id {
+            return Err(format!("refusing to dial this node's own address {addr}"));
+        }
+        let mut channels = self
+            .channels
+            .lock()
+            .map_err(|_| "the channel cache is poisoned".to_string())?;
+        let channel = match channels.get(addr) {
+            Some(channel) => channel.clone(),
+            None => {
+                let channel = Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| format!("invalid peer address {addr}: {e}"))?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .timeout(REQUEST_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+                    .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+                    .keep_alive_while_idle(true)
+                    .connect_lazy();
+                channels.insert(addr.to_string(), channel.clone());
+                channel
+            }
+        };
+        Ok(RaftClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
+    }
+
+    /// Wrap a message with the cluster scope and a deadline.
+    pub(crate) fn request<T>(&self, message: T, timeout: Duration) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert(SCOPE_HEADER, self.scope.clone());
+        request.set_timeout(timeout);
+        request
+    }
+
+    /// Remember a peer answered; a later refusal is logged again.
+    pub(crate) fn note_answered(&self, addr: &str) {
+        if let Ok(mut refused) = self.refused.lock() {
+            refused.remove(addr);
+        }
+    }
+
+    /// A peer refused us (it belongs to another cluster): log it once.
+    pub(crate) fn note_refused(&self, addr: &str, status: &Status) {
+        let first = self
+            .refused
+            .lock()
+            .map(|mut refused| refused.insert(addr.to_string()))
+            .unwrap_or(true);
+        if first {
+            tracing::warn!(
+                peer = addr,
+                "raft peer refused this node: {}; check scope and partner_addrs",
+                status.message()
+            );
+        }
+    }
+
+    /// Send `op` to the node at `addr`, which executes it if it leads.
+    pub(crate) async fn forward(
+        &self,
+        addr: &str,
+        op: &Op,
+        timeout: Duration,
+    ) -> Result<Answer, ProposeError> {
+        let mut client = self.client(addr).map_err(ProposeError::Unreachable)?;
+        let reply = match op {
+            Op::Write(command) => {
+                let command = store::encode(command)
+                    .map_err(|e| ProposeError::Fatal(format!("cannot encode the command: {e}")))?;
+                client
+                    .forward(self.request(ForwardRequest { command }, timeout))
+                    .await
+            }
+            Op::Transfer(target) => {
+                let request = ForwardTransferRequest { target: *target };
+                client
+                    .forward_transfer(self.request(request, timeout))
+                    .await
+            }
+        };
+        let reply = match reply {
+            Ok(reply) => reply.into_inner(),
+            Err(status) => {
+                if is_scope_refusal(&status) {
+                    self.note_refused(addr, &status);
+                }
+                return Err(propose_error(&status));
+            }
+        };
+        self.note_answered(addr);
+        match (reply.result, op) {
+            (Some(ForwardResult::Outcome(bytes)), Op::Write(_)) => {
+                let outcome = store::decode(&bytes, "outcome").map_err(|e| {
+                    ProposeError::Unreachable(format!("the leader's answer is unreadable: {e}"))
+                })?;
+                Ok(Answer::Done(Done::Outcome(outcome)))
+            }
+            (Some(ForwardResult::Outcome(_)), Op::Transfer(_)) => {
+                Ok(Answer::Done(Done::Transferred))
+            }
+            (Some(ForwardResult::NotLeader(hint)), _) => Ok(Answer::NotLeader {
+                leader_id: hint.leader_id,
+                leader_addr: hint.leader_addr,
+            }),
+            (None, _) => Err(ProposeError::Unreachable(
+                "the leader sent an empty answer".into(),
+            )),
+        }
+    }
+}
+
+/// The answer to a call from another cluster: FAILED_PRECONDITION, marked as a scope refusal.
+pub(crate) fn scope_refusal(theirs: &str, ours: &str) -> Status {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(REFUSED_HEADER, MetadataValue::from_static("scope"));
+    Status::with_metadata(
+        Code::FailedPrecondition,
+        format!("peer belongs to cluster '{theirs}', this is cluster '{ours}'"),
+        metadata,
+    )
+}
+
+/// Whether `status` is [`scope_refusal`]'s.
+pub(crate) fn is_scope_refusal(status: &Status) -> bool {
+    status.code() == Code::FailedPrecondition
+        && status
+            .metadata()
+            .get(REFUSED_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"scope")
+}
+
+/// How a failed forwarded call reads to the proposer. The service maps errors the other way
+/// (`service::status_of`).
+fn propose_error(status: &Status) -> ProposeError {
+    match status.code() {
+        Code::FailedPrecondition => ProposeError::Refused(status.message().to_string()),
+        Code::Aborted | Code::DeadlineExceeded | Code::Cancelled => ProposeError::Timeout,
+        _ => ProposeError::Unreachable(format!("{}: {}", status.code(), status.message())),
+    }
+}

@@ -1,0 +1,197 @@
+//! [`RaftService`]: the gRPC server every agent runs: openraft's RPCs from peers, and requests
+//! that followers forward to the leader (`Forward`, `ForwardTransfer`).
+//!
+//! Every call must carry this cluster's scope (`x-tribune-scope`); any other is refused with
+//! FAILED_PRECONDITION before anything is decoded, and logged once per foreign scope.
+//!
+//! Hazard: a forwarded command is executed only if this node leads; otherwise the answer says
+//! who might, and nothing is written (so the follower may retry elsewhere).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::{Request, Response, Status};
+
+use super::ProposeError;
+use super::leader::{self, Answer, Done, Op};
+use super::peers::{SCOPE_HEADER, scope_refusal};
+use super::proto::forward_reply::Result as ForwardResult;
+use super::proto::raft_server::Raft as RaftRpc;
+use super::proto::{
+    ForwardReply, ForwardRequest, ForwardTransferRequest, NotLeader, RaftMessage, SnapshotMessage,
+};
+use super::store;
+use super::type_config::{Raft, Snapshot};
+
+pub(crate) struct RaftService {
+    raft: Raft,
+    scope: String,
+    /// How long a forwarded request may take here.
+    forward_timeout: Duration,
+    /// Foreign scopes already logged.
+    refused: Mutex<HashSet<String>>,
+}
+
+impl RaftService {
+    pub(crate) fn new(raft: Raft, scope: String, forward_timeout: Duration) -> Self {
+        Self {
+            raft,
+            scope,
+            forward_timeout,
+            refused: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn check_scope<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let theirs = request
+            .metadata()
+            .get(SCOPE_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if theirs == Some(self.scope.as_str()) {
+            return Ok(());
+        }
+        let theirs = theirs.unwrap_or("<none>").to_string();
+        let first = self
+            .refused
+            .lock()
+            .map(|mut seen| seen.insert(theirs.clone()))
+            .unwrap_or(true);
+        if first {
+            tracing::warn!(
+                peer = ?request.remote_addr(),
+                "refusing raft calls from cluster '{theirs}': this is cluster '{}'",
+                self.scope
+            );
+        }
+        Err(scope_refusal(&theirs, &self.scope))
+    }
+
+    async fn run_forwarded(&self, op: Op) -> Result<Response<ForwardReply>, Status> {
+        let answer = tokio::time::timeout(self.forward_timeout, leader::execute(&self.raft, op))
+            .await
+            .unwrap_or(Err(ProposeError::Timeout))
+            .map_err(|e| status_of(&e))?;
+        let result = match answer {
+            Answer::Done(Done::Outcome(outcome)) => ForwardResult::Outcome(
+                store::encode(&outcome).map_err(|e| Status::internal(e.to_string()))?,
+            ),
+            Answer::Done(Done::Transferred) => ForwardResult::Outcome(b"null".to_vec()),
+            Answer::NotLeader {
+                leader_id,
+                leader_addr,
+            } => ForwardResult::NotLeader(NotLeader {
+                leader_id,
+                leader_addr,
+            }),
+        };
+        Ok(Response::new(ForwardReply {
+            result: Some(result),
+        }))
+    }
+}
+
+/// How a failed forwarded request travels back; `peers::propose_error` reads it.
+fn status_of(e: &ProposeError) -> Status {
+    match e {
+        ProposeError::Refused(msg) => Status::failed_precondition(msg.clone()),
+        ProposeError::Timeout => Status::aborted("the outcome of the command is unknown"),
+        ProposeError::NoLeader | ProposeError::Unreachable(_) | ProposeError::Fatal(_) => {
+            Status::unavailable(e.to_string())
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Status> {
+    store::decode(bytes, what).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
+    let json = store::encode(value).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftMessage { json }))
+}
+
+/// Raft stopped (shutting down or failed): the peer should treat this node as unreachable.
+fn stopped(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("raft stopped: {e}"))
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_scope(&request)?;
+        let rpc = decode(&request.get_ref().json, "vote request")?;
+        reply(&self.raft.vote(rpc).await.map_err(stopped)?)
+    }
+
+    async fn pre_vote(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check_scope(&request)?;
+        let rpc = decode(&request.get_ref().json, "pre-vote request")?;
+        reply(&self.raft.pre_vote(rpc).await.map_err(stopped)?)
+    }
+
+    async fn append(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_scope(&request)?;
+        let rpc = decode(&request.get_ref().json, "append request")?;
+        reply(&self.raft.append_entries(rpc).await.map_err(stopped)?)
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<SnapshotMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check_scope(&request)?;
+        let message = request.into_inner();
+        let vote = decode(&message.vote, "snapshot vote")?;
+        let meta = decode(&message.meta, "snapshot meta")?;
+        let snapshot = Snapshot {
+            meta,
+            snapshot: message.data,
+        };
+        reply(
+            &self
+                .raft
+                .install_full_snapshot(vote, snapshot)
+                .await
+                .map_err(stopped)?,
+        )
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check_scope(&request)?;
+        let rpc = decode(&request.get_ref().json, "transfer-leader request")?;
+        reply(
+            &self
+                .raft
+                .handle_transfer_leader(rpc)
+                .await
+                .map_err(stopped)?,
+        )
+    }
+
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<ForwardReply>, Status> {
+        self.check_scope(&request)?;
+        let command = decode(&request.get_ref().command, "command")?;
+        self.run_forwarded(Op::Write(Box::new(command))).await
+    }
+
+    async fn forward_transfer(
+        &self,
+        request: Request<ForwardTransferRequest>,
+    ) -> Result<Response<ForwardReply>, Status> {
+        self.check_scope(&request)?;
+        self.run_forwarded(Op::Transfer(request.get_ref().target))
+            .await
+    }
+}
