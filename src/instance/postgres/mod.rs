@@ -235,7 +235,7 @@ impl Postgres {
                 Err(SqlError::Timeout(t)) => format!("no answer within {t:?}"),
                 Err(SqlError::Other(e)) => e,
             };
-            if Instant::now() >= deadline || self.postmaster() != PostmasterLive::Yes {
+            if Instant::now() >= deadline || !self.postmaster_running() {
                 return Err(err);
             }
             tokio::time::sleep(POLL).await;
@@ -258,11 +258,8 @@ impl Postgres {
         }
     }
 
-    fn postmaster(&self) -> PostmasterLive {
-        match self.read_postmaster() {
-            Postmaster::Alive(_) => PostmasterLive::Yes,
-            _ => PostmasterLive::No,
-        }
+    fn postmaster_running(&self) -> bool {
+        matches!(self.read_postmaster(), Postmaster::Alive(_))
     }
 
     /// Keeps initdb's configuration as `postgresql.base.conf`, which ours includes.
@@ -385,7 +382,7 @@ impl Postgres {
         const OP: &str = "start";
         let cmd = commands::pg_ctl_start(&self.s);
         if let Err(e) = process::run(OP, &cmd, self.s.pg_ctl_timeout + PG_CTL_MARGIN).await {
-            if self.postmaster() == PostmasterLive::Yes {
+            if self.postmaster_running() {
                 tracing::warn!(error = %e, "pg_ctl start failed but a postmaster is running");
                 return Err(InstanceError::Unknown {
                     operation: OP,
@@ -411,7 +408,7 @@ impl Postgres {
                 format!("the server runs as {role:?}, not {want:?}"),
             )),
             Err(e) => {
-                if self.postmaster() == PostmasterLive::Yes {
+                if self.postmaster_running() {
                     Err(InstanceError::Unknown {
                         operation: op,
                         timeout: self.s.pg_ctl_timeout,
@@ -478,13 +475,6 @@ impl Postgres {
         }
         Ok(())
     }
-}
-
-/// Whether a postmaster is running, for polling loops.
-#[derive(Debug, PartialEq, Eq)]
-enum PostmasterLive {
-    Yes,
-    No,
 }
 
 /// Whether a process with this PID exists and is ours to signal. `EPERM` means another user's
@@ -687,10 +677,10 @@ impl Instance for Postgres {
         } else {
             DbRole::Primary
         };
-        if self.postmaster() == PostmasterLive::Yes {
+        if self.postmaster_running() {
             let role = match self.wait_ready(self.s.pg_ctl_timeout).await {
                 Ok(role) => role,
-                Err(e) if self.postmaster() == PostmasterLive::Yes => {
+                Err(e) if self.postmaster_running() => {
                     tracing::warn!(error = %e, "a postmaster runs but does not answer");
                     return Err(InstanceError::Unknown {
                         operation: OP,
@@ -700,7 +690,7 @@ impl Instance for Postgres {
                 // It went away while we waited: start it below.
                 Err(_) => want,
             };
-            if self.postmaster() == PostmasterLive::Yes {
+            if self.postmaster_running() {
                 if role != want {
                     return Err(InstanceError::failed(
                         OP,
@@ -720,7 +710,7 @@ impl Instance for Postgres {
     async fn stop(&self, mode: StopMode) -> Result<(), InstanceError> {
         const OP: &str = "stop";
         self.drop_connection().await;
-        if self.postmaster() == PostmasterLive::No {
+        if !self.postmaster_running() {
             return Ok(());
         }
         let result = process::run(
@@ -729,7 +719,7 @@ impl Instance for Postgres {
             self.s.pg_ctl_timeout + PG_CTL_MARGIN,
         )
         .await;
-        if self.postmaster() == PostmasterLive::No {
+        if !self.postmaster_running() {
             return Ok(());
         }
         match result {
@@ -747,7 +737,7 @@ impl Instance for Postgres {
             Ok(DbRole::Primary) => return Ok(self.write_config(None)?),
             Ok(DbRole::Standby) => {}
             Err(e) => {
-                if self.postmaster() == PostmasterLive::No {
+                if !self.postmaster_running() {
                     return Err(InstanceError::failed(OP, "the server is not running"));
                 }
                 return Err(e.into_instance(OP));
@@ -769,11 +759,7 @@ impl Instance for Postgres {
             }
             if Instant::now() >= deadline {
                 return match result {
-                    Err(e @ InstanceError::Failed { .. })
-                        if self.postmaster() == PostmasterLive::No =>
-                    {
-                        Err(e)
-                    }
+                    Err(e @ InstanceError::Failed { .. }) if !self.postmaster_running() => Err(e),
                     _ => Err(InstanceError::Unknown {
                         operation: OP,
                         timeout: self.s.pg_ctl_timeout,
@@ -792,7 +778,7 @@ impl Instance for Postgres {
         if !has_pg_version(&self.s.data_dir) {
             return Err(InstanceError::failed(OP, "the data directory is empty"));
         }
-        let running = self.postmaster() == PostmasterLive::Yes;
+        let running = self.postmaster_running();
         if running {
             match self.role(QUERY_TIMEOUT).await {
                 Ok(DbRole::Primary) => {
@@ -836,7 +822,7 @@ impl Instance for Postgres {
         if !has_pg_version(&self.s.data_dir) {
             return Err(InstanceError::failed(OP, "the data directory is empty"));
         }
-        if self.postmaster() == PostmasterLive::Yes {
+        if self.postmaster_running() {
             return Err(InstanceError::failed(
                 OP,
                 "the server is running; stop it first",
@@ -860,7 +846,7 @@ impl Instance for Postgres {
 
     async fn set_aside_data_dir(&self) -> Result<PathBuf, InstanceError> {
         const OP: &str = "set aside";
-        if self.postmaster() == PostmasterLive::Yes {
+        if self.postmaster_running() {
             return Err(InstanceError::failed(
                 OP,
                 "the server is running; stop it first",
