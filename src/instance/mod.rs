@@ -8,7 +8,9 @@
 //! Hazards: every method may be called again after an `Unknown` outcome; each must be idempotent
 //! and must confirm its effect (by SQL or control data) before returning `Ok`.
 
+pub mod conf;
 pub mod postgres;
+pub mod process;
 
 use std::time::Duration;
 

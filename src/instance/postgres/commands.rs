@@ -1,0 +1,289 @@
+//! The command lines of the PostgreSQL tools, built from the settings as data so that tests can
+//! assert them exactly. No password ever appears here: initdb reads the superuser's from a
+//! file, the others from the password file (`PGPASSFILE`, `passfile=`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::instance::conf::conninfo;
+use crate::instance::process::{CommandLine, shell_quote};
+use crate::instance::{StopMode, Upstream};
+
+use super::gucs;
+use super::settings::PostgresSettings;
+
+fn path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `pg_ctl -t` takes whole seconds.
+fn seconds(d: Duration) -> String {
+    d.as_secs_f64().ceil().max(1.0).to_string()
+}
+
+fn owned_gucs(s: &PostgresSettings) -> Vec<(&'static str, String)> {
+    gucs::owned_gucs(&s.listen_host, s.listen_port, &s.scope, &s.parameters)
+}
+
+/// `initdb`. Its authentication flags only matter for its own check that a password is given
+/// when password authentication is chosen: `pg_hba.conf` is replaced before the first start.
+pub fn initdb(s: &PostgresSettings, pwfile: Option<&Path>) -> CommandLine {
+    let mut cmd = CommandLine::new(s.program("initdb"))
+        .arg("-D")
+        .arg(path(&s.data_dir))
+        .arg("-U")
+        .arg(&s.superuser.0)
+        .arg("--auth-local=trust");
+    cmd = match pwfile {
+        Some(f) => cmd
+            .arg("--auth-host=scram-sha-256")
+            .arg(format!("--pwfile={}", path(f))),
+        None => cmd.arg("--auth-host=trust"),
+    };
+    cmd.args(s.initdb_args.iter().cloned())
+}
+
+/// The `-o` argument of `pg_ctl start`: the owned parameters as `--name=value` options. pg_ctl
+/// hands it to `/bin/sh`, so each option is shell-quoted (`listen_addresses=*` must not glob).
+pub fn postmaster_options(s: &PostgresSettings) -> String {
+    owned_gucs(s)
+        .iter()
+        .map(|(k, v)| shell_quote(&format!("--{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `pg_ctl start`, waiting for the server to accept connections. `-l` sends the server's output
+/// to the log file: without it the postmaster would hold our captured stdout open.
+pub fn pg_ctl_start(s: &PostgresSettings) -> CommandLine {
+    CommandLine::new(s.program("pg_ctl"))
+        .args(["start", "-D"])
+        .arg(path(&s.data_dir))
+        .arg("-w")
+        .arg("-t")
+        .arg(seconds(s.pg_ctl_timeout))
+        .arg("-l")
+        .arg(path(&s.log_file()))
+        .arg("-o")
+        .arg(postmaster_options(s))
+}
+
+pub fn pg_ctl_stop(s: &PostgresSettings, mode: StopMode) -> CommandLine {
+    CommandLine::new(s.program("pg_ctl"))
+        .args(["stop", "-D"])
+        .arg(path(&s.data_dir))
+        .arg("-m")
+        .arg(mode.as_pg_ctl())
+        .arg("-w")
+        .arg("-t")
+        .arg(seconds(s.pg_ctl_timeout))
+}
+
+pub fn pg_ctl_promote(s: &PostgresSettings) -> CommandLine {
+    CommandLine::new(s.program("pg_ctl"))
+        .args(["promote", "-D"])
+        .arg(path(&s.data_dir))
+        .arg("-w")
+        .arg("-t")
+        .arg(seconds(s.pg_ctl_timeout))
+}
+
+/// `pg_ctl reload`: SIGHUP to the postmaster, for a server that does not answer SQL yet.
+pub fn pg_ctl_reload(s: &PostgresSettings) -> CommandLine {
+    CommandLine::new(s.program("pg_ctl"))
+        .args(["reload", "-D"])
+        .arg(path(&s.data_dir))
+}
+
+/// `pg_controldata` in the C locale, whose labels the parser knows.
+pub fn pg_controldata(s: &PostgresSettings) -> CommandLine {
+    CommandLine::new(s.program("pg_controldata"))
+        .arg("-D")
+        .arg(path(&s.data_dir))
+        .env("LC_ALL", "C")
+}
+
+/// `pg_basebackup` of `source` into the data directory as the replication user. No slot: the
+/// primary creates members' slots itself.
+pub fn pg_basebackup(s: &PostgresSettings, source: &Upstream) -> CommandLine {
+    CommandLine::new(s.program("pg_basebackup"))
+        .arg("-D")
+        .arg(path(&s.data_dir))
+        .arg("-h")
+        .arg(&source.host)
+        .arg("-p")
+        .arg(source.port.to_string())
+        .arg("-U")
+        .arg(&s.replication.0)
+        .args(["-X", "stream", "-c", "fast", "--no-password"])
+        .env("PGPASSFILE", path(&s.pgpass))
+}
+
+/// The libpq connection string pg_rewind reads the source with.
+pub fn rewind_source(s: &PostgresSettings, source: &Upstream) -> String {
+    let port = source.port.to_string();
+    let passfile = path(&s.pgpass);
+    conninfo(&[
+        ("host", &source.host),
+        ("port", &port),
+        ("user", &s.rewind_user().0),
+        ("dbname", "postgres"),
+        ("passfile", &passfile),
+    ])
+}
+
+/// `pg_rewind` of the (cleanly stopped) data directory from `source`.
+pub fn pg_rewind(s: &PostgresSettings, source: &Upstream) -> CommandLine {
+    CommandLine::new(s.program("pg_rewind"))
+        .arg(format!("--target-pgdata={}", path(&s.data_dir)))
+        .arg(format!("--source-server={}", rewind_source(s, source)))
+        .env("PGPASSFILE", path(&s.pgpass))
+}
+
+/// Crash recovery in single-user mode, so that pg_rewind finds a cleanly shut down cluster
+/// (Patroni's `doing crash recovery in a single user mode`). The owned parameters are repeated
+/// because the control file's `max_*` values must not exceed the server's; archiving is left
+/// on with a failing command (as Patroni does) so that WAL not yet archived is kept.
+pub fn single_user_recovery(s: &PostgresSettings) -> CommandLine {
+    let mut cmd = CommandLine::new(s.program("postgres"))
+        .arg("--single")
+        .arg("-D")
+        .arg(path(&s.data_dir));
+    for (k, v) in owned_gucs(s) {
+        cmd = cmd.arg("-c").arg(format!("{k}={v}"));
+    }
+    cmd.args([
+        "-c",
+        "archive_mode=on",
+        "-c",
+        "archive_command=false",
+        "template1",
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::postgres::settings::sample;
+    use crate::types::MemberName;
+
+    fn source() -> Upstream {
+        Upstream {
+            member: MemberName::from("node-2"),
+            host: "10.0.0.2".into(),
+            port: 5433,
+        }
+    }
+
+    const OPTS: &str = "--listen_addresses=0.0.0.0 --port=5432 --cluster_name=batman \
+        --wal_level=replica --hot_standby=on --max_connections=200 --max_wal_senders=10 \
+        --max_prepared_transactions=0 --max_locks_per_transaction=64 \
+        --track_commit_timestamp=off --max_replication_slots=10 --max_worker_processes=8 \
+        --wal_log_hints=on";
+
+    #[test]
+    fn initdb_line() {
+        let s = sample();
+        assert_eq!(
+            initdb(&s, Some(Path::new("/var/lib/postgresql/15/.pw"))).to_string(),
+            "/usr/lib/postgresql/15/bin/initdb -D /var/lib/postgresql/15/main -U postgres \
+             --auth-local=trust --auth-host=scram-sha-256 --pwfile=/var/lib/postgresql/15/.pw \
+             --encoding=UTF8 --data-checksums"
+        );
+        assert!(
+            initdb(&s, None)
+                .args
+                .contains(&"--auth-host=trust".to_owned())
+        );
+    }
+
+    #[test]
+    fn pg_ctl_lines() {
+        let mut s = sample();
+        let start = pg_ctl_start(&s);
+        assert_eq!(
+            start.args,
+            [
+                "start",
+                "-D",
+                "/var/lib/postgresql/15/main",
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                "/var/lib/postgresql/15/main.log",
+                "-o",
+                OPTS
+            ]
+        );
+        s.listen_host = "*".into();
+        assert!(postmaster_options(&s).starts_with("'--listen_addresses=*' --port=5432"));
+        s.pg_ctl_timeout = Duration::from_millis(1500);
+        assert_eq!(
+            pg_ctl_stop(&s, StopMode::Immediate).to_string(),
+            "/usr/lib/postgresql/15/bin/pg_ctl stop -D /var/lib/postgresql/15/main -m immediate -w -t 2"
+        );
+        assert_eq!(
+            pg_ctl_promote(&s).to_string(),
+            "/usr/lib/postgresql/15/bin/pg_ctl promote -D /var/lib/postgresql/15/main -w -t 2"
+        );
+        assert_eq!(
+            pg_ctl_reload(&s).to_string(),
+            "/usr/lib/postgresql/15/bin/pg_ctl reload -D /var/lib/postgresql/15/main"
+        );
+        assert_eq!(
+            pg_controldata(&s).to_string(),
+            "LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D /var/lib/postgresql/15/main"
+        );
+    }
+
+    #[test]
+    fn basebackup_line() {
+        assert_eq!(
+            pg_basebackup(&sample(), &source()).to_string(),
+            "PGPASSFILE=/var/lib/postgresql/pgpass /usr/lib/postgresql/15/bin/pg_basebackup \
+             -D /var/lib/postgresql/15/main -h 10.0.0.2 -p 5433 -U replicator -X stream -c fast \
+             --no-password"
+        );
+    }
+
+    #[test]
+    fn rewind_line() {
+        let mut s = sample();
+        assert_eq!(
+            pg_rewind(&s, &source()).args,
+            [
+                "--target-pgdata=/var/lib/postgresql/15/main",
+                "--source-server=host=10.0.0.2 port=5433 user=rewind_user dbname=postgres \
+                 passfile=/var/lib/postgresql/pgpass"
+            ]
+        );
+        s.rewind = None;
+        assert!(rewind_source(&s, &source()).contains("user=postgres "));
+    }
+
+    #[test]
+    fn single_user_line() {
+        let cmd = single_user_recovery(&sample());
+        assert_eq!(
+            cmd.args[..3],
+            ["--single", "-D", "/var/lib/postgresql/15/main"]
+        );
+        assert!(
+            cmd.args
+                .windows(2)
+                .any(|w| w == ["-c", "max_connections=200"])
+        );
+        assert_eq!(
+            cmd.args[cmd.args.len() - 5..],
+            [
+                "-c",
+                "archive_mode=on",
+                "-c",
+                "archive_command=false",
+                "template1"
+            ]
+        );
+        assert!(cmd.stdin.is_none());
+    }
+}

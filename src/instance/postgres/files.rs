@@ -1,0 +1,263 @@
+//! The configuration files the adapter owns, rendered as text: `postgresql.conf`,
+//! `pg_hba.conf`, the password file, and `primary_conninfo`.
+//!
+//! Pure functions; `mod.rs` writes the results atomically. `postgresql.conf` is ours: initdb's
+//! original lives on as `postgresql.base.conf`, which ours includes first so that everything
+//! after it (user parameters, then the standby settings) wins.
+
+use std::fmt::Write;
+
+use crate::instance::Upstream;
+use crate::instance::conf::{conninfo, guc_line, guc_text, hba_token, pgpass};
+
+use super::gucs;
+use super::settings::PostgresSettings;
+
+pub const CONF: &str = "postgresql.conf";
+pub const BASE_CONF: &str = "postgresql.base.conf";
+pub const HBA: &str = "pg_hba.conf";
+pub const STANDBY_SIGNAL: &str = "standby.signal";
+
+/// The first line of every `postgresql.conf` we write; tells ours from initdb's.
+pub const CONF_HEADER: &str = "# Written by the tribune agent";
+
+/// Parameters the agent writes itself (besides the owned command-line ones); users' values for
+/// them are dropped. `data_directory` and `config_file` would move the cluster from under us.
+const MANAGED: &[&str] = &[
+    "primary_conninfo",
+    "primary_slot_name",
+    "recovery_target_timeline",
+    "data_directory",
+    "config_file",
+];
+
+/// Patroni's default for `wal_keep_size` (written to the file, not the command line).
+const DEFAULT_WAL_KEEP_SIZE: &str = "128MB";
+
+/// `primary_conninfo` for streaming from `upstream`. The password comes from the password file,
+/// never from this string (it is visible in `pg_settings` and `pg_stat_wal_receiver`).
+pub fn primary_conninfo(s: &PostgresSettings, upstream: &Upstream) -> String {
+    let port = upstream.port.to_string();
+    let passfile = s.pgpass.to_string_lossy();
+    conninfo(&[
+        ("host", &upstream.host),
+        ("port", &port),
+        ("user", &s.replication.0),
+        ("passfile", &passfile),
+        ("application_name", s.name.as_str()),
+        ("sslmode", "prefer"),
+    ])
+}
+
+/// Our `postgresql.conf`: the base file, user parameters, our defaults, and, for a standby of
+/// `upstream`, the recovery settings.
+pub fn postgresql_conf(s: &PostgresSettings, upstream: Option<&Upstream>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{CONF_HEADER} for member {}; edits are overwritten.",
+        s.name
+    );
+    let _ = writeln!(out, "include '{BASE_CONF}'\n");
+    // The owned parameters take effect from the postmaster command line. They are repeated here
+    // with the same values because a reload compares the file's value of a restart-only
+    // parameter with the running one, and would report a pending restart for initdb's
+    // `max_connections = 100` in the base file. A changed value here then correctly reads as
+    // `pending_restart` until the next start puts it on the command line.
+    out.push_str("# Also on the postmaster command line (see postmaster.opts).\n");
+    for (name, value) in gucs::owned_gucs(&s.listen_host, s.listen_port, &s.scope, &s.parameters) {
+        out.push_str(&guc_line(name, &value));
+    }
+    out.push('\n');
+    for (name, value) in &s.parameters {
+        let lower = name.to_ascii_lowercase();
+        if gucs::is_owned(&lower) || MANAGED.contains(&lower.as_str()) {
+            continue;
+        }
+        if let Some(text) = guc_text(value) {
+            out.push_str(&guc_line(name, &text));
+        }
+    }
+    if gucs::lookup(&s.parameters, "unix_socket_directories").is_none() {
+        out.push_str(&guc_line(
+            "unix_socket_directories",
+            &s.default_socket_dir().to_string_lossy(),
+        ));
+    }
+    if gucs::lookup(&s.parameters, "wal_keep_size").is_none() {
+        out.push_str(&guc_line("wal_keep_size", DEFAULT_WAL_KEEP_SIZE));
+    }
+    if let Some(up) = upstream {
+        let _ = writeln!(out, "\n# standby of member {}", up.member);
+        out.push_str(&guc_line("primary_conninfo", &primary_conninfo(s, up)));
+        if s.use_slots {
+            out.push_str(&guc_line("primary_slot_name", &s.name.slot_name()));
+        }
+        out.push_str(&guc_line("recovery_target_timeline", "latest"));
+    }
+    out
+}
+
+/// The `pg_hba.conf` used when the configuration gives none:
+///
+/// ```text
+/// local  all          all              trust
+/// local  replication  all              trust
+/// host   replication  <replication>  all  scram-sha-256
+/// host   all          all            all  scram-sha-256
+/// ```
+///
+/// Local (Unix socket) connections are trusted: the agent logs in that way, and the socket lives
+/// in a directory only the database's OS user can enter. Every TCP connection, from any address,
+/// needs a SCRAM password, so members on other hosts can stream and rewind.
+pub fn default_pg_hba(s: &PostgresSettings) -> Vec<String> {
+    vec![
+        "local all all trust".to_owned(),
+        "local replication all trust".to_owned(),
+        format!(
+            "host replication {} all scram-sha-256",
+            hba_token(&s.replication.0)
+        ),
+        "host all all all scram-sha-256".to_owned(),
+    ]
+}
+
+pub fn pg_hba(s: &PostgresSettings) -> String {
+    let lines = if s.pg_hba.is_empty() {
+        default_pg_hba(s)
+    } else {
+        s.pg_hba.clone()
+    };
+    let mut out = format!(
+        "# Written by the tribune agent for member {}; edits are overwritten.\n",
+        s.name
+    );
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The password file: every configured user with a password, for any host.
+pub fn pgpass_file(s: &PostgresSettings) -> String {
+    let mut creds = vec![
+        (s.replication.0.as_str(), s.replication.1.as_deref()),
+        (s.superuser.0.as_str(), s.superuser.1.as_deref()),
+    ];
+    if let Some((user, password)) = &s.rewind {
+        creds.push((user.as_str(), password.as_deref()));
+    }
+    pgpass(&creds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::postgres::settings::sample;
+    use crate::types::MemberName;
+
+    fn upstream() -> Upstream {
+        Upstream {
+            member: MemberName::from("node-2"),
+            host: "10.0.0.2".into(),
+            port: 5433,
+        }
+    }
+
+    #[test]
+    fn primary_conf() {
+        let s = sample();
+        assert_eq!(
+            postgresql_conf(&s, None),
+            "# Written by the tribune agent for member node-1; edits are overwritten.\n\
+             include 'postgresql.base.conf'\n\
+             \n\
+             # Also on the postmaster command line (see postmaster.opts).\n\
+             listen_addresses = '0.0.0.0'\n\
+             port = '5432'\n\
+             cluster_name = 'batman'\n\
+             wal_level = 'replica'\n\
+             hot_standby = 'on'\n\
+             max_connections = '200'\n\
+             max_wal_senders = '10'\n\
+             max_prepared_transactions = '0'\n\
+             max_locks_per_transaction = '64'\n\
+             track_commit_timestamp = 'off'\n\
+             max_replication_slots = '10'\n\
+             max_worker_processes = '8'\n\
+             wal_log_hints = 'on'\n\
+             \n\
+             shared_preload_libraries = 'pg_stat_statements'\n\
+             work_mem = '8MB'\n\
+             unix_socket_directories = '/var/lib/postgresql/15'\n\
+             wal_keep_size = '128MB'\n"
+        );
+    }
+
+    #[test]
+    fn standby_conf() {
+        let s = sample();
+        let conf = postgresql_conf(&s, Some(&upstream()));
+        let standby = conf.split_once("# standby of member node-2\n").unwrap().1;
+        assert_eq!(
+            standby,
+            "primary_conninfo = 'host=10.0.0.2 port=5433 user=replicator \
+             passfile=/var/lib/postgresql/pgpass application_name=node-1 sslmode=prefer'\n\
+             primary_slot_name = 'node_1'\n\
+             recovery_target_timeline = 'latest'\n"
+        );
+        assert!(!conf.contains("evil"));
+    }
+
+    #[test]
+    fn standby_conf_without_slots() {
+        let mut s = sample();
+        s.use_slots = false;
+        assert!(!postgresql_conf(&s, Some(&upstream())).contains("primary_slot_name"));
+    }
+
+    #[test]
+    fn primary_conninfo_escapes_twice() {
+        let mut s = sample();
+        s.replication.0 = "rep user".into();
+        s.pgpass = "/tmp/it's".into();
+        let ci = primary_conninfo(&s, &upstream());
+        assert_eq!(
+            ci,
+            r"host=10.0.0.2 port=5433 user='rep user' passfile='/tmp/it\'s' application_name=node-1 sslmode=prefer"
+        );
+        assert_eq!(
+            guc_line("primary_conninfo", &ci),
+            "primary_conninfo = 'host=10.0.0.2 port=5433 user=''rep user'' \
+             passfile=''/tmp/it\\\\''s'' application_name=node-1 sslmode=prefer'\n"
+        );
+    }
+
+    #[test]
+    fn hba_default_and_given() {
+        let mut s = sample();
+        assert_eq!(
+            pg_hba(&s),
+            "# Written by the tribune agent for member node-1; edits are overwritten.\n\
+             local all all trust\n\
+             local replication all trust\n\
+             host replication replicator all scram-sha-256\n\
+             host all all all scram-sha-256\n"
+        );
+        s.pg_hba = vec!["host all all 10.0.0.0/8 md5".into()];
+        assert!(pg_hba(&s).ends_with("\nhost all all 10.0.0.0/8 md5\n"));
+    }
+
+    #[test]
+    fn pgpass_lists_every_user_with_a_password() {
+        let mut s = sample();
+        assert_eq!(
+            pgpass_file(&s),
+            "*:*:*:replicator:rep'pw\n*:*:*:postgres:su-pw\n*:*:*:rewind_user:rw-pw\n"
+        );
+        s.rewind = None;
+        s.superuser.1 = None;
+        assert_eq!(pgpass_file(&s), "*:*:*:replicator:rep'pw\n");
+    }
+}

@@ -1,0 +1,929 @@
+//! The PostgreSQL adapter: [`Postgres`] implements [`Instance`] with `initdb`, `pg_ctl`,
+//! `pg_basebackup`, `pg_rewind`, the configuration files it owns, and SQL over one cached
+//! connection.
+//!
+//! Layout: `settings` (what the caller gives), `gucs` (parameters owned on the command line),
+//! `files` (rendering `postgresql.conf`, `pg_hba.conf`, the password file), `commands` (tool
+//! command lines), `controldata` (on-disk state), `status` (the per-tick query), `roles` and
+//! `slots` (SQL plans). Everything there is pure; this file performs the effects.
+//!
+//! The agent runs as the database's OS user. Its own connections use the Unix socket in
+//! [`PostgresSettings::socket_dir`] as the superuser (TCP with the password when the given
+//! `pg_hba` has no `local` line). Every query has a short time limit, and a connection that fails
+//! or times out is dropped and opened again on the next call.
+//!
+//! Hazards: every operation confirms its effect (by SQL or `postmaster.pid`) before `Ok`, and is
+//! safe to repeat; an operation that ran out of time returns `Unknown`. This adapter never
+//! deletes a data directory: it renames it aside.
+
+pub mod commands;
+pub mod controldata;
+pub mod files;
+pub mod gucs;
+pub mod roles;
+pub mod settings;
+pub mod slots;
+pub mod status;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use tokio_postgres::{SimpleQueryMessage, SimpleQueryRow};
+
+pub use settings::PostgresSettings;
+
+use super::process::{self, remove_if_exists, write_atomic};
+use super::{
+    ClusterStateOnDisk, ControlData, DataDir, DbRole, Instance, InstanceError, LocalStatus,
+    StopMode, Upstream,
+};
+use crate::state::DbState;
+use crate::types::{Generation, MemberName};
+use controldata::PidFile;
+use settings::has_pg_version;
+
+/// Connecting to the local server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The status query and other quick statements.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Role creation, slot changes, reloads.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+const CONTROLDATA_TIMEOUT: Duration = Duration::from_secs(30);
+const INITDB_TIMEOUT: Duration = Duration::from_secs(600);
+/// Base backups and rewinds copy data; these only catch a tool that hangs for good.
+const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const REWIND_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+const SINGLE_USER_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Added to `pg_ctl_timeout` for pg_ctl itself: it enforces `-t`, we only catch a hang.
+const PG_CTL_MARGIN: Duration = Duration::from_secs(15);
+/// How long a reload may take to show in `current_setting`.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(200);
+
+/// One open connection and the task driving it (aborted with it).
+struct Conn {
+    client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Why a statement did not run.
+#[derive(Debug)]
+enum SqlError {
+    Timeout(Duration),
+    Other(String),
+}
+
+impl SqlError {
+    fn into_instance(self, operation: &'static str) -> InstanceError {
+        match self {
+            SqlError::Timeout(timeout) => InstanceError::Unknown { operation, timeout },
+            SqlError::Other(detail) => InstanceError::failed(operation, detail),
+        }
+    }
+}
+
+/// What `postmaster.pid` says about the server process.
+#[derive(Debug, PartialEq, Eq)]
+enum Postmaster {
+    /// No pid file: stopped cleanly (or never started).
+    Absent,
+    /// The process in the pid file is alive.
+    Alive(PidFile),
+    /// A pid file whose process is gone: the server crashed or was killed.
+    Stale,
+}
+
+pub struct Postgres {
+    s: PostgresSettings,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    /// The last reason `status()` could not query a live server, logged once per change.
+    last_status_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Postgres {
+    pub fn new(settings: PostgresSettings) -> Self {
+        Self {
+            s: settings,
+            conn: tokio::sync::Mutex::new(None),
+            last_status_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> &PostgresSettings {
+        &self.s
+    }
+
+    // ----- connection and SQL -----
+
+    fn pg_config(&self) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.user(&self.s.superuser.0)
+            .dbname("postgres")
+            .application_name("tribune")
+            .port(self.s.listen_port)
+            .connect_timeout(CONNECT_TIMEOUT);
+        if self.s.connect_locally() {
+            c.host_path(self.s.socket_dir());
+        } else {
+            c.host(self.s.local_tcp_host());
+        }
+        if let Some(pw) = &self.s.superuser.1 {
+            c.password(pw);
+        }
+        c
+    }
+
+    async fn connect(&self) -> Result<Conn, SqlError> {
+        let config = self.pg_config();
+        let (client, connection) =
+            tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls))
+                .await
+                .map_err(|_| SqlError::Timeout(CONNECT_TIMEOUT))?
+                .map_err(|e| SqlError::Other(format!("could not connect: {}", error_text(&e))))?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "database connection closed");
+            }
+        });
+        Ok(Conn { client, task })
+    }
+
+    /// Runs `sql` (one or more statements, simple protocol) on the cached connection within
+    /// `timeout`, reconnecting first when needed. Returns the rows of every statement.
+    async fn sql(&self, sql: &str, timeout: Duration) -> Result<Vec<SimpleQueryRow>, SqlError> {
+        let mut guard = self.conn.lock().await;
+        if guard.as_ref().is_some_and(|c| c.client.is_closed()) {
+            *guard = None;
+        }
+        if guard.is_none() {
+            *guard = Some(self.connect().await?);
+        }
+        let Some(conn) = guard.as_ref() else {
+            return Err(SqlError::Other("no connection".into()));
+        };
+        let result = tokio::time::timeout(timeout, conn.client.simple_query(sql)).await;
+        match result {
+            Ok(Ok(messages)) => Ok(messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(r) => Some(r),
+                    _ => None,
+                })
+                .collect()),
+            Ok(Err(e)) => {
+                if conn.client.is_closed() {
+                    *guard = None;
+                }
+                Err(SqlError::Other(error_text(&e)))
+            }
+            Err(_) => {
+                // The connection may be stuck mid-query; start afresh next time.
+                *guard = None;
+                Err(SqlError::Timeout(timeout))
+            }
+        }
+    }
+
+    async fn drop_connection(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// [`Self::sql`] for an operation: a timeout is `Unknown`, anything else `Failed`.
+    async fn sql_for(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<Vec<SimpleQueryRow>, InstanceError> {
+        self.sql(sql, timeout)
+            .await
+            .map_err(|e| e.into_instance(operation))
+    }
+
+    /// `pg_is_in_recovery()` as a role.
+    async fn role(&self, timeout: Duration) -> Result<DbRole, SqlError> {
+        let rows = self
+            .sql("SELECT pg_catalog.pg_is_in_recovery()", timeout)
+            .await?;
+        match rows.first().and_then(|r| r.try_get(0).ok().flatten()) {
+            Some("t") => Ok(DbRole::Standby),
+            Some("f") => Ok(DbRole::Primary),
+            other => Err(SqlError::Other(format!(
+                "pg_is_in_recovery() returned {other:?}"
+            ))),
+        }
+    }
+
+    /// Waits until the server answers SQL, up to `timeout`; returns its role.
+    async fn wait_ready(&self, timeout: Duration) -> Result<DbRole, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let err = match self.role(QUERY_TIMEOUT).await {
+                Ok(role) => return Ok(role),
+                Err(SqlError::Timeout(t)) => format!("no answer within {t:?}"),
+                Err(SqlError::Other(e)) => e,
+            };
+            if Instant::now() >= deadline || !self.postmaster_running() {
+                return Err(err);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    // ----- files -----
+
+    fn read_postmaster(&self) -> Postmaster {
+        let text = match std::fs::read_to_string(self.s.file("postmaster.pid")) {
+            Ok(t) => t,
+            Err(_) => return Postmaster::Absent,
+        };
+        let pid_file = controldata::parse_pid_file(&text);
+        match pid_file.pid {
+            // Being written, or truncated: assume a server is starting.
+            None => Postmaster::Alive(pid_file),
+            Some(pid) if process_alive(pid) => Postmaster::Alive(pid_file),
+            Some(_) => Postmaster::Stale,
+        }
+    }
+
+    fn postmaster_running(&self) -> bool {
+        matches!(self.read_postmaster(), Postmaster::Alive(_))
+    }
+
+    /// Keeps initdb's configuration as `postgresql.base.conf`, which ours includes.
+    fn ensure_base_conf(&self) -> std::io::Result<()> {
+        let base = self.s.file(files::BASE_CONF);
+        if base.exists() {
+            return Ok(());
+        }
+        let conf = self.s.file(files::CONF);
+        let ours = std::fs::read_to_string(&conf)
+            .map(|t| t.starts_with(files::CONF_HEADER))
+            .unwrap_or(false);
+        if conf.exists() && !ours {
+            std::fs::rename(&conf, &base)
+        } else {
+            write_atomic(
+                &base,
+                b"# The base configuration was missing; the tribune agent created this empty one.\n",
+                0o600,
+            )
+        }
+    }
+
+    fn write_pgpass(&self) -> std::io::Result<()> {
+        if let Some(dir) = self.s.pgpass.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_atomic(
+            &self.s.pgpass,
+            files::pgpass_file(&self.s).as_bytes(),
+            0o600,
+        )
+    }
+
+    /// Writes every file for running as a primary (`None`) or a standby of `upstream`.
+    fn write_config(&self, upstream: Option<&Upstream>) -> std::io::Result<()> {
+        self.ensure_base_conf()?;
+        self.write_pgpass()?;
+        write_atomic(
+            &self.s.file(files::CONF),
+            files::postgresql_conf(&self.s, upstream).as_bytes(),
+            0o600,
+        )?;
+        write_atomic(
+            &self.s.file(files::HBA),
+            files::pg_hba(&self.s).as_bytes(),
+            0o600,
+        )?;
+        let signal = self.s.file(files::STANDBY_SIGNAL);
+        match upstream {
+            Some(_) => write_atomic(&signal, b"", 0o600),
+            None => remove_if_exists(&signal),
+        }
+    }
+
+    /// Makes way for initdb or a base backup: a missing or empty directory is fine; leftovers
+    /// without `PG_VERSION` (an interrupted clone) are set aside; a cluster is an error.
+    fn prepare_empty_data_dir(&self, operation: &'static str) -> Result<(), InstanceError> {
+        let dir = &self.s.data_dir;
+        if has_pg_version(dir) {
+            return Err(InstanceError::failed(
+                operation,
+                format!("{} already holds a database cluster", dir.display()),
+            ));
+        }
+        let non_empty = std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if non_empty {
+            let aside = self.rename_aside()?;
+            tracing::warn!(
+                data_dir = %dir.display(),
+                moved_to = %aside.display(),
+                "set aside leftovers in the data directory before {operation}"
+            );
+        }
+        Ok(())
+    }
+
+    fn rename_aside(&self) -> std::io::Result<PathBuf> {
+        let stamp = utc_stamp(crate::types::UnixMillis::now().as_secs());
+        let base = format!("{}.failed.{stamp}", self.s.data_dir.display());
+        let mut target = PathBuf::from(&base);
+        let mut n = 1;
+        while target.exists() {
+            target = PathBuf::from(format!("{base}.{n}"));
+            n += 1;
+        }
+        std::fs::rename(&self.s.data_dir, &target)?;
+        Ok(target)
+    }
+
+    fn fix_data_dir_mode(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.s.data_dir, std::fs::Permissions::from_mode(0o700))
+    }
+
+    /// The end of the server log, for start failures.
+    fn log_tail(&self) -> String {
+        std::fs::read_to_string(self.s.log_file())
+            .map(|t| process::tail(t.trim_end(), 1500))
+            .unwrap_or_default()
+    }
+
+    async fn controldata(&self) -> Result<controldata::Controldata, InstanceError> {
+        let out = process::run(
+            "pg_controldata",
+            &commands::pg_controldata(&self.s),
+            CONTROLDATA_TIMEOUT,
+        )
+        .await?;
+        controldata::parse_controldata(&out.stdout)
+            .map_err(|e| InstanceError::failed("pg_controldata", e))
+    }
+
+    // ----- server start -----
+
+    /// `pg_ctl start` then wait for SQL and check the role.
+    async fn start_server(&self, want: DbRole) -> Result<(), InstanceError> {
+        const OP: &str = "start";
+        let cmd = commands::pg_ctl_start(&self.s);
+        if let Err(e) = process::run(OP, &cmd, self.s.pg_ctl_timeout + PG_CTL_MARGIN).await {
+            if self.postmaster_running() {
+                tracing::warn!(error = %e, "pg_ctl start failed but a postmaster is running");
+                return Err(InstanceError::Unknown {
+                    operation: OP,
+                    timeout: self.s.pg_ctl_timeout,
+                });
+            }
+            return Err(match e {
+                InstanceError::Failed { operation, detail } => InstanceError::Failed {
+                    operation,
+                    detail: format!("{detail}\nserver log:\n{}", self.log_tail()),
+                },
+                other => other,
+            });
+        }
+        self.confirm_role(OP, want).await
+    }
+
+    async fn confirm_role(&self, op: &'static str, want: DbRole) -> Result<(), InstanceError> {
+        match self.wait_ready(self.s.pg_ctl_timeout).await {
+            Ok(role) if role == want => Ok(()),
+            Ok(role) => Err(InstanceError::failed(
+                op,
+                format!("the server runs as {role:?}, not {want:?}"),
+            )),
+            Err(e) => {
+                if self.postmaster_running() {
+                    Err(InstanceError::Unknown {
+                        operation: op,
+                        timeout: self.s.pg_ctl_timeout,
+                    })
+                } else {
+                    Err(InstanceError::failed(
+                        op,
+                        format!("the server stopped: {e}\nserver log:\n{}", self.log_tail()),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Reloads the configuration and waits until `primary_conninfo` reads `expected`.
+    async fn reload_primary_conninfo(&self, expected: &str) -> Result<(), InstanceError> {
+        const OP: &str = "follow";
+        self.sql_for(OP, "SELECT pg_catalog.pg_reload_conf()", ADMIN_TIMEOUT)
+            .await?;
+        let deadline = Instant::now() + RELOAD_TIMEOUT;
+        loop {
+            let rows = self
+                .sql_for(
+                    OP,
+                    "SELECT pg_catalog.current_setting('primary_conninfo')",
+                    QUERY_TIMEOUT,
+                )
+                .await?;
+            let current = rows.first().and_then(|r| r.try_get(0).ok().flatten());
+            if current == Some(expected) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(InstanceError::Unknown {
+                    operation: OP,
+                    timeout: RELOAD_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Single-user crash recovery, so that pg_rewind finds a clean shutdown.
+    async fn crash_recovery(&self) -> Result<(), InstanceError> {
+        const OP: &str = "crash recovery";
+        tracing::info!(data_dir = %self.s.data_dir.display(), "doing crash recovery in a single user mode");
+        // A standby's signal file makes single-user mode refuse to start.
+        remove_if_exists(&self.s.file(files::STANDBY_SIGNAL))?;
+        process::run(
+            OP,
+            &commands::single_user_recovery(&self.s),
+            SINGLE_USER_TIMEOUT,
+        )
+        .await?;
+        let cd = self.controldata().await?;
+        if cd.cluster_state != ClusterStateOnDisk::ShutDown {
+            return Err(InstanceError::failed(
+                OP,
+                format!(
+                    "the cluster state is {:?} after single-user recovery",
+                    cd.cluster_state
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a process with this PID exists and is ours to signal. `EPERM` means another user's
+/// process took the PID: not our postmaster.
+fn process_alive(pid: i32) -> bool {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+/// A database error's message with its SQLSTATE detail when there is one.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a Unix time (civil-from-days, proleptic Gregorian).
+fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn rows_column(rows: &[SimpleQueryRow], idx: usize) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| r.try_get(idx).ok().flatten().map(str::to_owned))
+        .collect()
+}
+
+#[async_trait]
+impl Instance for Postgres {
+    fn engine(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    async fn data_dir(&self) -> Result<DataDir, InstanceError> {
+        if !has_pg_version(&self.s.data_dir) {
+            return Ok(DataDir::Empty);
+        }
+        let cd = self.controldata().await?;
+        Ok(DataDir::Initialized(ControlData {
+            sysid: cd.sysid,
+            cluster_state: cd.cluster_state,
+            timeline: cd.timeline,
+            standby_configured: self.s.file(files::STANDBY_SIGNAL).exists(),
+        }))
+    }
+
+    async fn status(&self) -> LocalStatus {
+        let pid_file = match self.read_postmaster() {
+            Postmaster::Absent => {
+                self.drop_connection().await;
+                return LocalStatus {
+                    state: DbState::Stopped,
+                    ..LocalStatus::default()
+                };
+            }
+            Postmaster::Stale => {
+                self.drop_connection().await;
+                return LocalStatus {
+                    state: DbState::Crashed,
+                    ..LocalStatus::default()
+                };
+            }
+            Postmaster::Alive(p) => p,
+        };
+        let result = match self.sql(status::STATUS_SQL, QUERY_TIMEOUT).await {
+            Ok(rows) => match rows.first() {
+                Some(row) => {
+                    status::parse_status(|name| row.try_get(name).ok().flatten().map(str::to_owned))
+                }
+                None => Err("the status query returned no row".to_owned()),
+            },
+            Err(SqlError::Timeout(t)) => Err(format!("the status query timed out after {t:?}")),
+            Err(SqlError::Other(e)) => Err(e),
+        };
+        let mut last = self
+            .last_status_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(st) => {
+                *last = None;
+                st
+            }
+            Err(e) => {
+                if last.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(error = %e, "cannot query the running server");
+                    *last = Some(e);
+                }
+                let state = match pid_file.status.as_deref() {
+                    Some("stopping") => DbState::Stopping,
+                    _ => DbState::Starting,
+                };
+                LocalStatus {
+                    state,
+                    ..LocalStatus::default()
+                }
+            }
+        }
+    }
+
+    async fn bootstrap(&self) -> Result<String, InstanceError> {
+        const OP: &str = "bootstrap";
+        self.prepare_empty_data_dir(OP)?;
+        let parent = self
+            .s
+            .data_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        std::fs::create_dir_all(&parent)?;
+        let pwfile = match &self.s.superuser.1 {
+            Some(pw) => {
+                let path = parent.join(format!(".tribune-initdb-pw.{}", std::process::id()));
+                write_atomic(&path, format!("{pw}\n").as_bytes(), 0o600)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let initdb = process::run(
+            OP,
+            &commands::initdb(&self.s, pwfile.as_deref()),
+            INITDB_TIMEOUT,
+        )
+        .await;
+        if let Some(p) = &pwfile {
+            remove_if_exists(p)?;
+        }
+        initdb?;
+        self.write_config(None)?;
+        self.start_server(DbRole::Primary).await?;
+        let existing: BTreeSet<String> =
+            rows_column(&self.sql_for(OP, roles::LIST_SQL, ADMIN_TIMEOUT).await?, 0)
+                .into_iter()
+                .collect();
+        self.sql_for(OP, &roles::bootstrap_sql(&self.s, &existing), ADMIN_TIMEOUT)
+            .await?;
+        let rows = self
+            .sql_for(
+                OP,
+                "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+                QUERY_TIMEOUT,
+            )
+            .await?;
+        rows_column(&rows, 0)
+            .into_iter()
+            .next()
+            .ok_or_else(|| InstanceError::failed(OP, "no system identifier"))
+    }
+
+    async fn clone_from(&self, source: &Upstream) -> Result<(), InstanceError> {
+        const OP: &str = "clone";
+        self.prepare_empty_data_dir(OP)?;
+        self.write_pgpass()?;
+        process::run(
+            OP,
+            &commands::pg_basebackup(&self.s, source),
+            BASEBACKUP_TIMEOUT,
+        )
+        .await?;
+        if !has_pg_version(&self.s.data_dir) {
+            return Err(InstanceError::failed(
+                OP,
+                "pg_basebackup succeeded but left no PG_VERSION",
+            ));
+        }
+        self.fix_data_dir_mode()?;
+        self.write_config(Some(source))?;
+        Ok(())
+    }
+
+    async fn start(&self, upstream: Option<&Upstream>) -> Result<(), InstanceError> {
+        const OP: &str = "start";
+        if !has_pg_version(&self.s.data_dir) {
+            return Err(InstanceError::failed(OP, "the data directory is empty"));
+        }
+        let want = if upstream.is_some() {
+            DbRole::Standby
+        } else {
+            DbRole::Primary
+        };
+        if self.postmaster_running() {
+            let role = match self.wait_ready(self.s.pg_ctl_timeout).await {
+                Ok(role) => role,
+                Err(e) if self.postmaster_running() => {
+                    tracing::warn!(error = %e, "a postmaster runs but does not answer");
+                    return Err(InstanceError::Unknown {
+                        operation: OP,
+                        timeout: self.s.pg_ctl_timeout,
+                    });
+                }
+                // It went away while we waited: start it below.
+                Err(_) => want,
+            };
+            if self.postmaster_running() {
+                if role != want {
+                    return Err(InstanceError::failed(
+                        OP,
+                        format!("the server already runs as {role:?}; stop it first"),
+                    ));
+                }
+                return match upstream {
+                    Some(up) => self.follow(up).await,
+                    None => Ok(self.write_config(None)?),
+                };
+            }
+        }
+        self.write_config(upstream)?;
+        self.start_server(want).await
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<(), InstanceError> {
+        const OP: &str = "stop";
+        self.drop_connection().await;
+        if !self.postmaster_running() {
+            return Ok(());
+        }
+        let result = process::run(
+            OP,
+            &commands::pg_ctl_stop(&self.s, mode),
+            self.s.pg_ctl_timeout + PG_CTL_MARGIN,
+        )
+        .await;
+        if !self.postmaster_running() {
+            return Ok(());
+        }
+        match result {
+            Ok(_) | Err(InstanceError::Failed { .. }) => Err(InstanceError::Unknown {
+                operation: OP,
+                timeout: self.s.pg_ctl_timeout,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn promote(&self, _generation: Generation) -> Result<(), InstanceError> {
+        const OP: &str = "promote";
+        match self.role(QUERY_TIMEOUT).await {
+            Ok(DbRole::Primary) => return Ok(self.write_config(None)?),
+            Ok(DbRole::Standby) => {}
+            Err(e) => {
+                if !self.postmaster_running() {
+                    return Err(InstanceError::failed(OP, "the server is not running"));
+                }
+                return Err(e.into_instance(OP));
+            }
+        }
+        let result = process::run(
+            OP,
+            &commands::pg_ctl_promote(&self.s),
+            self.s.pg_ctl_timeout + PG_CTL_MARGIN,
+        )
+        .await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "pg_ctl promote failed; checking the role");
+        }
+        let deadline = Instant::now() + self.s.pg_ctl_timeout;
+        loop {
+            if let Ok(DbRole::Primary) = self.role(QUERY_TIMEOUT).await {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return match result {
+                    Err(e @ InstanceError::Failed { .. }) if !self.postmaster_running() => Err(e),
+                    _ => Err(InstanceError::Unknown {
+                        operation: OP,
+                        timeout: self.s.pg_ctl_timeout,
+                    }),
+                };
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        // primary_conninfo means nothing to a primary; drop it so a restart stays primary.
+        self.write_config(None)?;
+        Ok(())
+    }
+
+    async fn follow(&self, upstream: &Upstream) -> Result<(), InstanceError> {
+        const OP: &str = "follow";
+        if !has_pg_version(&self.s.data_dir) {
+            return Err(InstanceError::failed(OP, "the data directory is empty"));
+        }
+        let running = self.postmaster_running();
+        if running {
+            match self.role(QUERY_TIMEOUT).await {
+                Ok(DbRole::Primary) => {
+                    return Err(InstanceError::failed(
+                        OP,
+                        "the server runs as a primary; stop it and start it as a standby",
+                    ));
+                }
+                Ok(DbRole::Standby) => {}
+                // A standby still starting (not yet consistent, perhaps waiting for WAL from a
+                // dead upstream) does not answer SQL; point it elsewhere with a signal. Nothing
+                // can confirm the change yet, so the outcome is reported as unknown.
+                Err(e) if self.s.file(files::STANDBY_SIGNAL).exists() => {
+                    tracing::info!(error = ?e, "the standby does not answer; reloading by signal");
+                    self.write_config(Some(upstream))?;
+                    process::run(OP, &commands::pg_ctl_reload(&self.s), QUERY_TIMEOUT * 5).await?;
+                    return Err(InstanceError::Unknown {
+                        operation: OP,
+                        timeout: QUERY_TIMEOUT,
+                    });
+                }
+                Err(e) => return Err(e.into_instance(OP)),
+            }
+        }
+        self.write_config(Some(upstream))?;
+        if running {
+            self.reload_primary_conninfo(&files::primary_conninfo(&self.s, upstream))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn rewind(&self, source: &Upstream) -> Result<(), InstanceError> {
+        const OP: &str = "rewind";
+        if !self.s.use_pg_rewind {
+            return Err(InstanceError::failed(
+                OP,
+                "pg_rewind is disabled (use_pg_rewind: false)",
+            ));
+        }
+        if !has_pg_version(&self.s.data_dir) {
+            return Err(InstanceError::failed(OP, "the data directory is empty"));
+        }
+        if self.postmaster_running() {
+            return Err(InstanceError::failed(
+                OP,
+                "the server is running; stop it first",
+            ));
+        }
+        let cd = self.controldata().await?;
+        let clean = matches!(
+            cd.cluster_state,
+            ClusterStateOnDisk::ShutDown | ClusterStateOnDisk::ShutDownInRecovery
+        );
+        if !clean && !self.s.file("backup_label").exists() {
+            self.crash_recovery().await?;
+        }
+        self.write_pgpass()?;
+        let out = process::run(OP, &commands::pg_rewind(&self.s, source), REWIND_TIMEOUT).await?;
+        tracing::info!(output = %out.stderr.trim(), "pg_rewind finished");
+        // pg_rewind copied the source's configuration files: put ours back.
+        self.write_config(Some(source))?;
+        Ok(())
+    }
+
+    async fn set_aside_data_dir(&self) -> Result<PathBuf, InstanceError> {
+        const OP: &str = "set aside";
+        if self.postmaster_running() {
+            return Err(InstanceError::failed(
+                OP,
+                "the server is running; stop it first",
+            ));
+        }
+        if !self.s.data_dir.exists() {
+            return Err(InstanceError::failed(OP, "there is no data directory"));
+        }
+        self.drop_connection().await;
+        let target = self.rename_aside()?;
+        tracing::warn!(
+            data_dir = %self.s.data_dir.display(),
+            moved_to = %target.display(),
+            "set the data directory aside"
+        );
+        Ok(target)
+    }
+
+    async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError> {
+        const OP: &str = "sync replication slots";
+        if !self.s.use_slots {
+            return Ok(());
+        }
+        match self.role(QUERY_TIMEOUT).await {
+            Ok(DbRole::Primary) => {}
+            Ok(DbRole::Standby) => return Ok(()),
+            Err(e) => return Err(e.into_instance(OP)),
+        }
+        let rows = self.sql_for(OP, slots::LIST_SQL, QUERY_TIMEOUT).await?;
+        let existing: Vec<slots::Slot> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(slots::Slot {
+                    name: r.try_get(0).ok().flatten()?.to_owned(),
+                    active: r.try_get(1).ok().flatten() == Some("t"),
+                })
+            })
+            .collect();
+        let plan = slots::plan(&existing, members, &self.s.name);
+        for name in &plan.create {
+            tracing::info!(slot = %name, "creating physical replication slot");
+            let sql = format!(
+                "SELECT pg_catalog.pg_create_physical_replication_slot({}, true)",
+                super::conf::sql_literal(name)
+            );
+            self.sql_for(OP, &sql, ADMIN_TIMEOUT).await?;
+        }
+        for name in &plan.drop {
+            tracing::info!(slot = %name, "dropping physical replication slot");
+            let sql = format!(
+                "SELECT pg_catalog.pg_drop_replication_slot({})",
+                super::conf::sql_literal(name)
+            );
+            // It may have become active since it was listed; the next call retries.
+            if let Err(e) = self.sql(&sql, ADMIN_TIMEOUT).await {
+                tracing::warn!(slot = %name, error = ?e, "could not drop replication slot");
+            }
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&self) -> Result<(), InstanceError> {
+        self.sql("CHECKPOINT", self.s.pg_ctl_timeout)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.into_instance("checkpoint"))
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_795_550_920), "20261124T200840Z");
+    }
+}

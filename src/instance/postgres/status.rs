@@ -1,0 +1,231 @@
+//! The status query: everything [`LocalStatus`] holds about a running server, in one round trip
+//! (it runs every tick), and its parser.
+//!
+//! The query is sent with the simple protocol, so every column arrives as text (or NULL); the
+//! parser is pure and tested on hand-written rows. PostgreSQL 13+ (`written_lsn`).
+
+use crate::instance::{DbRole, LocalStatus, WalSender};
+use crate::state::DbState;
+use crate::types::{Lsn, Timeline};
+
+/// Primary-only and standby-only functions are guarded by `CASE` (they raise errors otherwise).
+pub const STATUS_SQL: &str = "\
+SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
+  CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
+       ELSE pg_catalog.pg_current_wal_flush_lsn()::text END AS flush_lsn,
+  CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
+       ELSE pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8)
+  END AS wal_tli,
+  pg_catalog.pg_last_wal_receive_lsn()::text AS receive_lsn,
+  pg_catalog.pg_last_wal_replay_lsn()::text AS replay_lsn,
+  pg_catalog.to_char(pg_catalog.pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC',
+                     'YYYY-MM-DD HH24:MI:SS.US') AS replay_ts,
+  CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused()
+       ELSE false END AS replay_paused,
+  (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS sysid,
+  pg_catalog.current_setting('server_version_num') AS server_version,
+  pg_catalog.to_char(pg_catalog.pg_postmaster_start_time() AT TIME ZONE 'UTC',
+                     'YYYY-MM-DD HH24:MI:SS.US') AS start_time,
+  (SELECT timeline_id::text FROM pg_catalog.pg_control_checkpoint()) AS checkpoint_tli,
+  (SELECT pg_catalog.count(*) > 0 FROM pg_catalog.pg_settings WHERE pending_restart)
+    AS pending_restart,
+  w.status AS receiver_status,
+  w.received_tli::text AS received_tli,
+  w.written_lsn::text AS written_lsn,
+  w.sender_host AS sender_host,
+  w.sender_port::text AS sender_port,
+  (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+            'usename', usename, 'application_name', application_name,
+            'client_addr', pg_catalog.host(client_addr), 'state', state,
+            'sync_state', sync_state, 'sync_priority', sync_priority,
+            'flush_lsn', flush_lsn::text) ORDER BY application_name)
+     FROM pg_catalog.pg_stat_replication)::text AS replication
+FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver AS w ON true";
+
+#[derive(serde::Deserialize)]
+struct SenderRow {
+    usename: Option<String>,
+    application_name: Option<String>,
+    client_addr: Option<String>,
+    state: Option<String>,
+    sync_state: Option<String>,
+    sync_priority: Option<i32>,
+    flush_lsn: Option<String>,
+}
+
+fn lsn(text: Option<String>) -> Option<Lsn> {
+    text?.parse().ok()
+}
+
+fn utc(text: Option<String>) -> Option<String> {
+    text.map(|t| format!("{t}+00:00"))
+}
+
+/// Builds the status of a running server from the query's columns (by name; `None` for NULL).
+pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus, String> {
+    let in_recovery = match col("in_recovery").as_deref() {
+        Some("t") => true,
+        Some("f") => false,
+        other => return Err(format!("pg_is_in_recovery() returned {other:?}")),
+    };
+    let streaming = col("receiver_status").as_deref() == Some("streaming");
+    let timeline = if in_recovery {
+        col("received_tli")
+            .and_then(|t| t.parse().ok())
+            .filter(|t| *t > 0)
+            .or_else(|| col("checkpoint_tli").and_then(|t| t.parse().ok()))
+    } else {
+        col("wal_tli").and_then(|t| u32::from_str_radix(&t, 16).ok())
+    };
+    let upstream = match (col("sender_host"), col("sender_port")) {
+        (Some(h), Some(p)) => Some(format!("{h}:{p}")),
+        (Some(h), None) => Some(h),
+        _ => None,
+    };
+    let replication = match col("replication") {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str::<Vec<SenderRow>>(&json)
+            .map_err(|e| format!("unreadable pg_stat_replication rows: {e}"))?
+            .into_iter()
+            .map(|r| WalSender {
+                usename: r.usename.unwrap_or_default(),
+                application_name: r.application_name.unwrap_or_default(),
+                client_addr: r.client_addr,
+                state: r.state.unwrap_or_default(),
+                sync_state: r.sync_state.unwrap_or_default(),
+                sync_priority: r.sync_priority.unwrap_or_default(),
+                flush_lsn: lsn(r.flush_lsn),
+            })
+            .collect(),
+    };
+    Ok(LocalStatus {
+        state: DbState::Running,
+        role: Some(if in_recovery {
+            DbRole::Standby
+        } else {
+            DbRole::Primary
+        }),
+        timeline: timeline.map(Timeline),
+        wal_position: if in_recovery {
+            None
+        } else {
+            lsn(col("flush_lsn"))
+        },
+        received_lsn: lsn(col("written_lsn"))
+            .filter(|l| l.0 > 0)
+            .or_else(|| lsn(col("receive_lsn"))),
+        replayed_lsn: lsn(col("replay_lsn")),
+        replayed_timestamp: utc(col("replay_ts")),
+        replay_paused: col("replay_paused").as_deref() == Some("t"),
+        streaming,
+        upstream,
+        sysid: col("sysid"),
+        server_version: col("server_version").and_then(|v| v.parse().ok()),
+        postmaster_start_time: utc(col("start_time")),
+        replication,
+        pending_restart: col("pending_restart").as_deref() == Some("t"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn row(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn primary_row() {
+        let st = parse_status(row(&[
+            ("in_recovery", "f"),
+            ("flush_lsn", "0/3000148"),
+            ("wal_tli", "0000000A"),
+            ("replay_paused", "f"),
+            ("sysid", "7711837634306945431"),
+            ("server_version", "150014"),
+            ("start_time", "2026-11-24 20:28:40.123456"),
+            ("checkpoint_tli", "9"),
+            ("pending_restart", "t"),
+            (
+                "replication",
+                r#"[{"usename":"replicator","application_name":"node-2","client_addr":"10.0.0.2",
+                     "state":"streaming","sync_state":"async","sync_priority":0,"flush_lsn":"0/3000148"}]"#,
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(st.state, DbState::Running);
+        assert_eq!(st.role, Some(DbRole::Primary));
+        assert_eq!(st.timeline, Some(Timeline(10)));
+        assert_eq!(st.wal_position, Some(Lsn(0x3000148)));
+        assert_eq!(st.server_version, Some(150014));
+        assert_eq!(
+            st.postmaster_start_time.as_deref(),
+            Some("2026-11-24 20:28:40.123456+00:00")
+        );
+        assert!(st.pending_restart);
+        assert_eq!(
+            st.replication,
+            vec![WalSender {
+                usename: "replicator".into(),
+                application_name: "node-2".into(),
+                client_addr: Some("10.0.0.2".into()),
+                state: "streaming".into(),
+                sync_state: "async".into(),
+                sync_priority: 0,
+                flush_lsn: Some(Lsn(0x3000148)),
+            }]
+        );
+    }
+
+    #[test]
+    fn streaming_standby_row() {
+        let st = parse_status(row(&[
+            ("in_recovery", "t"),
+            ("receive_lsn", "0/5000000"),
+            ("replay_lsn", "0/4FFFFF0"),
+            ("replay_ts", "2026-11-24 20:30:00.000001"),
+            ("replay_paused", "t"),
+            ("checkpoint_tli", "1"),
+            ("pending_restart", "f"),
+            ("receiver_status", "streaming"),
+            ("received_tli", "2"),
+            ("written_lsn", "0/5000100"),
+            ("sender_host", "10.0.0.1"),
+            ("sender_port", "5432"),
+        ]))
+        .unwrap();
+        assert_eq!(st.role, Some(DbRole::Standby));
+        assert_eq!(st.timeline, Some(Timeline(2)));
+        assert_eq!(st.wal_position, None);
+        assert_eq!(st.received_lsn, Some(Lsn(0x5000100)));
+        assert_eq!(st.replayed_lsn, Some(Lsn(0x4FFFFF0)));
+        assert!(st.replay_paused && st.streaming);
+        assert_eq!(st.upstream.as_deref(), Some("10.0.0.1:5432"));
+        assert!(st.replication.is_empty());
+    }
+
+    #[test]
+    fn standby_without_receiver_falls_back() {
+        let st = parse_status(row(&[
+            ("in_recovery", "t"),
+            ("receive_lsn", "0/5000000"),
+            ("checkpoint_tli", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(st.timeline, Some(Timeline(3)));
+        assert_eq!(st.received_lsn, Some(Lsn(0x5000000)));
+        assert!(!st.streaming);
+        assert_eq!(st.upstream, None);
+    }
+
+    #[test]
+    fn rejects_a_row_without_recovery_state() {
+        assert!(parse_status(row(&[])).is_err());
+    }
+}
