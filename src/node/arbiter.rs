@@ -2,6 +2,10 @@
 //! silence on this node's monotonic clock and promotes the best candidate after a failover
 //! intent. On every agent that is not the Raft leader it only keeps its countdown reset, so a
 //! new Raft leader starts every lease countdown afresh.
+//!
+//! It also keeps the Raft leader off the database primary's host (DESIGN section 4): when this
+//! agent is both, it hands Raft leadership to another voter, so that a crash of the primary's
+//! host needs no Raft election before its lease can be expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +17,14 @@ use crate::clock::Clock;
 use crate::config::DynamicConfig;
 use crate::ha::arbiter::{ArbiterSettings, LeaseWatch, arbitrate};
 use crate::raft::RaftNode;
-use crate::types::UnixMillis;
+use crate::types::{MemberName, UnixMillis};
 
 const TICK: Duration = Duration::from_millis(100);
+/// How long to wait between two attempts to hand Raft leadership away.
+const TRANSFER_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct Arbiter {
+    pub me: MemberName,
     pub raft: RaftNode,
     pub clock: Arc<dyn Clock>,
     pub fallback_config: DynamicConfig,
@@ -28,6 +35,8 @@ impl Arbiter {
         let mut status = self.raft.status();
         let mut states = self.raft.subscribe();
         let mut watch: Option<LeaseWatch> = None;
+        let mut last_transfer: Option<tokio::time::Instant> = None;
+        let mut transfers = 0usize;
         loop {
             let cluster = self.raft.state();
             let now = self.clock.now();
@@ -56,6 +65,12 @@ impl Arbiter {
                         Ok(outcome) => info!(?outcome, "{kind} not applied"),
                         Err(err) => warn!(error = %err, "could not propose {kind}"),
                     }
+                } else if cluster.leader_name() == Some(&self.me)
+                    && last_transfer.is_none_or(|t| now.saturating_duration_since(t) >= TRANSFER_BACKOFF)
+                {
+                    last_transfer = Some(now);
+                    self.hand_leadership_away(transfers).await;
+                    transfers += 1;
                 }
             }
             tokio::select! {
@@ -64,6 +79,26 @@ impl Arbiter {
                 r = status.changed() => if r.is_err() { return },
                 r = states.changed() => if r.is_err() { return },
             }
+        }
+    }
+
+    /// This agent is the Raft leader and runs the primary: hand Raft leadership to another
+    /// voter, a different one on each attempt (one may be down).
+    async fn hand_leadership_away(&self, attempt: usize) {
+        let status = self.raft.status().borrow().clone();
+        let others: Vec<_> = status
+            .voters
+            .iter()
+            .filter(|(id, _)| *id != status.node_id)
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        let (target, addr) = others[attempt % others.len()].clone();
+        match self.raft.transfer_leadership(target).await {
+            Ok(()) => info!(%addr, "handing Raft leadership to {addr}: the primary's host should not also lead Raft"),
+            Err(err) => warn!(error = %err, "could not hand Raft leadership away"),
         }
     }
 }

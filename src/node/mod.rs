@@ -160,6 +160,7 @@ pub async fn run_with_listeners(
     });
 
     let arbiter = arbiter::Arbiter {
+        me: config.name.clone(),
         raft: raft.clone(),
         clock: clock.clone(),
         fallback_config: config.bootstrap.dynamic.clone(),

@@ -394,7 +394,8 @@ pub async fn insert(node: &Node, id: i64) -> bool {
     let Some(client) = connect(node).await else {
         return false;
     };
-    let fut = client.execute("INSERT INTO acked(id) VALUES ($1)", &[&id]);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+    let fut = client.execute("INSERT INTO acked(id) VALUES ($1)", &params);
     matches!(tokio::time::timeout(Duration::from_secs(2), fut).await, Ok(Ok(1)))
 }
 
