@@ -131,6 +131,7 @@ mod tests {
         Member {
             api_url: String::new(),
             conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
+            raft_addr: None,
             version: String::new(),
             tags: Default::default(),
             status: MemberStatus {

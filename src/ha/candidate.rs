@@ -72,6 +72,7 @@ mod tests {
         Member {
             api_url: String::new(),
             conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
+            raft_addr: None,
             version: String::new(),
             tags: serde_json::from_value(tags).unwrap(),
             status: MemberStatus {

@@ -110,6 +110,7 @@ fn member(role: ReportedRole, state: DbState, port: u16) -> Member {
     Member {
         api_url: format!("http://127.0.0.1:{}/patroni", port + 1000),
         conn_url: Some(format!("postgres://127.0.0.1:{port}/postgres")),
+        raft_addr: None,
         version: "test".into(),
         tags: Default::default(),
         status: MemberStatus {

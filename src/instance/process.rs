@@ -119,7 +119,12 @@ pub async fn run(
             command.stdin(Stdio::null());
         }
     }
-    tracing::info!(operation, command = %cmd, "running");
+    // Read-only probes run every tick; only commands that change something are worth INFO.
+    if operation == "pg_controldata" {
+        tracing::debug!(operation, command = %cmd, "running");
+    } else {
+        tracing::info!(operation, command = %cmd, "running");
+    }
     let child = command
         .spawn()
         .map_err(|e| InstanceError::failed(operation, format!("could not run {cmd}: {e}")))?;

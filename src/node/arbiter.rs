@@ -22,6 +22,9 @@ use crate::types::{MemberName, UnixMillis};
 const TICK: Duration = Duration::from_millis(100);
 /// How long to wait between two attempts to hand Raft leadership away.
 const TRANSFER_BACKOFF: Duration = Duration::from_secs(5);
+/// Hand Raft leadership away only once the primary's lease has been renewed this often: right
+/// after a promotion the cluster is busiest, and a hand-off there only adds risk.
+const SETTLED_RENEWALS: u64 = 3;
 
 pub struct Arbiter {
     pub me: MemberName,
@@ -65,11 +68,15 @@ impl Arbiter {
                         Ok(outcome) => info!(?outcome, "{kind} not applied"),
                         Err(err) => warn!(error = %err, "could not propose {kind}"),
                     }
-                } else if cluster.leader_name() == Some(&self.me)
-                    && last_transfer.is_none_or(|t| now.saturating_duration_since(t) >= TRANSFER_BACKOFF)
+                } else if cluster
+                    .leader
+                    .as_ref()
+                    .is_some_and(|l| l.member == self.me && l.renewals >= SETTLED_RENEWALS)
+                    && last_transfer
+                        .is_none_or(|t| now.saturating_duration_since(t) >= TRANSFER_BACKOFF)
                 {
                     last_transfer = Some(now);
-                    self.hand_leadership_away(transfers).await;
+                    self.hand_leadership_away(&cluster, &dynamic, transfers).await;
                     transfers += 1;
                 }
             }
@@ -83,13 +90,27 @@ impl Arbiter {
     }
 
     /// This agent is the Raft leader and runs the primary: hand Raft leadership to another
-    /// voter, a different one on each attempt (one may be down).
-    async fn hand_leadership_away(&self, attempt: usize) {
+    /// voter whose agent reported recently (a hand-off to a dead voter stalls Raft until an
+    /// election, long enough for the primary to fence itself), a different one on each attempt.
+    async fn hand_leadership_away(
+        &self,
+        cluster: &crate::state::ClusterState,
+        dynamic: &DynamicConfig,
+        attempt: usize,
+    ) {
         let status = self.raft.status().borrow().clone();
+        let fresh_ms = 2 * dynamic.loop_wait.as_millis() as u64;
+        let now_ms = UnixMillis::now().0;
+        let alive = |addr: &str| {
+            cluster.members.values().any(|m| {
+                m.raft_addr.as_deref() == Some(addr)
+                    && now_ms.saturating_sub(m.reported_at.0) <= fresh_ms
+            })
+        };
         let others: Vec<_> = status
             .voters
             .iter()
-            .filter(|(id, _)| *id != status.node_id)
+            .filter(|(id, addr)| *id != status.node_id && alive(addr))
             .cloned()
             .collect();
         if others.is_empty() {

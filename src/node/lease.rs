@@ -28,6 +28,13 @@ use crate::types::{Generation, MemberName};
 /// How often the keeper checks whether its lease has lapsed.
 const FENCE_CHECK: Duration = Duration::from_millis(50);
 
+/// Renew twice per `loop_wait`: the lease then never rests on a renewal older than half a loop,
+/// which leaves the primary `ttl - retry_timeout - loop_wait / 2` (1.5 s by default) to ride
+/// out a Raft leader election before it must fence itself.
+fn renewal_period(dynamic: &DynamicConfig) -> Duration {
+    dynamic.loop_wait / 2
+}
+
 pub struct LeaseKeeper {
     pub me: MemberName,
     pub raft: RaftNode,
@@ -61,7 +68,7 @@ impl LeaseKeeper {
                 }
                 Some(generation) if now >= next_renewal || !self.held(generation) => {
                     self.renew(generation, &dynamic).await;
-                    next_renewal = now + dynamic.loop_wait;
+                    next_renewal = now + renewal_period(&dynamic);
                 }
                 Some(_) => {}
             }

@@ -87,26 +87,36 @@ pub fn instance_for(config: &Config) -> anyhow::Result<Option<Arc<dyn Instance>>
     Ok(Some(Arc::new(Postgres::new(settings))))
 }
 
-/// The newest `/usr/lib/postgresql/<version>/bin` (Debian's layout), when `bin_dir` is not set
-/// and `pg_ctl` is not on the PATH.
+/// Where the PostgreSQL programs are when `bin_dir` is not set: the newest
+/// `/usr/lib/postgresql/<version>/bin` (Debian's layout), else the real directory of the
+/// `pg_ctl` found on the PATH, provided the other programs are beside it. Always an explicit
+/// directory: a PATH lookup by the agent could find a lone symlink (Debian links only some
+/// programs into /usr/bin) or fail on a PATH entry the agent's user cannot read.
 fn find_postgres_bin_dir() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join("pg_ctl").is_file())
-    });
-    if on_path {
-        return None;
-    }
+    let complete = |dir: &std::path::Path| {
+        ["pg_ctl", "initdb", "pg_controldata", "pg_basebackup", "pg_rewind", "postgres"]
+            .iter()
+            .all(|p| dir.join(p).is_file())
+    };
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let v = e.file_name().to_str()?.parse::<u32>().ok()?;
             let bin = e.path().join("bin");
-            bin.join("pg_ctl").is_file().then_some((v, bin))
+            complete(&bin).then_some((v, bin))
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin)
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter_map(|dir| std::fs::canonicalize(dir.join("pg_ctl")).ok())
+        .filter_map(|real| real.parent().map(PathBuf::from))
+        .find(|dir| complete(dir))
 }
 
 /// Run the agent on already-bound listeners until `shutdown` is cancelled.

@@ -35,6 +35,7 @@ pub fn member_record(
             .postgresql
             .as_ref()
             .map(|pg| format!("postgres://{}/postgres", pg.connect_address)),
+        raft_addr: Some(config.raft.self_addr.clone()),
         version: crate::VERSION.to_owned(),
         tags: config.tags.clone(),
         status: MemberStatus {

@@ -35,11 +35,11 @@ pub struct RaftSettings {
     pub partner_addrs: Vec<String>,
     /// sled lives here (created if missing).
     pub data_dir: PathBuf,
-    /// Leader heartbeat interval; default 250 ms.
+    /// Leader heartbeat interval; default 100 ms (see `config::raft` for why).
     pub heartbeat: Duration,
-    /// Default 1000 ms.
+    /// Default 500 ms.
     pub election_timeout_min: Duration,
-    /// Default 2000 ms.
+    /// Default 1000 ms.
     pub election_timeout_max: Duration,
 }
 
@@ -55,9 +55,9 @@ impl RaftSettings {
             self_addr: self_addr.into(),
             partner_addrs,
             data_dir: data_dir.into(),
-            heartbeat: Duration::from_millis(250),
-            election_timeout_min: Duration::from_millis(1000),
-            election_timeout_max: Duration::from_millis(2000),
+            heartbeat: crate::config::DEFAULT_HEARTBEAT_INTERVAL,
+            election_timeout_min: crate::config::DEFAULT_ELECTION_TIMEOUT_MIN,
+            election_timeout_max: crate::config::DEFAULT_ELECTION_TIMEOUT_MAX,
         }
     }
 
@@ -184,9 +184,9 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let s = settings();
-        assert_eq!(s.heartbeat, Duration::from_millis(250));
-        assert_eq!(s.election_timeout_min, Duration::from_millis(1000));
-        assert_eq!(s.election_timeout_max, Duration::from_millis(2000));
+        assert_eq!(s.heartbeat, Duration::from_millis(100));
+        assert_eq!(s.election_timeout_min, Duration::from_millis(500));
+        assert_eq!(s.election_timeout_max, Duration::from_millis(1000));
         s.validate().unwrap();
         assert_eq!(s.voters().len(), 3);
     }

@@ -243,6 +243,7 @@ mod tests {
         Member {
             api_url: "http://127.0.0.1:8008/patroni".into(),
             conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
+            raft_addr: None,
             version: "test".into(),
             tags: Default::default(),
             status: MemberStatus {

@@ -17,6 +17,10 @@ pub struct Member {
     pub api_url: String,
     /// `postgres://host:port/postgres`; `None` for a witness (no database).
     pub conn_url: Option<String>,
+    /// The member's Raft address (`raft.self_addr`), so the Raft leader can tell which voter
+    /// runs on which member.
+    #[serde(default)]
+    pub raft_addr: Option<String>,
     pub version: String,
     pub tags: Tags,
     pub status: MemberStatus,
@@ -182,6 +186,7 @@ mod tests {
         Member {
             api_url: "http://127.0.0.1:8008/patroni".into(),
             conn_url: Some("postgres://127.0.0.2:5433/postgres".into()),
+            raft_addr: None,
             version: "0".into(),
             tags: serde_json::from_value(tags).unwrap(),
             status: MemberStatus::default(),

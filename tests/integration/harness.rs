@@ -33,12 +33,37 @@ fn run_as() -> Option<User> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Ports for servers: below Linux's ephemeral range (32768+), so no outgoing connection of
+/// this machine can take one between our check and the server's bind, and held open until the
+/// caller has all it needs, so no two are the same.
+struct PortPool {
+    next: u16,
+    held: Vec<std::net::TcpListener>,
+}
+
+impl PortPool {
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        // Spread test processes (and successive clusters of one process) over the range.
+        static CURSOR: AtomicU16 = AtomicU16::new(0);
+        let offset = CURSOR.fetch_add(97, Ordering::Relaxed);
+        let seed = (std::process::id() as u16).wrapping_mul(31).wrapping_add(offset);
+        Self {
+            next: 20000 + seed % 12000,
+            held: Vec::new(),
+        }
+    }
+
+    fn take(&mut self) -> u16 {
+        loop {
+            let port = self.next;
+            self.next = if self.next >= 32000 { 20000 } else { self.next + 1 };
+            if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                self.held.push(listener);
+                return port;
+            }
+        }
+    }
 }
 
 /// The agent binary, copied where the `postgres` user can execute it.
@@ -127,6 +152,7 @@ impl Cluster {
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let binary = agent_binary(root.path());
         let scope = "itest".to_owned();
+        let mut ports = PortPool::new();
         let mut nodes: Vec<Node> = (0..size)
             .map(|i| {
                 let name = format!("node{i}");
@@ -136,9 +162,9 @@ impl Cluster {
                     config: dir.join("tribune.yml"),
                     name,
                     dir,
-                    api_port: free_port(),
-                    pg_port: free_port(),
-                    raft_port: free_port(),
+                    api_port: ports.take(),
+                    pg_port: ports.take(),
+                    raft_port: ports.take(),
                     child: None,
                 }
             })
@@ -219,6 +245,7 @@ log:
         if let Some(user) = run_as() {
             chown_tree(root.path(), &user);
         }
+        drop(ports);
         Cluster {
             root,
             binary,
@@ -247,7 +274,7 @@ log:
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
-            .env("RUST_LOG", "info,openraft=warn,sled=warn,h2=warn,hyper=warn,tower=warn")
+            .env("RUST_LOG", "info,openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn")
             .env_remove("PGPASSWORD");
         if let Some(user) = run_as() {
             cmd.uid(user.uid.as_raw())
@@ -335,6 +362,7 @@ fn chown_tree(path: &Path, user: &User) {
 // ---- HTTP and SQL helpers -------------------------------------------------------------------
 
 pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
