@@ -12,9 +12,14 @@ pub fn init(log: &Log) {
         "ERROR" | "CRITICAL" => "error",
         _ => "info",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let _ = match log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Plain => builder.try_init(),

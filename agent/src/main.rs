@@ -56,7 +56,8 @@ fn main() -> ExitCode {
             "tribune: refusing to run as root: PostgreSQL cannot run as root. Run the agent as \
              the operating system user that owns the data directory, e.g. \
              `runuser -u postgres -- tribune {}`",
-            path.as_deref().map_or("CONFIG.yml".into(), |p| p.display().to_string())
+            path.as_deref()
+                .map_or("CONFIG.yml".into(), |p| p.display().to_string())
         );
         return ExitCode::FAILURE;
     }

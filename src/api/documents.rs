@@ -53,7 +53,10 @@ pub fn facts(inner: &Inner) -> Facts {
         _ => None,
     };
     let tags = inner.config.tags.clone();
-    let noloadbalance = matches!(tags.get("noloadbalance"), Some(serde_json::Value::Bool(true)));
+    let noloadbalance = matches!(
+        tags.get("noloadbalance"),
+        Some(serde_json::Value::Bool(true))
+    );
     Facts {
         health: HealthFacts {
             is_leader: holds_lease && view.is_running_primary(),
@@ -156,7 +159,9 @@ pub fn status(inner: &Inner) -> StatusDocument {
             .to_owned(),
     };
     let xlog = running.then(|| match s.role {
-        Some(DbRole::Primary) => serde_json::json!({ "location": s.wal_position.map_or(0, |l| l.0) }),
+        Some(DbRole::Primary) => {
+            serde_json::json!({ "location": s.wal_position.map_or(0, |l| l.0) })
+        }
         _ => serde_json::json!({
             "received_location": s.received_lsn.or(s.replayed_lsn).map_or(0, |l| l.0),
             "replayed_location": s.replayed_lsn.map_or(0, |l| l.0),
@@ -173,9 +178,18 @@ pub fn status(inner: &Inner) -> StatusDocument {
         xlog,
         timeline: running.then(|| s.timeline.map(|t| t.0)).flatten(),
         replication_state: (running && s.role == Some(DbRole::Standby)).then(|| {
-            if s.streaming { "streaming" } else { "in archive recovery" }.to_owned()
+            if s.streaming {
+                "streaming"
+            } else {
+                "in archive recovery"
+            }
+            .to_owned()
         }),
-        replication: if running { s.replication.clone() } else { Vec::new() },
+        replication: if running {
+            s.replication.clone()
+        } else {
+            Vec::new()
+        },
         pause: dynamic.pause.then_some(true),
         cluster_unlocked: (cluster.leader.is_none() || !has_leader).then_some(true),
         dcs_last_seen: UnixMillis::now().as_secs(),
@@ -239,7 +253,9 @@ pub struct ClusterDocument {
 
 fn cluster_member(cluster: &ClusterState, name: &str, m: &Member) -> ClusterMember {
     let is_leader = cluster.leader_name().is_some_and(|l| l.as_str() == name);
-    let (host, port) = m.host_port().map_or((None, None), |(h, p)| (Some(h), Some(p)));
+    let (host, port) = m
+        .host_port()
+        .map_or((None, None), |(h, p)| (Some(h), Some(p)));
     let state = if is_leader {
         m.status.state.as_str().to_owned()
     } else {

@@ -58,10 +58,10 @@ fn replica_rule(facts: &HealthFacts, query: &HashMap<String, String>) -> bool {
     if !facts.running_replica || facts.noloadbalance || !tags_pass(facts, query) {
         return false;
     }
-    if let Some(max) = query.get("lag").and_then(|v| parse_lag(v)) {
-        if facts.replay_lag.is_none_or(|lag| lag > max) {
-            return false;
-        }
+    if let Some(max) = query.get("lag").and_then(|v| parse_lag(v))
+        && facts.replay_lag.is_none_or(|lag| lag > max)
+    {
+        return false;
     }
     if let Some(wanted) = query.get("replication_state") {
         // Only streaming replicas are running_replica-with-streaming; others are in archive
@@ -75,7 +75,11 @@ fn replica_rule(facts: &HealthFacts, query: &HashMap<String, String>) -> bool {
 
 /// The status code of a health path for this member.
 pub fn health_code(path: &str, query: &HashMap<String, String>, facts: &HealthFacts) -> u16 {
-    let path = if path == "/" || path.is_empty() { "/primary" } else { path };
+    let path = if path == "/" || path.is_empty() {
+        "/primary"
+    } else {
+        path
+    };
     let ok = |b: bool| if b { 200 } else { 503 };
     let leader = facts.is_leader;
     let replica = || replica_rule(facts, query);
@@ -190,14 +194,27 @@ mod tests {
     fn tag_filters_apply_to_replicas_and_read_only_but_not_primary() {
         let mut east = replica();
         east.tags.insert("dc".into(), serde_json::json!("east"));
-        east.tags.insert("clonefrom".into(), serde_json::json!(true));
+        east.tags
+            .insert("clonefrom".into(), serde_json::json!(true));
         let q = |k: &str, v: &str| HashMap::from([(k.to_owned(), v.to_owned())]);
         assert_eq!(health_code("/replica", &q("tag_dc", "east"), &east), 200);
         assert_eq!(health_code("/replica", &q("tag_dc", "west"), &east), 503);
-        assert_eq!(health_code("/replica", &q("tag_clonefrom", "true"), &east), 200);
-        assert_eq!(health_code("/replica", &q("tag_clonefrom", "True"), &east), 503);
-        assert_eq!(health_code("/primary", &q("tag_dc", "west"), &primary()), 200);
-        assert_eq!(health_code("/read-only", &q("tag_dc", "east"), &primary()), 503);
+        assert_eq!(
+            health_code("/replica", &q("tag_clonefrom", "true"), &east),
+            200
+        );
+        assert_eq!(
+            health_code("/replica", &q("tag_clonefrom", "True"), &east),
+            503
+        );
+        assert_eq!(
+            health_code("/primary", &q("tag_dc", "west"), &primary()),
+            200
+        );
+        assert_eq!(
+            health_code("/read-only", &q("tag_dc", "east"), &primary()),
+            503
+        );
     }
 
     #[test]

@@ -108,7 +108,11 @@ async fn history(State(s): State<ApiState>) -> Response {
 async fn config(State(s): State<ApiState>) -> Response {
     let cluster = s.inner.raft.state();
     if cluster.config.is_null() {
-        return (StatusCode::BAD_GATEWAY, "the cluster has no configuration yet").into_response();
+        return (
+            StatusCode::BAD_GATEWAY,
+            "the cluster has no configuration yet",
+        )
+            .into_response();
     }
     json(StatusCode::OK, &cluster.config)
 }
@@ -118,7 +122,11 @@ async fn config(State(s): State<ApiState>) -> Response {
 async fn liveness(State(s): State<ApiState>) -> StatusCode {
     let facts = documents::facts(&s.inner);
     let view = s.inner.views.local.borrow().clone();
-    let limit = if facts.health.is_leader { facts.ttl } else { facts.ttl * 2 };
+    let limit = if facts.health.is_leader {
+        facts.ttl
+    } else {
+        facts.ttl * 2
+    };
     if facts.paused || view.last_tick.elapsed() < limit {
         StatusCode::OK
     } else {

@@ -12,13 +12,27 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::api::client::Client;
 
 #[derive(Parser, Debug)]
-#[command(name = "tribunectl", version, about = "Operate a Tribune cluster (patronictl's verbs)")]
+#[command(
+    name = "tribunectl",
+    version,
+    about = "Operate a Tribune cluster (patronictl's verbs)"
+)]
 pub struct Cli {
     /// A Patroni/Tribune configuration file: the members' REST addresses come from it.
-    #[arg(short = 'c', long = "config-file", env = "PATRONICTL_CONFIG_FILE", global = true)]
+    #[arg(
+        short = 'c',
+        long = "config-file",
+        env = "PATRONICTL_CONFIG_FILE",
+        global = true
+    )]
     pub config_file: Option<PathBuf>,
     /// REST API URL of a member (repeatable); tried in order.
-    #[arg(long = "url", env = "TRIBUNECTL_URL", global = true, value_delimiter = ',')]
+    #[arg(
+        long = "url",
+        env = "TRIBUNECTL_URL",
+        global = true,
+        value_delimiter = ','
+    )]
     pub url: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -89,10 +103,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let interval = watch.or(watch_default.then_some(2.0));
             loop {
                 let doc = client.cluster().await?;
-                if let Some(name) = cluster {
-                    if *name != doc.scope {
-                        bail!("cluster '{name}' not found (this is '{}')", doc.scope);
-                    }
+                if let Some(name) = cluster
+                    && *name != doc.scope
+                {
+                    bail!("cluster '{name}' not found (this is '{}')", doc.scope);
                 }
                 if *timestamp {
                     println!("{}", crate::api::documents_now());

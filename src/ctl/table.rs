@@ -65,13 +65,21 @@ struct Row {
 }
 
 fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
-    let show_port = doc.members.iter().any(|m| m.port.is_some_and(|p| p != 5432)) || {
-        let mut hosts: Vec<_> = doc.members.iter().filter_map(|m| m.host.as_deref()).collect();
-        let n = hosts.len();
-        hosts.sort();
-        hosts.dedup();
-        hosts.len() != n
-    };
+    let show_port = doc
+        .members
+        .iter()
+        .any(|m| m.port.is_some_and(|p| p != 5432))
+        || {
+            let mut hosts: Vec<_> = doc
+                .members
+                .iter()
+                .filter_map(|m| m.host.as_deref())
+                .collect();
+            let n = hosts.len();
+            hosts.sort();
+            hosts.dedup();
+            hosts.len() != n
+        };
     let any_pending = doc.members.iter().any(|m| m.pending_restart == Some(true));
     let any_tags = doc.members.iter().any(|m| !m.tags.is_empty());
     let mut columns: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
@@ -135,7 +143,11 @@ fn cell_text(v: &Option<serde_json::Value>) -> String {
     }
 }
 
-pub fn render_list(doc: &ClusterDocument, format: Format, extended: bool) -> anyhow::Result<String> {
+pub fn render_list(
+    doc: &ClusterDocument,
+    format: Format,
+    extended: bool,
+) -> anyhow::Result<String> {
     let (columns, rows) = rows(doc, extended);
     match format {
         Format::Pretty => Ok(pretty(doc, &columns, &rows)),
@@ -228,7 +240,11 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row]) -> String {
             .unwrap_or("uninitialized")
     );
     let top = if title.chars().count() < border.chars().count() {
-        title.clone() + &border.chars().skip(title.chars().count()).collect::<String>()
+        title.clone()
+            + &border
+                .chars()
+                .skip(title.chars().count())
+                .collect::<String>()
     } else {
         title.trim_end().to_owned() + " +"
     };
@@ -250,7 +266,11 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row]) -> String {
     for (n, row) in lines.iter().enumerate() {
         let height = row.iter().map(|c| c.len().max(1)).max().unwrap_or(1);
         for k in 0..height {
-            out += &render(row.iter().map(|c| c.get(k).cloned().unwrap_or_default()).collect());
+            out += &render(
+                row.iter()
+                    .map(|c| c.get(k).cloned().unwrap_or_default())
+                    .collect(),
+            );
         }
         if multi_line && n + 1 < lines.len() {
             out += &(border.clone() + "\n");
@@ -300,7 +320,10 @@ mod tests {
 |        |                |         |           |    |             |     |            |     | noloadbalance: true |
 +--------+----------------+---------+-----------+----+-------------+-----+------------+-----+---------------------+
 ";
-        assert_eq!(render_list(&lab_doc(), Format::Pretty, false).unwrap(), expected);
+        assert_eq!(
+            render_list(&lab_doc(), Format::Pretty, false).unwrap(),
+            expected
+        );
     }
 
     #[test]
@@ -328,7 +351,13 @@ mod tests {
 
     #[test]
     fn lag_is_shown_in_whole_megabytes() {
-        assert_eq!(lag_mb(&Some(serde_json::json!(5_335_720))), Some(serde_json::json!(5)));
-        assert_eq!(lag_mb(&Some(serde_json::json!("unknown"))), Some(serde_json::json!("unknown")));
+        assert_eq!(
+            lag_mb(&Some(serde_json::json!(5_335_720))),
+            Some(serde_json::json!(5))
+        );
+        assert_eq!(
+            lag_mb(&Some(serde_json::json!("unknown"))),
+            Some(serde_json::json!("unknown"))
+        );
     }
 }

@@ -143,16 +143,17 @@ mod tests {
     }
 
     fn led_cluster() -> ClusterState {
-        let mut c = ClusterState::default();
-        c.generation = Generation(4);
-        c.leader = Some(Leader {
-            member: "a".into(),
+        ClusterState {
             generation: Generation(4),
-            renewals: 9,
-            since: UnixMillis(0),
-            renewed_at: UnixMillis(0),
-        });
-        c
+            leader: Some(Leader {
+                member: "a".into(),
+                generation: Generation(4),
+                renewals: 9,
+                since: UnixMillis(0),
+                renewed_at: UnixMillis(0),
+            }),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -205,8 +206,10 @@ mod tests {
     }
 
     fn leaderless(reports: &[(&str, u64)], live: &[&str], opened_at: u64) -> ClusterState {
-        let mut c = ClusterState::default();
-        c.generation = Generation(4);
+        let mut c = ClusterState {
+            generation: Generation(4),
+            ..Default::default()
+        };
         for name in live {
             c.members.insert((*name).into(), member(10_000));
         }

@@ -14,13 +14,13 @@ pub fn decide(o: &Observation<'_>) -> Decision {
     let Some(disk) = o.disk else {
         return Decision::idle("waiting: the data directory could not be read");
     };
-    if let (Some(expected), DataDir::Initialized(cd)) = (o.cluster.sysid(), disk) {
-        if cd.sysid != expected {
-            return Decision::idle(format!(
-                "system ID mismatch, node {me} belongs to a different cluster: {} != {expected}",
-                cd.sysid
-            ));
-        }
+    if let (Some(expected), DataDir::Initialized(cd)) = (o.cluster.sysid(), disk)
+        && cd.sysid != expected
+    {
+        return Decision::idle(format!(
+            "system ID mismatch, node {me} belongs to a different cluster: {} != {expected}",
+            cd.sysid
+        ));
     }
     let running_primary = is_running(o) && o.db.role == Some(DbRole::Primary);
 

@@ -79,7 +79,7 @@ fn row(name: &'static str, cluster: Cluster, disk: Disk, db: Db) -> Row {
 }
 
 impl Row {
-    fn as_member(mut self, me: &'static str) -> Self {
+    fn seen_by(mut self, me: &'static str) -> Self {
         self.me = me;
         self
     }
@@ -552,7 +552,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             Disk::Standby,
             Db::Standby { lsn: 55 },
         )
-        .as_member("c")
+        .seen_by("c")
         .expect(
             vec![Action::AckFailover {
                 ended: GEN,
@@ -569,7 +569,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             Disk::Standby,
             Db::Standby { lsn: 50 },
         )
-        .as_member("b")
+        .seen_by("b")
         .expect(vec![], "waiting for the failover decision"),
         row(
             "nofailover standby does not report",
@@ -577,7 +577,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             Disk::Standby,
             Db::Standby { lsn: 55 },
         )
-        .as_member("c")
+        .seen_by("c")
         .settings(|s| s.nofailover = true)
         .expect(vec![], "not allowed to promote"),
         row(
@@ -593,7 +593,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             Disk::Standby,
             Db::Down,
         )
-        .as_member("c")
+        .seen_by("c")
         .expect(vec![], "my database is not running"),
     ]
 }

@@ -76,7 +76,8 @@ impl Arbiter {
                         .is_none_or(|t| now.saturating_duration_since(t) >= TRANSFER_BACKOFF)
                 {
                     last_transfer = Some(now);
-                    self.hand_leadership_away(&cluster, &dynamic, transfers).await;
+                    self.hand_leadership_away(&cluster, &dynamic, transfers)
+                        .await;
                     transfers += 1;
                 }
             }
@@ -118,7 +119,9 @@ impl Arbiter {
         }
         let (target, addr) = others[attempt % others.len()].clone();
         match self.raft.transfer_leadership(target).await {
-            Ok(()) => info!(%addr, "handing Raft leadership to {addr}: the primary's host should not also lead Raft"),
+            Ok(()) => {
+                info!(%addr, "handing Raft leadership to {addr}: the primary's host should not also lead Raft")
+            }
             Err(err) => warn!(error = %err, "could not hand Raft leadership away"),
         }
     }

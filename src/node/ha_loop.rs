@@ -174,11 +174,11 @@ impl HaLoop {
                 break;
             }
         }
-        if !decision.actions.is_empty() {
-            if let Some(instance) = &self.instance {
-                let status = instance.status().await;
-                self.publish(|v| v.status = status);
-            }
+        if !decision.actions.is_empty()
+            && let Some(instance) = &self.instance
+        {
+            let status = instance.status().await;
+            self.publish(|v| v.status = status);
         }
         self.publish(|v| {
             v.activity = None;
@@ -189,7 +189,9 @@ impl HaLoop {
 
     fn nofailover(&self) -> bool {
         let t = &self.config.tags;
-        t.get("nofailover").and_then(|v| v.as_bool()).unwrap_or(false)
+        t.get("nofailover")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
             || t.get("failover_priority").and_then(|v| v.as_i64()) == Some(0)
     }
 
@@ -208,7 +210,7 @@ impl HaLoop {
         }
         let command = Command::Report {
             member: self.me().clone(),
-            record,
+            record: Box::new(record),
         };
         if let Err(err) = self.raft.propose(command).await {
             debug!(error = %err, "could not publish the member report");
@@ -224,7 +226,7 @@ impl HaLoop {
         let record = member_record(&self.config, self.me(), &cluster, &view, previous);
         let command = Command::Report {
             member: self.me().clone(),
-            record,
+            record: Box::new(record),
         };
         let _ = tokio::time::timeout(dynamic_loop_wait, self.raft.propose(command)).await;
     }
@@ -256,7 +258,11 @@ impl HaLoop {
         let Some(leader) = cluster.leader.as_ref().filter(|l| &l.member == self.me()) else {
             bail!("refusing to act as primary: this member does not hold the leader record");
         };
-        if !self.lease.borrow().valid_for(leader.generation, self.clock.now()) {
+        if !self
+            .lease
+            .borrow()
+            .valid_for(leader.generation, self.clock.now())
+        {
             bail!(
                 "refusing to act as primary: the lease of generation {} is not valid now",
                 leader.generation
@@ -287,7 +293,8 @@ impl HaLoop {
                 .await
             }
             Action::Bootstrap => {
-                self.announce(DbState::InitializingNewCluster, loop_wait).await;
+                self.announce(DbState::InitializingNewCluster, loop_wait)
+                    .await;
                 let instance = self.instance()?.clone();
                 match instance.bootstrap().await {
                     Ok(sysid) => {

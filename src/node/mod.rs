@@ -48,9 +48,7 @@ pub fn instance_for(config: &Config) -> anyhow::Result<Option<Arc<dyn Instance>>
         return Ok(None);
     };
     if pg.engine == Some(Engine::OpenGauss) {
-        bail!(
-            "postgresql.engine: opengauss is not supported by this build yet; use postgres"
-        );
+        bail!("postgresql.engine: opengauss is not supported by this build yet; use postgres");
     }
     let mut parameters = config.bootstrap.dynamic.postgresql.parameters.clone();
     parameters.extend(pg.parameters.clone());
@@ -94,9 +92,16 @@ pub fn instance_for(config: &Config) -> anyhow::Result<Option<Arc<dyn Instance>>
 /// programs into /usr/bin) or fail on a PATH entry the agent's user cannot read.
 fn find_postgres_bin_dir() -> Option<PathBuf> {
     let complete = |dir: &std::path::Path| {
-        ["pg_ctl", "initdb", "pg_controldata", "pg_basebackup", "pg_rewind", "postgres"]
-            .iter()
-            .all(|p| dir.join(p).is_file())
+        [
+            "pg_ctl",
+            "initdb",
+            "pg_controldata",
+            "pg_basebackup",
+            "pg_rewind",
+            "postgres",
+        ]
+        .iter()
+        .all(|p| dir.join(p).is_file())
     };
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()

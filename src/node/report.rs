@@ -40,7 +40,11 @@ pub fn member_record(
         tags: config.tags.clone(),
         status: MemberStatus {
             role,
-            state: if view.witness { DbState::Running } else { view.state() },
+            state: if view.witness {
+                DbState::Running
+            } else {
+                view.state()
+            },
             timeline: status.timeline,
             wal_position: if running && status.role == Some(DbRole::Primary) {
                 status.wal_position
@@ -67,7 +71,12 @@ pub fn member_record(
 
 /// Whether a new report is worth a Raft write: something an operator or the HA logic reads
 /// changed, or the last one is older than `loop_wait` (so staleness shows).
-pub fn worth_reporting(new: &Member, old: Option<&Member>, now: UnixMillis, loop_wait_ms: u64) -> bool {
+pub fn worth_reporting(
+    new: &Member,
+    old: Option<&Member>,
+    now: UnixMillis,
+    loop_wait_ms: u64,
+) -> bool {
     match old {
         None => true,
         Some(old) => {

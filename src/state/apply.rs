@@ -75,7 +75,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             Ok(())
         }
         Command::Report { member, record } => {
-            let mut record = record.clone();
+            let mut record = (**record).clone();
             record.reported_at = at;
             state.members.insert(member.clone(), record);
             Ok(())
@@ -262,7 +262,7 @@ mod tests {
                 1,
                 Command::Report {
                     member: name(n),
-                    record: member(100),
+                    record: Box::new(member(100)),
                 },
             );
         }
@@ -558,7 +558,7 @@ mod tests {
             77,
             Command::Report {
                 member: name("a"),
-                record: member(1),
+                record: Box::new(member(1)),
             },
         );
         assert_eq!(s.members[&name("a")].reported_at, UnixMillis(77));

@@ -131,7 +131,10 @@ pub enum Command {
     /// The bootstrapping member gave up; anyone may claim again.
     AbortBootstrap { member: MemberName },
     /// A member's periodic report (Patroni's member key).
-    Report { member: MemberName, record: Member },
+    Report {
+        member: MemberName,
+        record: Box<Member>,
+    },
     /// The primary keeps its lease (CAS on generation).
     RenewLease {
         member: MemberName,

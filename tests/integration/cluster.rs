@@ -10,19 +10,24 @@ const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Wait until one member is primary and every other streams from it; returns the primary.
 async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
-    wait_for(limit, "a primary and every standby streaming", cluster, || async {
-        let p = primary(client, cluster).await?;
-        for (i, node) in cluster.nodes.iter().enumerate() {
-            if i == p {
-                continue;
+    wait_for(
+        limit,
+        "a primary and every standby streaming",
+        cluster,
+        || async {
+            let p = primary(client, cluster).await?;
+            for (i, node) in cluster.nodes.iter().enumerate() {
+                if i == p {
+                    continue;
+                }
+                let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
+                if doc["replication_state"] != "streaming" {
+                    return None;
+                }
             }
-            let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
-            if doc["replication_state"] != "streaming" {
-                return None;
-            }
-        }
-        Some(p)
-    })
+            Some(p)
+        },
+    )
     .await
 }
 
@@ -37,10 +42,15 @@ async fn create_table(node: &Node) {
 /// Wait until `node` holds every id in `expected`.
 async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Duration) {
     let node = &cluster.nodes[i];
-    wait_for(limit, &format!("rows on {}", node.name), cluster, || async {
-        let got = ids(node).await?;
-        expected.iter().all(|id| got.contains(id)).then_some(())
-    })
+    wait_for(
+        limit,
+        &format!("rows on {}", node.name),
+        cluster,
+        || async {
+            let got = ids(node).await?;
+            expected.iter().all(|id| got.contains(id)).then_some(())
+        },
+    )
     .await
 }
 
@@ -61,7 +71,10 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     create_table(&cluster.nodes[p]).await;
     let mut acked = Vec::new();
     for id in 1..=50 {
-        assert!(insert(&cluster.nodes[p], id).await, "insert {id} on the primary");
+        assert!(
+            insert(&cluster.nodes[p], id).await,
+            "insert {id} on the primary"
+        );
         acked.push(id);
     }
     for i in (0..3).filter(|i| *i != p) {
@@ -84,20 +97,25 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     cluster.crash(p);
     let others: Vec<usize> = (0..3).filter(|i| *i != p).collect();
     let mut next_id = 1000;
-    let new_primary = wait_for(FAILOVER_DEADLINE, "a write acknowledged by a new primary", &cluster, || {
-        next_id += 1;
-        let id = next_id;
-        let cluster = &cluster;
-        let others = &others;
-        async move {
-            for &i in others {
-                if insert(&cluster.nodes[i], id).await {
-                    return Some((i, id));
+    let new_primary = wait_for(
+        FAILOVER_DEADLINE,
+        "a write acknowledged by a new primary",
+        &cluster,
+        || {
+            next_id += 1;
+            let id = next_id;
+            let cluster = &cluster;
+            let others = &others;
+            async move {
+                for &i in others {
+                    if insert(&cluster.nodes[i], id).await {
+                        return Some((i, id));
+                    }
                 }
+                None
             }
-            None
-        }
-    })
+        },
+    )
     .await;
     let (np, first_id) = new_primary;
     acked.push(first_id);
@@ -112,9 +130,12 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     for id in &acked {
         assert!(got.contains(id), "acknowledged id {id} lost on failover");
     }
-    wait_for(Duration::from_secs(10), "/primary on the new primary", &cluster, || async {
-        (primary(&client, &cluster).await == Some(np)).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "/primary on the new primary",
+        &cluster,
+        || async { (primary(&client, &cluster).await == Some(np)).then_some(()) },
+    )
     .await;
 
     // The other standby follows the new primary.
@@ -127,10 +148,15 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
 
     // The crashed node comes back as a standby of the new primary (pg_rewind) and catches up.
     cluster.start(p);
-    wait_for(Duration::from_secs(60), "the old primary to rejoin as a replica", &cluster, || async {
-        let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[p].api())).await?;
-        (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "the old primary to rejoin as a replica",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[p].api())).await?;
+            (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
+        },
+    )
     .await;
     for id in 3000..3010 {
         assert!(insert(&cluster.nodes[np], id).await);
@@ -139,7 +165,10 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     wait_rows(&cluster, p, &acked, Duration::from_secs(30)).await;
     assert_eq!(primary(&client, &cluster).await, Some(np));
     let log = std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default();
-    assert!(log.contains("pg_rewind"), "the old primary did not rejoin through pg_rewind");
+    assert!(
+        log.contains("pg_rewind"),
+        "the old primary did not rejoin through pg_rewind"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,12 +69,19 @@ fn each_class_of_config_error_names_the_key_and_touches_nothing() {
         ),
         (
             "only an etcd section",
-            base.replace("raft:\n  self_addr", "etcd:\n  host: 127.0.0.1:2379\nraftx:\n  self_addr"),
+            base.replace(
+                "raft:\n  self_addr",
+                "etcd:\n  host: 127.0.0.1:2379\nraftx:\n  self_addr",
+            ),
             &["etcd"],
         ),
         (
             "a typo in a key",
-            base.replace("  data_dir: ", "  data_dri: ").replacen("  data_dri: ", "  data_dir: ", 1),
+            base.replace("  data_dir: ", "  data_dri: ").replacen(
+                "  data_dri: ",
+                "  data_dir: ",
+                1,
+            ),
             &["postgresql.data_dri"],
         ),
         (
@@ -94,7 +101,10 @@ fn each_class_of_config_error_names_the_key_and_touches_nothing() {
         ),
         (
             "a missing replication user",
-            base.replace("    replication:\n      username: replicator\n      password: secret\n", ""),
+            base.replace(
+                "    replication:\n      username: replicator\n      password: secret\n",
+                "",
+            ),
             &["replication"],
         ),
     ];
@@ -108,8 +118,14 @@ fn each_class_of_config_error_names_the_key_and_touches_nothing() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(!dir.path().join("data").exists(), "the data directory was created");
-    assert!(!dir.path().join("raft").exists(), "the raft directory was created");
+    assert!(
+        !dir.path().join("data").exists(),
+        "the data directory was created"
+    );
+    assert!(
+        !dir.path().join("raft").exists(),
+        "the raft directory was created"
+    );
 }
 
 #[test]

@@ -47,7 +47,9 @@ impl PortPool {
         // Spread test processes (and successive clusters of one process) over the range.
         static CURSOR: AtomicU16 = AtomicU16::new(0);
         let offset = CURSOR.fetch_add(97, Ordering::Relaxed);
-        let seed = (std::process::id() as u16).wrapping_mul(31).wrapping_add(offset);
+        let seed = (std::process::id() as u16)
+            .wrapping_mul(31)
+            .wrapping_add(offset);
         Self {
             next: 20000 + seed % 12000,
             held: Vec::new(),
@@ -57,7 +59,11 @@ impl PortPool {
     fn take(&mut self) -> u16 {
         loop {
             let port = self.next;
-            self.next = if self.next >= 32000 { 20000 } else { self.next + 1 };
+            self.next = if self.next >= 32000 {
+                20000
+            } else {
+                self.next + 1
+            };
             if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
                 self.held.push(listener);
                 return port;
@@ -274,7 +280,10 @@ log:
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
-            .env("RUST_LOG", "info,openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn")
+            .env(
+                "RUST_LOG",
+                "info,openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn",
+            )
             .env_remove("PGPASSWORD");
         if let Some(user) = run_as() {
             cmd.uid(user.uid.as_raw())
@@ -298,7 +307,7 @@ log:
         }
         // Backends die with their postmaster; wait until the port is free again.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && pm.is_some_and(|p| process_alive(p)) {
+        while Instant::now() < deadline && pm.is_some_and(process_alive) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -370,7 +379,12 @@ pub fn http_client() -> reqwest::Client {
 }
 
 pub async fn status_code(client: &reqwest::Client, url: &str) -> Option<u16> {
-    client.get(url).send().await.ok().map(|r| r.status().as_u16())
+    client
+        .get(url)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
 }
 
 pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
@@ -389,7 +403,10 @@ where
             return v;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {limit:?} waiting for {what}\n{}", cluster.dump_logs());
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n{}",
+                cluster.dump_logs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -424,7 +441,10 @@ pub async fn insert(node: &Node, id: i64) -> bool {
     };
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
     let fut = client.execute("INSERT INTO acked(id) VALUES ($1)", &params);
-    matches!(tokio::time::timeout(Duration::from_secs(2), fut).await, Ok(Ok(1)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), fut).await,
+        Ok(Ok(1))
+    )
 }
 
 pub async fn ids(node: &Node) -> Option<Vec<i64>> {
