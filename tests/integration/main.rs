@@ -1,5 +1,6 @@
 //! The one integration test binary: real agents, real PostgreSQL, run as the `postgres` user.
 
+mod bench;
 mod cluster;
 mod config_errors;
 mod harness;

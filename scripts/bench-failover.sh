@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Crash-failover benchmark: a three-node cluster under a write workload; the primary's agent and
+# postmaster are killed (-9) again and again. Prints each run's write unavailability (fault to
+# first acknowledged write on the new primary), then median, p95, max and the lost-write count.
+# Usage: scripts/bench-failover.sh [RUNS]   (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --workspace --all-targets --quiet
+TRIBUNE_BENCH_RUNS=${1:-20} cargo test --quiet --test integration bench_crash_failover \
+  -- --ignored --nocapture --test-threads=1 2>&1 | grep -E '^(run |crash failover)|panicked|FAILED'
