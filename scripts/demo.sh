@@ -5,7 +5,6 @@
 # stops everything it started. Data stays in $TRIBUNE_DEMO_DIR (default /tmp/tribune-demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 scripts/setup.sh
 cargo build --workspace --quiet
@@ -17,7 +16,9 @@ run_as=()
 if [ "$(id -u)" -eq 0 ]; then
   chown -R postgres:postgres "$demo"
   chmod 755 "$demo"
-  run_as=(runuser -u postgres --)
+  # setpriv execs the agent directly (runuser would wrap it in a PAM session that kills it two
+  # seconds after a stop signal, before it has stopped PostgreSQL cleanly).
+  run_as=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --)
 fi
 
 partners() {
@@ -68,7 +69,8 @@ postgresql:
     - host replication replicator 127.0.0.1/32 scram-sha-256
 YAML
   [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$node"
-  (cd "$node" && exec "${run_as[@]}" "$demo/tribune" "$node/tribune.yml" >>"$node/agent.log" 2>&1) &
+  (cd "$node" && exec "${run_as[@]}" env HOME="$node" "$demo/tribune" "$node/tribune.yml" \
+    >>"$node/agent.log" 2>&1) &
   pids+=($!)
 done
 
@@ -89,9 +91,12 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 "$demo/tribunectl" --url http://127.0.0.1:8008,http://127.0.0.1:8009,http://127.0.0.1:8010 list || true
+primary_port=$(curl -s http://127.0.0.1:8008/cluster | grep -o '"role":"leader"[^}]*"port":[0-9]*' \
+  | grep -o '"port":[0-9]*' | cut -d: -f2 || true)
 cat <<TXT
 
-Connect:   psql "host=127.0.0.1 port=15432 user=postgres password=postgres"   (ports 15432-15434)
+Primary:   psql "host=127.0.0.1 port=${primary_port:-15432} user=postgres password=postgres"
+Replicas:  the other ports of 15432-15434 (read-only)
 List:      $demo/tribunectl --url http://127.0.0.1:8008 list
 Primary?   curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8008/primary
 Press Ctrl-C to stop the cluster.

@@ -279,7 +279,7 @@ fn a_patroni_raft_configuration_loads_unchanged() {
             .iter()
             .map(InitdbOption::to_arg)
             .collect::<Vec<_>>(),
-        ["--checkpoint=fast", "--max-rate=100M"]
+        ["--max-rate=100M", "--checkpoint=fast"]
     );
 
     assert_eq!(c.watchdog.mode, WatchdogMode::Automatic);
