@@ -1,18 +1,10 @@
 //! The agent refuses bad configuration with one clear message naming the key, and exits
 //! non-zero before touching any data (the data directory is never created).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn agent() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("tribune"))
-        .filter(|p| p.is_file())
-        .expect("build the workspace first (scripts/test.sh does)")
-}
+use crate::harness::built_agent;
 
 fn valid(dir: &Path) -> String {
     format!(
@@ -50,7 +42,7 @@ postgresql:
 fn run(dir: &Path, yaml: &str) -> (bool, String) {
     let path = dir.join("bad.yml");
     std::fs::write(&path, yaml).unwrap();
-    let out = Command::new(agent()).arg(&path).output().unwrap();
+    let out = Command::new(built_agent()).arg(&path).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -133,7 +125,7 @@ fn a_valid_config_passes_validation() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ok.yml");
     std::fs::write(&path, valid(dir.path())).unwrap();
-    let out = Command::new(agent())
+    let out = Command::new(built_agent())
         .arg("--validate-config")
         .arg(&path)
         .output()

@@ -72,19 +72,23 @@ impl PortPool {
     }
 }
 
-/// The agent binary, copied where the `postgres` user can execute it.
-fn agent_binary(dir: &Path) -> PathBuf {
-    // The agent is another package of the workspace: find it beside this test binary
-    // (target/debug/deps/integration-* -> target/debug/tribune).
-    let built = std::env::current_exe()
+/// The built agent binary. It belongs to another package of the workspace, so Cargo does not
+/// name it for this test: it lies beside it (target/debug/deps/integration-* ->
+/// target/debug/tribune).
+pub fn built_agent() -> PathBuf {
+    std::env::current_exe()
         .unwrap()
         .parent()
         .and_then(Path::parent)
         .map(|d| d.join("tribune"))
         .filter(|p| p.is_file())
-        .expect("the tribune agent binary is not built: run `cargo build --workspace` first (scripts/test.sh does)");
+        .expect("the tribune agent binary is not built: run `cargo build --workspace` first (scripts/test.sh does)")
+}
+
+/// The agent binary, copied where the `postgres` user can execute it.
+fn agent_binary(dir: &Path) -> PathBuf {
     let target = dir.join("tribune");
-    fs::copy(&built, &target).expect("copy the agent binary");
+    fs::copy(built_agent(), &target).expect("copy the agent binary");
     fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
     target
 }
