@@ -29,6 +29,18 @@ fn dynamic(inner: &Inner, cluster: &ClusterState) -> DynamicConfig {
         .unwrap_or_else(|_| inner.config.bootstrap.dynamic.clone())
 }
 
+/// Whether `name` is a synchronous standby of the current leader (synchronous mode on).
+fn is_sync_standby(cluster: &ClusterState, dynamic: &DynamicConfig, name: &str) -> bool {
+    dynamic.synchronous_mode != crate::config::SynchronousMode::Off
+        && cluster.leader.as_ref().is_some_and(|l| {
+            cluster.sync.leader.as_ref() == Some(&l.member)
+                && cluster
+                    .sync
+                    .standbys_of(l.generation)
+                    .is_some_and(|s| s.iter().any(|m| m.as_str() == name))
+        })
+}
+
 /// The leader's last reported WAL position (Patroni's `/status` optime).
 fn leader_position(cluster: &ClusterState) -> Option<Lsn> {
     cluster
@@ -65,7 +77,7 @@ pub fn facts(inner: &Inner) -> Facts {
             noloadbalance,
             tags,
             replay_lag: lag(view.status.replayed_lsn),
-            sync_standby: false,
+            sync_standby: is_sync_standby(&cluster, &dynamic, me.as_str()),
             quorum_standby: false,
         },
         ttl: dynamic.ttl,
@@ -122,6 +134,8 @@ pub struct StatusDocument {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub xlog: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sync_standby: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timeline: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub replication_state: Option<String>,
@@ -176,6 +190,9 @@ pub fn status(inner: &Inner) -> StatusDocument {
         role,
         server_version: running.then_some(s.server_version).flatten(),
         xlog,
+        sync_standby: (s.role == Some(DbRole::Standby)
+            && is_sync_standby(&cluster, &dynamic, me.as_str()))
+        .then_some(true),
         timeline: running.then(|| s.timeline.map(|t| t.0)).flatten(),
         replication_state: (running && s.role == Some(DbRole::Standby)).then(|| {
             if s.streaming {
@@ -251,7 +268,12 @@ pub struct ClusterDocument {
     pub database_system_identifier: Option<String>,
 }
 
-fn cluster_member(cluster: &ClusterState, name: &str, m: &Member) -> ClusterMember {
+fn cluster_member(
+    cluster: &ClusterState,
+    dynamic: &DynamicConfig,
+    name: &str,
+    m: &Member,
+) -> ClusterMember {
     let is_leader = cluster.leader_name().is_some_and(|l| l.as_str() == name);
     let (host, port) = m
         .host_port()
@@ -266,7 +288,14 @@ fn cluster_member(cluster: &ClusterState, name: &str, m: &Member) -> ClusterMemb
     };
     let mut out = ClusterMember {
         name: name.to_owned(),
-        role: if is_leader { "leader" } else { "replica" }.to_owned(),
+        role: if is_leader {
+            "leader"
+        } else if is_sync_standby(cluster, dynamic, name) {
+            "sync_standby"
+        } else {
+            "replica"
+        }
+        .to_owned(),
         state,
         api_url: m.api_url.clone(),
         host,
@@ -304,7 +333,7 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
         members: cluster
             .members
             .iter()
-            .map(|(name, m)| cluster_member(&cluster, name.as_str(), m))
+            .map(|(name, m)| cluster_member(&cluster, &dynamic, name.as_str(), m))
             .collect(),
         pause: dynamic.pause.then_some(true),
         scope: inner.config.scope.clone(),

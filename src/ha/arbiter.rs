@@ -45,6 +45,10 @@ pub struct ArbiterSettings {
     pub ttl: Duration,
     pub maximum_lag_on_failover: u64,
     pub paused: bool,
+    /// `synchronous_mode` on: promote only a synchronous standby of the ended generation.
+    pub synchronous: bool,
+    /// `synchronous_mode_strict`: with no synchronous standby recorded, promote nobody.
+    pub strict: bool,
 }
 
 /// What the Raft leader should propose now, with the reason; `None` when nothing is due.
@@ -80,12 +84,31 @@ pub fn arbitrate(
     if settings.paused {
         return None;
     }
+    // In synchronous mode only the ended generation's synchronous standbys are sure to hold
+    // every acknowledged commit. With none recorded the primary ran asynchronously (degraded,
+    // non-strict: any standby will do) or blocked every commit (strict: nobody may be promoted
+    // on a guess).
+    let allowed = if settings.synchronous {
+        let record = cluster
+            .sync
+            .standbys_of(intent.ended)
+            .filter(|_| cluster.sync.leader == intent.former_leader)
+            .filter(|s| !s.is_empty());
+        match record {
+            Some(standbys) => Some(standbys),
+            None if settings.strict => return None,
+            None => None,
+        }
+    } else {
+        None
+    };
     let ttl_ms = settings.ttl.as_millis() as u64;
     let waited = wall_now.0.saturating_sub(intent.opened_at.0);
     let awaiting: Vec<_> = cluster
         .members
         .iter()
         .filter(|(name, m)| candidate::may_promote(name, m, intent).is_ok())
+        .filter(|(name, _)| allowed.is_none_or(|a| a.contains(*name)))
         .filter(|(name, _)| !intent.reports.contains_key(*name))
         // A member that has not reported for two ttl is presumed down: do not wait for it.
         .filter(|(_, m)| wall_now.0.saturating_sub(m.reported_at.0) <= 2 * ttl_ms)
@@ -94,7 +117,7 @@ pub fn arbitrate(
     if !awaiting.is_empty() && waited < ttl_ms {
         return None;
     }
-    let best = candidate::ranked(cluster, intent, settings.maximum_lag_on_failover)
+    let best = candidate::ranked(cluster, intent, settings.maximum_lag_on_failover, allowed)
         .into_iter()
         .next()?;
     Some((
@@ -124,6 +147,8 @@ mod tests {
             ttl: TTL,
             maximum_lag_on_failover: 1 << 20,
             paused: false,
+            synchronous: false,
+            strict: false,
         }
     }
 
@@ -267,6 +292,72 @@ mod tests {
             }
         );
         assert!(reason.contains("most advanced"), "{reason}");
+    }
+
+    fn with_sync_record(mut c: ClusterState, standbys: &[&str]) -> ClusterState {
+        c.sync = crate::state::SyncRecord {
+            generation: Generation(4),
+            leader: Some("a".into()),
+            standbys: standbys.iter().map(|s| MemberName::from(*s)).collect(),
+        };
+        c
+    }
+
+    #[test]
+    fn synchronous_mode_promotes_only_a_synchronous_standby() {
+        let sync = ArbiterSettings {
+            synchronous: true,
+            ..settings()
+        };
+        // c is further ahead, but only b was synchronous: b holds every acknowledged commit.
+        let c = with_sync_record(
+            leaderless(&[("b", 90), ("c", 95)], &["a", "b", "c"], 10_000),
+            &["b"],
+        );
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        let (cmd, _) = arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(10_100)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "b".into(),
+                ended: Generation(4)
+            }
+        );
+        // The synchronous standby has not reported: wait, never fall back to c.
+        let c = with_sync_record(leaderless(&[("c", 95)], &["a", "b", "c"], 10_000), &["b"]);
+        assert_eq!(
+            arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(60_000)),
+            None
+        );
+    }
+
+    #[test]
+    fn strict_mode_without_a_synchronous_standby_promotes_nobody() {
+        let strict = ArbiterSettings {
+            synchronous: true,
+            strict: true,
+            ..settings()
+        };
+        let c = leaderless(&[("b", 90), ("c", 95)], &["a", "b", "c"], 10_000);
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        assert_eq!(
+            arbitrate(&c, &strict, &watch, Instant::now(), UnixMillis(60_000)),
+            None
+        );
+        // Non-strict (degraded to asynchronous): the most advanced standby.
+        let degraded = ArbiterSettings {
+            strict: false,
+            ..strict
+        };
+        let (cmd, _) =
+            arbitrate(&c, &degraded, &watch, Instant::now(), UnixMillis(60_000)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "c".into(),
+                ended: Generation(4)
+            }
+        );
     }
 
     #[test]

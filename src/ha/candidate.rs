@@ -38,16 +38,19 @@ pub fn may_promote(
     Ok(())
 }
 
-/// The reported candidates of `intent`, best first.
+/// The reported candidates of `intent`, best first. `allowed`, in synchronous mode, is the
+/// ended generation's synchronous standbys: nobody else is sure to hold every commit.
 pub fn ranked<'a>(
     cluster: &'a ClusterState,
     intent: &'a FailoverIntent,
     maximum_lag_on_failover: u64,
+    allowed: Option<&std::collections::BTreeSet<MemberName>>,
 ) -> Vec<&'a MemberName> {
     let mut candidates: Vec<(&MemberName, &Member, crate::types::Lsn)> = cluster
         .members
         .iter()
         .filter(|(name, member)| may_promote(name, member, intent).is_ok())
+        .filter(|(name, _)| allowed.is_none_or(|a| a.contains(*name)))
         .filter_map(|(name, member)| {
             let report = intent.reports.get(name)?;
             let lag = intent
@@ -120,7 +123,7 @@ mod tests {
             ("d", serde_json::json!({}), Some(950)),
         ]);
         assert_eq!(
-            names(ranked(&cluster, &intent, 1 << 20)),
+            names(ranked(&cluster, &intent, 1 << 20, None)),
             ["d", "c", "a", "b"]
         );
     }
@@ -143,7 +146,15 @@ mod tests {
             ("old", serde_json::json!({}), Some(1000)),
             ("ok", serde_json::json!({}), Some(999)),
         ]);
-        assert_eq!(names(ranked(&cluster, &intent, 500)), ["ok"]);
-        assert_eq!(names(ranked(&cluster, &intent, 5000)), ["ok", "behind"]);
+        assert_eq!(names(ranked(&cluster, &intent, 500, None)), ["ok"]);
+        assert_eq!(
+            names(ranked(&cluster, &intent, 5000, None)),
+            ["ok", "behind"]
+        );
+        let sync: std::collections::BTreeSet<MemberName> = ["behind".into()].into();
+        assert_eq!(
+            names(ranked(&cluster, &intent, 5000, Some(&sync))),
+            ["behind"]
+        );
     }
 }

@@ -106,10 +106,17 @@ fn lease_holder(
     }
     if is_running(o) {
         return match o.db.role {
-            Some(DbRole::Primary) => Decision::act(
-                vec![Action::SyncSlots],
-                format!("no action. I am ({me}), the leader with the lock"),
-            ),
+            Some(DbRole::Primary) => {
+                match super::sync::plan(me, generation, o.cluster, o.db, &o.settings.sync) {
+                    Some((action, reason)) => {
+                        Decision::act(vec![action, Action::SyncSlots], reason)
+                    }
+                    None => Decision::act(
+                        vec![Action::SyncSlots],
+                        format!("no action. I am ({me}), the leader with the lock"),
+                    ),
+                }
+            }
             Some(DbRole::Standby) => Decision::act(
                 vec![Action::Promote { generation }, Action::SyncSlots],
                 "promoted self to leader by acquiring session lock",

@@ -15,6 +15,7 @@ pub mod candidate;
 mod decide;
 #[cfg(test)]
 mod scenarios;
+pub mod sync;
 
 pub use decide::decide;
 
@@ -53,6 +54,7 @@ pub struct HaSettings {
     pub nofailover: bool,
     pub use_pg_rewind: bool,
     pub paused: bool,
+    pub sync: sync::SyncSettings,
 }
 
 /// The agent's lease as its lease keeper sees it.
@@ -158,4 +160,13 @@ pub enum Action {
     },
     /// Keep a replication slot for every other member.
     SyncSlots,
+    /// Propose the synchronous standbys PostgreSQL confirmed (`SetSync`).
+    SetSyncRecord {
+        generation: Generation,
+        standbys: std::collections::BTreeSet<MemberName>,
+    },
+    /// Set `synchronous_standby_names` on the primary.
+    SetSyncNames {
+        value: String,
+    },
 }

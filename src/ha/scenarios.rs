@@ -240,6 +240,7 @@ fn run(row: &Row, me: &str, now: Instant) -> Decision {
         nofailover: false,
         use_pg_rewind: true,
         paused: false,
+        sync: Default::default(),
     };
     (row.settings)(&mut settings);
     let disk = data_dir(row.disk);

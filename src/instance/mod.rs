@@ -114,6 +114,8 @@ pub struct LocalStatus {
     /// Primary: one entry per WAL sender.
     pub replication: Vec<WalSender>,
     pub pending_restart: bool,
+    /// The running server's `synchronous_standby_names` (empty: asynchronous).
+    pub synchronous_standby_names: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,6 +205,11 @@ pub trait Instance: Send + Sync {
     /// On the primary: keep a physical replication slot for each of `members` (normalised
     /// names) and drop the other slots this agent created.
     async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError>;
+
+    /// Make the primary wait for these standbys (`FIRST n (...)`, `ANY k (...)`, `*`, or empty
+    /// for asynchronous replication), kept across restarts. Returns once the running server
+    /// uses the value; on a standby it is only remembered for a later promotion.
+    async fn set_synchronous_standby_names(&self, value: &str) -> Result<(), InstanceError>;
 
     /// Run a `CHECKPOINT` (after promotion, before a switchover stop).
     async fn checkpoint(&self) -> Result<(), InstanceError>;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
-use crate::config::DynamicConfig;
+use crate::config::{DynamicConfig, SynchronousMode};
 use crate::ha::arbiter::{ArbiterSettings, LeaseWatch, arbitrate};
 use crate::raft::RaftNode;
 use crate::types::{MemberName, UnixMillis};
@@ -58,6 +58,8 @@ impl Arbiter {
                     ttl: dynamic.ttl,
                     maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
                     paused: dynamic.pause,
+                    synchronous: dynamic.synchronous_mode != SynchronousMode::Off,
+                    strict: dynamic.synchronous_mode_strict,
                 };
                 if let Some((command, reason)) =
                     arbitrate(&cluster, &settings, w, now, UnixMillis::now())

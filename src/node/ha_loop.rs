@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
-use crate::config::{Config, DynamicConfig};
+use crate::config::{Config, DynamicConfig, SynchronousMode};
+use crate::ha::sync::{SyncMode, SyncSettings};
 use crate::ha::{Action, HaSettings, LeaseView, Memory, Observation, decide};
 use crate::instance::{DataDir, Instance, Upstream};
 use crate::node::report::{member_record, worth_reporting};
@@ -34,6 +35,28 @@ pub struct HaLoop {
     last_reason: String,
     /// Member names the replication slots were last synchronised for.
     slots_for: Option<Vec<MemberName>>,
+}
+
+/// The synchronous replication settings `decide` works with. `quorum` (ANY k) runs as `on`
+/// (FIRST n: every synchronous standby acknowledges each commit), which guarantees at least as
+/// much; quorum commit proper is not built yet, and the agent says so at each tick in the log.
+fn sync_settings(dynamic: &DynamicConfig) -> SyncSettings {
+    let mode = match dynamic.synchronous_mode {
+        SynchronousMode::Off => SyncMode::Off,
+        SynchronousMode::On => SyncMode::On,
+        SynchronousMode::Quorum => {
+            warn!(
+                "synchronous_mode: quorum runs as synchronous_mode: on (every synchronous \
+                 standby acknowledges each commit); quorum commit is not supported yet"
+            );
+            SyncMode::On
+        }
+    };
+    SyncSettings {
+        mode,
+        strict: dynamic.synchronous_mode_strict,
+        node_count: dynamic.synchronous_node_count,
+    }
 }
 
 /// The parts of the cluster state whose change should wake the loop at once.
@@ -140,6 +163,7 @@ impl HaLoop {
                 .and_then(|p| p.use_pg_rewind)
                 .unwrap_or(dynamic.postgresql.use_pg_rewind),
             paused: dynamic.pause,
+            sync: sync_settings(dynamic),
         };
         let lease = *self.lease.borrow();
         let decision = decide(&Observation {
@@ -363,6 +387,12 @@ impl HaLoop {
                 instance.promote(*generation).await?;
                 self.memory.following = None;
                 self.slots_for = None;
+                // Strict synchronous mode: no commit may be acknowledged before a standby has
+                // it, not even in the moment before the loop names the synchronous standbys.
+                let settings = sync_settings(&self.dynamic(cluster));
+                if settings.mode == SyncMode::On && settings.strict {
+                    instance.set_synchronous_standby_names("*").await?;
+                }
                 // Others rewind against this primary: a checkpoint makes its new timeline
                 // visible in pg_control (Patroni does the same after promote).
                 if let Err(err) = instance.checkpoint().await {
@@ -412,6 +442,24 @@ impl HaLoop {
                     last_lsn,
                 })
                 .await
+            }
+            Action::SetSyncRecord {
+                generation,
+                standbys,
+            } => {
+                self.propose(Command::SetSync {
+                    member: me,
+                    generation: *generation,
+                    standbys: standbys.clone(),
+                })
+                .await
+            }
+            Action::SetSyncNames { value } => {
+                self.require_lease()?;
+                self.instance()?
+                    .set_synchronous_standby_names(value)
+                    .await?;
+                Ok(())
             }
             Action::SyncSlots => {
                 let use_slots = self.dynamic(cluster).postgresql.use_slots;

@@ -173,6 +173,19 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             }
             Ok(())
         }
+        Command::SetSync {
+            member,
+            generation,
+            standbys,
+        } => {
+            held_lease(state, member, *generation)?;
+            state.sync = super::SyncRecord {
+                generation: *generation,
+                leader: Some(member.clone()),
+                standbys: standbys.clone(),
+            };
+            Ok(())
+        }
         Command::SetConfig { config } => {
             state.config = config.clone();
             Ok(())
@@ -527,6 +540,51 @@ mod tests {
             Outcome::Rejected(Rejection::StaleGeneration { .. })
         ));
         assert_eq!(s.leader, None);
+    }
+
+    #[test]
+    fn only_the_lease_holder_records_its_synchronous_standbys() {
+        let mut s = bootstrapped("a");
+        let standbys: std::collections::BTreeSet<MemberName> = [name("b")].into();
+        let stale = run(
+            &mut s,
+            3,
+            Command::SetSync {
+                member: name("b"),
+                generation: Generation(1),
+                standbys: standbys.clone(),
+            },
+        );
+        assert!(matches!(
+            stale,
+            Outcome::Rejected(Rejection::NotLeader { .. })
+        ));
+        assert_eq!(s.sync.standbys_of(Generation(1)), None);
+        assert!(
+            run(
+                &mut s,
+                4,
+                Command::SetSync {
+                    member: name("a"),
+                    generation: Generation(1),
+                    standbys: standbys.clone(),
+                }
+            )
+            .is_applied()
+        );
+        assert_eq!(s.sync.standbys_of(Generation(1)), Some(&standbys));
+        // The record speaks for its own generation only.
+        assert_eq!(s.sync.standbys_of(Generation(2)), None);
+        // It outlives the lease: the failover after generation 1 reads it.
+        run(
+            &mut s,
+            5,
+            Command::ExpireLease {
+                generation: Generation(1),
+                renewals: 0,
+            },
+        );
+        assert_eq!(s.sync.standbys_of(Generation(1)), Some(&standbys));
     }
 
     #[test]

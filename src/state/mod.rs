@@ -16,7 +16,7 @@ mod member;
 pub use apply::apply;
 pub use member::{DbState, Member, MemberStatus, ReportedRole, Tags};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,9 @@ pub struct ClusterState {
     pub config: serde_json::Value,
     /// Timeline switches (Patroni's `/history` key).
     pub history: Vec<HistoryEntry>,
+    /// The standbys known to hold every acknowledged commit (Patroni's `/sync` key).
+    #[serde(default)]
+    pub sync: SyncRecord,
 }
 
 impl ClusterState {
@@ -55,6 +58,27 @@ impl ClusterState {
     /// The system identifier of the cluster's database, once bootstrap finished.
     pub fn sysid(&self) -> Option<&str> {
         self.initialize.as_ref().and_then(|i| i.sysid.as_deref())
+    }
+}
+
+/// The synchronous standbys of one leader generation. It never claims more than PostgreSQL
+/// guarantees: a standby enters only after PostgreSQL reports it synchronous, and leaves
+/// `synchronous_standby_names` only after it has left this record (DESIGN section 5, rule 1).
+/// With `synchronous_standby_names = FIRST n (...)` every listed standby acknowledges every
+/// commit, so any member of the record may be promoted without losing one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    /// The leader generation the record belongs to; a record of an older generation says
+    /// nothing about the current primary's commits.
+    pub generation: Generation,
+    pub leader: Option<MemberName>,
+    pub standbys: BTreeSet<MemberName>,
+}
+
+impl SyncRecord {
+    /// The synchronous standbys of `generation` (empty for a record of another generation).
+    pub fn standbys_of(&self, generation: Generation) -> Option<&BTreeSet<MemberName>> {
+        (self.generation == generation && self.leader.is_some()).then_some(&self.standbys)
     }
 }
 
@@ -166,6 +190,12 @@ pub enum Command {
     },
     /// The new primary records the timeline switch it made.
     AddHistory { entry: HistoryEntry },
+    /// The primary records which standbys PostgreSQL confirms synchronous (CAS on its lease).
+    SetSync {
+        member: MemberName,
+        generation: Generation,
+        standbys: BTreeSet<MemberName>,
+    },
     /// Replace the dynamic configuration.
     SetConfig { config: serde_json::Value },
     /// Forget a member that left the cluster.
@@ -186,6 +216,7 @@ impl Command {
             Command::AckFailover { .. } => "ack_failover",
             Command::Promote { .. } => "promote",
             Command::AddHistory { .. } => "add_history",
+            Command::SetSync { .. } => "set_sync",
             Command::SetConfig { .. } => "set_config",
             Command::RemoveMember { .. } => "remove_member",
         }

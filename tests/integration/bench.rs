@@ -5,59 +5,9 @@
 //! Figures are printed, never asserted: speed is shown, not tested.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-
-/// Acknowledged ids with the time of their acknowledgement and the member that acknowledged.
-type Acks = Arc<Mutex<Vec<(i64, Instant, usize)>>>;
-
-/// Insert increasing ids into whichever member accepts them until `stop`.
-async fn writer(nodes: Vec<String>, acks: Acks, stop: tokio_util::sync::CancellationToken) {
-    let mut id: i64 = 1_000_000;
-    let mut current = 0usize;
-    let mut client: Option<tokio_postgres::Client> = None;
-    while !stop.is_cancelled() {
-        id += 1;
-        if client.is_none() {
-            for k in 0..nodes.len() {
-                let i = (current + k) % nodes.len();
-                if let Ok((c, conn)) =
-                    tokio_postgres::connect(&nodes[i], tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    // Only a writable member keeps the connection.
-                    let writable = c
-                        .query_one("SELECT NOT pg_is_in_recovery()", &[])
-                        .await
-                        .map(|r| r.get::<_, bool>(0))
-                        .unwrap_or(false);
-                    if writable {
-                        current = i;
-                        client = Some(c);
-                        break;
-                    }
-                }
-            }
-        }
-        let Some(c) = &client else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
-        let fut = c.execute("INSERT INTO acked(id) VALUES ($1)", &params);
-        match tokio::time::timeout(Duration::from_secs(2), fut).await {
-            Ok(Ok(1)) => acks.lock().unwrap().push((id, Instant::now(), current)),
-            _ => {
-                client = None;
-                current += 1;
-            }
-        }
-    }
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -84,7 +34,7 @@ async fn bench_crash_failover() {
         .unwrap();
     drop(pg);
 
-    let acks: Acks = Arc::default();
+    let acks: Acks = Default::default();
     let stop = tokio_util::sync::CancellationToken::new();
     let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
     let w = tokio::spawn(writer(conninfos, acks.clone(), stop.clone()));

@@ -199,3 +199,93 @@ async fn all_agents_restart_with_the_same_primary_and_no_loss() {
         wait_rows(&cluster, i, &acked, Duration::from_secs(20)).await;
     }
 }
+
+/// Synchronous mode (DESIGN section 5): a crash of the primary's host under a continuous write
+/// workload loses no acknowledged write, and only the synchronous standby is promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
+    let client = http_client();
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            synchronous_mode: true,
+            ..Options::default()
+        },
+    );
+    cluster.start_all();
+    let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
+    create_table(&cluster.nodes[p]).await;
+    // One standby becomes synchronous: the REST API and the replicated record agree.
+    let sync = wait_for(
+        Duration::from_secs(30),
+        "a synchronous standby",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &format!("{}/cluster", cluster.nodes[p].api())).await?;
+            let members = doc["members"].as_array()?;
+            let sync: Vec<String> = members
+                .iter()
+                .filter(|m| m["role"] == "sync_standby")
+                .map(|m| m["name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            (sync.len() == 1).then(|| sync[0].clone())
+        },
+    )
+    .await;
+    let sync_index = cluster.nodes.iter().position(|n| n.name == sync).unwrap();
+    assert_eq!(
+        status_code(
+            &client,
+            &format!("{}/sync", cluster.nodes[sync_index].api())
+        )
+        .await,
+        Some(200)
+    );
+
+    let acks: Acks = Default::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
+    let writer = tokio::spawn(writer(conninfos, acks.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = acks.lock().unwrap().len();
+    assert!(before > 0, "the workload acknowledged nothing");
+
+    let crashed_at = Instant::now();
+    cluster.crash(p);
+    let np = wait_for(
+        FAILOVER_DEADLINE,
+        "a write on the new primary",
+        &cluster,
+        || async {
+            acks.lock()
+                .unwrap()
+                .iter()
+                .find(|(_, t, node)| *t > crashed_at && *node != p)
+                .map(|(_, _, node)| *node)
+        },
+    )
+    .await;
+    println!(
+        "synchronous failover: {} writes before the crash, {} took over after {:.2}s",
+        before,
+        cluster.nodes[np].name,
+        crashed_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        np, sync_index,
+        "a standby that was not synchronous was promoted"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    writer.await.unwrap();
+
+    let acked: Vec<i64> = acks.lock().unwrap().iter().map(|(id, _, _)| *id).collect();
+    let present = ids(&cluster.nodes[np]).await.unwrap();
+    let lost: Vec<&i64> = acked.iter().filter(|id| !present.contains(id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+}

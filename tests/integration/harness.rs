@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -141,6 +142,8 @@ pub struct Options {
     pub ttl: f64,
     pub loop_wait: f64,
     pub retry_timeout: f64,
+    pub synchronous_mode: bool,
+    pub synchronous_mode_strict: bool,
 }
 
 impl Default for Options {
@@ -149,6 +152,8 @@ impl Default for Options {
             ttl: 3.0,
             loop_wait: 1.0,
             retry_timeout: 1.0,
+            synchronous_mode: false,
+            synchronous_mode_strict: false,
         }
     }
 }
@@ -206,6 +211,8 @@ bootstrap:
     loop_wait: {loop_wait}
     retry_timeout: {retry}
     maximum_lag_on_failover: 1048576
+    synchronous_mode: {sync}
+    synchronous_mode_strict: {strict}
     postgresql:
       use_pg_rewind: true
       use_slots: true
@@ -249,6 +256,8 @@ log:
                 ttl = options.ttl,
                 loop_wait = options.loop_wait,
                 retry = options.retry_timeout,
+                sync = options.synchronous_mode,
+                strict = options.synchronous_mode_strict,
             );
             fs::write(&node.config, yaml).unwrap();
         }
@@ -458,4 +467,55 @@ pub async fn ids(node: &Node) -> Option<Vec<i64>> {
         .await
         .ok()?;
     Some(rows.iter().map(|r| r.get(0)).collect())
+}
+
+// ---- write workload -------------------------------------------------------------------------
+
+/// Acknowledged ids with the time of their acknowledgement and the member that acknowledged.
+pub type Acks = Arc<Mutex<Vec<(i64, Instant, usize)>>>;
+
+/// Insert increasing ids into whichever member accepts them until `stop`.
+pub async fn writer(nodes: Vec<String>, acks: Acks, stop: tokio_util::sync::CancellationToken) {
+    let mut id: i64 = 1_000_000;
+    let mut current = 0usize;
+    let mut client: Option<tokio_postgres::Client> = None;
+    while !stop.is_cancelled() {
+        id += 1;
+        if client.is_none() {
+            for k in 0..nodes.len() {
+                let i = (current + k) % nodes.len();
+                if let Ok((c, conn)) =
+                    tokio_postgres::connect(&nodes[i], tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    // Only a writable member keeps the connection.
+                    let writable = c
+                        .query_one("SELECT NOT pg_is_in_recovery()", &[])
+                        .await
+                        .map(|r| r.get::<_, bool>(0))
+                        .unwrap_or(false);
+                    if writable {
+                        current = i;
+                        client = Some(c);
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(c) = &client else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+        let fut = c.execute("INSERT INTO acked(id) VALUES ($1)", &params);
+        match tokio::time::timeout(Duration::from_secs(2), fut).await {
+            Ok(Ok(1)) => acks.lock().unwrap().push((id, Instant::now(), current)),
+            _ => {
+                client = None;
+                current += 1;
+            }
+        }
+    }
 }

@@ -27,6 +27,7 @@ const MANAGED: &[&str] = &[
     "primary_conninfo",
     "primary_slot_name",
     "recovery_target_timeline",
+    "synchronous_standby_names",
     "data_directory",
     "config_file",
 ];
@@ -51,7 +52,13 @@ pub fn primary_conninfo(s: &PostgresSettings, upstream: &Upstream) -> String {
 
 /// Our `postgresql.conf`: the base file, user parameters, our defaults, and, for a standby of
 /// `upstream`, the recovery settings.
-pub fn postgresql_conf(s: &PostgresSettings, upstream: Option<&Upstream>) -> String {
+/// `sync_names` is the agent's `synchronous_standby_names` (empty: asynchronous replication);
+/// it is written for a primary only.
+pub fn postgresql_conf(
+    s: &PostgresSettings,
+    upstream: Option<&Upstream>,
+    sync_names: &str,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -86,6 +93,10 @@ pub fn postgresql_conf(s: &PostgresSettings, upstream: Option<&Upstream>) -> Str
     }
     if gucs::lookup(&s.parameters, "wal_keep_size").is_none() {
         out.push_str(&guc_line("wal_keep_size", DEFAULT_WAL_KEEP_SIZE));
+    }
+    if upstream.is_none() && !sync_names.is_empty() {
+        out.push_str("\n# synchronous replication, managed by the agent\n");
+        out.push_str(&guc_line("synchronous_standby_names", sync_names));
     }
     if let Some(up) = upstream {
         let _ = writeln!(out, "\n# standby of member {}", up.member);
@@ -169,7 +180,7 @@ mod tests {
     fn primary_conf() {
         let s = sample();
         assert_eq!(
-            postgresql_conf(&s, None),
+            postgresql_conf(&s, None, ""),
             "# Written by the tribune agent for member node-1; edits are overwritten.\n\
              include 'postgresql.base.conf'\n\
              \n\
@@ -196,9 +207,22 @@ mod tests {
     }
 
     #[test]
+    fn synchronous_standby_names_only_on_a_primary() {
+        let s = sample();
+        let names = "FIRST 1 (\"node1\",\"node2\")";
+        let primary = postgresql_conf(&s, None, names);
+        assert!(
+            primary.contains("synchronous_standby_names = 'FIRST 1 (\"node1\",\"node2\")'"),
+            "{primary}"
+        );
+        assert!(!postgresql_conf(&s, Some(&upstream()), names).contains("synchronous_standby"));
+        assert!(!postgresql_conf(&s, None, "").contains("synchronous_standby"));
+    }
+
+    #[test]
     fn standby_conf() {
         let s = sample();
-        let conf = postgresql_conf(&s, Some(&upstream()));
+        let conf = postgresql_conf(&s, Some(&upstream()), "");
         let standby = conf.split_once("# standby of member node-2\n").unwrap().1;
         assert_eq!(
             standby,
@@ -214,7 +238,7 @@ mod tests {
     fn standby_conf_without_slots() {
         let mut s = sample();
         s.use_slots = false;
-        assert!(!postgresql_conf(&s, Some(&upstream())).contains("primary_slot_name"));
+        assert!(!postgresql_conf(&s, Some(&upstream()), "").contains("primary_slot_name"));
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub struct Postgres {
     conn: tokio::sync::Mutex<Option<Conn>>,
     /// The last reason `status()` could not query a live server, logged once per change.
     last_status_error: std::sync::Mutex<Option<String>>,
+    /// The `synchronous_standby_names` the agent asked for (empty: asynchronous); written into
+    /// every `postgresql.conf` of a primary so a restart keeps it.
+    sync_names: std::sync::Mutex<String>,
 }
 
 impl Postgres {
@@ -118,6 +121,7 @@ impl Postgres {
             s: settings,
             conn: tokio::sync::Mutex::new(None),
             last_status_error: std::sync::Mutex::new(None),
+            sync_names: std::sync::Mutex::new(String::new()),
         }
     }
 
@@ -294,13 +298,20 @@ impl Postgres {
         )
     }
 
+    fn sync_names(&self) -> String {
+        self.sync_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Writes every file for running as a primary (`None`) or a standby of `upstream`.
     fn write_config(&self, upstream: Option<&Upstream>) -> std::io::Result<()> {
         self.ensure_base_conf()?;
         self.write_pgpass()?;
         write_atomic(
             &self.s.file(files::CONF),
-            files::postgresql_conf(&self.s, upstream).as_bytes(),
+            files::postgresql_conf(&self.s, upstream, &self.sync_names()).as_bytes(),
             0o600,
         )?;
         write_atomic(
@@ -906,6 +917,40 @@ impl Instance for Postgres {
             }
         }
         Ok(())
+    }
+
+    async fn set_synchronous_standby_names(&self, value: &str) -> Result<(), InstanceError> {
+        const OP: &str = "set synchronous_standby_names";
+        *self.sync_names.lock().unwrap_or_else(|e| e.into_inner()) = value.to_owned();
+        if self.role(QUERY_TIMEOUT).await.ok() != Some(DbRole::Primary) {
+            // Kept for the next start as primary; a standby ignores it.
+            return Ok(());
+        }
+        self.write_config(None)?;
+        self.sql_for(OP, "SELECT pg_catalog.pg_reload_conf()", QUERY_TIMEOUT)
+            .await?;
+        // A reload is asynchronous: confirm the server runs with the new value.
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        loop {
+            let rows = self
+                .sql_for(
+                    OP,
+                    "SELECT pg_catalog.current_setting('synchronous_standby_names')",
+                    QUERY_TIMEOUT,
+                )
+                .await?;
+            let current = rows.first().and_then(|r| r.get(0)).unwrap_or_default();
+            if current == value {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(InstanceError::Unknown {
+                    operation: OP,
+                    timeout: ADMIN_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn checkpoint(&self) -> Result<(), InstanceError> {

@@ -29,6 +29,7 @@ SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
   (SELECT timeline_id::text FROM pg_catalog.pg_control_checkpoint()) AS checkpoint_tli,
   (SELECT pg_catalog.count(*) > 0 FROM pg_catalog.pg_settings WHERE pending_restart)
     AS pending_restart,
+  pg_catalog.current_setting('synchronous_standby_names') AS sync_names,
   w.status AS receiver_status,
   w.received_tli::text AS received_tli,
   w.written_lsn::text AS written_lsn,
@@ -124,6 +125,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
         postmaster_start_time: utc(col("start_time")),
         replication,
         pending_restart: col("pending_restart").as_deref() == Some("t"),
+        synchronous_standby_names: col("sync_names").unwrap_or_default(),
     })
 }
 
