@@ -10,6 +10,7 @@ mod ha_loop;
 mod lease;
 mod report;
 pub mod view;
+pub mod watchdog;
 
 use std::path::PathBuf;
 use std::sync::Arc;
