@@ -67,6 +67,8 @@ postgresql:
     - local all all trust
     - host all all 127.0.0.1/32 scram-sha-256
     - host replication replicator 127.0.0.1/32 scram-sha-256
+watchdog:
+  mode: off   # three agents on one host must not share the host's watchdog
 YAML
   [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$node"
   (cd "$node" && exec "${run_as[@]}" env HOME="$node" "$demo/tribune" "$node/tribune.yml" \

@@ -21,6 +21,7 @@ use crate::config::DynamicConfig;
 use crate::ha::LeaseView;
 use crate::instance::{Instance, StopMode};
 use crate::node::view::LocalView;
+use crate::node::watchdog::Watchdog;
 use crate::raft::RaftNode;
 use crate::state::{Command, Outcome};
 use crate::types::{Generation, MemberName};
@@ -37,6 +38,10 @@ fn renewal_period(dynamic: &DynamicConfig) -> Duration {
 
 pub struct LeaseKeeper {
     pub me: MemberName,
+    /// Hardware fencing: armed and pinged after every committed renewal, disarmed when the
+    /// lease is given up; `required` refuses to hold a lease without it.
+    pub watchdog: Option<Watchdog>,
+    pub watchdog_required: bool,
     pub raft: RaftNode,
     pub clock: Arc<dyn Clock>,
     pub instance: Option<Arc<dyn Instance>>,
@@ -46,7 +51,7 @@ pub struct LeaseKeeper {
 }
 
 impl LeaseKeeper {
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut states = self.raft.subscribe();
         let mut next_renewal = self.clock.now();
         let mut fenced: Option<Generation> = None;
@@ -65,6 +70,7 @@ impl LeaseKeeper {
                     if *self.lease.borrow() != LeaseView::Unconfirmed {
                         self.lease.send_replace(LeaseView::Unconfirmed);
                     }
+                    self.disarm_watchdog();
                 }
                 Some(generation) if now >= next_renewal || !self.held(generation) => {
                     self.renew(generation, &dynamic).await;
@@ -74,7 +80,10 @@ impl LeaseKeeper {
             }
             self.fence_if_lapsed(&mut fenced).await;
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    self.disarm_watchdog();
+                    return;
+                }
                 _ = tokio::time::sleep(FENCE_CHECK) => {}
                 changed = states.changed() => {
                     if changed.is_err() {
@@ -85,11 +94,39 @@ impl LeaseKeeper {
         }
     }
 
+    /// A clean shutdown or a lost lease: the device must not reset the host any more.
+    fn disarm_watchdog(&mut self) {
+        if let Some(wd) = self.watchdog.as_mut().filter(|w| w.is_armed())
+            && let Err(err) = wd.disable()
+        {
+            warn!(error = %err, "could not disarm the watchdog");
+        }
+    }
+
+    /// After a committed renewal. `Err` when the lease must not be held (required mode).
+    fn ping_watchdog(&mut self) -> Result<(), ()> {
+        let Some(wd) = self.watchdog.as_mut() else {
+            return Ok(());
+        };
+        match wd.keepalive() {
+            Ok(()) => Ok(()),
+            Err(err) if self.watchdog_required => {
+                warn!(error = %err, "the watchdog failed and is required: giving the lease up");
+                Err(())
+            }
+            Err(err) => {
+                warn!(error = %err, "the watchdog failed; continuing without it (mode automatic)");
+                self.watchdog = None;
+                Ok(())
+            }
+        }
+    }
+
     fn held(&self, generation: Generation) -> bool {
         matches!(*self.lease.borrow(), LeaseView::Held { generation: g, .. } if g == generation)
     }
 
-    async fn renew(&self, generation: Generation, dynamic: &DynamicConfig) {
+    async fn renew(&mut self, generation: Generation, dynamic: &DynamicConfig) {
         let sent = self.clock.now();
         let command = Command::RenewLease {
             member: self.me.clone(),
@@ -97,6 +134,17 @@ impl LeaseKeeper {
         };
         match tokio::time::timeout(dynamic.retry_timeout, self.raft.propose(command)).await {
             Ok(Ok(Outcome::Applied)) => {
+                if self.ping_watchdog().is_err() {
+                    // No primary without its hardware fence: stop serving now; the lease
+                    // expires on the Raft leader and another member takes over.
+                    self.lease.send_replace(LeaseView::Unconfirmed);
+                    if let Some(instance) = &self.instance
+                        && let Err(err) = instance.stop(StopMode::Immediate).await
+                    {
+                        warn!(error = %err, "fencing stop failed");
+                    }
+                    return;
+                }
                 let valid_until = sent + dynamic.ttl.saturating_sub(dynamic.fence_margin());
                 let was_held = self.held(generation);
                 self.lease.send_replace(LeaseView::Held {

@@ -135,6 +135,14 @@ pub async fn run_with_listeners(
     let config = Arc::new(config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let instance = instance_for(&config)?;
+    // Before anything starts: `watchdog.mode: required` without a usable device is a refusal.
+    let dynamic = &config.bootstrap.dynamic;
+    let watchdog = if config.is_witness() {
+        None
+    } else {
+        watchdog::Watchdog::prepare(&config.watchdog, dynamic.ttl, dynamic.loop_wait)
+            .context("watchdog.mode is required but the watchdog cannot be used")?
+    };
 
     let mut settings = RaftSettings::new(
         config.scope.clone(),
@@ -161,6 +169,8 @@ pub async fn run_with_listeners(
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
 
     let keeper = lease::LeaseKeeper {
+        watchdog,
+        watchdog_required: config.watchdog.mode == crate::config::WatchdogMode::Required,
         me: config.name.clone(),
         raft: raft.clone(),
         clock: clock.clone(),

@@ -289,3 +289,41 @@ async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
         &lost[..lost.len().min(10)]
     );
 }
+
+/// The watchdog (a stand-in device file, never a real one) is kept alive by the primary's agent
+/// only, after each lease renewal, and disarmed with the magic 'V' when it stops cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_primary_keeps_its_watchdog_alive() {
+    let client = http_client();
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            stand_in_watchdog: true,
+            ..Options::default()
+        },
+    );
+    cluster.start_all();
+    let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
+    let devices: Vec<_> = cluster.nodes.iter().map(|n| n.dir.join("watchdog")).collect();
+    let device = |i: usize| std::fs::read(&devices[i]).unwrap();
+    let pings = device(p).len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        device(p).len() > pings,
+        "the primary's watchdog is not kept alive"
+    );
+    for i in (0..3).filter(|i| *i != p) {
+        assert!(
+            device(i).is_empty(),
+            "{} armed its watchdog",
+            cluster.nodes[i].name
+        );
+    }
+    cluster.stop(p);
+    let written = device(p);
+    assert_eq!(
+        written.last(),
+        Some(&b'V'),
+        "a clean stop must disarm the watchdog"
+    );
+}

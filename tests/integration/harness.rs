@@ -144,6 +144,9 @@ pub struct Options {
     pub retry_timeout: f64,
     pub synchronous_mode: bool,
     pub synchronous_mode_strict: bool,
+    /// `watchdog: mode: required` on a stand-in device file (`<node>/watchdog`), never a real
+    /// device.
+    pub stand_in_watchdog: bool,
 }
 
 impl Default for Options {
@@ -154,6 +157,7 @@ impl Default for Options {
             retry_timeout: 1.0,
             synchronous_mode: false,
             synchronous_mode_strict: false,
+            stand_in_watchdog: false,
         }
     }
 }
@@ -244,6 +248,7 @@ postgresql:
   parameters:
     max_connections: 40
     shared_buffers: 16MB
+{watchdog}
 log:
   level: INFO
 "#,
@@ -258,6 +263,16 @@ log:
                 retry = options.retry_timeout,
                 sync = options.synchronous_mode,
                 strict = options.synchronous_mode_strict,
+                watchdog = if options.stand_in_watchdog {
+                    fs::write(node.dir.join("watchdog"), b"").unwrap();
+                    format!(
+                        "watchdog:\n  mode: required\n  device: {}/watchdog\n  safety_margin: 1",
+                        node.dir.display()
+                    )
+                } else {
+                    // Never arm a real /dev/watchdog from a test: kill -9 would reset the host.
+                    "watchdog:\n  mode: off".to_owned()
+                },
             );
             fs::write(&node.config, yaml).unwrap();
         }
@@ -305,6 +320,14 @@ log:
                 .env("USER", "postgres");
         }
         node.child = Some(cmd.spawn().expect("start the agent"));
+    }
+
+    /// SIGTERM the agent and wait for it to exit (it stops its PostgreSQL first).
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        }
     }
 
     /// kill -9 the agent and its postmaster: a host crash as far as the cluster can tell.
