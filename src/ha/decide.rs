@@ -293,11 +293,28 @@ fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Dec
             "reported WAL position {lsn}; waiting for the failover decision"
         ));
     }
-    Decision::act(
-        vec![Action::AckFailover {
+    let mut actions = Vec::new();
+    // The former primary's agent may be frozen with its database still writable: whoever can
+    // reach that database fences it before anyone is promoted (DESIGN section 4).
+    let fence = intent.former_leader.as_ref().filter(|former| {
+        o.memory.fenced_after != Some(intent.ended)
+            && o.cluster
+                .members
+                .get(*former)
+                .is_some_and(|m| m.conn_url.is_some())
+    });
+    if let Some(former) = fence {
+        actions.push(Action::FencePeer {
+            member: former.clone(),
             ended: intent.ended,
-            report,
-        }],
+        });
+    }
+    actions.push(Action::AckFailover {
+        ended: intent.ended,
+        report,
+    });
+    Decision::act(
+        actions,
         format!(
             "reporting WAL position {lsn} for the failover after generation {}",
             intent.ended

@@ -91,6 +91,8 @@ pub struct Memory {
     /// The upstream this agent last configured its standby to stream from (by clone, start,
     /// rewind or follow); `None` after a restart of the agent, so the first tick re-applies it.
     pub following: Option<MemberName>,
+    /// The ended generation whose former primary this agent already tried to fence.
+    pub fenced_after: Option<Generation>,
 }
 
 /// What to do, and the one sentence that says why (logged once per tick, shown by the API).
@@ -149,6 +151,12 @@ pub enum Action {
     },
     /// Move the data directory aside so that a fresh base backup can be taken.
     SetAsideDataDir,
+    /// Fence the former primary's database over SQL (its agent may be frozen) before
+    /// reporting for the failover after generation `ended`.
+    FencePeer {
+        member: MemberName,
+        ended: Generation,
+    },
     /// Report the final WAL position for the failover of generation `ended`.
     AckFailover {
         ended: Generation,

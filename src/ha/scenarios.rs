@@ -548,12 +548,39 @@ fn scenarios(now: Instant) -> Vec<Row> {
         )
         .expect(vec![stop_immediate()], "lease expired"),
         row(
-            "standby reports its final position for the failover",
+            "standby fences the former primary, then reports its final position",
             Leaderless { former: "a" },
             Disk::Standby,
             Db::Standby { lsn: 55 },
         )
         .seen_by("c")
+        .expect(
+            vec![
+                Action::FencePeer {
+                    member: n("a"),
+                    ended: GEN,
+                },
+                Action::AckFailover {
+                    ended: GEN,
+                    report: FailoverReport {
+                        lsn: Lsn(55),
+                        timeline: Some(Timeline(2)),
+                    },
+                },
+            ],
+            "reporting WAL position 0/37",
+        ),
+        row(
+            "a standby fences the former primary once per failover",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Standby { lsn: 55 },
+        )
+        .seen_by("c")
+        .memory(Memory {
+            fenced_after: Some(GEN),
+            ..Default::default()
+        })
         .expect(
             vec![Action::AckFailover {
                 ended: GEN,

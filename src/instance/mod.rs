@@ -129,6 +129,17 @@ pub struct WalSender {
     pub flush_lsn: Option<Lsn>,
 }
 
+/// The result of fencing a peer's database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerFence {
+    /// It was a primary and now refuses to acknowledge writes.
+    Fenced,
+    /// It answered as a standby: nothing to fence.
+    NotPrimary,
+    /// It could not be reached (down, or cut off from this member).
+    Unreachable,
+}
+
 /// Errors of instance operations. `Unknown` means the effect may or may not have happened: the
 /// caller must observe again before acting.
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +221,11 @@ pub trait Instance: Send + Sync {
     /// for asynchronous replication), kept across restarts. Returns once the running server
     /// uses the value; on a standby it is only remembered for a later promotion.
     async fn set_synchronous_standby_names(&self, value: &str) -> Result<(), InstanceError>;
+
+    /// Fence another member's database over SQL (its agent may be frozen): make it refuse to
+    /// acknowledge writes and end its client sessions. Never fails for an unreachable peer:
+    /// that is an answer ([`PeerFence::Unreachable`]).
+    async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError>;
 
     /// Run a `CHECKPOINT` (after promotion, before a switchover stop).
     async fn checkpoint(&self) -> Result<(), InstanceError>;

@@ -426,6 +426,21 @@ impl HaLoop {
                 self.memory.rewind_failed = false;
                 Ok(())
             }
+            Action::FencePeer { member, ended } => {
+                let peer = self.upstream(cluster, member)?;
+                let outcome = self.instance()?.fence_peer(&peer).await?;
+                match outcome {
+                    crate::instance::PeerFence::Fenced => warn!(
+                        %member,
+                        "fenced the former primary's database over SQL: it was still writable"
+                    ),
+                    other => {
+                        info!(%member, ?other, "the former primary's database needed no fence")
+                    }
+                }
+                self.memory.fenced_after = Some(*ended);
+                Ok(())
+            }
             Action::AckFailover { ended, report } => {
                 self.propose(Command::AckFailover {
                     member: me,

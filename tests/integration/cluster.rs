@@ -304,7 +304,11 @@ async fn only_the_primary_keeps_its_watchdog_alive() {
     );
     cluster.start_all();
     let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
-    let devices: Vec<_> = cluster.nodes.iter().map(|n| n.dir.join("watchdog")).collect();
+    let devices: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.dir.join("watchdog"))
+        .collect();
     let device = |i: usize| std::fs::read(&devices[i]).unwrap();
     let pings = device(p).len();
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -322,6 +322,20 @@ log:
         node.child = Some(cmd.spawn().expect("start the agent"));
     }
 
+    /// Send `signal` to the agent process (SIGSTOP/SIGCONT to freeze and thaw it).
+    pub fn signal_agent(&self, i: usize, signal: Signal) {
+        let child = self.nodes[i].child.as_ref().expect("the agent is running");
+        kill(Pid::from_raw(child.id() as i32), signal).expect("signal the agent");
+    }
+
+    /// kill -9 the postmaster only: the agent lives on.
+    pub fn crash_postmaster(&self, i: usize) {
+        let pid = self.nodes[i]
+            .postmaster_pid()
+            .expect("a running postmaster");
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the postmaster");
+    }
+
     /// SIGTERM the agent and wait for it to exit (it stops its PostgreSQL first).
     pub fn stop(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {
@@ -369,6 +383,10 @@ fn process_alive(pid: i32) -> bool {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
+            // A frozen agent cannot die of SIGKILL until it is thawed.
+            if let Some(child) = &node.child {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            }
             let pm = node.postmaster_pid();
             if let Some(mut child) = node.child.take() {
                 let _ = child.kill();

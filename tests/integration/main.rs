@@ -3,4 +3,5 @@
 mod bench;
 mod cluster;
 mod config_errors;
+mod faults;
 mod harness;

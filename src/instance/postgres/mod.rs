@@ -18,6 +18,7 @@
 
 pub mod commands;
 pub mod controldata;
+pub mod fence;
 pub mod files;
 pub mod gucs;
 pub mod roles;
@@ -41,7 +42,7 @@ pub use settings::PostgresSettings;
 use super::process::{self, remove_if_exists, write_atomic};
 use super::{
     ClusterStateOnDisk, ControlData, DataDir, DbRole, Instance, InstanceError, LocalStatus,
-    StopMode, Upstream,
+    PeerFence, StopMode, Upstream,
 };
 use crate::state::DbState;
 use crate::types::{Generation, MemberName};
@@ -52,6 +53,9 @@ use settings::has_pg_version;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The status query and other quick statements.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reaching another member's database to fence it: short, because an unreachable host (a
+/// crash, a partition) must not hold a failover up.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Role creation, slot changes, reloads.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 const CONTROLDATA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -305,9 +309,25 @@ impl Postgres {
             .clone()
     }
 
+    /// Drops a peer's SQL fence from `postgresql.auto.conf` (see `fence`): this server runs
+    /// only as the agent decides, and the agent decided anew.
+    fn remove_fence(&self) -> std::io::Result<()> {
+        let path = self.s.data_dir.join("postgresql.auto.conf");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let cleaned = fence::without_fence(&text);
+        if cleaned != text {
+            tracing::info!("removing a peer's fence from postgresql.auto.conf");
+            write_atomic(&path, cleaned.as_bytes(), 0o600)?;
+        }
+        Ok(())
+    }
+
     /// Writes every file for running as a primary (`None`) or a standby of `upstream`.
     fn write_config(&self, upstream: Option<&Upstream>) -> std::io::Result<()> {
         self.ensure_base_conf()?;
+        self.remove_fence()?;
         self.write_pgpass()?;
         write_atomic(
             &self.s.file(files::CONF),
@@ -950,6 +970,60 @@ impl Instance for Postgres {
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError> {
+        const OP: &str = "fence peer";
+        // A config of its own: `pg_config()` already names the local socket, and tokio-postgres
+        // would try that host first.
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(&self.s.superuser.0)
+            .dbname("postgres")
+            .application_name("tribune-fence")
+            .host(&peer.host)
+            .port(peer.port)
+            .connect_timeout(PEER_CONNECT_TIMEOUT);
+        if let Some(pw) = &self.s.superuser.1 {
+            config.password(pw);
+        }
+        let connect = config.connect(tokio_postgres::NoTls);
+        let (client, connection) = match tokio::time::timeout(PEER_CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %peer.member, error = %error_text(&e), "peer's database unreachable");
+                return Ok(PeerFence::Unreachable);
+            }
+            Err(_) => return Ok(PeerFence::Unreachable),
+        };
+        let task = tokio::spawn(connection);
+        let run = async {
+            let rows = client
+                .simple_query("SELECT pg_catalog.pg_is_in_recovery()::text")
+                .await?;
+            let in_recovery = rows
+                .iter()
+                .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("true")));
+            if in_recovery {
+                return Ok(PeerFence::NotPrimary);
+            }
+            for statement in fence::FENCE_STATEMENTS {
+                client.simple_query(statement).await?;
+            }
+            Ok::<_, tokio_postgres::Error>(PeerFence::Fenced)
+        };
+        let result = tokio::time::timeout(ADMIN_TIMEOUT, run).await;
+        task.abort();
+        match result {
+            Ok(Ok(outcome)) => Ok(outcome),
+            // Our own session can be among those ended by the fence: it succeeded if the
+            // server now refuses writes, which the next probe of the caller shows.
+            Ok(Err(e)) => Err(InstanceError::failed(OP, error_text(&e))),
+            Err(_) => Err(InstanceError::Unknown {
+                operation: OP,
+                timeout: ADMIN_TIMEOUT,
+            }),
         }
     }
 

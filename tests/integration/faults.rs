@@ -1,0 +1,190 @@
+//! Faults on the primary under a write workload, in synchronous mode: after each, no
+//! acknowledged write is missing on the final primary, and no two members acknowledged writes
+//! for overlapping periods (every acknowledgement of the old primary precedes every one of the
+//! new).
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::harness::*;
+
+/// A cluster in synchronous mode, healthy, with the workload running.
+async fn loaded_cluster() -> (
+    reqwest::Client,
+    Cluster,
+    usize,
+    Acks,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let client = http_client();
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            synchronous_mode: true,
+            ..Options::default()
+        },
+    );
+    cluster.start_all();
+    let p = wait_for(
+        Duration::from_secs(90),
+        "a primary and a synchronous standby",
+        &cluster,
+        || async {
+            let p = primary(&client, &cluster).await?;
+            let doc = get_json(&client, &format!("{}/cluster", cluster.nodes[p].api())).await?;
+            let sync = doc["members"]
+                .as_array()?
+                .iter()
+                .any(|m| m["role"] == "sync_standby");
+            sync.then_some(p)
+        },
+    )
+    .await;
+    let pg = connect(&cluster.nodes[p])
+        .await
+        .expect("connect to the primary");
+    pg.batch_execute("CREATE TABLE acked (id bigint PRIMARY KEY)")
+        .await
+        .unwrap();
+    let acks: Acks = Default::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let conninfos = cluster.nodes.iter().map(|n| n.conninfo()).collect();
+    let writer = tokio::spawn(writer(conninfos, acks.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !acks.lock().unwrap().is_empty(),
+        "the workload acknowledged nothing"
+    );
+    (client, cluster, p, acks, stop, writer)
+}
+
+/// Stop the workload; check that nothing acknowledged is missing on `final_primary` and that
+/// acknowledgements never interleave between two members.
+async fn check_history(
+    cluster: &Cluster,
+    final_primary: usize,
+    acks: &Acks,
+    stop: tokio_util::sync::CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+) {
+    stop.cancel();
+    writer.await.unwrap();
+    let acks = acks.lock().unwrap().clone();
+    // Writable periods: consecutive acknowledgements by one member. A member that appears
+    // again after another member acknowledged would mean two writable primaries overlapped.
+    let mut order: Vec<usize> = Vec::new();
+    for (_, _, node) in &acks {
+        if order.last() != Some(node) {
+            order.push(*node);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for node in &order {
+        assert!(
+            seen.insert(*node),
+            "members acknowledged writes in interleaved periods: {order:?}"
+        );
+    }
+    let present = ids(&cluster.nodes[final_primary]).await.unwrap();
+    let present: std::collections::HashSet<i64> = present.into_iter().collect();
+    let lost: Vec<i64> = acks
+        .iter()
+        .map(|(id, _, _)| *id)
+        .filter(|id| !present.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_primary_agent_is_fenced_before_another_member_is_promoted() {
+    let (client, cluster, p, acks, stop, writer) = loaded_cluster().await;
+    let frozen_at = Instant::now();
+    cluster.signal_agent(p, Signal::SIGSTOP);
+    let np = wait_for(
+        Duration::from_secs(30),
+        "a write on another member",
+        &cluster,
+        || async {
+            acks.lock()
+                .unwrap()
+                .iter()
+                .find(|(_, t, node)| *t > frozen_at && *node != p)
+                .map(|(_, _, node)| *node)
+        },
+    )
+    .await;
+    println!(
+        "frozen agent: {} took over after {:.2}s",
+        cluster.nodes[np].name,
+        frozen_at.elapsed().as_secs_f64()
+    );
+    // The old primary's database, its agent still frozen, acknowledges nothing any more.
+    assert!(
+        !insert(&cluster.nodes[p], -1).await,
+        "the frozen primary's database still acknowledges writes"
+    );
+    let fenced = cluster.nodes.iter().any(|n| {
+        std::fs::read_to_string(n.log())
+            .unwrap_or_default()
+            .contains("fenced the former primary's database over SQL")
+    });
+    assert!(fenced, "no member fenced the frozen primary's database");
+    // Thawed well past its lease, the agent fences first and rejoins as a standby.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.signal_agent(p, Signal::SIGCONT);
+    wait_for(
+        Duration::from_secs(60),
+        "the thawed member to rejoin as a replica",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[p].api())).await?;
+            (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(primary(&client, &cluster).await, Some(np));
+    check_history(&cluster, np, &acks, stop, writer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_postmaster_restarts_in_place_while_the_lease_holds() {
+    let (client, cluster, p, acks, stop, writer) = loaded_cluster().await;
+    let crashed_at = Instant::now();
+    cluster.crash_postmaster(p);
+    wait_for(
+        Duration::from_secs(30),
+        "writes on the same primary again",
+        &cluster,
+        || async {
+            acks.lock()
+                .unwrap()
+                .iter()
+                .find(|(_, t, node)| *t > crashed_at + Duration::from_millis(200) && *node == p)
+                .map(|_| ())
+        },
+    )
+    .await;
+    println!(
+        "postmaster crash: {} restarted and took writes after {:.2}s",
+        cluster.nodes[p].name,
+        crashed_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        primary(&client, &cluster).await,
+        Some(p),
+        "the primary changed"
+    );
+    let log = std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default();
+    assert!(
+        log.contains("starting primary after failure"),
+        "not restarted in place"
+    );
+    check_history(&cluster, p, &acks, stop, writer).await;
+}
