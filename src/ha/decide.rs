@@ -107,6 +107,15 @@ fn lease_holder(
     if is_running(o) {
         return match o.db.role {
             Some(DbRole::Primary) => {
+                // The timeline this primary switched onto is recorded once (Patroni's /history).
+                if let Some(timeline) = o.db.timeline.filter(|t| {
+                    t.0 > 1 && !o.cluster.history.iter().any(|h| h.timeline.0 + 1 == t.0)
+                }) {
+                    return Decision::act(
+                        vec![Action::RecordHistory { timeline }, Action::SyncSlots],
+                        format!("recording the switch to timeline {timeline} in the history"),
+                    );
+                }
                 match super::sync::plan(me, generation, o.cluster, o.db, &o.settings.sync) {
                     Some((action, reason)) => {
                         Decision::act(vec![action, Action::SyncSlots], reason)

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::instance::{DataDir, LocalStatus, StopMode};
 use crate::state::{ClusterState, FailoverReport};
-use crate::types::{Generation, MemberName};
+use crate::types::{Generation, MemberName, Timeline};
 
 /// Everything `decide` may look at.
 #[derive(Clone, Debug)]
@@ -168,6 +168,10 @@ pub enum Action {
     },
     /// Keep a replication slot for every other member.
     SyncSlots,
+    /// Record the switch onto `timeline` (read from its history file) in the cluster history.
+    RecordHistory {
+        timeline: Timeline,
+    },
     /// Propose the synchronous standbys PostgreSQL confirmed (`SetSync`).
     SetSyncRecord {
         generation: Generation,

@@ -48,6 +48,8 @@ enum Cluster {
     Leaderless {
         former: &'static str,
     },
+    /// Led by the member, whose switch to timeline 2 is not recorded yet.
+    JustPromoted(&'static str),
 }
 
 struct Row {
@@ -159,10 +161,19 @@ fn cluster_state(c: Cluster) -> ClusterState {
             s.initialize = Some(init(by, None));
             s.leader = Some(leader(by));
         }
-        Cluster::LedBy(m) => {
+        Cluster::LedBy(m) | Cluster::JustPromoted(m) => {
             s.initialize = Some(init("a", Some("42")));
             s.leader = Some(leader(m));
             s.members.get_mut(&n(m)).unwrap().status.role = ReportedRole::Primary;
+            if matches!(c, Cluster::LedBy(_)) {
+                s.history.push(crate::state::HistoryEntry {
+                    timeline: Timeline(1),
+                    lsn: Lsn(50),
+                    reason: "no recovery target specified".into(),
+                    at: UnixMillis(0),
+                    new_leader: n(m),
+                });
+            }
         }
         Cluster::Leaderless { former } => {
             s.initialize = Some(init("a", Some("42")));
@@ -357,6 +368,22 @@ fn scenarios(now: Instant) -> Vec<Row> {
         )
         .lease(Lease::Valid)
         .expect(vec![Action::SyncSlots], "the leader with the lock"),
+        row(
+            "a new primary records its timeline switch once",
+            JustPromoted("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .expect(
+            vec![
+                Action::RecordHistory {
+                    timeline: Timeline(2),
+                },
+                Action::SyncSlots,
+            ],
+            "recording the switch to timeline 2",
+        ),
         row(
             "new leader promotes its standby",
             LedBy("a"),

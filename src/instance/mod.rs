@@ -129,6 +129,60 @@ pub struct WalSender {
     pub flush_lsn: Option<Lsn>,
 }
 
+/// One line of a timeline history file: `timeline` ended at `lsn` for `reason`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelineSwitch {
+    pub timeline: Timeline,
+    pub lsn: Lsn,
+    pub reason: String,
+}
+
+/// Parse PostgreSQL's `<timeline>.history` file (`1\t0/3000148\tno recovery target specified`
+/// per line; comments and blank lines skipped).
+pub fn parse_timeline_history(text: &str) -> Vec<TimelineSwitch> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            let timeline = fields.next()?.trim().parse().ok()?;
+            let lsn = fields.next()?.trim().parse().ok()?;
+            let reason = fields.next().unwrap_or_default().trim().to_owned();
+            Some(TimelineSwitch {
+                timeline: Timeline(timeline),
+                lsn,
+                reason,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_history_files_parse() {
+        let text = "1\t0/3000148\tno recovery target specified\n\n\
+                    2\t0/5000000\tbefore 2026-11-24 18:39:54+00\n";
+        assert_eq!(
+            parse_timeline_history(text),
+            vec![
+                TimelineSwitch {
+                    timeline: Timeline(1),
+                    lsn: Lsn(0x3000148),
+                    reason: "no recovery target specified".into()
+                },
+                TimelineSwitch {
+                    timeline: Timeline(2),
+                    lsn: Lsn(0x5000000),
+                    reason: "before 2026-11-24 18:39:54+00".into()
+                },
+            ]
+        );
+        assert!(parse_timeline_history("garbage\n").is_empty());
+    }
+}
+
 /// The result of fencing a peer's database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerFence {
@@ -226,6 +280,13 @@ pub trait Instance: Send + Sync {
     /// acknowledge writes and end its client sessions. Never fails for an unreachable peer:
     /// that is an answer ([`PeerFence::Unreachable`]).
     async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError>;
+
+    /// The switches recorded in the history file of `timeline` (the newest last); empty on
+    /// timeline 1.
+    async fn timeline_history(
+        &self,
+        timeline: Timeline,
+    ) -> Result<Vec<TimelineSwitch>, InstanceError>;
 
     /// Run a `CHECKPOINT` (after promotion, before a switchover stop).
     async fn checkpoint(&self) -> Result<(), InstanceError>;

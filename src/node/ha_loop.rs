@@ -476,6 +476,22 @@ impl HaLoop {
                     .await?;
                 Ok(())
             }
+            Action::RecordHistory { timeline } => {
+                let switches = self.instance()?.timeline_history(*timeline).await?;
+                let Some(last) = switches.last() else {
+                    bail!("the history file of timeline {timeline} lists no switch");
+                };
+                self.propose(Command::AddHistory {
+                    entry: crate::state::HistoryEntry {
+                        timeline: last.timeline,
+                        lsn: last.lsn,
+                        reason: last.reason.clone(),
+                        at: UnixMillis::now(),
+                        new_leader: me,
+                    },
+                })
+                .await
+            }
             Action::SyncSlots => {
                 let use_slots = self.dynamic(cluster).postgresql.use_slots;
                 let mut names: Vec<MemberName> = if use_slots {

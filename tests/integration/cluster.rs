@@ -31,6 +31,11 @@ async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Durati
     .await
 }
 
+/// The member of three that is neither `a` nor `b`.
+fn other_of(a: usize, b: usize) -> usize {
+    (0..3).find(|i| *i != a && *i != b).unwrap()
+}
+
 async fn create_table(node: &Node) {
     let client = connect(node).await.expect("connect to the primary");
     client
@@ -137,6 +142,30 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
         || async { (primary(&client, &cluster).await == Some(np)).then_some(()) },
     )
     .await;
+
+    // The timeline switch is in the history, as Patroni's GET /history shows it.
+    let new_name = cluster.nodes[np].name.clone();
+    let history = wait_for(
+        Duration::from_secs(10),
+        "the timeline switch in /history",
+        &cluster,
+        || async {
+            let h = get_json(
+                &client,
+                &format!("{}/history", cluster.nodes[other_of(np, p)].api()),
+            )
+            .await?;
+            (h.as_array()?.len() == 1).then_some(h)
+        },
+    )
+    .await;
+    assert_eq!(history[0][0], 1, "{history}");
+    assert!(
+        history[0][1].as_u64().is_some_and(|lsn| lsn > 0),
+        "{history}"
+    );
+    assert_eq!(history[0][2], "no recovery target specified", "{history}");
+    assert_eq!(history[0][4], new_name.as_str(), "{history}");
 
     // The other standby follows the new primary.
     let other = others.iter().copied().find(|i| *i != np).unwrap();

@@ -1027,6 +1027,24 @@ impl Instance for Postgres {
         }
     }
 
+    async fn timeline_history(
+        &self,
+        timeline: crate::types::Timeline,
+    ) -> Result<Vec<super::TimelineSwitch>, InstanceError> {
+        if timeline.0 <= 1 {
+            return Ok(Vec::new());
+        }
+        let path = self
+            .s
+            .data_dir
+            .join("pg_wal")
+            .join(format!("{:08X}.history", timeline.0));
+        let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+            InstanceError::failed("read timeline history", format!("{}: {e}", path.display()))
+        })?;
+        Ok(super::parse_timeline_history(&text))
+    }
+
     async fn checkpoint(&self) -> Result<(), InstanceError> {
         self.sql("CHECKPOINT", self.s.pg_ctl_timeout)
             .await
