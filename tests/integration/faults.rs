@@ -9,8 +9,10 @@ use nix::sys::signal::Signal;
 
 use crate::harness::*;
 
-/// A cluster in synchronous mode, healthy, with the workload running.
-async fn loaded_cluster() -> (
+/// A cluster in synchronous mode (strict if asked), healthy, with the workload running.
+async fn loaded_cluster_with(
+    strict: bool,
+) -> (
     reqwest::Client,
     Cluster,
     usize,
@@ -23,6 +25,7 @@ async fn loaded_cluster() -> (
         3,
         Options {
             synchronous_mode: true,
+            synchronous_mode_strict: strict,
             ..Options::default()
         },
     );
@@ -58,6 +61,32 @@ async fn loaded_cluster() -> (
         "the workload acknowledged nothing"
     );
     (client, cluster, p, acks, stop, writer)
+}
+
+async fn loaded_cluster() -> (
+    reqwest::Client,
+    Cluster,
+    usize,
+    Acks,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    loaded_cluster_with(false).await
+}
+
+/// The member the REST API names as synchronous standby, if exactly one.
+async fn sync_standby(client: &reqwest::Client, cluster: &Cluster, p: usize) -> Option<usize> {
+    let doc = get_json(client, &format!("{}/cluster", cluster.nodes[p].api())).await?;
+    let names: Vec<&str> = doc["members"]
+        .as_array()?
+        .iter()
+        .filter(|m| m["role"] == "sync_standby")
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    match names[..] {
+        [one] => cluster.nodes.iter().position(|n| n.name == one),
+        _ => None,
+    }
 }
 
 /// Stop the workload; check that nothing acknowledged is missing on `final_primary` and that
@@ -186,5 +215,77 @@ async fn a_crashed_postmaster_restarts_in_place_while_the_lease_holds() {
         log.contains("starting primary after failure"),
         "not restarted in place"
     );
+    check_history(&cluster, p, &acks, stop, writer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_mode_replaces_a_lost_synchronous_standby_and_blocks_without_one() {
+    let (client, mut cluster, p, acks, stop, writer) = loaded_cluster_with(true).await;
+    let first = wait_for(
+        Duration::from_secs(20),
+        "a synchronous standby",
+        &cluster,
+        || sync_standby(&client, &cluster, p),
+    )
+    .await;
+    let second = (0..3).find(|i| *i != p && *i != first).unwrap();
+
+    // The synchronous standby dies: the other one takes its place, and writes go on.
+    cluster.crash(first);
+    wait_for(
+        Duration::from_secs(20),
+        "the other standby to become synchronous",
+        &cluster,
+        || async { (sync_standby(&client, &cluster, p).await == Some(second)).then_some(()) },
+    )
+    .await;
+    let resumed_after = Instant::now();
+    wait_for(
+        Duration::from_secs(20),
+        "writes with the new synchronous standby",
+        &cluster,
+        || async {
+            acks.lock()
+                .unwrap()
+                .iter()
+                .any(|(_, t, _)| *t > resumed_after)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // No standby left: strict mode blocks commits rather than acknowledging them alone.
+    cluster.crash(second);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let blocked_since = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let acked_while_alone = acks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t, _)| *t > blocked_since)
+        .count();
+    assert_eq!(
+        acked_while_alone, 0,
+        "strict mode acknowledged writes with no synchronous standby"
+    );
+
+    // A standby comes back: it becomes synchronous and commits are acknowledged again.
+    cluster.start(second);
+    let back = Instant::now();
+    wait_for(
+        Duration::from_secs(60),
+        "writes once a standby is back",
+        &cluster,
+        || async {
+            acks.lock()
+                .unwrap()
+                .iter()
+                .any(|(_, t, _)| *t > back)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(primary(&client, &cluster).await, Some(p));
     check_history(&cluster, p, &acks, stop, writer).await;
 }
