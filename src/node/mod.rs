@@ -66,7 +66,9 @@ pub fn instance_for(config: &Config) -> anyhow::Result<Option<Arc<dyn Instance>>
         scope: config.scope.clone(),
         data_dir: pg.data_dir.clone(),
         bin_dir: pg.bin_dir.clone().or_else(find_postgres_bin_dir),
-        listen_host: pg.listen_host.clone(),
+        // listen_addresses: the hosts of `postgresql.listen` as written (`0.0.0.0`, `*`,
+        // `10.0.0.1,127.0.0.1`), not `listen_host`, which is the host for local connections.
+        listen_host: listen_hosts(&pg.listen),
         listen_port: pg.listen_port,
         connect_host: pg.connect_host.clone(),
         connect_port: pg.connect_port,
@@ -84,6 +86,14 @@ pub fn instance_for(config: &Config) -> anyhow::Result<Option<Arc<dyn Instance>>
         pg_ctl_timeout: pg.pg_ctl_timeout,
     };
     Ok(Some(Arc::new(Postgres::new(settings))))
+}
+
+/// The host part of `postgresql.listen` (`host[,host2...]:port`).
+fn listen_hosts(listen: &str) -> String {
+    listen
+        .rsplit_once(':')
+        .map_or(listen, |(hosts, _)| hosts)
+        .to_owned()
 }
 
 /// Where the PostgreSQL programs are when `bin_dir` is not set: the newest
@@ -274,5 +284,21 @@ async fn stop_database(config: &Config, raft: &RaftNode, instance: Option<&dyn I
     match tokio::time::timeout(std::time::Duration::from_secs(5), raft.propose(release)).await {
         Ok(Ok(outcome)) if outcome.is_applied() => info!("released the leader lease"),
         other => warn!(?other, "could not release the leader lease"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_listens_on_the_hosts_as_written() {
+        assert_eq!(listen_hosts("0.0.0.0:5432"), "0.0.0.0");
+        assert_eq!(listen_hosts("*:5432"), "*");
+        assert_eq!(
+            listen_hosts("10.0.0.1,127.0.0.1:5433"),
+            "10.0.0.1,127.0.0.1"
+        );
+        assert_eq!(listen_hosts("127.0.0.12:5432"), "127.0.0.12");
     }
 }

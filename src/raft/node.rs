@@ -108,7 +108,8 @@ impl RaftNode {
         let (state_tx, state_rx) = watch::channel(Arc::new(ClusterState::default()));
         let state_machine = StateMachine::open(&store, state_tx)?;
         let log_store = LogStore::open(&store)?;
-        let peers = Arc::new(Peers::new(id, &settings.scope)?);
+        let local_ip = listener.local_addr().ok().map(|a| a.ip());
+        let peers = Arc::new(Peers::with_local_ip(id, &settings.scope, local_ip)?);
         let config = Config {
             cluster_name: settings.scope.clone(),
             heartbeat_interval: millis(settings.heartbeat),

@@ -42,10 +42,26 @@ pub(crate) struct Peers {
     channels: Mutex<HashMap<String, Channel>>,
     /// Peers whose refusal (another cluster) was already logged.
     refused: Mutex<HashSet<String>>,
+    /// The address outgoing connections start from: the one this node listens on, when it
+    /// listens on a specific address. On a multi-homed host Raft traffic then leaves from the
+    /// advertised address (what firewalls and partition tests expect), not from whatever the
+    /// routing table picks.
+    local_ip: Option<std::net::IpAddr>,
 }
 
 impl Peers {
+    #[cfg(test)]
     pub(crate) fn new(self_id: NodeId, scope: &str) -> Result<Self, RaftError> {
+        Self::with_local_ip(self_id, scope, None)
+    }
+
+    /// Like [`Peers::new`], with outgoing connections bound to `local_ip` (ignored when it is
+    /// the unspecified address).
+    pub(crate) fn with_local_ip(
+        self_id: NodeId,
+        scope: &str,
+        local_ip: Option<std::net::IpAddr>,
+    ) -> Result<Self, RaftError> {
         let scope = MetadataValue::try_from(scope).map_err(|_| {
             RaftError::InvalidSettings(format!(
                 "the cluster scope {scope:?} must be printable ASCII"
@@ -56,6 +72,7 @@ impl Peers {
             scope,
             channels: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashSet::new()),
+            local_ip: local_ip.filter(|ip| !ip.is_unspecified()),
         })
     }
 
@@ -83,6 +100,7 @@ impl Peers {
                     .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
                     .keep_alive_timeout(KEEPALIVE_TIMEOUT)
                     .keep_alive_while_idle(true)
+                    .local_address(self.local_ip)
                     .connect_lazy();
                 channels.insert(addr.to_string(), channel.clone());
                 channel

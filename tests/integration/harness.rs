@@ -42,6 +42,12 @@ struct PortPool {
     held: Vec<std::net::TcpListener>,
 }
 
+/// Each node has a loopback address of its own (127.0.0.11, .12, ...), so that a partition can
+/// cut one node off with nftables rules on its address.
+fn node_ip(i: usize) -> String {
+    format!("127.0.0.{}", 11 + i)
+}
+
 impl PortPool {
     fn new() -> Self {
         use std::sync::atomic::{AtomicU16, Ordering};
@@ -57,7 +63,7 @@ impl PortPool {
         }
     }
 
-    fn take(&mut self) -> u16 {
+    fn take(&mut self, ip: &str) -> u16 {
         loop {
             let port = self.next;
             self.next = if self.next >= 32000 {
@@ -65,7 +71,7 @@ impl PortPool {
             } else {
                 self.next + 1
             };
-            if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            if let Ok(listener) = std::net::TcpListener::bind((ip, port)) {
                 self.held.push(listener);
                 return port;
             }
@@ -96,6 +102,7 @@ fn agent_binary(dir: &Path) -> PathBuf {
 
 pub struct Node {
     pub name: String,
+    pub ip: String,
     pub dir: PathBuf,
     pub config: PathBuf,
     pub api_port: u16,
@@ -106,7 +113,7 @@ pub struct Node {
 
 impl Node {
     pub fn api(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("http://{}:{}", self.ip, self.api_port)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -125,8 +132,8 @@ impl Node {
 
     pub fn conninfo(&self) -> String {
         format!(
-            "host=127.0.0.1 port={} user={SUPERUSER} password={SUPERUSER_PASSWORD} dbname=postgres connect_timeout=2",
-            self.pg_port
+            "host={} port={} user={SUPERUSER} password={SUPERUSER_PASSWORD} dbname=postgres connect_timeout=2",
+            self.ip, self.pg_port
         )
     }
 }
@@ -177,20 +184,22 @@ impl Cluster {
                 let name = format!("node{i}");
                 let dir = root.path().join(&name);
                 fs::create_dir_all(&dir).unwrap();
+                let ip = node_ip(i);
                 Node {
                     config: dir.join("tribune.yml"),
                     name,
                     dir,
-                    api_port: ports.take(),
-                    pg_port: ports.take(),
-                    raft_port: ports.take(),
+                    api_port: ports.take(&ip),
+                    pg_port: ports.take(&ip),
+                    raft_port: ports.take(&ip),
+                    ip,
                     child: None,
                 }
             })
             .collect();
         let raft_addrs: Vec<String> = nodes
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.raft_port))
+            .map(|n| format!("{}:{}", n.ip, n.raft_port))
             .collect();
         for (i, node) in nodes.iter_mut().enumerate() {
             let partners: Vec<String> = raft_addrs
@@ -203,10 +212,10 @@ impl Cluster {
                 r#"scope: {scope}
 name: {name}
 restapi:
-  listen: 127.0.0.1:{api}
-  connect_address: 127.0.0.1:{api}
+  listen: {ip}:{api}
+  connect_address: {ip}:{api}
 raft:
-  self_addr: 127.0.0.1:{raft}
+  self_addr: {ip}:{raft}
   partner_addrs: [{partners}]
   data_dir: {dir}/raft
 bootstrap:
@@ -226,8 +235,8 @@ bootstrap:
     - encoding: UTF8
     - data-checksums
 postgresql:
-  listen: 127.0.0.1:{pg}
-  connect_address: 127.0.0.1:{pg}
+  listen: {ip}:{pg}
+  connect_address: {ip}:{pg}
   data_dir: {dir}/data
   pgpass: {dir}/pgpass
   pg_ctl_timeout: 30
@@ -243,8 +252,8 @@ postgresql:
       password: rewind-secret
   pg_hba:
     - local all all trust
-    - host all all 127.0.0.1/32 scram-sha-256
-    - host replication replicator 127.0.0.1/32 scram-sha-256
+    - host all all 127.0.0.0/8 scram-sha-256
+    - host replication replicator 127.0.0.0/8 scram-sha-256
   parameters:
     max_connections: 40
     shared_buffers: 16MB
@@ -253,6 +262,7 @@ log:
   level: INFO
 "#,
                 name = node.name,
+                ip = node.ip,
                 api = node.api_port,
                 raft = node.raft_port,
                 pg = node.pg_port,
