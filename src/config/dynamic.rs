@@ -37,6 +37,15 @@ pub const DEFAULT_MAXIMUM_LAG_ON_FAILOVER: u64 = 1_048_576;
 /// before a failover.
 pub const DEFAULT_PRIMARY_START_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Tribune's default `synchronous_mode`: on (non-strict), where Patroni's is off. Tribune exists
+/// so that a failover never loses an acknowledged commit, and only synchronous replication can
+/// promise that: with it, a crash of the primary under load loses nothing, while asynchronous
+/// replication lost a handful of acknowledged writes per crash in `scripts/bench-failover.sh`.
+/// Non-strict keeps writes available when no standby is left (degrading to asynchronous, which
+/// the API and the log report); `synchronous_mode_strict: true` blocks them instead. A Patroni
+/// file that says `synchronous_mode: false` keeps asynchronous replication.
+pub const DEFAULT_SYNCHRONOUS_MODE: SynchronousMode = SynchronousMode::On;
+
 /// Patroni's default `synchronous_node_count`.
 pub const DEFAULT_SYNCHRONOUS_NODE_COUNT: u32 = 1;
 
@@ -98,7 +107,7 @@ impl Default for DynamicConfig {
             maximum_lag_on_failover: DEFAULT_MAXIMUM_LAG_ON_FAILOVER,
             primary_start_timeout: DEFAULT_PRIMARY_START_TIMEOUT,
             primary_stop_timeout: Duration::ZERO,
-            synchronous_mode: SynchronousMode::Off,
+            synchronous_mode: DEFAULT_SYNCHRONOUS_MODE,
             synchronous_mode_strict: false,
             synchronous_node_count: DEFAULT_SYNCHRONOUS_NODE_COUNT,
             check_timeline: false,
@@ -207,7 +216,7 @@ impl DynamicConfig {
 
 fn synchronous_mode(s: &Section<'_>) -> Result<SynchronousMode, ConfigError> {
     let Some(v) = s.get("synchronous_mode") else {
-        return Ok(SynchronousMode::Off);
+        return Ok(DEFAULT_SYNCHRONOUS_MODE);
     };
     if v.as_str()
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("quorum"))

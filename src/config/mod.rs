@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 pub use bootstrap::Bootstrap;
 pub use dynamic::{
     DEFAULT_LOOP_WAIT, DEFAULT_MAXIMUM_LAG_ON_FAILOVER, DEFAULT_PRIMARY_START_TIMEOUT,
-    DEFAULT_RETRY_TIMEOUT, DEFAULT_SYNCHRONOUS_NODE_COUNT, DEFAULT_TTL, DynamicConfig,
+    DEFAULT_RETRY_TIMEOUT, DEFAULT_SYNCHRONOUS_MODE, DEFAULT_SYNCHRONOUS_NODE_COUNT, DEFAULT_TTL, DynamicConfig,
     DynamicPostgresql, SynchronousMode,
 };
 pub use error::ConfigError;

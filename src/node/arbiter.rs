@@ -44,6 +44,8 @@ impl Arbiter {
             let cluster = self.raft.state();
             let now = self.clock.now();
             let is_leader = status.borrow().is_leader;
+            // Wake at the tick, or exactly when the current lease would expire.
+            let mut wake_at = now + TICK;
             if !is_leader {
                 watch = None;
             } else {
@@ -61,6 +63,9 @@ impl Arbiter {
                     synchronous: dynamic.synchronous_mode != SynchronousMode::Off,
                     strict: dynamic.synchronous_mode_strict,
                 };
+                if cluster.leader.is_some() {
+                    wake_at = wake_at.min(w.since + settings.ttl);
+                }
                 if let Some((command, reason)) =
                     arbitrate(&cluster, &settings, w, now, UnixMillis::now())
                 {
@@ -85,7 +90,7 @@ impl Arbiter {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(TICK) => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
                 r = status.changed() => if r.is_err() { return },
                 r = states.changed() => if r.is_err() { return },
             }
