@@ -42,8 +42,8 @@ use serde_json::{Map, Value};
 pub use bootstrap::Bootstrap;
 pub use dynamic::{
     DEFAULT_LOOP_WAIT, DEFAULT_MAXIMUM_LAG_ON_FAILOVER, DEFAULT_PRIMARY_START_TIMEOUT,
-    DEFAULT_RETRY_TIMEOUT, DEFAULT_SYNCHRONOUS_MODE, DEFAULT_SYNCHRONOUS_NODE_COUNT, DEFAULT_TTL, DynamicConfig,
-    DynamicPostgresql, SynchronousMode,
+    DEFAULT_RETRY_TIMEOUT, DEFAULT_SYNCHRONOUS_MODE, DEFAULT_SYNCHRONOUS_NODE_COUNT, DEFAULT_TTL,
+    DynamicConfig, DynamicPostgresql, SynchronousMode,
 };
 pub use error::ConfigError;
 pub use initdb::InitdbOption;

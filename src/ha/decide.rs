@@ -318,9 +318,14 @@ fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Dec
             ended: intent.ended,
         });
     }
+    // Phase 1 (DESIGN section 5): stop streaming from the old primary, then report.
+    if o.memory.detached_after != Some(intent.ended) {
+        actions.push(Action::StopStreaming {
+            ended: intent.ended,
+        });
+    }
     actions.push(Action::AckFailover {
         ended: intent.ended,
-        report,
     });
     Decision::act(
         actions,

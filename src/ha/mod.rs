@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::instance::{DataDir, LocalStatus, StopMode};
-use crate::state::{ClusterState, FailoverReport};
+use crate::state::ClusterState;
 use crate::types::{Generation, MemberName, Timeline};
 
 /// Everything `decide` may look at.
@@ -93,6 +93,8 @@ pub struct Memory {
     pub following: Option<MemberName>,
     /// The ended generation whose former primary this agent already tried to fence.
     pub fenced_after: Option<Generation>,
+    /// The ended generation for which this standby stopped streaming from the old primary.
+    pub detached_after: Option<Generation>,
 }
 
 /// What to do, and the one sentence that says why (logged once per tick, shown by the API).
@@ -157,10 +159,14 @@ pub enum Action {
         member: MemberName,
         ended: Generation,
     },
-    /// Report the final WAL position for the failover of generation `ended`.
+    /// Stop streaming from the former primary, so that the position reported is final.
+    StopStreaming {
+        ended: Generation,
+    },
+    /// Report the final WAL position (read afresh after the actions before it) for the
+    /// failover after generation `ended`.
     AckFailover {
         ended: Generation,
-        report: FailoverReport,
     },
     /// Give the lease up (the primary cannot serve).
     ReleaseLease {

@@ -587,13 +587,8 @@ fn scenarios(now: Instant) -> Vec<Row> {
                     member: n("a"),
                     ended: GEN,
                 },
-                Action::AckFailover {
-                    ended: GEN,
-                    report: FailoverReport {
-                        lsn: Lsn(55),
-                        timeline: Some(Timeline(2)),
-                    },
-                },
+                Action::StopStreaming { ended: GEN },
+                Action::AckFailover { ended: GEN },
             ],
             "reporting WAL position 0/37",
         ),
@@ -609,13 +604,26 @@ fn scenarios(now: Instant) -> Vec<Row> {
             ..Default::default()
         })
         .expect(
-            vec![Action::AckFailover {
-                ended: GEN,
-                report: FailoverReport {
-                    lsn: Lsn(55),
-                    timeline: Some(Timeline(2)),
-                },
-            }],
+            vec![
+                Action::StopStreaming { ended: GEN },
+                Action::AckFailover { ended: GEN },
+            ],
+            "reporting WAL position 0/37",
+        ),
+        row(
+            "a standby that stopped streaming reports its final position",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Standby { lsn: 55 },
+        )
+        .seen_by("c")
+        .memory(Memory {
+            fenced_after: Some(GEN),
+            detached_after: Some(GEN),
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::AckFailover { ended: GEN }],
             "reporting WAL position 0/37",
         ),
         row(

@@ -259,6 +259,10 @@ pub trait Instance: Send + Sync {
     /// Point the running standby at another upstream (reload or restart as the engine needs).
     async fn follow(&self, upstream: &Upstream) -> Result<(), InstanceError>;
 
+    /// Detach the running standby from its upstream: the WAL receiver stops, so the position it
+    /// reports next is final (phase 1 of a failover); it stays a standby and keeps replaying.
+    async fn stop_replication(&self) -> Result<(), InstanceError>;
+
     /// Make the stopped former primary a standby of `source` again, rewinding diverged WAL
     /// (pg_rewind; openGauss: `gs_ctl build -b incremental`). Does not start the server.
     async fn rewind(&self, source: &Upstream) -> Result<(), InstanceError>;

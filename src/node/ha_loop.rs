@@ -441,11 +441,32 @@ impl HaLoop {
                 self.memory.fenced_after = Some(*ended);
                 Ok(())
             }
-            Action::AckFailover { ended, report } => {
+            Action::StopStreaming { ended } => {
+                self.instance()?.stop_replication().await?;
+                self.memory.following = None;
+                self.memory.detached_after = Some(*ended);
+                Ok(())
+            }
+            Action::AckFailover { ended } => {
+                // Read afresh: streaming has just stopped, so this position is final.
+                let status = self.instance()?.status().await;
+                let lsn = [
+                    status.received_lsn,
+                    status.replayed_lsn,
+                    status.wal_position,
+                ]
+                .into_iter()
+                .flatten()
+                .max()
+                .ok_or_else(|| anyhow!("the WAL position is unknown"))?;
+                self.publish(|v| v.status = status.clone());
                 self.propose(Command::AckFailover {
                     member: me,
                     ended: *ended,
-                    report: *report,
+                    report: crate::state::FailoverReport {
+                        lsn,
+                        timeline: status.timeline,
+                    },
                 })
                 .await
             }

@@ -114,3 +114,76 @@ async fn bench_crash_failover() {
         acked.len()
     );
 }
+
+/// No false failover on a loaded machine (run by `scripts/bench-idle.sh`): a cluster with the
+/// default settings sits idle for `TRIBUNE_IDLE_SECONDS` (600) while stress-ng keeps both cores
+/// busy. Prints the failovers (leader changes) and self-fencings seen; asserts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run scripts/bench-idle.sh"]
+async fn bench_idle_under_cpu_stress() {
+    let seconds: u64 = std::env::var("TRIBUNE_IDLE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let client = http_client();
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            synchronous_mode: true,
+            ..Options::default()
+        },
+    );
+    cluster.start_all();
+    let p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
+        primary(&client, &cluster).await
+    })
+    .await;
+    let mut stress = std::process::Command::new("stress-ng")
+        .args(["--cpu", "2", "--timeout", &format!("{seconds}s"), "--quiet"])
+        .spawn()
+        .expect("run stress-ng (scripts/bench-idle.sh installs it)");
+    let started = Instant::now();
+    let mut leader_changes = 0;
+    let mut unanswered = 0;
+    let mut current = p;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match primary(&client, &cluster).await {
+            Some(now) if now != current => {
+                leader_changes += 1;
+                println!(
+                    "{:>4.0}s: the primary changed from {} to {}",
+                    started.elapsed().as_secs_f64(),
+                    cluster.nodes[current].name,
+                    cluster.nodes[now].name
+                );
+                current = now;
+            }
+            Some(_) => {}
+            None => unanswered += 1,
+        }
+    }
+    let _ = stress.kill();
+    let _ = stress.wait();
+    let fences: usize = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(n.log())
+                .unwrap_or_default()
+                .matches("the leader lease lapsed")
+                .count()
+        })
+        .sum();
+    let history = get_json(
+        &client,
+        &format!("{}/history", cluster.nodes[current].api()),
+    )
+    .await
+    .map_or(0, |h| h.as_array().map_or(0, Vec::len));
+    println!(
+        "idle {seconds}s with both cores busy: {leader_changes} primary changes, {history} timeline switches, \
+         {fences} self-fencings, {unanswered} of {} probes without a primary",
+        seconds * 2
+    );
+}

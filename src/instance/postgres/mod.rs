@@ -98,6 +98,14 @@ impl SqlError {
     }
 }
 
+/// What the configuration files are written for.
+#[derive(Clone, Copy)]
+enum ConfRole<'a> {
+    Primary,
+    /// A standby of the upstream, or of nobody (its WAL receiver stopped, replay goes on).
+    Standby(Option<&'a Upstream>),
+}
+
 /// What `postmaster.pid` says about the server process.
 #[derive(Debug, PartialEq, Eq)]
 enum Postmaster {
@@ -326,12 +334,23 @@ impl Postgres {
 
     /// Writes every file for running as a primary (`None`) or a standby of `upstream`.
     fn write_config(&self, upstream: Option<&Upstream>) -> std::io::Result<()> {
+        match upstream {
+            Some(up) => self.write_config_as(ConfRole::Standby(Some(up))),
+            None => self.write_config_as(ConfRole::Primary),
+        }
+    }
+
+    fn write_config_as(&self, role: ConfRole<'_>) -> std::io::Result<()> {
         self.ensure_base_conf()?;
         self.remove_fence()?;
         self.write_pgpass()?;
+        let (upstream, sync_names) = match role {
+            ConfRole::Primary => (None, self.sync_names()),
+            ConfRole::Standby(upstream) => (upstream, String::new()),
+        };
         write_atomic(
             &self.s.file(files::CONF),
-            files::postgresql_conf(&self.s, upstream, &self.sync_names()).as_bytes(),
+            files::postgresql_conf(&self.s, upstream, &sync_names).as_bytes(),
             0o600,
         )?;
         write_atomic(
@@ -340,9 +359,9 @@ impl Postgres {
             0o600,
         )?;
         let signal = self.s.file(files::STANDBY_SIGNAL);
-        match upstream {
-            Some(_) => write_atomic(&signal, b"", 0o600),
-            None => remove_if_exists(&signal),
+        match role {
+            ConfRole::Standby(_) => write_atomic(&signal, b"", 0o600),
+            ConfRole::Primary => remove_if_exists(&signal),
         }
     }
 
@@ -840,6 +859,47 @@ impl Instance for Postgres {
                 .await?;
         }
         Ok(())
+    }
+
+    async fn stop_replication(&self) -> Result<(), InstanceError> {
+        const OP: &str = "stop replication";
+        if !has_pg_version(&self.s.data_dir) {
+            return Err(InstanceError::failed(OP, "the data directory is empty"));
+        }
+        if !self.postmaster_running() {
+            return Ok(self.write_config_as(ConfRole::Standby(None))?);
+        }
+        if self
+            .role(QUERY_TIMEOUT)
+            .await
+            .map_err(|e| e.into_instance(OP))?
+            == DbRole::Primary
+        {
+            return Err(InstanceError::failed(OP, "the server runs as a primary"));
+        }
+        self.write_config_as(ConfRole::Standby(None))?;
+        self.reload_primary_conninfo("").await?;
+        // The reload only asks the WAL receiver to go: wait until it has.
+        let deadline = Instant::now() + RELOAD_TIMEOUT;
+        loop {
+            let rows = self
+                .sql_for(
+                    OP,
+                    "SELECT pg_catalog.count(*)::text FROM pg_catalog.pg_stat_wal_receiver",
+                    QUERY_TIMEOUT,
+                )
+                .await?;
+            if rows.first().and_then(|r| r.get(0)) == Some("0") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(InstanceError::Unknown {
+                    operation: OP,
+                    timeout: RELOAD_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     async fn rewind(&self, source: &Upstream) -> Result<(), InstanceError> {
