@@ -79,13 +79,13 @@ pub fn pg_ctl_stop(s: &PostgresSettings, mode: StopMode) -> CommandLine {
         .arg(seconds(s.pg_ctl_timeout))
 }
 
+/// `pg_ctl promote` without waiting (`-W`): pg_ctl would poll every 100 ms; the adapter
+/// confirms the promotion by SQL itself, sooner.
 pub fn pg_ctl_promote(s: &PostgresSettings) -> CommandLine {
     CommandLine::new(s.program("pg_ctl"))
         .args(["promote", "-D"])
         .arg(path(&s.data_dir))
-        .arg("-w")
-        .arg("-t")
-        .arg(seconds(s.pg_ctl_timeout))
+        .arg("-W")
 }
 
 /// `pg_ctl reload`: SIGHUP to the postmaster, for a server that does not answer SQL yet.
@@ -225,7 +225,7 @@ mod tests {
         );
         assert_eq!(
             pg_ctl_promote(&s).to_string(),
-            "/usr/lib/postgresql/15/bin/pg_ctl promote -D /var/lib/postgresql/15/main -w -t 2"
+            "/usr/lib/postgresql/15/bin/pg_ctl promote -D /var/lib/postgresql/15/main -W"
         );
         assert_eq!(
             pg_ctl_reload(&s).to_string(),

@@ -68,7 +68,9 @@ const SINGLE_USER_TIMEOUT: Duration = Duration::from_secs(3600);
 const PG_CTL_MARGIN: Duration = Duration::from_secs(15);
 /// How long a reload may take to show in `current_setting`.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(200);
+/// How often a wait for the server (ready, promoted, reloaded) checks again: every such wait
+/// lies on the failover path, and a check is one local query.
+const POLL: Duration = Duration::from_millis(20);
 
 /// One open connection and the task driving it (aborted with it).
 struct Conn {
