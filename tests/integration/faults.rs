@@ -48,13 +48,24 @@ async fn loaded_cluster_with(
     let pg = connect(&cluster.nodes[p])
         .await
         .expect("connect to the primary");
-    pg.batch_execute("CREATE TABLE acked (id bigint PRIMARY KEY)")
-        .await
-        .unwrap();
+    pg.batch_execute(
+        "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (id bigint PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
     let acks: Acks = Default::default();
+    let probes: Acks = Default::default();
     let stop = tokio_util::sync::CancellationToken::new();
-    let conninfos = cluster.nodes.iter().map(|n| n.conninfo()).collect();
-    let writer = tokio::spawn(writer(conninfos, acks.clone(), stop.clone()));
+    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
+    let writer_task = tokio::spawn(writer(conninfos.clone(), acks.clone(), stop.clone()));
+    let prober_task = tokio::spawn(prober(conninfos, probes.clone(), stop.clone()));
+    let writer = tokio::spawn(async move {
+        let _ = writer_task.await;
+        let _ = prober_task.await;
+        let probes = probes.lock().unwrap().clone();
+        assert!(!probes.is_empty(), "no probe write was ever acknowledged");
+        assert_no_overlap("probe writes to every member", &probes);
+    });
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !acks.lock().unwrap().is_empty(),
@@ -99,23 +110,10 @@ async fn check_history(
     writer: tokio::task::JoinHandle<()>,
 ) {
     stop.cancel();
+    // The workload's writes and the 100 ms probes of every member: no overlap in either.
     writer.await.unwrap();
     let acks = acks.lock().unwrap().clone();
-    // Writable periods: consecutive acknowledgements by one member. A member that appears
-    // again after another member acknowledged would mean two writable primaries overlapped.
-    let mut order: Vec<usize> = Vec::new();
-    for (_, _, node) in &acks {
-        if order.last() != Some(node) {
-            order.push(*node);
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    for node in &order {
-        assert!(
-            seen.insert(*node),
-            "members acknowledged writes in interleaved periods: {order:?}"
-        );
-    }
+    assert_no_overlap("the write workload", &acks);
     let present = ids(&cluster.nodes[final_primary]).await.unwrap();
     let present: std::collections::HashSet<i64> = present.into_iter().collect();
     let lost: Vec<i64> = acks
@@ -389,4 +387,26 @@ async fn a_primary_cut_off_from_its_peers_fences_itself_and_another_takes_over()
     .await;
     assert_eq!(primary(&client, &cluster).await, Some(np));
     check_history(&cluster, np, &acks, stop, writer).await;
+}
+
+#[test]
+#[should_panic(expected = "interleaved periods")]
+fn the_overlap_check_catches_two_writable_primaries() {
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    // Member 0, then member 1, then member 0 again: two writable primaries at once.
+    assert_no_overlap(
+        "example",
+        &[(1, t, 0), (2, t + ms(10), 1), (3, t + ms(20), 0)],
+    );
+}
+
+#[test]
+fn the_overlap_check_accepts_a_clean_handover() {
+    let t = Instant::now();
+    let ms = Duration::from_millis;
+    assert_no_overlap(
+        "example",
+        &[(1, t, 0), (2, t + ms(10), 0), (3, t + ms(20), 1)],
+    );
 }

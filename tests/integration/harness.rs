@@ -570,3 +570,73 @@ pub async fn writer(nodes: Vec<String>, acks: Acks, stop: tokio_util::sync::Canc
         }
     }
 }
+
+/// Every 100 ms, a test write to every member (table `probe`), each on its own connection:
+/// records which member acknowledged a write when. A fenced or read-only member acknowledges
+/// nothing; two members whose acknowledgements interleave were writable primaries at once.
+pub async fn prober(nodes: Vec<String>, acks: Acks, stop: tokio_util::sync::CancellationToken) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static NEXT: AtomicI64 = AtomicI64::new(1);
+    let tasks: Vec<_> = nodes
+        .into_iter()
+        .enumerate()
+        .map(|(i, conninfo)| {
+            let acks = acks.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut client: Option<tokio_postgres::Client> = None;
+                while !stop.is_cancelled() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if client.is_none() {
+                        let connect = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls);
+                        if let Ok(Ok((c, conn))) =
+                            tokio::time::timeout(Duration::from_secs(1), connect).await
+                        {
+                            tokio::spawn(async move {
+                                let _ = conn.await;
+                            });
+                            client = Some(c);
+                        }
+                    }
+                    let Some(c) = &client else { continue };
+                    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+                    let insert = c.execute("INSERT INTO probe(id) VALUES ($1)", &params);
+                    match tokio::time::timeout(Duration::from_secs(1), insert).await {
+                        Ok(Ok(1)) => acks.lock().unwrap().push((id, Instant::now(), i)),
+                        Ok(Ok(_)) | Ok(Err(_)) => {
+                            if c.is_closed() {
+                                client = None;
+                            }
+                        }
+                        // A commit that hangs (a fenced primary) is never acknowledged.
+                        Err(_) => client = None,
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The members in the order they acknowledged writes, one entry per uninterrupted period;
+/// panics when a member acknowledges again after another one did (overlapping primaries).
+pub fn assert_no_overlap(what: &str, acks: &[(i64, Instant, usize)]) {
+    let mut sorted = acks.to_vec();
+    sorted.sort_by_key(|(_, t, _)| *t);
+    let mut order: Vec<usize> = Vec::new();
+    for (_, _, node) in &sorted {
+        if order.last() != Some(node) {
+            order.push(*node);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for node in &order {
+        assert!(
+            seen.insert(*node),
+            "{what}: members acknowledged writes in interleaved periods: {order:?}"
+        );
+    }
+}
