@@ -74,11 +74,7 @@ async fn bench_crash_failover() {
             || async {
                 // An insert in flight on the crashed member may still be acknowledged just
                 // after the kill: only a write on another member ends the unavailability.
-                acks.lock()
-                    .unwrap()
-                    .iter()
-                    .find(|(_, t, node)| *t > crashed_at && *node != p)
-                    .map(|(_, t, _)| *t)
+                first_ack_elsewhere(&acks, crashed_at, p).map(|(t, _)| t)
             },
         )
         .await;

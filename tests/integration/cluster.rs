@@ -285,13 +285,7 @@ async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
         FAILOVER_DEADLINE,
         "a write on the new primary",
         &cluster,
-        || async {
-            acks.lock()
-                .unwrap()
-                .iter()
-                .find(|(_, t, node)| *t > crashed_at && *node != p)
-                .map(|(_, _, node)| *node)
-        },
+        || async { first_ack_elsewhere(&acks, crashed_at, p).map(|(_, node)| node) },
     )
     .await;
     println!(

@@ -138,13 +138,7 @@ async fn a_frozen_primary_agent_is_fenced_before_another_member_is_promoted() {
         Duration::from_secs(30),
         "a write on another member",
         &cluster,
-        || async {
-            acks.lock()
-                .unwrap()
-                .iter()
-                .find(|(_, t, node)| *t > frozen_at && *node != p)
-                .map(|(_, _, node)| *node)
-        },
+        || async { first_ack_elsewhere(&acks, frozen_at, p).map(|(_, node)| node) },
     )
     .await;
     println!(
@@ -353,13 +347,7 @@ async fn a_primary_cut_off_from_its_peers_fences_itself_and_another_takes_over()
         Duration::from_secs(30),
         "a write on another member",
         &cluster,
-        || async {
-            acks.lock()
-                .unwrap()
-                .iter()
-                .find(|(_, t, node)| *t > cut_at && *node != p)
-                .map(|(_, _, node)| *node)
-        },
+        || async { first_ack_elsewhere(&acks, cut_at, p).map(|(_, node)| node) },
     )
     .await;
     println!(

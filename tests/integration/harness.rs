@@ -621,6 +621,20 @@ pub async fn prober(nodes: Vec<String>, acks: Acks, stop: tokio_util::sync::Canc
     }
 }
 
+/// The first write acknowledged after `after` by a member other than `excluded`: when and by
+/// which member.
+pub fn first_ack_elsewhere(
+    acks: &Acks,
+    after: Instant,
+    excluded: usize,
+) -> Option<(Instant, usize)> {
+    acks.lock()
+        .unwrap()
+        .iter()
+        .find(|(_, t, node)| *t > after && *node != excluded)
+        .map(|(_, t, node)| (*t, *node))
+}
+
 /// The members in the order they acknowledged writes, one entry per uninterrupted period;
 /// panics when a member acknowledges again after another one did (overlapping primaries).
 pub fn assert_no_overlap(what: &str, acks: &[(i64, Instant, usize)]) {

@@ -480,22 +480,32 @@ impl Postgres {
         const OP: &str = "follow";
         self.sql_for(OP, "SELECT pg_catalog.pg_reload_conf()", ADMIN_TIMEOUT)
             .await?;
+        self.wait_for_value(
+            OP,
+            "SELECT pg_catalog.current_setting('primary_conninfo')",
+            expected,
+        )
+        .await
+    }
+
+    /// Poll `sql` (one value) every [`POLL`] until it returns `expected`; `Unknown` after
+    /// [`RELOAD_TIMEOUT`]. For effects the server applies asynchronously (a reload, a WAL
+    /// receiver exiting).
+    async fn wait_for_value(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        expected: &str,
+    ) -> Result<(), InstanceError> {
         let deadline = Instant::now() + RELOAD_TIMEOUT;
         loop {
-            let rows = self
-                .sql_for(
-                    OP,
-                    "SELECT pg_catalog.current_setting('primary_conninfo')",
-                    QUERY_TIMEOUT,
-                )
-                .await?;
-            let current = rows.first().and_then(|r| r.try_get(0).ok().flatten());
-            if current == Some(expected) {
+            let rows = self.sql_for(operation, sql, QUERY_TIMEOUT).await?;
+            if rows.first().and_then(|r| r.try_get(0).ok().flatten()) == Some(expected) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(InstanceError::Unknown {
-                    operation: OP,
+                    operation,
                     timeout: RELOAD_TIMEOUT,
                 });
             }
@@ -882,26 +892,12 @@ impl Instance for Postgres {
         self.write_config_as(ConfRole::Standby(None))?;
         self.reload_primary_conninfo("").await?;
         // The reload only asks the WAL receiver to go: wait until it has.
-        let deadline = Instant::now() + RELOAD_TIMEOUT;
-        loop {
-            let rows = self
-                .sql_for(
-                    OP,
-                    "SELECT pg_catalog.count(*)::text FROM pg_catalog.pg_stat_wal_receiver",
-                    QUERY_TIMEOUT,
-                )
-                .await?;
-            if rows.first().and_then(|r| r.get(0)) == Some("0") {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(InstanceError::Unknown {
-                    operation: OP,
-                    timeout: RELOAD_TIMEOUT,
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.wait_for_value(
+            OP,
+            "SELECT pg_catalog.count(*)::text FROM pg_catalog.pg_stat_wal_receiver",
+            "0",
+        )
+        .await
     }
 
     async fn rewind(&self, source: &Upstream) -> Result<(), InstanceError> {
@@ -1012,27 +1008,12 @@ impl Instance for Postgres {
         self.sql_for(OP, "SELECT pg_catalog.pg_reload_conf()", QUERY_TIMEOUT)
             .await?;
         // A reload is asynchronous: confirm the server runs with the new value.
-        let deadline = Instant::now() + ADMIN_TIMEOUT;
-        loop {
-            let rows = self
-                .sql_for(
-                    OP,
-                    "SELECT pg_catalog.current_setting('synchronous_standby_names')",
-                    QUERY_TIMEOUT,
-                )
-                .await?;
-            let current = rows.first().and_then(|r| r.get(0)).unwrap_or_default();
-            if current == value {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(InstanceError::Unknown {
-                    operation: OP,
-                    timeout: ADMIN_TIMEOUT,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.wait_for_value(
+            OP,
+            "SELECT pg_catalog.current_setting('synchronous_standby_names')",
+            value,
+        )
+        .await
     }
 
     async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError> {
