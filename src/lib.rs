@@ -8,9 +8,13 @@
 //! - [`clock`]: the monotonic clock trait, real and manual.
 //! - [`state`]: the replicated cluster state and the pure `apply` of committed commands.
 //! - [`raft`]: the only module that names openraft, sled or tonic: storage, network, service.
-//! - [`ha`]: the pure decision layer, `Observation -> Decision`.
-//! - [`instance`]: the `Instance` trait and the PostgreSQL adapter.
-//! - [`node`]: the agent runtime: observe, decide, execute, report; the lease keeper.
+//! - [`ha`]: the pure decision layer: `decide` (each agent), `arbiter` (the Raft leader: lease
+//!   expiry, promotion), `sync` (synchronous standbys), `candidate` (failover order).
+//! - [`instance`]: the `Instance` trait and the PostgreSQL adapter (including the SQL fence of a
+//!   peer's database).
+//! - [`node`]: the agent runtime: observe, decide, execute, report; the lease keeper, the
+//!   arbiter's runtime, the watchdog.
+//! - [`logging`]: log set-up from `log.level` / `log.type`.
 //! - [`api`]: the Patroni-compatible REST server and its typed client.
 //! - [`ctl`]: `tribunectl` commands.
 
