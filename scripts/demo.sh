@@ -45,7 +45,7 @@ bootstrap:
   dcs:
     ttl: 3
     loop_wait: 1
-    retry_timeout: 1
+    retry_timeout: 0.5
     postgresql:
       use_pg_rewind: true
   initdb:

@@ -87,6 +87,96 @@ pub fn facts(inner: &Inner) -> Facts {
     }
 }
 
+/// The figures of `GET /metrics`, from memory only.
+pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
+    let cluster = inner.raft.state();
+    let view = inner.views.local.borrow().clone();
+    let dynamic = dynamic(inner, &cluster);
+    let raft = inner.raft.status().borrow().clone();
+    let me = &inner.config.name;
+    let s = &view.status;
+    let running = view.state() == DbState::Running;
+    let primary = running && s.role == Some(DbRole::Primary);
+    let replica = running && s.role == Some(DbRole::Standby);
+    let lease_valid = cluster.leader.as_ref().is_some_and(|l| {
+        &l.member == me
+            && inner
+                .views
+                .lease
+                .borrow()
+                .valid_for(l.generation, tokio::time::Instant::now())
+    });
+    let synchronous_degraded = primary
+        && dynamic.synchronous_mode != crate::config::SynchronousMode::Off
+        && cluster.leader.as_ref().is_some_and(|l| {
+            &l.member == me
+                && cluster
+                    .sync
+                    .standbys_of(l.generation)
+                    .is_none_or(|standbys| standbys.is_empty())
+        });
+    super::metrics::MetricsInput {
+        scope: inner.config.scope.clone(),
+        name: me.to_string(),
+        version: crate::VERSION.to_owned(),
+        state: view.state(),
+        running,
+        primary,
+        replica,
+        sync_standby: replica && is_sync_standby(&cluster, &dynamic, me.as_str()),
+        postmaster_start_epoch: s
+            .postmaster_start_time
+            .as_deref()
+            .filter(|_| running)
+            .and_then(epoch_seconds)
+            .unwrap_or(0.0),
+        xlog_location: if primary {
+            s.wal_position.map_or(0, |l| l.0)
+        } else {
+            0
+        },
+        received_location: if replica {
+            s.received_lsn.map_or(0, |l| l.0)
+        } else {
+            0
+        },
+        replayed_location: if replica {
+            s.replayed_lsn.map_or(0, |l| l.0)
+        } else {
+            0
+        },
+        replayed_timestamp_epoch: s
+            .replayed_timestamp
+            .as_deref()
+            .and_then(epoch_seconds)
+            .unwrap_or(0.0),
+        replay_paused: s.replay_paused,
+        streaming: replica.then_some(s.streaming),
+        server_version: if running {
+            s.server_version.unwrap_or(0)
+        } else {
+            0
+        },
+        cluster_unlocked: cluster.leader.is_none() || raft.leader.is_none(),
+        timeline: if running {
+            s.timeline.map_or(0, |t| t.0)
+        } else {
+            0
+        },
+        dcs_last_seen: UnixMillis::now().as_secs(),
+        pending_restart: s.pending_restart,
+        paused: dynamic.pause,
+        raft_term: raft.term,
+        raft_leader: raft.is_leader,
+        raft_commit_index: raft.committed.unwrap_or(0),
+        raft_applied_index: raft.applied.unwrap_or(0),
+        raft_store_bytes: inner.raft.store_size_on_disk(),
+        lease_valid,
+        generation: cluster.generation.0,
+        synchronous_degraded,
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS.ffffff+00:00` (Patroni's `str(datetime)`), or ISO with `T` for history.
 pub fn iso_time(at: UnixMillis) -> String {
     let secs = (at.0 / 1000) as i64;
@@ -113,6 +203,28 @@ fn civil(secs: i64) -> (String, String) {
         format!("{y:04}-{m:02}-{d:02}"),
         format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
     )
+}
+
+/// Epoch seconds of a `YYYY-MM-DD HH:MM:SS[.ffffff][+00:00]` UTC timestamp (as the adapter
+/// formats PostgreSQL's times).
+pub fn epoch_seconds(text: &str) -> Option<f64> {
+    let text = text.trim().trim_end_matches("+00:00");
+    let (date, time) = text.split_once([' ', 'T'])?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>());
+    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let fraction: f64 = format!("0.{frac}").parse().unwrap_or(0.0);
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + fraction)
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -344,6 +456,17 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_back_as_epoch_seconds() {
+        assert_eq!(epoch_seconds("1970-01-01 00:00:00.000000+00:00"), Some(0.0));
+        assert_eq!(
+            epoch_seconds("2026-11-24 18:39:54.223393+00:00"),
+            Some(1_795_545_594.223393)
+        );
+        assert_eq!(epoch_seconds("2000-02-29 12:00:00"), Some(951_825_600.0));
+        assert_eq!(epoch_seconds("not a time"), None);
+    }
 
     #[test]
     fn times_print_like_patroni_history() {

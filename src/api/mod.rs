@@ -7,6 +7,7 @@
 pub mod client;
 mod documents;
 pub mod health;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/config", get(config))
         .route("/liveness", get(liveness))
         .route("/readiness", get(readiness))
+        .route("/metrics", get(metrics_handler))
         .fallback(health_check)
         .with_state(state)
 }
@@ -115,6 +117,19 @@ async fn config(State(s): State<ApiState>) -> Response {
             .into_response();
     }
     json(StatusCode::OK, &cluster.config)
+}
+
+async fn metrics_handler(State(s): State<ApiState>) -> Response {
+    let input = documents::metrics_input(&s.inner);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&input),
+    )
+        .into_response()
 }
 
 /// `GET /liveness`: 200 unless the HA loop is stuck (no tick for `ttl`, `2*ttl` on a

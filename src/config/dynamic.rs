@@ -16,19 +16,24 @@ use super::value::{Section, as_bool, fmt_secs};
 
 /// Tribune's default lease (`ttl`): 3 s.
 ///
-/// A lease of 3 s renewed every `loop_wait` = 1 s fails over in about 2-3 s after a primary's
-/// agent dies. A primary that cannot commit a renewal fences itself (demotes) after
-/// `ttl - retry_timeout` = 2 s, one full renewal period before the lease expires and anyone else
-/// may be promoted. Patroni-style timings (ttl 30, loop_wait 10, retry_timeout 10) satisfy the
-/// same rule and work unchanged, only slower; Patroni's minimum `ttl >= 20` is not enforced.
+/// A lease of 3 s, renewed twice per `loop_wait` (1 s), fails over in about 2.5-3 s after a
+/// primary's host dies (measured: median 2.9 s under load). A primary that cannot commit a
+/// renewal fences itself (stops) `ttl - retry_timeout` = 2.5 s after it *sent* its last
+/// committed renewal; the Raft leader expires the lease no earlier than 3 s after it *applied*
+/// that renewal, so the old primary is stopped at least 0.5 s before anyone else may be
+/// promoted. Patroni-style timings (ttl 30, loop_wait 10, retry_timeout 10) satisfy the same
+/// rule and work unchanged, only slower; Patroni's minimum `ttl >= 20` is not enforced.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3);
 
-/// Tribune's default HA loop period (`loop_wait`): 1 s, one lease renewal per second.
+/// Tribune's default HA loop period (`loop_wait`): 1 s (the lease is renewed every 0.5 s).
 pub const DEFAULT_LOOP_WAIT: Duration = Duration::from_secs(1);
 
-/// Tribune's default `retry_timeout`: 1 s. It is also the fencing margin: a primary that has not
-/// committed a renewal by `ttl - retry_timeout` demotes itself.
-pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Tribune's default `retry_timeout`: 0.5 s. It is also the fencing margin: a primary that has
+/// not committed a renewal by `ttl - retry_timeout` after sending it stops its database. Half a
+/// second covers an immediate stop with room to spare, and leaves the primary 2 s (2.5 s minus
+/// a renewal period) to ride out the election of a new Raft leader when the old one's host
+/// dies: with pre-vote that can take two election timeouts, at most 1.6 s (see `raft.rs`).
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Patroni's default `maximum_lag_on_failover`: 1 MiB of WAL.
 pub const DEFAULT_MAXIMUM_LAG_ON_FAILOVER: u64 = 1_048_576;
@@ -305,13 +310,14 @@ mod tests {
         assert_eq!(d, DynamicConfig::default());
         assert_eq!(d.ttl, Duration::from_secs(3));
         assert_eq!(d.loop_wait, Duration::from_secs(1));
-        assert_eq!(d.retry_timeout, Duration::from_secs(1));
+        assert_eq!(d.retry_timeout, Duration::from_millis(500));
+        assert_eq!(d.synchronous_mode, SynchronousMode::On);
         assert_eq!(d.maximum_lag_on_failover, 1_048_576);
         assert_eq!(d.primary_start_timeout, Duration::from_secs(300));
         assert_eq!(d.synchronous_node_count, 1);
         assert!(d.postgresql.use_slots);
         assert!(!d.postgresql.use_pg_rewind);
-        assert_eq!(d.fence_margin(), Duration::from_secs(1));
+        assert_eq!(d.fence_margin(), Duration::from_millis(500));
     }
 
     #[test]
@@ -453,6 +459,8 @@ mod tests {
         let d = DynamicConfig::from_json(&json!({"ttl": 30, "loop_wait": 10, "retry_timeout": 10}))
             .unwrap();
         assert_eq!(d.ttl, Duration::from_secs(30));
-        assert!(DynamicConfig::from_json(&json!({"ttl": 2.9})).is_err());
+        // Defaults loop_wait 1 + 2 * retry_timeout 0.5 = 2: a ttl of 2 is the smallest allowed.
+        assert!(DynamicConfig::from_json(&json!({"ttl": 2})).is_ok());
+        assert!(DynamicConfig::from_json(&json!({"ttl": 1.9})).is_err());
     }
 }

@@ -12,18 +12,18 @@ use super::value::{Section, fmt_secs};
 /// Raft heartbeat period when `raft.heartbeat_interval` is not set.
 ///
 /// The Raft timers are bounded by the lease: while Raft has no leader no lease can be renewed,
-/// and the primary fences itself `ttl - retry_timeout` (2 s by default) after it *sent* its last
-/// committed renewal, which is at most `loop_wait / 2` (0.5 s) old when the Raft leader dies. A
-/// new Raft leader must therefore be elected well within 1.5 s, or the death of a standby's
-/// host would stop the primary: detection takes at most `election_timeout_max`, the election
-/// itself a few round trips on a LAN.
+/// and the primary fences itself `ttl - retry_timeout` (2.5 s by default) after it *sent* its
+/// last committed renewal, which is at most `loop_wait / 2` (0.5 s) old when the Raft leader
+/// dies. A new Raft leader must therefore be elected within 2 s, or the death of a standby's
+/// host would stop the primary. With pre-vote the first candidate can be refused by a peer whose
+/// own timer has not run out yet, so an election can take two timeouts: at most 1.6 s here.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
-/// Lower bound of the randomised election timeout: five heartbeats, so a lost heartbeat or a
+/// Lower bound of the randomised election timeout: four heartbeats, so a lost heartbeat or a
 /// short stall of a loaded machine does not start an election (pre-vote makes a spurious one
 /// harmless anyway), and about 100 times sled's fsync latency here.
-pub const DEFAULT_ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(500);
+pub const DEFAULT_ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(400);
 /// Upper bound of the randomised election timeout (see [`DEFAULT_HEARTBEAT_INTERVAL`]).
-pub const DEFAULT_ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(1000);
+pub const DEFAULT_ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(800);
 
 #[derive(Clone, PartialEq)]
 pub struct Raft {
@@ -172,8 +172,8 @@ mod tests {
         assert_eq!(r.bind_addr(), "10.0.0.1:2222");
         assert!(r.partner_addrs.is_empty());
         assert_eq!(r.heartbeat_interval, Duration::from_millis(100));
-        assert_eq!(r.election_timeout_min, Duration::from_millis(500));
-        assert_eq!(r.election_timeout_max, Duration::from_millis(1000));
+        assert_eq!(r.election_timeout_min, Duration::from_millis(400));
+        assert_eq!(r.election_timeout_max, Duration::from_millis(800));
         let r = raft(json!({
             "self_addr": "10.0.0.1:2222", "bind_addr": "0.0.0.0:2222", "data_dir": "/r",
             "partner_addrs": "10.0.0.1:2222,10.0.0.2:2222,10.0.0.3:2222,10.0.0.2:2222",

@@ -30,7 +30,7 @@ use crate::types::{Generation, MemberName};
 const FENCE_CHECK: Duration = Duration::from_millis(50);
 
 /// Renew twice per `loop_wait`: the lease then never rests on a renewal older than half a loop,
-/// which leaves the primary `ttl - retry_timeout - loop_wait / 2` (1.5 s by default) to ride
+/// which leaves the primary `ttl - retry_timeout - loop_wait / 2` (2 s by default) to ride
 /// out a Raft leader election before it must fence itself.
 fn renewal_period(dynamic: &DynamicConfig) -> Duration {
     dynamic.loop_wait / 2
@@ -73,8 +73,13 @@ impl LeaseKeeper {
                     self.disarm_watchdog();
                 }
                 Some(generation) if now >= next_renewal || !self.held(generation) => {
-                    self.renew(generation, &dynamic).await;
-                    next_renewal = now + renewal_period(&dynamic);
+                    // After a failure (no Raft leader yet), try again at the next check: the
+                    // moment a new Raft leader is elected counts.
+                    next_renewal = if self.renew(generation, &dynamic).await {
+                        now + renewal_period(&dynamic)
+                    } else {
+                        now + FENCE_CHECK
+                    };
                 }
                 Some(_) => {}
             }
@@ -126,7 +131,8 @@ impl LeaseKeeper {
         matches!(*self.lease.borrow(), LeaseView::Held { generation: g, .. } if g == generation)
     }
 
-    async fn renew(&mut self, generation: Generation, dynamic: &DynamicConfig) {
+    /// One renewal; `true` when it was committed.
+    async fn renew(&mut self, generation: Generation, dynamic: &DynamicConfig) -> bool {
         let sent = self.clock.now();
         let command = Command::RenewLease {
             member: self.me.clone(),
@@ -143,7 +149,7 @@ impl LeaseKeeper {
                     {
                         warn!(error = %err, "fencing stop failed");
                     }
-                    return;
+                    return false;
                 }
                 let valid_until = sent + dynamic.ttl.saturating_sub(dynamic.fence_margin());
                 let was_held = self.held(generation);
@@ -154,13 +160,21 @@ impl LeaseKeeper {
                 if !was_held {
                     info!(%generation, "holding the leader lease");
                 }
+                true
             }
             Ok(Ok(Outcome::Rejected(rejection))) => {
                 info!(%generation, %rejection, "leader lease not renewed");
                 self.lease.send_replace(LeaseView::Unconfirmed);
+                false
             }
-            Ok(Err(err)) => warn!(%generation, error = %err, "could not renew the leader lease"),
-            Err(_) => warn!(%generation, "renewing the leader lease timed out"),
+            Ok(Err(err)) => {
+                warn!(%generation, error = %err, "could not renew the leader lease");
+                false
+            }
+            Err(_) => {
+                warn!(%generation, "renewing the leader lease timed out");
+                false
+            }
         }
     }
 

@@ -37,9 +37,9 @@ pub struct RaftSettings {
     pub data_dir: PathBuf,
     /// Leader heartbeat interval; default 100 ms (see `config::raft` for why).
     pub heartbeat: Duration,
-    /// Default 500 ms.
+    /// Default 400 ms.
     pub election_timeout_min: Duration,
-    /// Default 1000 ms.
+    /// Default 800 ms.
     pub election_timeout_max: Duration,
 }
 
@@ -185,8 +185,8 @@ mod tests {
     fn defaults_are_valid() {
         let s = settings();
         assert_eq!(s.heartbeat, Duration::from_millis(100));
-        assert_eq!(s.election_timeout_min, Duration::from_millis(500));
-        assert_eq!(s.election_timeout_max, Duration::from_millis(1000));
+        assert_eq!(s.election_timeout_min, Duration::from_millis(400));
+        assert_eq!(s.election_timeout_max, Duration::from_millis(800));
         s.validate().unwrap();
         assert_eq!(s.voters().len(), 3);
     }

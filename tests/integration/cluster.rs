@@ -86,6 +86,25 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
         wait_rows(&cluster, i, &acked, Duration::from_secs(20)).await;
     }
 
+    // /metrics speaks Patroni's names: one primary, two replicas.
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let text = get_text(&client, &format!("{}/metrics", node.api()))
+            .await
+            .unwrap();
+        let role = if i == p {
+            "patroni_primary"
+        } else {
+            "patroni_replica"
+        };
+        assert_eq!(
+            metric(&text, role),
+            Some(1.0),
+            "{} {role}:\n{text}",
+            node.name
+        );
+        assert_eq!(metric(&text, "patroni_postgres_running"), Some(1.0));
+    }
+
     // `tribunectl list` shows the three members with one leader.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tribunectl"))
         .args(["--url", &cluster.nodes[0].api(), "list"])
@@ -262,14 +281,17 @@ async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
     )
     .await;
     let sync_index = cluster.nodes.iter().position(|n| n.name == sync).unwrap();
-    assert_eq!(
-        status_code(
-            &client,
-            &format!("{}/sync", cluster.nodes[sync_index].api())
-        )
-        .await,
-        Some(200)
-    );
+    // The standby answers from its own copy of the state, applied a moment after the leader's.
+    wait_for(
+        Duration::from_secs(5),
+        "/sync on the synchronous standby",
+        &cluster,
+        || async {
+            let url = format!("{}/sync", cluster.nodes[sync_index].api());
+            (status_code(&client, &url).await == Some(200)).then_some(())
+        },
+    )
+    .await;
 
     let acks: Acks = Default::default();
     let stop = tokio_util::sync::CancellationToken::new();

@@ -161,7 +161,7 @@ impl Default for Options {
         Self {
             ttl: 3.0,
             loop_wait: 1.0,
-            retry_timeout: 1.0,
+            retry_timeout: 0.5,
             synchronous_mode: false,
             synchronous_mode_strict: false,
             stand_in_watchdog: false,
@@ -449,6 +449,18 @@ pub async fn status_code(client: &reqwest::Client, url: &str) -> Option<u16> {
         .await
         .ok()
         .map(|r| r.status().as_u16())
+}
+
+pub async fn get_text(client: &reqwest::Client, url: &str) -> Option<String> {
+    client.get(url).send().await.ok()?.text().await.ok()
+}
+
+/// The value of `metric` for this member in a `/metrics` text.
+pub fn metric(text: &str, metric: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{metric}{{")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {

@@ -1,0 +1,387 @@
+//! `GET /metrics`: Patroni's metrics (names, types, HELP texts, the `scope`/`name` labels;
+//! reference/patroni.md section 1.8) in the Prometheus text format, plus Tribune's own: the
+//! Raft node, the lease, and whether synchronous replication has degraded. Rendered by hand
+//! from a [`MetricsInput`] so that the output is exactly Patroni's, comment lines included.
+
+use std::fmt::Write;
+
+use crate::state::DbState;
+
+/// Everything the metrics show, gathered by the handler.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsInput {
+    pub scope: String,
+    pub name: String,
+    pub version: String,
+    pub state: DbState,
+    pub running: bool,
+    pub primary: bool,
+    pub replica: bool,
+    pub sync_standby: bool,
+    pub postmaster_start_epoch: f64,
+    pub xlog_location: u64,
+    pub received_location: u64,
+    pub replayed_location: u64,
+    pub replayed_timestamp_epoch: f64,
+    pub replay_paused: bool,
+    /// `None` when not a running standby (Patroni then omits the two replication metrics).
+    pub streaming: Option<bool>,
+    pub server_version: u32,
+    pub cluster_unlocked: bool,
+    pub timeline: u32,
+    pub dcs_last_seen: u64,
+    pub pending_restart: bool,
+    pub paused: bool,
+    // Tribune's own.
+    pub raft_term: u64,
+    pub raft_leader: bool,
+    pub raft_commit_index: u64,
+    pub raft_applied_index: u64,
+    pub raft_store_bytes: u64,
+    pub lease_valid: bool,
+    pub generation: u64,
+    /// Synchronous mode is on but this primary has no synchronous standby: commits are
+    /// acknowledged without one (non-strict) or blocked (strict).
+    pub synchronous_degraded: bool,
+}
+
+/// Patroni's numeric `patroni_postgres_state`.
+fn state_number(state: DbState) -> u8 {
+    match state {
+        DbState::InitializingNewCluster => 0,
+        DbState::InitdbFailed => 1,
+        DbState::CreatingReplica => 4,
+        DbState::Running | DbState::Unknown => 5,
+        DbState::Starting => 6,
+        DbState::StartFailed => 8,
+        DbState::Restarting => 9,
+        DbState::Stopping => 11,
+        DbState::Stopped | DbState::Rewinding => 12,
+        DbState::StopFailed => 13,
+        DbState::Crashed => 14,
+    }
+}
+
+/// `4.1.5` -> `040105`.
+fn version_digits(version: &str) -> String {
+    version
+        .split('.')
+        .take(3)
+        .map(|p| format!("{:02}", p.parse::<u32>().unwrap_or(0)))
+        .collect()
+}
+
+fn b(v: bool) -> u8 {
+    u8::from(v)
+}
+
+pub fn render(m: &MetricsInput) -> String {
+    let labels = format!(
+        "{{scope=\"{}\",name=\"{}\"}}",
+        escape(&m.scope),
+        escape(&m.name)
+    );
+    let mut out = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{labels} {value}");
+    };
+    metric(
+        "patroni_version",
+        "gauge",
+        "Patroni semver without periods.",
+        &version_digits(&m.version),
+    );
+    metric(
+        "patroni_postgres_running",
+        "gauge",
+        "Value is 1 if Postgres is running, 0 otherwise.",
+        &b(m.running),
+    );
+    metric(
+        "patroni_postmaster_start_time",
+        "gauge",
+        "Epoch seconds since Postgres started.",
+        &m.postmaster_start_epoch,
+    );
+    metric(
+        "patroni_primary",
+        "gauge",
+        "Value is 1 if this node is the leader, 0 otherwise.",
+        &b(m.primary),
+    );
+    metric(
+        "patroni_xlog_location",
+        "counter",
+        "Current location of the Postgres transaction log, 0 if this node is not the leader.",
+        &m.xlog_location,
+    );
+    metric(
+        "patroni_standby_leader",
+        "gauge",
+        "Value is 1 if this node is the standby_leader, 0 otherwise.",
+        &0,
+    );
+    metric(
+        "patroni_replica",
+        "gauge",
+        "Value is 1 if this node is a replica, 0 otherwise.",
+        &b(m.replica),
+    );
+    metric(
+        "patroni_sync_standby",
+        "gauge",
+        "Value is 1 if this node is a sync standby, 0 otherwise.",
+        &b(m.sync_standby),
+    );
+    metric(
+        "patroni_quorum_standby",
+        "gauge",
+        "Value is 1 if this node is a quorum standby, 0 otherwise.",
+        &0,
+    );
+    metric(
+        "patroni_xlog_received_location",
+        "counter",
+        "Current location of the received Postgres transaction log, 0 if this node is not a replica.",
+        &m.received_location,
+    );
+    metric(
+        "patroni_xlog_replayed_location",
+        "counter",
+        "Current location of the replayed Postgres transaction log, 0 if this node is not a replica.",
+        &m.replayed_location,
+    );
+    metric(
+        "patroni_xlog_replayed_timestamp",
+        "gauge",
+        "Current timestamp of the replayed Postgres transaction log, 0 if null.",
+        &m.replayed_timestamp_epoch,
+    );
+    metric(
+        "patroni_xlog_paused",
+        "gauge",
+        "Value is 1 if the Postgres xlog is paused, 0 otherwise.",
+        &b(m.replay_paused),
+    );
+    if let Some(streaming) = m.streaming {
+        metric(
+            "patroni_postgres_streaming",
+            "gauge",
+            "Value is 1 if Postgres is streaming, 0 otherwise.",
+            &b(streaming),
+        );
+        metric(
+            "patroni_postgres_in_archive_recovery",
+            "gauge",
+            "Value is 1 if Postgres is replicating from archive, 0 otherwise.",
+            &b(!streaming),
+        );
+    }
+    metric(
+        "patroni_postgres_server_version",
+        "gauge",
+        "Version of Postgres (if running), 0 otherwise.",
+        &m.server_version,
+    );
+    metric(
+        "patroni_cluster_unlocked",
+        "gauge",
+        "Value is 1 if the cluster is unlocked, 0 if locked.",
+        &b(m.cluster_unlocked),
+    );
+    metric(
+        "patroni_failsafe_mode_is_active",
+        "gauge",
+        "Value is 1 if failsafe mode is active, 0 if inactive.",
+        &0,
+    );
+    metric(
+        "patroni_postgres_timeline",
+        "gauge",
+        "Postgres timeline of this node (if running), 0 otherwise.",
+        &m.timeline,
+    );
+    metric(
+        "patroni_dcs_last_seen",
+        "gauge",
+        "Epoch timestamp when DCS was last contacted successfully by Patroni.",
+        &m.dcs_last_seen,
+    );
+    metric(
+        "patroni_pending_restart",
+        "gauge",
+        "Value is 1 if the node needs a restart, 0 otherwise.",
+        &b(m.pending_restart),
+    );
+    metric(
+        "patroni_is_paused",
+        "gauge",
+        "Value is 1 if auto failover is disabled, 0 otherwise.",
+        &b(m.paused),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP patroni_postgres_state Numeric representation of Postgres state."
+    );
+    let _ = writeln!(
+        out,
+        "# Values: 0=initdb, 1=initdb_failed, 2=custom_bootstrap, 3=custom_bootstrap_failed, \
+         4=creating_replica, 5=running, 6=starting, 7=bootstrap_starting, 8=start_failed, \
+         9=restarting, 10=restart_failed, 11=stopping, 12=stopped, 13=stop_failed, 14=crashed"
+    );
+    let _ = writeln!(out, "# TYPE patroni_postgres_state gauge");
+    let _ = writeln!(
+        out,
+        "patroni_postgres_state{labels} {}",
+        state_number(m.state)
+    );
+    let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{labels} {value}");
+    };
+    metric(
+        "tribune_raft_term",
+        "gauge",
+        "Current Raft term of this node.",
+        &m.raft_term,
+    );
+    metric(
+        "tribune_raft_leader",
+        "gauge",
+        "Value is 1 if this node is the Raft leader, 0 otherwise.",
+        &b(m.raft_leader),
+    );
+    metric(
+        "tribune_raft_commit_index",
+        "gauge",
+        "Highest Raft log index known committed.",
+        &m.raft_commit_index,
+    );
+    metric(
+        "tribune_raft_applied_index",
+        "gauge",
+        "Highest Raft log index applied to the cluster state.",
+        &m.raft_applied_index,
+    );
+    metric(
+        "tribune_raft_store_bytes",
+        "gauge",
+        "Size of the Raft store (sled) on disk, bytes.",
+        &m.raft_store_bytes,
+    );
+    metric(
+        "tribune_lease_valid",
+        "gauge",
+        "Value is 1 if this node holds a valid leader lease, 0 otherwise.",
+        &b(m.lease_valid),
+    );
+    metric(
+        "tribune_generation",
+        "gauge",
+        "Cluster generation (the fencing token): rises at every change of primary.",
+        &m.generation,
+    );
+    metric(
+        "tribune_synchronous_degraded",
+        "gauge",
+        "Value is 1 if synchronous mode is on and this primary has no synchronous standby, 0 otherwise.",
+        &b(m.synchronous_degraded),
+    );
+    out
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn primary() -> MetricsInput {
+        MetricsInput {
+            scope: "batman".into(),
+            name: "node1".into(),
+            version: "4.1.5".into(),
+            state: DbState::Running,
+            running: true,
+            primary: true,
+            xlog_location: 134225048,
+            server_version: 150018,
+            timeline: 8,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn samples_carry_patronis_labels_and_values() {
+        let text = render(&primary());
+        assert!(
+            text.contains("patroni_version{scope=\"batman\",name=\"node1\"} 040105\n"),
+            "{text}"
+        );
+        assert!(text.contains("patroni_primary{scope=\"batman\",name=\"node1\"} 1\n"));
+        assert!(
+            text.contains("patroni_xlog_location{scope=\"batman\",name=\"node1\"} 134225048\n")
+        );
+        assert!(text.contains("# TYPE patroni_xlog_location counter\n"));
+        assert!(text.contains("patroni_postgres_state{scope=\"batman\",name=\"node1\"} 5\n"));
+        // A primary is not a replica: no replication state metrics.
+        assert!(!text.contains("patroni_postgres_streaming"));
+    }
+
+    #[test]
+    fn every_metric_has_help_and_type_before_its_sample() {
+        let mut m = primary();
+        m.streaming = Some(true);
+        let text = render(&m);
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.starts_with('#'))
+        {
+            let name = line.split('{').next().unwrap();
+            assert!(
+                lines[i - 1] == format!("# TYPE {name} gauge")
+                    || lines[i - 1] == format!("# TYPE {name} counter"),
+                "{name}"
+            );
+            assert!(
+                lines[..i]
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .any(|l| l.starts_with(&format!("# HELP {name} "))),
+                "{name}"
+            );
+        }
+        assert!(text.contains("# HELP patroni_postgres_state Numeric representation of Postgres state.\n# Values: 0=initdb"));
+        assert!(
+            text.contains(
+                "patroni_postgres_in_archive_recovery{scope=\"batman\",name=\"node1\"} 0\n"
+            )
+        );
+    }
+
+    #[test]
+    fn degraded_synchronous_replication_shows() {
+        let mut m = primary();
+        m.synchronous_degraded = true;
+        assert!(
+            render(&m)
+                .contains("tribune_synchronous_degraded{scope=\"batman\",name=\"node1\"} 1\n")
+        );
+    }
+
+    #[test]
+    fn version_digits_are_zero_padded() {
+        assert_eq!(version_digits("4.1.5"), "040105");
+        assert_eq!(version_digits("0.1.0"), "000100");
+    }
+}
