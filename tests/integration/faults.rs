@@ -324,6 +324,101 @@ async fn strict_mode_replaces_a_lost_synchronous_standby_and_blocks_without_one(
     check_history(&cluster, p, &acks, stop, writer).await;
 }
 
+/// An nftables table that drops every packet to or from one member's loopback address, except
+/// its own traffic to itself: a member cut off from its peers and its clients. Removed on drop,
+/// also when the test fails.
+struct Partition {
+    table: String,
+}
+
+impl Partition {
+    /// `None` (with the reason printed) when this process cannot use nftables.
+    fn isolate(ip: &str) -> Option<Partition> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: a partition needs root to load nftables rules (CI runs as root)");
+            return None;
+        }
+        let table = format!("tribune_test_{}", std::process::id());
+        let rules = format!(
+            "table inet {table} {{\n\
+               chain input {{\n\
+                 type filter hook input priority 0; policy accept;\n\
+                 ip saddr {ip} ip daddr != {ip} drop\n\
+                 ip daddr {ip} ip saddr != {ip} drop\n\
+               }}\n\
+             }}\n"
+        );
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run nft (scripts/setup.sh installs nftables)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "nft refused the partition rules"
+        );
+        Some(Partition { table })
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_cut_off_from_its_peers_fences_itself_and_another_takes_over() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: a partition needs root to load nftables rules (CI runs as root)");
+        return;
+    }
+    let (client, cluster, p, acks, stop, writer) = loaded_cluster().await;
+    let cut_at = Instant::now();
+    let partition = Partition::isolate(&cluster.nodes[p].ip).unwrap();
+    let np = wait_for(
+        Duration::from_secs(30),
+        "a write on another member",
+        &cluster,
+        || async { first_ack_elsewhere(&acks, cut_at, p).map(|(_, node)| node) },
+    )
+    .await;
+    println!(
+        "partition: {} took over {:.2}s after {} was cut off",
+        cluster.nodes[np].name,
+        cut_at.elapsed().as_secs_f64(),
+        cluster.nodes[p].name
+    );
+    // The cut-off primary stopped its database on its own, before anyone was promoted.
+    let log = std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default();
+    assert!(
+        log.contains("the leader lease lapsed: stopping postgres immediately"),
+        "the cut-off primary did not fence itself"
+    );
+    drop(partition);
+    wait_for(
+        Duration::from_secs(60),
+        "the cut-off member to rejoin as a replica",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[p].api())).await?;
+            (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(primary(&client, &cluster).await, Some(np));
+    check_history(&cluster, np, &acks, stop, writer).await;
+}
+
 #[test]
 #[should_panic(expected = "interleaved periods")]
 fn the_overlap_check_catches_two_writable_primaries() {
