@@ -83,9 +83,7 @@ pub fn render(m: &MetricsInput) -> String {
     );
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        let _ = writeln!(out, "{name}{labels} {value}");
+        push_metric(&mut out, &labels, name, kind, help, value)
     };
     metric(
         "patroni_version",
@@ -238,9 +236,7 @@ pub fn render(m: &MetricsInput) -> String {
         state_number(m.state)
     );
     let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        let _ = writeln!(out, "{name}{labels} {value}");
+        push_metric(&mut out, &labels, name, kind, help, value)
     };
     metric(
         "tribune_raft_term",
@@ -291,6 +287,20 @@ pub fn render(m: &MetricsInput) -> String {
         &b(m.synchronous_degraded),
     );
     out
+}
+
+/// One metric: its HELP and TYPE lines, then its sample.
+fn push_metric(
+    out: &mut String,
+    labels: &str,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: &dyn std::fmt::Display,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name}{labels} {value}");
 }
 
 fn escape(v: &str) -> String {

@@ -196,14 +196,11 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
 
     // The crashed node comes back as a standby of the new primary (pg_rewind) and catches up.
     cluster.start(p);
-    wait_for(
-        Duration::from_secs(60),
-        "the old primary to rejoin as a replica",
+    wait_streaming_replica(
+        &client,
         &cluster,
-        || async {
-            let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[p].api())).await?;
-            (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
-        },
+        p,
+        "the old primary to rejoin as a replica",
     )
     .await;
     for id in 3000..3010 {

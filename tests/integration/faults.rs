@@ -160,14 +160,11 @@ async fn a_frozen_primary_agent_is_fenced_before_another_member_is_promoted() {
     // Thawed well past its lease, the agent fences first and rejoins as a standby.
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.signal_agent(p, Signal::SIGCONT);
-    wait_for(
-        Duration::from_secs(60),
-        "the thawed member to rejoin as a replica",
+    wait_streaming_replica(
+        &client,
         &cluster,
-        || async {
-            let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[p].api())).await?;
-            (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
-        },
+        p,
+        "the thawed member to rejoin as a replica",
     )
     .await;
     assert_eq!(primary(&client, &cluster).await, Some(np));
@@ -232,17 +229,12 @@ async fn strict_mode_replaces_a_lost_synchronous_standby_and_blocks_without_one(
     )
     .await;
     let resumed_after = Instant::now();
-    wait_for(
+    wait_for_writes_after(
+        &acks,
+        resumed_after,
         Duration::from_secs(20),
         "writes with the new synchronous standby",
         &cluster,
-        || async {
-            acks.lock()
-                .unwrap()
-                .iter()
-                .any(|(_, t, _)| *t > resumed_after)
-                .then_some(())
-        },
     )
     .await;
 
@@ -297,17 +289,12 @@ async fn strict_mode_replaces_a_lost_synchronous_standby_and_blocks_without_one(
         .await
         .unwrap();
     let back = Instant::now();
-    wait_for(
+    wait_for_writes_after(
+        &acks,
+        back,
         Duration::from_secs(30),
         "writes once the standby is back",
         &cluster,
-        || async {
-            acks.lock()
-                .unwrap()
-                .iter()
-                .any(|(_, t, _)| *t > back)
-                .then_some(())
-        },
     )
     .await;
     wait_for(
@@ -405,14 +392,11 @@ async fn a_primary_cut_off_from_its_peers_fences_itself_and_another_takes_over()
         "the cut-off primary did not fence itself"
     );
     drop(partition);
-    wait_for(
-        Duration::from_secs(60),
-        "the cut-off member to rejoin as a replica",
+    wait_streaming_replica(
+        &client,
         &cluster,
-        || async {
-            let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[p].api())).await?;
-            (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
-        },
+        p,
+        "the cut-off member to rejoin as a replica",
     )
     .await;
     assert_eq!(primary(&client, &cluster).await, Some(np));

@@ -633,6 +633,38 @@ pub async fn prober(nodes: Vec<String>, acks: Acks, stop: tokio_util::sync::Canc
     }
 }
 
+/// Wait until the workload has a write acknowledged after `after`.
+pub async fn wait_for_writes_after(
+    acks: &Acks,
+    after: Instant,
+    limit: Duration,
+    what: &str,
+    cluster: &Cluster,
+) {
+    wait_for(limit, what, cluster, || async {
+        acks.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, t, _)| *t > after)
+            .then_some(())
+    })
+    .await
+}
+
+/// Wait until member `i` reports itself a replica streaming from the primary.
+pub async fn wait_streaming_replica(
+    client: &reqwest::Client,
+    cluster: &Cluster,
+    i: usize,
+    what: &str,
+) {
+    wait_for(Duration::from_secs(60), what, cluster, || async {
+        let doc = get_json(client, &format!("{}/patroni", cluster.nodes[i].api())).await?;
+        (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
+    })
+    .await
+}
+
 /// The first write acknowledged after `after` by a member other than `excluded`: when and by
 /// which member.
 pub fn first_ack_elsewhere(
