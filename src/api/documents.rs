@@ -29,16 +29,30 @@ fn dynamic(inner: &Inner, cluster: &ClusterState) -> DynamicConfig {
         .unwrap_or_else(|_| inner.config.bootstrap.dynamic.clone())
 }
 
-/// Whether `name` is a synchronous standby of the current leader (synchronous mode on).
-fn is_sync_standby(cluster: &ClusterState, dynamic: &DynamicConfig, name: &str) -> bool {
-    dynamic.synchronous_mode != crate::config::SynchronousMode::Off
-        && cluster.leader.as_ref().is_some_and(|l| {
-            cluster.sync.leader.as_ref() == Some(&l.member)
-                && cluster
-                    .sync
-                    .standbys_of(l.generation)
-                    .is_some_and(|s| s.iter().any(|m| m.as_str() == name))
-        })
+/// How the current leader's `sync` record lists a member (Patroni's `/sync` key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SyncRole {
+    None,
+    /// `synchronous_mode: on`: a synchronous standby (`sync_standby`).
+    Sync,
+    /// `synchronous_mode: quorum`: a quorum voter (`quorum_standby`).
+    Quorum,
+}
+
+fn sync_role(cluster: &ClusterState, dynamic: &DynamicConfig, name: &str) -> SyncRole {
+    let listed = cluster.leader.as_ref().is_some_and(|l| {
+        cluster.sync.leader.as_ref() == Some(&l.member)
+            && cluster
+                .sync
+                .standbys_of(l.generation)
+                .is_some_and(|s| s.iter().any(|m| m.as_str() == name))
+    });
+    match dynamic.synchronous_mode {
+        _ if !listed => SyncRole::None,
+        crate::config::SynchronousMode::Off => SyncRole::None,
+        crate::config::SynchronousMode::On => SyncRole::Sync,
+        crate::config::SynchronousMode::Quorum => SyncRole::Quorum,
+    }
 }
 
 /// The leader's last reported WAL position (Patroni's `/status` optime).
@@ -77,8 +91,8 @@ pub fn facts(inner: &Inner) -> Facts {
             noloadbalance,
             tags,
             replay_lag: lag(view.status.replayed_lsn),
-            sync_standby: is_sync_standby(&cluster, &dynamic, me.as_str()),
-            quorum_standby: false,
+            sync_standby: sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Sync,
+            quorum_standby: sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Quorum,
         },
         ttl: dynamic.ttl,
         paused: dynamic.pause,
@@ -108,13 +122,10 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
     });
     let synchronous_degraded = primary
         && dynamic.synchronous_mode != crate::config::SynchronousMode::Off
-        && cluster.leader.as_ref().is_some_and(|l| {
-            &l.member == me
-                && cluster
-                    .sync
-                    .standbys_of(l.generation)
-                    .is_none_or(|standbys| standbys.is_empty())
-        });
+        && cluster
+            .leader
+            .as_ref()
+            .is_some_and(|l| &l.member == me && cluster.sync.copies_of(l.generation) == 0);
     super::metrics::MetricsInput {
         scope: inner.config.scope.clone(),
         name: me.to_string(),
@@ -123,7 +134,8 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         running,
         primary,
         replica,
-        sync_standby: replica && is_sync_standby(&cluster, &dynamic, me.as_str()),
+        sync_standby: replica && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Sync,
+        quorum_standby: replica && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Quorum,
         postmaster_start_epoch: s
             .postmaster_start_time
             .as_deref()
@@ -248,6 +260,8 @@ pub struct StatusDocument {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sync_standby: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub quorum_standby: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timeline: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub replication_state: Option<String>,
@@ -303,8 +317,11 @@ pub fn status(inner: &Inner) -> StatusDocument {
         server_version: running.then_some(s.server_version).flatten(),
         xlog,
         sync_standby: (s.role == Some(DbRole::Standby)
-            && is_sync_standby(&cluster, &dynamic, me.as_str()))
-        .then_some(true),
+            && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Sync)
+            .then_some(true),
+        quorum_standby: (s.role == Some(DbRole::Standby)
+            && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Quorum)
+            .then_some(true),
         timeline: running.then(|| s.timeline.map(|t| t.0)).flatten(),
         replication_state: (running && s.role == Some(DbRole::Standby)).then(|| {
             if s.streaming {
@@ -402,10 +419,12 @@ fn cluster_member(
         name: name.to_owned(),
         role: if is_leader {
             "leader"
-        } else if is_sync_standby(cluster, dynamic, name) {
-            "sync_standby"
         } else {
-            "replica"
+            match sync_role(cluster, dynamic, name) {
+                SyncRole::Sync => "sync_standby",
+                SyncRole::Quorum => "quorum_standby",
+                SyncRole::None => "replica",
+            }
         }
         .to_owned(),
         state,

@@ -18,6 +18,7 @@ pub struct MetricsInput {
     pub primary: bool,
     pub replica: bool,
     pub sync_standby: bool,
+    pub quorum_standby: bool,
     pub postmaster_start_epoch: f64,
     pub xlog_location: u64,
     pub received_location: u64,
@@ -137,7 +138,7 @@ pub fn render(m: &MetricsInput) -> String {
         "patroni_quorum_standby",
         "gauge",
         "Value is 1 if this node is a quorum standby, 0 otherwise.",
-        &0,
+        &b(m.quorum_standby),
     );
     metric(
         "patroni_xlog_received_location",

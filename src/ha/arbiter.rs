@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use std::collections::BTreeSet;
+
 use super::candidate;
-use crate::state::{ClusterState, Command};
-use crate::types::{Generation, UnixMillis};
+use crate::state::{ClusterState, Command, FailoverIntent, SyncRecord};
+use crate::types::{Generation, Lsn, MemberName, UnixMillis};
 
 /// The Raft leader's countdown for the current lease: which renewal it saw last, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,18 +86,16 @@ pub fn arbitrate(
     if settings.paused {
         return None;
     }
-    // In synchronous mode only the ended generation's synchronous standbys are sure to hold
-    // every acknowledged commit. With none recorded the primary ran asynchronously (degraded,
-    // non-strict: any standby will do) or blocked every commit (strict: nobody may be promoted
-    // on a guess).
-    let allowed = if settings.synchronous {
-        let record = cluster
-            .sync
-            .standbys_of(intent.ended)
-            .filter(|_| cluster.sync.leader == intent.former_leader)
-            .filter(|s| !s.is_empty());
+    // In synchronous mode the `sync` record of the ended generation says where acknowledged
+    // commits are: on all but `quorum` of its standbys. With none recorded the primary ran
+    // asynchronously (degraded, non-strict: any standby will do) or blocked every commit
+    // (strict: nobody may be promoted on a guess).
+    let record = if settings.synchronous {
+        let record = Some(&cluster.sync)
+            .filter(|r| r.former_leader_matches(intent.former_leader.as_ref()))
+            .filter(|r| r.copies_of(intent.ended) > 0);
         match record {
-            Some(standbys) => Some(standbys),
+            Some(record) => Some(record),
             None if settings.strict => return None,
             None => None,
         }
@@ -107,8 +107,11 @@ pub fn arbitrate(
     let awaiting: Vec<_> = cluster
         .members
         .iter()
-        .filter(|(name, m)| candidate::may_promote(name, m, intent).is_ok())
-        .filter(|(name, _)| allowed.is_none_or(|a| a.contains(*name)))
+        .filter(|(name, m)| match record {
+            // Every voter's position counts, even one that may not be promoted itself.
+            Some(record) => record.standbys.contains(*name),
+            None => candidate::may_promote(name, m, intent).is_ok(),
+        })
         .filter(|(name, _)| !intent.reports.contains_key(*name))
         // A member that has not reported for two ttl is presumed down: do not wait for it.
         .filter(|(_, m)| wall_now.0.saturating_sub(m.reported_at.0) <= 2 * ttl_ms)
@@ -117,9 +120,19 @@ pub fn arbitrate(
     if !awaiting.is_empty() && waited < ttl_ms {
         return None;
     }
-    let best = candidate::ranked(cluster, intent, settings.maximum_lag_on_failover, allowed)
-        .into_iter()
-        .next()?;
+    let holders = record.map(|r| commit_holders(r, intent));
+    if holders.as_ref().is_some_and(|h| h.is_empty()) {
+        // Fewer than `quorum + 1` voters reported: an acknowledged commit may be on the others.
+        return None;
+    }
+    let best = candidate::ranked(
+        cluster,
+        intent,
+        settings.maximum_lag_on_failover,
+        holders.as_ref(),
+    )
+    .into_iter()
+    .next()?;
     Some((
         Command::Promote {
             member: best.clone(),
@@ -130,6 +143,29 @@ pub fn arbitrate(
             intent.ended
         ),
     ))
+}
+
+/// The voters of `record` sure to hold every acknowledged commit, judged by the positions
+/// reported for `intent`: each commit is on all but `quorum` voters, so with `r` voters reported
+/// it is on at least `r - quorum` of them, and so on each of the `r - quorum` most advanced
+/// (WAL is a common prefix). Empty until `quorum + 1` voters reported.
+pub fn commit_holders(record: &SyncRecord, intent: &FailoverIntent) -> BTreeSet<MemberName> {
+    let mut reported: Vec<(&MemberName, Lsn)> = record
+        .standbys
+        .iter()
+        .filter_map(|name| intent.reports.get(name).map(|r| (name, r.lsn)))
+        .collect();
+    let quorum = record.quorum as usize;
+    if reported.len() <= quorum {
+        return BTreeSet::new();
+    }
+    reported.sort_by_key(|(_, lsn)| std::cmp::Reverse(*lsn));
+    let threshold = reported[reported.len() - quorum - 1].1;
+    reported
+        .into_iter()
+        .filter(|(_, lsn)| *lsn >= threshold)
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -294,13 +330,153 @@ mod tests {
         assert!(reason.contains("most advanced"), "{reason}");
     }
 
-    fn with_sync_record(mut c: ClusterState, standbys: &[&str]) -> ClusterState {
+    fn with_sync_record(c: ClusterState, standbys: &[&str]) -> ClusterState {
+        with_quorum_record(c, standbys, 0)
+    }
+
+    fn with_quorum_record(mut c: ClusterState, standbys: &[&str], quorum: u32) -> ClusterState {
         c.sync = crate::state::SyncRecord {
             generation: Generation(4),
             leader: Some("a".into()),
             standbys: standbys.iter().map(|s| MemberName::from(*s)).collect(),
+            quorum,
         };
         c
+    }
+
+    /// Quorum commit, `ANY k` of n voters: promotion needs n - k + 1 voters' positions, and
+    /// then only a voter at least as advanced as the (n - k + 1)-th most advanced of them.
+    #[test]
+    fn quorum_commit_promotes_after_enough_voters_reported() {
+        let sync = ArbiterSettings {
+            synchronous: true,
+            ..settings()
+        };
+        let voters = ["b", "c", "d"];
+        let live = ["a", "b", "c", "d"];
+        let promote = |m: &str| {
+            Some(Command::Promote {
+                member: m.into(),
+                ended: Generation(4),
+            })
+        };
+        struct Case {
+            name: &'static str,
+            quorum: u32,
+            reports: &'static [(&'static str, u64)],
+            expect: Option<Command>,
+        }
+        let cases = [
+            Case {
+                name: "ANY 1 of 3: one position could be the only copy's absence; wait for 3",
+                quorum: 2,
+                reports: &[("b", 90), ("c", 95)],
+                expect: None,
+            },
+            Case {
+                name: "ANY 1 of 3: with all three, the most advanced",
+                quorum: 2,
+                reports: &[("b", 90), ("c", 95), ("d", 80)],
+                expect: promote("c"),
+            },
+            Case {
+                name: "ANY 2 of 3: two positions suffice, the more advanced of them",
+                quorum: 1,
+                reports: &[("b", 90), ("d", 80)],
+                expect: promote("b"),
+            },
+            Case {
+                name: "ANY 2 of 3: one position is not enough",
+                quorum: 1,
+                reports: &[("d", 80)],
+                expect: None,
+            },
+            Case {
+                name: "ANY 2 of 3 with three reports: either of the two most advanced holds all",
+                quorum: 1,
+                reports: &[("b", 90), ("c", 90), ("d", 80)],
+                expect: promote("b"),
+            },
+            Case {
+                name: "FIRST 3: every voter holds all; one position suffices",
+                quorum: 0,
+                reports: &[("d", 80)],
+                expect: promote("d"),
+            },
+        ];
+        let mut failures = Vec::new();
+        for case in cases {
+            let c = with_quorum_record(
+                leaderless(case.reports, &live, 10_000),
+                &voters,
+                case.quorum,
+            );
+            let watch = LeaseWatch::restart(&c, Instant::now());
+            // Long after the intent opened: nobody is waited for any more.
+            let got =
+                arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(60_000)).map(|(c, _)| c);
+            if got != case.expect {
+                failures.push(format!(
+                    "{}: expected {:?}, got {got:?}",
+                    case.name, case.expect
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn a_nofailover_voter_counts_but_is_not_promoted() {
+        let sync = ArbiterSettings {
+            synchronous: true,
+            ..settings()
+        };
+        let mut c = with_quorum_record(
+            leaderless(&[("b", 90), ("c", 95)], &["a", "b", "c"], 10_000),
+            &["b", "c"],
+            1,
+        );
+        c.members.get_mut(&MemberName::from("c")).unwrap().tags =
+            serde_json::from_value(serde_json::json!({"nofailover": true})).unwrap();
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        // ANY 1 of (b, c): c holds commits b may lack, and c may not be promoted: nobody is.
+        assert_eq!(
+            arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(60_000)),
+            None
+        );
+        // Had b caught up with c, b would hold every acknowledged commit.
+        let intent = c.failover.as_mut().unwrap();
+        intent.reports.get_mut(&MemberName::from("b")).unwrap().lsn = Lsn(95);
+        let (cmd, _) = arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(60_000)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "b".into(),
+                ended: Generation(4)
+            }
+        );
+    }
+
+    #[test]
+    fn promotion_waits_for_a_voter_that_cannot_be_promoted() {
+        let sync = ArbiterSettings {
+            synchronous: true,
+            ..settings()
+        };
+        let mut c = with_quorum_record(
+            leaderless(&[("b", 90)], &["a", "b", "c"], 10_000),
+            &["b", "c"],
+            0,
+        );
+        c.members.get_mut(&MemberName::from("c")).unwrap().tags =
+            serde_json::from_value(serde_json::json!({"nofailover": true})).unwrap();
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        // FIRST 2: b alone would do, but the arbiter first gives the live voter c time to report.
+        assert_eq!(
+            arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(10_500)),
+            None
+        );
+        assert!(arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(13_100)).is_some());
     }
 
     #[test]

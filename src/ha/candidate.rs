@@ -38,8 +38,8 @@ pub fn may_promote(
     Ok(())
 }
 
-/// The reported candidates of `intent`, best first. `allowed`, in synchronous mode, is the
-/// ended generation's synchronous standbys: nobody else is sure to hold every commit.
+/// The reported candidates of `intent`, best first. `allowed`, in synchronous mode, holds the
+/// voters of the ended generation sure to hold every acknowledged commit (`arbiter::commit_holders`).
 pub fn ranked<'a>(
     cluster: &'a ClusterState,
     intent: &'a FailoverIntent,

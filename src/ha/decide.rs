@@ -116,7 +116,14 @@ fn lease_holder(
                         format!("recording the switch to timeline {timeline} in the history"),
                     );
                 }
-                match super::sync::plan(me, generation, o.cluster, o.db, &o.settings.sync) {
+                match super::sync::plan(
+                    me,
+                    generation,
+                    o.cluster,
+                    o.db,
+                    o.memory.sync_names_applied.as_ref(),
+                    &o.settings.sync,
+                ) {
                     Some((action, reason)) => {
                         Decision::act(vec![action, Action::SyncSlots], reason)
                     }
@@ -277,9 +284,8 @@ fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Dec
     let Some(intent) = &o.cluster.failover else {
         return Decision::idle("waiting for a leader");
     };
-    if o.settings.nofailover {
-        return Decision::idle("following a different leader because I am not allowed to promote");
-    }
+    // A `nofailover` member reports too: in synchronous mode its position is a vote that
+    // tells where acknowledged commits are, though it is never promoted itself.
     if intent.former_leader.as_ref() == Some(o.me) {
         return Decision::idle("waiting for a new leader: I was the leader whose lease ended");
     }

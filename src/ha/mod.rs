@@ -95,6 +95,18 @@ pub struct Memory {
     pub fenced_after: Option<Generation>,
     /// The ended generation for which this standby stopped streaming from the old primary.
     pub detached_after: Option<Generation>,
+    /// The `synchronous_standby_names` this primary last set, and the WAL position it had
+    /// reached once the server used them (see `sync`).
+    pub sync_names_applied: Option<SyncNamesApplied>,
+}
+
+/// `synchronous_standby_names` as applied by the primary of `generation`: every commit
+/// acknowledged before WAL position `at` may have waited for other standbys than these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncNamesApplied {
+    pub generation: Generation,
+    pub value: String,
+    pub at: crate::types::Lsn,
 }
 
 /// What to do, and the one sentence that says why (logged once per tick, shown by the API).
@@ -178,13 +190,17 @@ pub enum Action {
     RecordHistory {
         timeline: Timeline,
     },
-    /// Propose the synchronous standbys PostgreSQL confirmed (`SetSync`).
+    /// Propose the `sync` record: every acknowledged commit is on all but `quorum` of
+    /// `standbys` (`SetSync`).
     SetSyncRecord {
         generation: Generation,
         standbys: std::collections::BTreeSet<MemberName>,
+        quorum: u32,
     },
-    /// Set `synchronous_standby_names` on the primary.
+    /// Set `synchronous_standby_names` on the primary of `generation` and note the WAL
+    /// position at which the server uses it.
     SetSyncNames {
+        generation: Generation,
         value: String,
     },
 }

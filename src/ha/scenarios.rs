@@ -635,14 +635,28 @@ fn scenarios(now: Instant) -> Vec<Row> {
         .seen_by("b")
         .expect(vec![], "waiting for the failover decision"),
         row(
-            "nofailover standby does not report",
+            "nofailover standby reports too (its position is a quorum vote)",
             Leaderless { former: "a" },
             Disk::Standby,
             Db::Standby { lsn: 55 },
         )
         .seen_by("c")
         .settings(|s| s.nofailover = true)
-        .expect(vec![], "not allowed to promote"),
+        .expect(
+            vec![
+                Action::FencePeer {
+                    member: "a".into(),
+                    ended: Generation(5),
+                },
+                Action::StopStreaming {
+                    ended: Generation(5),
+                },
+                Action::AckFailover {
+                    ended: Generation(5),
+                },
+            ],
+            "reporting WAL position",
+        ),
         row(
             "the member whose lease ended does not report",
             Leaderless { former: "a" },

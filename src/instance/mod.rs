@@ -277,8 +277,13 @@ pub trait Instance: Send + Sync {
 
     /// Make the primary wait for these standbys (`FIRST n (...)`, `ANY k (...)`, `*`, or empty
     /// for asynchronous replication), kept across restarts. Returns once the running server
-    /// uses the value; on a standby it is only remembered for a later promotion.
-    async fn set_synchronous_standby_names(&self, value: &str) -> Result<(), InstanceError>;
+    /// uses the value, with the primary's WAL position read after that: every commit
+    /// acknowledged earlier lies before it. On a standby the value is only remembered for a
+    /// later promotion (`None`).
+    async fn set_synchronous_standby_names(
+        &self,
+        value: &str,
+    ) -> Result<Option<Lsn>, InstanceError>;
 
     /// Fence another member's database over SQL (its agent may be frozen): make it refuse to
     /// acknowledge writes and end its client sessions. Never fails for an unreachable peer:

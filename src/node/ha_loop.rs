@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::clock::Clock;
 use crate::config::{Config, DynamicConfig, SynchronousMode};
 use crate::ha::sync::{SyncMode, SyncSettings};
-use crate::ha::{Action, HaSettings, LeaseView, Memory, Observation, decide};
+use crate::ha::{Action, HaSettings, LeaseView, Memory, Observation, SyncNamesApplied, decide};
 use crate::instance::{DataDir, Instance, Upstream};
 use crate::node::report::{member_record, worth_reporting};
 use crate::node::view::LocalView;
@@ -37,23 +37,14 @@ pub struct HaLoop {
     slots_for: Option<Vec<MemberName>>,
 }
 
-/// The synchronous replication settings `decide` works with. `quorum` (ANY k) runs as `on`
-/// (FIRST n: every synchronous standby acknowledges each commit), which guarantees at least as
-/// much; quorum commit proper is not built yet, and the agent says so at each tick in the log.
+/// The synchronous replication settings `decide` works with.
 fn sync_settings(dynamic: &DynamicConfig) -> SyncSettings {
-    let mode = match dynamic.synchronous_mode {
-        SynchronousMode::Off => SyncMode::Off,
-        SynchronousMode::On => SyncMode::On,
-        SynchronousMode::Quorum => {
-            warn!(
-                "synchronous_mode: quorum runs as synchronous_mode: on (every synchronous \
-                 standby acknowledges each commit); quorum commit is not supported yet"
-            );
-            SyncMode::On
-        }
-    };
     SyncSettings {
-        mode,
+        mode: match dynamic.synchronous_mode {
+            SynchronousMode::Off => SyncMode::Off,
+            SynchronousMode::On => SyncMode::On,
+            SynchronousMode::Quorum => SyncMode::Quorum,
+        },
         strict: dynamic.synchronous_mode_strict,
         node_count: dynamic.synchronous_node_count,
     }
@@ -390,8 +381,13 @@ impl HaLoop {
                 // Strict synchronous mode: no commit may be acknowledged before a standby has
                 // it, not even in the moment before the loop names the synchronous standbys.
                 let settings = sync_settings(&self.dynamic(cluster));
-                if settings.mode == SyncMode::On && settings.strict {
-                    instance.set_synchronous_standby_names("*").await?;
+                if settings.mode != SyncMode::Off && settings.strict {
+                    let block = crate::ha::sync::standby_names(
+                        &crate::ha::sync::Copies::default(),
+                        settings.mode,
+                        true,
+                    );
+                    instance.set_synchronous_standby_names(&block).await?;
                 }
                 // Others rewind against this primary: a checkpoint makes its new timeline
                 // visible in pg_control (Patroni does the same after promote).
@@ -482,19 +478,27 @@ impl HaLoop {
             Action::SetSyncRecord {
                 generation,
                 standbys,
+                quorum,
             } => {
                 self.propose(Command::SetSync {
                     member: me,
                     generation: *generation,
                     standbys: standbys.clone(),
+                    quorum: *quorum,
                 })
                 .await
             }
-            Action::SetSyncNames { value } => {
+            Action::SetSyncNames { generation, value } => {
                 self.require_lease()?;
-                self.instance()?
+                let at = self
+                    .instance()?
                     .set_synchronous_standby_names(value)
                     .await?;
+                self.memory.sync_names_applied = at.map(|at| SyncNamesApplied {
+                    generation: *generation,
+                    value: value.clone(),
+                    at,
+                });
                 Ok(())
             }
             Action::RecordHistory { timeline } => {

@@ -177,12 +177,20 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             member,
             generation,
             standbys,
+            quorum,
         } => {
             held_lease(state, member, *generation)?;
+            if *quorum as usize > standbys.len() {
+                return Err(Rejection::QuorumTooLarge {
+                    quorum: *quorum,
+                    standbys: standbys.len(),
+                });
+            }
             state.sync = super::SyncRecord {
                 generation: *generation,
                 leader: Some(member.clone()),
                 standbys: standbys.clone(),
+                quorum: *quorum,
             };
             Ok(())
         }
@@ -553,6 +561,7 @@ mod tests {
                 member: name("b"),
                 generation: Generation(1),
                 standbys: standbys.clone(),
+                quorum: 0,
             },
         );
         assert!(matches!(
@@ -568,6 +577,7 @@ mod tests {
                     member: name("a"),
                     generation: Generation(1),
                     standbys: standbys.clone(),
+                    quorum: 0,
                 }
             )
             .is_applied()

@@ -61,24 +61,40 @@ impl ClusterState {
     }
 }
 
-/// The synchronous standbys of one leader generation. It never claims more than PostgreSQL
-/// guarantees: a standby enters only after PostgreSQL reports it synchronous, and leaves
-/// `synchronous_standby_names` only after it has left this record (DESIGN section 5, rule 1).
-/// With `synchronous_standby_names = FIRST n (...)` every listed standby acknowledges every
-/// commit, so any member of the record may be promoted without losing one.
+/// The synchronous standbys of one leader generation (Patroni's `/sync` key): every commit the
+/// primary acknowledged in this generation is on at least `standbys.len() - quorum` of
+/// `standbys`. So a failover that has the positions of `quorum + 1` of them finds every
+/// acknowledged commit on the most advanced one; with `quorum` 0 (`FIRST n`) any one will do.
+/// It never claims more than PostgreSQL guaranteed (DESIGN section 5, rule 1; the steps that
+/// keep this true are in `ha::sync`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRecord {
     /// The leader generation the record belongs to; a record of an older generation says
     /// nothing about the current primary's commits.
     pub generation: Generation,
     pub leader: Option<MemberName>,
+    /// The voters: standbys that hold acknowledged commits.
     pub standbys: BTreeSet<MemberName>,
+    /// How many voters may lack a given acknowledged commit.
+    #[serde(default)]
+    pub quorum: u32,
 }
 
 impl SyncRecord {
     /// The synchronous standbys of `generation` (empty for a record of another generation).
     pub fn standbys_of(&self, generation: Generation) -> Option<&BTreeSet<MemberName>> {
         (self.generation == generation && self.leader.is_some()).then_some(&self.standbys)
+    }
+
+    /// Whether the record was written by `leader` (the primary whose lease ended).
+    pub fn former_leader_matches(&self, leader: Option<&MemberName>) -> bool {
+        self.leader.is_some() && self.leader.as_ref() == leader
+    }
+
+    /// How many voters every acknowledged commit of `generation` is on (0: no claim).
+    pub fn copies_of(&self, generation: Generation) -> usize {
+        self.standbys_of(generation)
+            .map_or(0, |s| s.len().saturating_sub(self.quorum as usize))
     }
 }
 
@@ -190,11 +206,13 @@ pub enum Command {
     },
     /// The new primary records the timeline switch it made.
     AddHistory { entry: HistoryEntry },
-    /// The primary records which standbys PostgreSQL confirms synchronous (CAS on its lease).
+    /// The primary records which standbys hold its acknowledged commits (CAS on its lease).
     SetSync {
         member: MemberName,
         generation: Generation,
         standbys: BTreeSet<MemberName>,
+        #[serde(default)]
+        quorum: u32,
     },
     /// Replace the dynamic configuration.
     SetConfig { config: serde_json::Value },
@@ -261,4 +279,6 @@ pub enum Rejection {
     NoFailover { ended: Generation },
     #[error("{member} is not a member of this cluster")]
     UnknownMember { member: MemberName },
+    #[error("a quorum of {quorum} exceeds the {standbys} synchronous standbys")]
+    QuorumTooLarge { quorum: u32, standbys: usize },
 }

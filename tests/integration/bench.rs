@@ -26,7 +26,7 @@ async fn bench_crash_failover() {
     let mut cluster = Cluster::new(
         3,
         Options {
-            synchronous_mode: true,
+            synchronous_mode: "true",
             ..Options::default()
         },
     );
@@ -125,7 +125,7 @@ async fn bench_idle_under_cpu_stress() {
     let mut cluster = Cluster::new(
         3,
         Options {
-            synchronous_mode: true,
+            synchronous_mode: "true",
             ..Options::default()
         },
     );

@@ -249,46 +249,82 @@ async fn all_agents_restart_with_the_same_primary_and_no_loss() {
 /// workload loses no acknowledged write, and only the synchronous standby is promoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
+    crash_in_synchronous_mode("true").await;
+}
+
+/// Quorum commit (`ANY 1` of both standbys): the primary waits for either standby, the
+/// failover waits for both positions and promotes the more advanced, losing no acknowledged
+/// write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_commit_loses_no_acknowledged_write_in_a_crash() {
+    crash_in_synchronous_mode("quorum").await;
+}
+
+async fn crash_in_synchronous_mode(mode: &'static str) {
+    let quorum = mode == "quorum";
+    let (role, endpoint, voters) = if quorum {
+        ("quorum_standby", "quorum", 2)
+    } else {
+        ("sync_standby", "sync", 1)
+    };
     let client = http_client();
     let mut cluster = Cluster::new(
         3,
         Options {
-            synchronous_mode: true,
+            synchronous_mode: mode,
             ..Options::default()
         },
     );
     cluster.start_all();
     let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
     create_table(&cluster.nodes[p]).await;
-    // One standby becomes synchronous: the REST API and the replicated record agree.
+    // The standbys become synchronous: the REST API and the replicated record agree.
     let sync = wait_for(
         Duration::from_secs(30),
-        "a synchronous standby",
+        "the synchronous standbys",
         &cluster,
         || async {
             let doc = get_json(&client, &format!("{}/cluster", cluster.nodes[p].api())).await?;
             let members = doc["members"].as_array()?;
-            let sync: Vec<String> = members
+            let sync: Vec<usize> = members
                 .iter()
-                .filter(|m| m["role"] == "sync_standby")
-                .map(|m| m["name"].as_str().unwrap_or_default().to_owned())
+                .filter(|m| m["role"] == role)
+                .filter_map(|m| {
+                    cluster
+                        .nodes
+                        .iter()
+                        .position(|n| m["name"] == n.name.as_str())
+                })
                 .collect();
-            (sync.len() == 1).then(|| sync[0].clone())
+            (sync.len() == voters).then_some(sync)
         },
     )
     .await;
-    let sync_index = cluster.nodes.iter().position(|n| n.name == sync).unwrap();
-    // The standby answers from its own copy of the state, applied a moment after the leader's.
-    wait_for(
-        Duration::from_secs(5),
-        "/sync on the synchronous standby",
-        &cluster,
-        || async {
-            let url = format!("{}/sync", cluster.nodes[sync_index].api());
-            (status_code(&client, &url).await == Some(200)).then_some(())
-        },
-    )
-    .await;
+    // Each standby answers from its own copy of the state, applied a moment after the leader's.
+    for &i in &sync {
+        wait_for(
+            Duration::from_secs(5),
+            &format!("/{endpoint} on a synchronous standby"),
+            &cluster,
+            || async {
+                let url = format!("{}/{endpoint}", cluster.nodes[i].api());
+                (status_code(&client, &url).await == Some(200)).then_some(())
+            },
+        )
+        .await;
+    }
+    let names = connect(&cluster.nodes[p])
+        .await
+        .expect("connect to the primary")
+        .query_one("SHOW synchronous_standby_names", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0);
+    let method = if quorum { "ANY 1 (" } else { "FIRST 1 (" };
+    assert!(
+        names.starts_with(method),
+        "synchronous_standby_names is {names:?}"
+    );
 
     let acks: Acks = Default::default();
     let stop = tokio_util::sync::CancellationToken::new();
@@ -313,8 +349,8 @@ async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
         cluster.nodes[np].name,
         crashed_at.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        np, sync_index,
+    assert!(
+        sync.contains(&np),
         "a standby that was not synchronous was promoted"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;

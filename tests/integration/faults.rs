@@ -24,7 +24,7 @@ async fn loaded_cluster_with(
     let mut cluster = Cluster::new(
         3,
         Options {
-            synchronous_mode: true,
+            synchronous_mode: "true",
             synchronous_mode_strict: strict,
             ..Options::default()
         },

@@ -149,8 +149,10 @@ pub struct Options {
     pub ttl: f64,
     pub loop_wait: f64,
     pub retry_timeout: f64,
-    pub synchronous_mode: bool,
+    /// `synchronous_mode` as written in the config: `false`, `true` or `quorum`.
+    pub synchronous_mode: &'static str,
     pub synchronous_mode_strict: bool,
+    pub synchronous_node_count: u32,
     /// `watchdog: mode: required` on a stand-in device file (`<node>/watchdog`), never a real
     /// device.
     pub stand_in_watchdog: bool,
@@ -162,8 +164,9 @@ impl Default for Options {
             ttl: 3.0,
             loop_wait: 1.0,
             retry_timeout: 0.5,
-            synchronous_mode: false,
+            synchronous_mode: "false",
             synchronous_mode_strict: false,
+            synchronous_node_count: 1,
             stand_in_watchdog: false,
         }
     }
@@ -226,6 +229,7 @@ bootstrap:
     maximum_lag_on_failover: 1048576
     synchronous_mode: {sync}
     synchronous_mode_strict: {strict}
+    synchronous_node_count: {sync_count}
     postgresql:
       use_pg_rewind: true
       use_slots: true
@@ -273,6 +277,7 @@ log:
                 retry = options.retry_timeout,
                 sync = options.synchronous_mode,
                 strict = options.synchronous_mode_strict,
+                sync_count = options.synchronous_node_count,
                 watchdog = if options.stand_in_watchdog {
                     fs::write(node.dir.join("watchdog"), b"").unwrap();
                     format!(

@@ -45,7 +45,7 @@ use super::{
     PeerFence, StopMode, Upstream,
 };
 use crate::state::DbState;
-use crate::types::{Generation, MemberName};
+use crate::types::{Generation, Lsn, MemberName};
 use controldata::PidFile;
 use settings::has_pg_version;
 
@@ -997,12 +997,15 @@ impl Instance for Postgres {
         Ok(())
     }
 
-    async fn set_synchronous_standby_names(&self, value: &str) -> Result<(), InstanceError> {
+    async fn set_synchronous_standby_names(
+        &self,
+        value: &str,
+    ) -> Result<Option<Lsn>, InstanceError> {
         const OP: &str = "set synchronous_standby_names";
         *self.sync_names.lock().unwrap_or_else(|e| e.into_inner()) = value.to_owned();
         if self.role(QUERY_TIMEOUT).await.ok() != Some(DbRole::Primary) {
             // Kept for the next start as primary; a standby ignores it.
-            return Ok(());
+            return Ok(None);
         }
         self.write_config(None)?;
         self.sql_for(OP, "SELECT pg_catalog.pg_reload_conf()", QUERY_TIMEOUT)
@@ -1013,7 +1016,15 @@ impl Instance for Postgres {
             "SELECT pg_catalog.current_setting('synchronous_standby_names')",
             value,
         )
-        .await
+        .await?;
+        let rows = self
+            .sql_for(OP, "SELECT pg_catalog.pg_current_wal_lsn()", QUERY_TIMEOUT)
+            .await?;
+        let text: Option<&str> = rows.first().and_then(|r| r.try_get(0).ok().flatten());
+        let lsn = text.and_then(|t| t.parse::<Lsn>().ok()).ok_or_else(|| {
+            InstanceError::failed(OP, format!("pg_current_wal_lsn() returned {text:?}"))
+        })?;
+        Ok(Some(lsn))
     }
 
     async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError> {
