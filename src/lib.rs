@@ -6,6 +6,7 @@
 //! - [`types`]: newtypes shared by every layer (`MemberName`, `Generation`, `Lsn`, `Timeline`).
 //! - [`config`]: the Patroni-compatible YAML configuration; parsed and validated once at start.
 //! - [`clock`]: the monotonic clock trait, real and manual.
+//! - [`timestamp`]: wall-clock times as text (Patroni's forms, operators' scheduled times).
 //! - [`state`]: the replicated cluster state and the pure `apply` of committed commands.
 //! - [`raft`]: the only module that names openraft, sled or tonic: storage, network, service.
 //! - [`ha`]: the pure decision layer: `decide` (each agent), `arbiter` (the Raft leader: lease
@@ -28,6 +29,7 @@ pub mod logging;
 pub mod node;
 pub mod raft;
 pub mod state;
+pub mod timestamp;
 pub mod types;
 
 /// The version reported in `GET /patroni` (`patroni.version`) and member records.

@@ -189,55 +189,7 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS.ffffff+00:00` (Patroni's `str(datetime)`), or ISO with `T` for history.
-pub fn iso_time(at: UnixMillis) -> String {
-    let secs = (at.0 / 1000) as i64;
-    let micros = (at.0 % 1000) * 1000;
-    let (date, time) = civil(secs);
-    format!("{date}T{time}.{micros:06}+00:00")
-}
-
-fn civil(secs: i64) -> (String, String) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-from-civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
-    )
-}
-
-/// Epoch seconds of a `YYYY-MM-DD HH:MM:SS[.ffffff][+00:00]` UTC timestamp (as the adapter
-/// formats PostgreSQL's times).
-pub fn epoch_seconds(text: &str) -> Option<f64> {
-    let text = text.trim().trim_end_matches("+00:00");
-    let (date, time) = text.split_once([' ', 'T'])?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|p| p.parse::<i64>());
-    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    // Howard Hinnant's days-from-civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let fraction: f64 = format!("0.{frac}").parse().unwrap_or(0.0);
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + fraction)
-}
+pub use crate::timestamp::{epoch_seconds, iso_time};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PatroniInfo {
@@ -469,30 +421,5 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
         pause: dynamic.pause.then_some(true),
         scope: inner.config.scope.clone(),
         database_system_identifier: cluster.sysid().map(str::to_owned),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_read_back_as_epoch_seconds() {
-        assert_eq!(epoch_seconds("1970-01-01 00:00:00.000000+00:00"), Some(0.0));
-        assert_eq!(
-            epoch_seconds("2026-11-24 18:39:54.223393+00:00"),
-            Some(1_795_545_594.223393)
-        );
-        assert_eq!(epoch_seconds("2000-02-29 12:00:00"), Some(951_825_600.0));
-        assert_eq!(epoch_seconds("not a time"), None);
-    }
-
-    #[test]
-    fn times_print_like_patroni_history() {
-        assert_eq!(iso_time(UnixMillis(0)), "1970-01-01T00:00:00.000000+00:00");
-        assert_eq!(
-            iso_time(UnixMillis(1_795_545_594_223)),
-            "2026-11-24T18:39:54.223000+00:00"
-        );
     }
 }

@@ -2,7 +2,7 @@
 //! system-id guard, bootstrap, then the lease holder, a follower, or a member of a leaderless
 //! cluster. The reason sentences use Patroni's wording where Patroni has one.
 
-use super::{Action, Decision, LeaseView, Observation};
+use super::{Action, Decision, LeaseView, Observation, operator};
 use crate::instance::{ClusterStateOnDisk, DataDir, DbRole, StopMode};
 use crate::state::{DbState, FailoverReport, Leader, ReportedRole};
 
@@ -104,9 +104,17 @@ fn lease_holder(
             "removed leader lock because the data directory is empty",
         );
     }
+    if o.db.state != DbState::Starting
+        && let Some(restart) = operator::restart(o, operator::restart_role(o, true), None)
+    {
+        return restart;
+    }
     if is_running(o) {
         return match o.db.role {
             Some(DbRole::Primary) => {
+                if let Some(switchover) = operator::switchover(o, generation) {
+                    return switchover;
+                }
                 // The timeline this primary switched onto is recorded once (Patroni's /history).
                 if let Some(timeline) = o.db.timeline.filter(|t| {
                     t.0 > 1 && !o.cluster.history.iter().any(|h| h.timeline.0 + 1 == t.0)
@@ -142,6 +150,11 @@ fn lease_holder(
     }
     if o.db.state == DbState::Starting {
         return Decision::idle("waiting for postgres to start");
+    }
+    if o.settings.paused {
+        return Decision::idle(format!(
+            "PAUSE: no action. I am ({me}), the leader with the lock; postgres is not running"
+        ));
     }
     let down_for = o
         .memory
@@ -182,6 +195,9 @@ fn follower(
             format!("demoting self because I do not hold the leader lock ({name} does)"),
         );
     }
+    if let Some(reinit) = operator::reinitialize(o) {
+        return reinit;
+    }
     let leader_record = o.cluster.members.get(name);
     let leader_ready = leader_record.is_some_and(|m| {
         m.status.role == ReportedRole::Primary && m.status.state == DbState::Running
@@ -205,6 +221,12 @@ fn follower(
         }
         DataDir::Initialized(cd) => cd,
     };
+    if o.db.state != DbState::Starting
+        && let Some(restart) =
+            operator::restart(o, operator::restart_role(o, false), Some(name.clone()))
+    {
+        return restart;
+    }
 
     if is_running(o) {
         if o.memory.following.as_ref() != Some(name) {
@@ -221,6 +243,11 @@ fn follower(
     }
     if o.db.state == DbState::Starting {
         return Decision::idle("waiting for postgres to start");
+    }
+    if o.settings.paused {
+        return Decision::idle(format!(
+            "PAUSE: no action. I am ({me}), a secondary, and postgres is not running"
+        ));
     }
 
     // Stopped. A former primary (or a copy that failed to rewind) must not start as it is.

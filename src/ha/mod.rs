@@ -13,6 +13,7 @@
 pub mod arbiter;
 pub mod candidate;
 mod decide;
+mod operator;
 #[cfg(test)]
 mod scenarios;
 pub mod sync;
@@ -32,6 +33,8 @@ use crate::types::{Generation, MemberName, Timeline};
 pub struct Observation<'a> {
     pub me: &'a MemberName,
     pub now: Instant,
+    /// Wall time, only for operators' scheduled actions (never for leases).
+    pub wall_now: crate::types::UnixMillis,
     pub cluster: &'a ClusterState,
     pub settings: &'a HaSettings,
     /// The agent's own view of its lease (from the lease keeper, on its monotonic clock).
@@ -152,6 +155,30 @@ pub enum Action {
     Stop {
         mode: StopMode,
     },
+    /// A checkpoint on the running primary, so that the shutdown after it is short.
+    Checkpoint,
+    /// The primary, stopped cleanly, waits until `to` has replayed all of its WAL, then hands
+    /// the lease over (`HandOver`); otherwise gives the switchover up.
+    HandOver {
+        generation: Generation,
+        to: MemberName,
+    },
+    /// Withdraw the pending switchover (it cannot be carried out), saying why in the log.
+    CancelSwitchover,
+    /// Stop and start this member's database for the restart request made at `requested_at`,
+    /// then report the outcome (`FinishRestart`).
+    Restart {
+        requested_at: crate::types::UnixMillis,
+        upstream: Option<MemberName>,
+        timeout: Option<Duration>,
+    },
+    /// Report that the restart request made at `requested_at` was dropped: its conditions
+    /// did not hold when it was due.
+    SkipRestart {
+        requested_at: crate::types::UnixMillis,
+    },
+    /// The reinitialisation asked of this member has begun (data set aside): `FinishReinit`.
+    FinishReinit,
     Promote {
         generation: Generation,
     },

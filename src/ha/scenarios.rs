@@ -9,7 +9,7 @@ use super::*;
 use crate::instance::{ClusterStateOnDisk, ControlData, DataDir, DbRole, LocalStatus, StopMode};
 use crate::state::{
     ClusterState, DbState, FailoverIntent, FailoverReport, Initialize, Leader, Member,
-    MemberStatus, ReportedRole,
+    MemberStatus, ReinitRequest, ReportedRole, RestartRequest, RestartRole, SwitchoverRequest,
 };
 use crate::types::{Generation, Lsn, MemberName, Timeline, UnixMillis};
 
@@ -61,6 +61,8 @@ struct Row {
     lease: Lease,
     memory: Memory,
     settings: fn(&mut HaSettings),
+    /// Operators' requests (or other changes) on top of `cluster`.
+    requests: fn(&mut ClusterState),
     actions: Vec<Action>,
     reason: &'static str,
 }
@@ -75,6 +77,7 @@ fn row(name: &'static str, cluster: Cluster, disk: Disk, db: Db) -> Row {
         lease: Lease::Unconfirmed,
         memory: Memory::default(),
         settings: |_| {},
+        requests: |_| {},
         actions: vec![],
         reason: "",
     }
@@ -95,6 +98,10 @@ impl Row {
     }
     fn settings(mut self, f: fn(&mut HaSettings)) -> Self {
         self.settings = f;
+        self
+    }
+    fn requests(mut self, f: fn(&mut ClusterState)) -> Self {
+        self.requests = f;
         self
     }
     fn expect(mut self, actions: Vec<Action>, reason: &'static str) -> Self {
@@ -204,6 +211,7 @@ fn data_dir(d: Disk) -> Option<DataDir> {
             cluster_state: state,
             timeline: Timeline(2),
             standby_configured: standby,
+            checkpoint: Some(Lsn(60)),
         })
     };
     match d {
@@ -242,7 +250,8 @@ fn local_status(db: Db) -> LocalStatus {
 }
 
 fn run(row: &Row, me: &str, now: Instant) -> Decision {
-    let cluster = cluster_state(row.cluster);
+    let mut cluster = cluster_state(row.cluster);
+    (row.requests)(&mut cluster);
     let mut settings = HaSettings {
         ttl: Duration::from_secs(3),
         loop_wait: Duration::from_secs(1),
@@ -271,6 +280,7 @@ fn run(row: &Row, me: &str, now: Instant) -> Decision {
     decide(&Observation {
         me: &me,
         now,
+        wall_now: WALL_NOW,
         cluster: &cluster,
         settings: &settings,
         lease,
@@ -278,6 +288,29 @@ fn run(row: &Row, me: &str, now: Instant) -> Decision {
         db: &db,
         memory: &row.memory,
     })
+}
+
+/// Members reported at 1 s; the operators' clock reads 2 s.
+const WALL_NOW: UnixMillis = UnixMillis(2_000);
+
+fn switchover_to(candidate: Option<&str>, scheduled_at: Option<u64>) -> SwitchoverRequest {
+    SwitchoverRequest {
+        leader: n("a"),
+        candidate: candidate.map(n),
+        scheduled_at: scheduled_at.map(UnixMillis),
+        requested_at: UnixMillis(1_500),
+    }
+}
+
+fn restart_request(role: Option<RestartRole>) -> RestartRequest {
+    RestartRequest {
+        schedule: None,
+        role,
+        postgres_version: None,
+        restart_pending: false,
+        timeout_secs: None,
+        requested_at: UnixMillis(1_500),
+    }
 }
 
 fn stop_immediate() -> Action {
@@ -672,6 +705,162 @@ fn scenarios(now: Instant) -> Vec<Row> {
         )
         .seen_by("c")
         .expect(vec![], "my database is not running"),
+        // --- operators' requests ---
+        row(
+            "a switchover: checkpoint, stop cleanly, hand over once the target has every byte",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .requests(|c| c.switchover = Some(switchover_to(Some("b"), None)))
+        .expect(
+            vec![
+                Action::Checkpoint,
+                Action::Stop {
+                    mode: StopMode::Fast,
+                },
+                Action::HandOver {
+                    generation: GEN,
+                    to: n("b"),
+                },
+            ],
+            "switching over to b",
+        ),
+        row(
+            "a switchover scheduled for later waits",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .requests(|c| c.switchover = Some(switchover_to(Some("b"), Some(60_000))))
+        .expect(vec![Action::SyncSlots], "the leader with the lock"),
+        row(
+            "a switchover to a standby that is not running is given up",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .requests(|c| {
+            c.members.get_mut(&n("c")).unwrap().status.state = DbState::Stopped;
+            c.switchover = Some(switchover_to(Some("c"), None));
+        })
+        .expect(
+            vec![Action::CancelSwitchover],
+            "giving the switchover up: c is not a running standby",
+        ),
+        row(
+            "a switchover asked of another primary is not this one's",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .requests(|c| {
+            let mut request = switchover_to(None, None);
+            request.leader = n("b");
+            c.switchover = Some(request);
+        })
+        .expect(vec![Action::SyncSlots], "the leader with the lock"),
+        row(
+            "a restart of the primary keeps its role",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .requests(|c| {
+            c.restarts.insert(n("a"), restart_request(None));
+        })
+        .expect(
+            vec![Action::Restart {
+                requested_at: UnixMillis(1_500),
+                upstream: None,
+                timeout: None,
+            }],
+            "restarting postgres",
+        ),
+        row(
+            "a restart for replicas only is dropped on the primary",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .requests(|c| {
+            c.restarts
+                .insert(n("a"), restart_request(Some(RestartRole::Replica)));
+        })
+        .expect(
+            vec![Action::SkipRestart {
+                requested_at: UnixMillis(1_500),
+            }],
+            "not restarting: the role is not replica",
+        ),
+        row(
+            "a restart of a standby streams from the leader again",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .seen_by("b")
+        .requests(|c| {
+            c.restarts
+                .insert(n("b"), restart_request(Some(RestartRole::Replica)));
+        })
+        .expect(
+            vec![Action::Restart {
+                requested_at: UnixMillis(1_500),
+                upstream: Some(n("a")),
+                timeout: None,
+            }],
+            "restarting postgres",
+        ),
+        row(
+            "a reinitialised standby sets its data aside; the follower path clones it",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .seen_by("b")
+        .requests(|c| {
+            c.reinitializations.insert(
+                n("b"),
+                ReinitRequest {
+                    from_leader: true,
+                    requested_at: UnixMillis(1_500),
+                },
+            );
+        })
+        .expect(
+            vec![
+                stop_immediate(),
+                Action::SetAsideDataDir,
+                Action::FinishReinit,
+            ],
+            "reinitializing",
+        ),
+        // --- pause ---
+        row(
+            "paused: the primary's stopped database is left alone",
+            LedBy("a"),
+            Disk::Primary(ShutDown),
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .settings(|s| s.paused = true)
+        .expect(vec![], "PAUSE: no action"),
+        row(
+            "paused: a stopped standby is left alone",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Down,
+        )
+        .seen_by("b")
+        .settings(|s| s.paused = true)
+        .expect(vec![], "PAUSE: no action"),
     ]
 }
 

@@ -64,6 +64,9 @@ pub struct ControlData {
     pub timeline: Timeline,
     /// Whether `standby.signal` (or the engine's equivalent) is present.
     pub standby_configured: bool,
+    /// Where the latest checkpoint record starts; after a clean shutdown of a primary, the
+    /// last record it wrote (a switchover waits until the target replayed past it).
+    pub checkpoint: Option<Lsn>,
 }
 
 /// pg_controldata's "Database cluster state".
@@ -284,6 +287,10 @@ pub trait Instance: Send + Sync {
         &self,
         value: &str,
     ) -> Result<Option<Lsn>, InstanceError>;
+
+    /// How far another member's standby has replayed WAL (`pg_last_wal_replay_lsn()`);
+    /// `None` when its database cannot be reached or is not a standby.
+    async fn peer_replayed_lsn(&self, peer: &Upstream) -> Result<Option<Lsn>, InstanceError>;
 
     /// Fence another member's database over SQL (its agent may be frozen): make it refuse to
     /// acknowledge writes and end its client sessions. Never fails for an unreachable peer:

@@ -17,12 +17,21 @@ use crate::clock::Clock;
 use crate::config::{Config, DynamicConfig, SynchronousMode};
 use crate::ha::sync::{SyncMode, SyncSettings};
 use crate::ha::{Action, HaSettings, LeaseView, Memory, Observation, SyncNamesApplied, decide};
+use crate::instance::{ClusterStateOnDisk, StopMode};
 use crate::instance::{DataDir, Instance, Upstream};
 use crate::node::report::{member_record, worth_reporting};
 use crate::node::view::LocalView;
 use crate::raft::RaftNode;
-use crate::state::{ClusterState, Command, DbState, Outcome};
-use crate::types::{MemberName, UnixMillis};
+use crate::state::{
+    ClusterState, Command, DbState, Outcome, Rejection, RestartOutcome, RestartResult,
+};
+use crate::types::{Generation, MemberName, UnixMillis};
+
+/// How long a stopped primary waits for the switchover target to replay its last WAL before
+/// it gives the switchover up and starts again as primary.
+const SWITCHOVER_CATCH_UP: Duration = Duration::from_secs(10);
+/// How often it checks the target's replay position meanwhile.
+const SWITCHOVER_POLL: Duration = Duration::from_millis(20);
 
 pub struct HaLoop {
     pub config: Arc<Config>,
@@ -56,6 +65,12 @@ fn wake_key(s: &ClusterState) -> impl PartialEq + use<> {
         s.leader.as_ref().map(|l| (l.member.clone(), l.generation)),
         s.failover.as_ref().map(|f| (f.ended, f.reports.len())),
         s.initialize.clone(),
+        // Operators' requests are acted on at once.
+        (
+            s.switchover.clone(),
+            s.restarts.clone(),
+            s.reinitializations.clone(),
+        ),
     )
 }
 
@@ -160,6 +175,7 @@ impl HaLoop {
         let decision = decide(&Observation {
             me: self.me(),
             now,
+            wall_now: UnixMillis::now(),
             cluster,
             settings: &settings,
             lease,
@@ -286,6 +302,88 @@ impl HaLoop {
         Ok(())
     }
 
+    /// The switchover's last step on the old primary, stopped cleanly: wait until `to` has
+    /// replayed past the shutdown checkpoint, so it holds every byte this primary wrote, then
+    /// hand the lease over in one committed command.
+    async fn hand_over(
+        &mut self,
+        cluster: &ClusterState,
+        generation: Generation,
+        to: &MemberName,
+    ) -> anyhow::Result<()> {
+        self.require_lease()?;
+        let instance = self.instance()?.clone();
+        let last = match instance.data_dir().await? {
+            DataDir::Initialized(cd) if cd.cluster_state == ClusterStateOnDisk::ShutDown => cd
+                .checkpoint
+                .context("pg_controldata shows no checkpoint location")?,
+            _ => bail!("the primary did not shut down cleanly; not handing over"),
+        };
+        let target = self.upstream(cluster, to)?;
+        let deadline = tokio::time::Instant::now() + SWITCHOVER_CATCH_UP;
+        loop {
+            match instance.peer_replayed_lsn(&target).await {
+                Ok(Some(replayed)) if replayed > last => break,
+                Ok(_) => {}
+                Err(err) => debug!(error = %err, "reading the switchover target's position"),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "{to} did not replay the shutdown checkpoint at {last} within {}s",
+                    SWITCHOVER_CATCH_UP.as_secs()
+                );
+            }
+            tokio::time::sleep(SWITCHOVER_POLL).await;
+        }
+        info!(%to, %last, "the target replayed all WAL; handing the leader lease over");
+        self.propose(Command::HandOver {
+            member: self.me().clone(),
+            generation,
+            to: to.clone(),
+        })
+        .await?;
+        self.memory.following = None;
+        Ok(())
+    }
+
+    async fn cancel_switchover(&self) {
+        match self.raft.propose(Command::CancelSwitchover).await {
+            Ok(Outcome::Applied | Outcome::Rejected(Rejection::NoSwitchover)) => {}
+            Ok(Outcome::Rejected(r)) => warn!(rejection = %r, "could not withdraw the switchover"),
+            Err(err) => warn!(error = %err, "could not withdraw the switchover"),
+        }
+    }
+
+    /// Stop (fast) and start this member's database; a primary keeps its role and lease.
+    async fn restart(
+        &mut self,
+        cluster: &ClusterState,
+        upstream: Option<&MemberName>,
+        timeout: Option<Duration>,
+        loop_wait: Duration,
+    ) -> anyhow::Result<()> {
+        let instance = self.instance()?.clone();
+        if upstream.is_none() {
+            self.require_lease()?;
+        }
+        let up = upstream.map(|m| self.upstream(cluster, m)).transpose()?;
+        self.announce(DbState::Stopping, loop_wait).await;
+        instance.stop(StopMode::Fast).await?;
+        if upstream.is_none() {
+            self.require_lease()?;
+        }
+        self.announce(DbState::Starting, loop_wait).await;
+        let start = instance.start(up.as_ref());
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, start)
+                .await
+                .map_err(|_| anyhow!("postgres did not start within {}s", limit.as_secs()))??,
+            None => start.await?,
+        }
+        self.memory.following = upstream.cloned();
+        Ok(())
+    }
+
     async fn propose(&self, command: Command) -> anyhow::Result<()> {
         let kind = command.kind();
         match self.raft.propose(command).await {
@@ -371,6 +469,62 @@ impl HaLoop {
                 self.announce(DbState::Stopping, loop_wait).await;
                 self.instance()?.stop(*mode).await?;
                 Ok(())
+            }
+            Action::Checkpoint => {
+                self.require_lease()?;
+                self.instance()?.checkpoint().await?;
+                Ok(())
+            }
+            Action::HandOver { generation, to } => {
+                let handed = self.hand_over(cluster, *generation, to).await;
+                if handed.is_err() {
+                    // Never retried on its own: the primary starts again and the operator
+                    // asks anew.
+                    self.cancel_switchover().await;
+                }
+                handed
+            }
+            Action::CancelSwitchover => {
+                self.cancel_switchover().await;
+                Ok(())
+            }
+            Action::Restart {
+                requested_at,
+                upstream,
+                timeout,
+            } => {
+                let restarted = self
+                    .restart(cluster, upstream.as_ref(), *timeout, loop_wait)
+                    .await;
+                let result = match &restarted {
+                    Ok(()) => RestartResult::Restarted,
+                    Err(err) => RestartResult::Failed {
+                        reason: format!("{err:#}"),
+                    },
+                };
+                self.propose(Command::FinishRestart {
+                    member: me,
+                    outcome: RestartOutcome {
+                        requested_at: *requested_at,
+                        result,
+                    },
+                })
+                .await?;
+                restarted
+            }
+            Action::SkipRestart { requested_at } => {
+                self.propose(Command::FinishRestart {
+                    member: me,
+                    outcome: RestartOutcome {
+                        requested_at: *requested_at,
+                        result: RestartResult::ConditionsNotMet,
+                    },
+                })
+                .await
+            }
+            Action::FinishReinit => {
+                self.memory.following = None;
+                self.propose(Command::FinishReinit { member: me }).await
             }
             Action::Promote { generation } => {
                 self.require_lease()?;

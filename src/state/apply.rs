@@ -165,6 +165,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                 renewed_at: at,
             });
             state.failover = None;
+            state.switchover = None;
             Ok(())
         }
         Command::AddHistory { entry } => {
@@ -206,6 +207,116 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             }
             Ok(())
         }
+        Command::RequestSwitchover { request } => {
+            match &state.leader {
+                None => return Err(Rejection::NoLeader),
+                Some(l) if l.member != request.leader => return Err(Rejection::LeaderMismatch),
+                Some(_) => {}
+            }
+            if let Some(candidate) = &request.candidate {
+                known_member(state, candidate)?;
+                if candidate == &request.leader {
+                    return Err(Rejection::SameMember);
+                }
+            }
+            state.switchover = Some(request.clone());
+            Ok(())
+        }
+        Command::CancelSwitchover => match state.switchover.take() {
+            Some(_) => Ok(()),
+            None => Err(Rejection::NoSwitchover),
+        },
+        Command::HandOver {
+            member,
+            generation,
+            to,
+        } => {
+            held_lease(state, member, *generation)?;
+            known_member(state, to)?;
+            if to == member {
+                return Err(Rejection::SameMember);
+            }
+            state.generation = state.generation.next();
+            state.leader = Some(Leader {
+                member: to.clone(),
+                generation: state.generation,
+                renewals: 0,
+                since: at,
+                renewed_at: at,
+            });
+            state.failover = None;
+            state.switchover = None;
+            Ok(())
+        }
+        Command::RequestRestart { member, request } => {
+            known_member(state, member)?;
+            if state.restarts.contains_key(member) {
+                return Err(Rejection::RestartPending {
+                    member: member.clone(),
+                });
+            }
+            state.restarts.insert(member.clone(), request.clone());
+            Ok(())
+        }
+        Command::CancelRestart { member } => match state.restarts.remove(member) {
+            Some(_) => Ok(()),
+            None => Err(Rejection::NoRestart {
+                member: member.clone(),
+            }),
+        },
+        Command::FinishRestart { member, outcome } => {
+            match state.restarts.get(member) {
+                Some(r) if r.requested_at == outcome.requested_at => {}
+                _ => {
+                    return Err(Rejection::NoRestart {
+                        member: member.clone(),
+                    });
+                }
+            }
+            state.restarts.remove(member);
+            state
+                .restart_outcomes
+                .insert(member.clone(), outcome.clone());
+            Ok(())
+        }
+        Command::RequestReinit {
+            member,
+            request,
+            force,
+        } => {
+            known_member(state, member)?;
+            if state.leader.is_none() {
+                return Err(Rejection::NoLeader);
+            }
+            if state.leader_name() == Some(member) {
+                return Err(Rejection::LeaderPresent {
+                    leader: member.clone(),
+                });
+            }
+            if !force && state.reinitializations.contains_key(member) {
+                return Err(Rejection::ReinitPending {
+                    member: member.clone(),
+                });
+            }
+            state
+                .reinitializations
+                .insert(member.clone(), request.clone());
+            Ok(())
+        }
+        Command::FinishReinit { member } => {
+            state.reinitializations.remove(member);
+            Ok(())
+        }
+    }
+}
+
+fn known_member(state: &ClusterState, member: &crate::types::MemberName) -> Result<(), Rejection> {
+    if state.members.contains_key(member) {
+        Ok(())
+    } else {
+        Err(Rejection::UnknownMember {
+            member: member.clone(),
+        })
     }
 }
 
@@ -231,6 +342,8 @@ fn end_lease(
     at: crate::types::UnixMillis,
 ) {
     let former = state.leader.take();
+    // A switchover asked of that leader is void now.
+    state.switchover = None;
     state.failover = Some(FailoverIntent {
         ended: state.generation,
         former_leader: former.map(|l| l.member),
@@ -632,5 +745,146 @@ mod tests {
         assert_eq!(s.members[&name("a")].reported_at, UnixMillis(77));
         assert!(run(&mut s, 78, Command::RemoveMember { member: name("a") }).is_applied());
         assert!(!run(&mut s, 79, Command::RemoveMember { member: name("a") }).is_applied());
+    }
+    fn switchover(leader: &str, candidate: Option<&str>) -> Command {
+        Command::RequestSwitchover {
+            request: crate::state::SwitchoverRequest {
+                leader: name(leader),
+                candidate: candidate.map(name),
+                scheduled_at: None,
+                requested_at: UnixMillis(5),
+            },
+        }
+    }
+
+    fn rejection(outcome: Outcome) -> Rejection {
+        match outcome {
+            Outcome::Rejected(r) => r,
+            Outcome::Applied => panic!("expected a rejection"),
+        }
+    }
+
+    #[test]
+    fn a_switchover_request_names_the_current_leader_and_a_known_candidate() {
+        let mut s = bootstrapped("a");
+        assert_eq!(
+            rejection(run(&mut s, 3, switchover("b", None))),
+            Rejection::LeaderMismatch
+        );
+        assert!(matches!(
+            rejection(run(&mut s, 3, switchover("a", Some("zz")))),
+            Rejection::UnknownMember { .. }
+        ));
+        assert_eq!(
+            rejection(run(&mut s, 3, switchover("a", Some("a")))),
+            Rejection::SameMember
+        );
+        assert_eq!(s.switchover, None);
+        assert!(run(&mut s, 3, switchover("a", Some("b"))).is_applied());
+        assert_eq!(s.switchover.as_ref().unwrap().candidate, Some(name("b")));
+        assert!(run(&mut s, 4, Command::CancelSwitchover).is_applied());
+        assert_eq!(
+            rejection(run(&mut s, 4, Command::CancelSwitchover)),
+            Rejection::NoSwitchover
+        );
+    }
+
+    #[test]
+    fn hand_over_moves_the_lease_to_the_next_generation_once() {
+        let mut s = bootstrapped("a");
+        run(&mut s, 3, switchover("a", Some("b")));
+        let hand_over = Command::HandOver {
+            member: name("a"),
+            generation: Generation(1),
+            to: name("b"),
+        };
+        assert!(run(&mut s, 4, hand_over.clone()).is_applied());
+        assert_eq!(s.leader_name(), Some(&name("b")));
+        assert_eq!(s.generation, Generation(2));
+        assert_eq!(s.switchover, None, "the request is done");
+        // A replay of the same hand-over, or one by the former primary, changes nothing.
+        assert!(matches!(
+            rejection(run(&mut s, 5, hand_over)),
+            Rejection::NotLeader { .. }
+        ));
+        assert_eq!(s.leader_name(), Some(&name("b")));
+    }
+
+    #[test]
+    fn a_lease_that_ends_voids_the_switchover_asked_of_it() {
+        let mut s = bootstrapped("a");
+        run(&mut s, 3, switchover("a", None));
+        run(
+            &mut s,
+            4,
+            Command::ReleaseLease {
+                member: name("a"),
+                generation: Generation(1),
+                last_lsn: None,
+            },
+        );
+        assert_eq!(s.switchover, None);
+    }
+
+    #[test]
+    fn one_restart_per_member_and_its_outcome_matches_the_request() {
+        let mut s = bootstrapped("a");
+        let request = |at: u64| crate::state::RestartRequest {
+            schedule: None,
+            role: None,
+            postgres_version: None,
+            restart_pending: false,
+            timeout_secs: None,
+            requested_at: UnixMillis(at),
+        };
+        let ask = |at| Command::RequestRestart {
+            member: name("b"),
+            request: request(at),
+        };
+        assert!(run(&mut s, 3, ask(3)).is_applied());
+        assert!(matches!(
+            rejection(run(&mut s, 4, ask(4))),
+            Rejection::RestartPending { .. }
+        ));
+        let finish = |at| Command::FinishRestart {
+            member: name("b"),
+            outcome: crate::state::RestartOutcome {
+                requested_at: UnixMillis(at),
+                result: crate::state::RestartResult::Restarted,
+            },
+        };
+        // An outcome for another request (a cancelled one) does not end this one.
+        assert!(matches!(
+            rejection(run(&mut s, 5, finish(99))),
+            Rejection::NoRestart { .. }
+        ));
+        assert!(run(&mut s, 5, finish(3)).is_applied());
+        assert!(s.restarts.is_empty());
+        assert_eq!(s.restart_outcomes[&name("b")].requested_at, UnixMillis(3));
+    }
+
+    #[test]
+    fn only_a_standby_of_a_led_cluster_is_reinitialised() {
+        let mut s = bootstrapped("a");
+        let ask = |member: &str, force| Command::RequestReinit {
+            member: name(member),
+            request: crate::state::ReinitRequest {
+                from_leader: false,
+                requested_at: UnixMillis(3),
+            },
+            force,
+        };
+        assert!(matches!(
+            rejection(run(&mut s, 3, ask("a", false))),
+            Rejection::LeaderPresent { .. }
+        ));
+        assert!(run(&mut s, 3, ask("b", false)).is_applied());
+        assert!(matches!(
+            rejection(run(&mut s, 3, ask("b", false))),
+            Rejection::ReinitPending { .. }
+        ));
+        assert!(run(&mut s, 3, ask("b", true)).is_applied());
+        assert!(run(&mut s, 4, Command::FinishReinit { member: name("b") }).is_applied());
+        assert!(s.reinitializations.is_empty());
     }
 }

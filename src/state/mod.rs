@@ -12,9 +12,13 @@
 
 mod apply;
 mod member;
+mod requests;
 
 pub use apply::apply;
 pub use member::{DbState, Member, MemberStatus, ReportedRole, Tags};
+pub use requests::{
+    ReinitRequest, RestartOutcome, RestartRequest, RestartResult, RestartRole, SwitchoverRequest,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +46,18 @@ pub struct ClusterState {
     /// The standbys known to hold every acknowledged commit (Patroni's `/sync` key).
     #[serde(default)]
     pub sync: SyncRecord,
+    /// A planned switchover waiting for the primary (Patroni's `/failover` key).
+    #[serde(default)]
+    pub switchover: Option<SwitchoverRequest>,
+    /// Restarts waiting for their member, at most one each.
+    #[serde(default)]
+    pub restarts: BTreeMap<MemberName, RestartRequest>,
+    /// How each member's last restart request ended.
+    #[serde(default)]
+    pub restart_outcomes: BTreeMap<MemberName, RestartOutcome>,
+    /// Reinitialisations waiting for their member.
+    #[serde(default)]
+    pub reinitializations: BTreeMap<MemberName, ReinitRequest>,
 }
 
 impl ClusterState {
@@ -216,6 +232,38 @@ pub enum Command {
     },
     /// Replace the dynamic configuration.
     SetConfig { config: serde_json::Value },
+    /// An operator asks `request.leader` to hand over (replaces a pending request).
+    RequestSwitchover { request: SwitchoverRequest },
+    /// The pending switchover is withdrawn (by an operator) or given up (by the primary).
+    CancelSwitchover,
+    /// The primary of `generation`, stopped cleanly, hands its lease to `to`, which has
+    /// replayed all of its WAL: `to` leads generation `generation + 1`.
+    HandOver {
+        member: MemberName,
+        generation: Generation,
+        to: MemberName,
+    },
+    /// An operator asks `member` to restart its database.
+    RequestRestart {
+        member: MemberName,
+        request: RestartRequest,
+    },
+    /// A scheduled restart is withdrawn.
+    CancelRestart { member: MemberName },
+    /// `member` carried out (or dropped) its restart request.
+    FinishRestart {
+        member: MemberName,
+        outcome: RestartOutcome,
+    },
+    /// An operator asks `member` to wipe its data and clone it again.
+    RequestReinit {
+        member: MemberName,
+        request: ReinitRequest,
+        /// Replace a reinitialisation already waiting.
+        force: bool,
+    },
+    /// `member` set its data directory aside for a fresh clone (or gave the request up).
+    FinishReinit { member: MemberName },
     /// Forget a member that left the cluster.
     RemoveMember { member: MemberName },
 }
@@ -236,6 +284,14 @@ impl Command {
             Command::AddHistory { .. } => "add_history",
             Command::SetSync { .. } => "set_sync",
             Command::SetConfig { .. } => "set_config",
+            Command::RequestSwitchover { .. } => "request_switchover",
+            Command::CancelSwitchover => "cancel_switchover",
+            Command::HandOver { .. } => "hand_over",
+            Command::RequestRestart { .. } => "request_restart",
+            Command::CancelRestart { .. } => "cancel_restart",
+            Command::FinishRestart { .. } => "finish_restart",
+            Command::RequestReinit { .. } => "request_reinit",
+            Command::FinishReinit { .. } => "finish_reinit",
             Command::RemoveMember { .. } => "remove_member",
         }
     }
@@ -281,4 +337,18 @@ pub enum Rejection {
     UnknownMember { member: MemberName },
     #[error("a quorum of {quorum} exceeds the {standbys} synchronous standbys")]
     QuorumTooLarge { quorum: u32, standbys: usize },
+    #[error("leader name does not match")]
+    LeaderMismatch,
+    #[error("the cluster has no leader")]
+    NoLeader,
+    #[error("switchover target and source are the same")]
+    SameMember,
+    #[error("no switchover is scheduled")]
+    NoSwitchover,
+    #[error("another restart of {member} is already scheduled")]
+    RestartPending { member: MemberName },
+    #[error("no restart of {member} is scheduled")]
+    NoRestart { member: MemberName },
+    #[error("reinitialize of {member} is already in progress")]
+    ReinitPending { member: MemberName },
 }

@@ -2,7 +2,7 @@
 //! `postmaster.pid`. Pure parsers; running the tools is `mod.rs`'s job.
 
 use crate::instance::ClusterStateOnDisk;
-use crate::types::Timeline;
+use crate::types::{Lsn, Timeline};
 
 /// The fields of `pg_controldata` the agent uses. Run it with `LC_ALL=C`: the labels are
 /// translated otherwise.
@@ -11,6 +11,9 @@ pub struct Controldata {
     pub sysid: String,
     pub cluster_state: ClusterStateOnDisk,
     pub timeline: Timeline,
+    /// "Latest checkpoint location": after a clean shutdown, where the shutdown checkpoint
+    /// record starts, the last record the server wrote.
+    pub checkpoint: Option<Lsn>,
 }
 
 fn cluster_state(text: &str) -> ClusterStateOnDisk {
@@ -44,6 +47,9 @@ pub fn parse_controldata(text: &str) -> Result<Controldata, String> {
         sysid: sysid.to_owned(),
         cluster_state: cluster_state(field("Database cluster state")?),
         timeline: Timeline(timeline),
+        checkpoint: field("Latest checkpoint location")
+            .ok()
+            .and_then(|l| l.parse().ok()),
     })
 }
 
@@ -83,6 +89,7 @@ mod tests {
                 sysid: "7711837634306945431".into(),
                 cluster_state: ClusterStateOnDisk::ShutDown,
                 timeline: Timeline(1),
+                checkpoint: Some(Lsn(0x1500718)),
             }
         );
     }

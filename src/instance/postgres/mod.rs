@@ -513,6 +513,40 @@ impl Postgres {
         }
     }
 
+    /// A superuser session on another member's database, `None` when it cannot be reached in
+    /// time. The session ends when the client is dropped.
+    async fn connect_peer(
+        &self,
+        peer: &Upstream,
+        application_name: &str,
+    ) -> Option<tokio_postgres::Client> {
+        // A config of its own: `pg_config()` already names the local socket, and tokio-postgres
+        // would try that host first.
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(&self.s.superuser.0)
+            .dbname("postgres")
+            .application_name(application_name)
+            .host(&peer.host)
+            .port(peer.port)
+            .connect_timeout(PEER_CONNECT_TIMEOUT);
+        if let Some(pw) = &self.s.superuser.1 {
+            config.password(pw);
+        }
+        let connect = config.connect(tokio_postgres::NoTls);
+        match tokio::time::timeout(PEER_CONNECT_TIMEOUT, connect).await {
+            Ok(Ok((client, connection))) => {
+                tokio::spawn(connection);
+                Some(client)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %peer.member, error = %error_text(&e), "peer's database unreachable");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     /// Single-user crash recovery, so that pg_rewind finds a clean shutdown.
     async fn crash_recovery(&self) -> Result<(), InstanceError> {
         const OP: &str = "crash recovery";
@@ -601,6 +635,7 @@ impl Instance for Postgres {
             cluster_state: cd.cluster_state,
             timeline: cd.timeline,
             standby_configured: self.s.file(files::STANDBY_SIGNAL).exists(),
+            checkpoint: cd.checkpoint,
         }))
     }
 
@@ -1029,29 +1064,9 @@ impl Instance for Postgres {
 
     async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError> {
         const OP: &str = "fence peer";
-        // A config of its own: `pg_config()` already names the local socket, and tokio-postgres
-        // would try that host first.
-        let mut config = tokio_postgres::Config::new();
-        config
-            .user(&self.s.superuser.0)
-            .dbname("postgres")
-            .application_name("tribune-fence")
-            .host(&peer.host)
-            .port(peer.port)
-            .connect_timeout(PEER_CONNECT_TIMEOUT);
-        if let Some(pw) = &self.s.superuser.1 {
-            config.password(pw);
-        }
-        let connect = config.connect(tokio_postgres::NoTls);
-        let (client, connection) = match tokio::time::timeout(PEER_CONNECT_TIMEOUT, connect).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer.member, error = %error_text(&e), "peer's database unreachable");
-                return Ok(PeerFence::Unreachable);
-            }
-            Err(_) => return Ok(PeerFence::Unreachable),
+        let Some(client) = self.connect_peer(peer, "tribune-fence").await else {
+            return Ok(PeerFence::Unreachable);
         };
-        let task = tokio::spawn(connection);
         let run = async {
             let rows = client
                 .simple_query("SELECT pg_catalog.pg_is_in_recovery()::text")
@@ -1068,7 +1083,7 @@ impl Instance for Postgres {
             Ok::<_, tokio_postgres::Error>(PeerFence::Fenced)
         };
         let result = tokio::time::timeout(ADMIN_TIMEOUT, run).await;
-        task.abort();
+        drop(client);
         match result {
             Ok(Ok(outcome)) => Ok(outcome),
             // Our own session can be among those ended by the fence: it succeeded if the
@@ -1077,6 +1092,25 @@ impl Instance for Postgres {
             Err(_) => Err(InstanceError::Unknown {
                 operation: OP,
                 timeout: ADMIN_TIMEOUT,
+            }),
+        }
+    }
+
+    async fn peer_replayed_lsn(&self, peer: &Upstream) -> Result<Option<Lsn>, InstanceError> {
+        const OP: &str = "read a peer's replay position";
+        let Some(client) = self.connect_peer(peer, "tribune-switchover").await else {
+            return Ok(None);
+        };
+        let query = client.simple_query("SELECT pg_catalog.pg_last_wal_replay_lsn()::text");
+        match tokio::time::timeout(QUERY_TIMEOUT, query).await {
+            Ok(Ok(messages)) => Ok(messages.iter().find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get(0).and_then(|t| t.parse().ok()),
+                _ => None,
+            })),
+            Ok(Err(e)) => Err(InstanceError::failed(OP, error_text(&e))),
+            Err(_) => Err(InstanceError::Unknown {
+                operation: OP,
+                timeout: QUERY_TIMEOUT,
             }),
         }
     }
