@@ -21,7 +21,7 @@ pub struct Facts {
     pub receive_lag: Option<u64>,
 }
 
-fn dynamic(inner: &Inner, cluster: &ClusterState) -> DynamicConfig {
+pub(super) fn dynamic(inner: &Inner, cluster: &ClusterState) -> DynamicConfig {
     if cluster.config.is_null() {
         return inner.config.bootstrap.dynamic.clone();
     }

@@ -5,6 +5,7 @@
 //! slow database. Status codes, paths and JSON field names follow reference/patroni.md.
 
 pub mod client;
+mod control;
 mod documents;
 pub mod health;
 pub mod metrics;
@@ -16,7 +17,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +56,32 @@ pub fn router(state: ApiState) -> Router {
         .route("/patroni", get(patroni))
         .route("/cluster", get(cluster))
         .route("/history", get(history))
-        .route("/config", get(config))
+        .route(
+            "/config",
+            get(config)
+                .patch(control::patch_config)
+                .put(control::put_config),
+        )
+        .route(
+            "/switchover",
+            post(control::post_switchover)
+                .delete(control::delete_switchover)
+                .fallback(health_check),
+        )
+        .route(
+            "/failover",
+            post(control::post_failover).fallback(health_check),
+        )
+        .route(
+            "/restart",
+            post(control::post_restart)
+                .delete(control::delete_restart)
+                .fallback(health_check),
+        )
+        .route(
+            "/reinitialize",
+            post(control::post_reinitialize).fallback(health_check),
+        )
         .route("/liveness", get(liveness))
         .route("/readiness", get(readiness))
         .route("/metrics", get(metrics_handler))

@@ -13,7 +13,7 @@
 pub mod arbiter;
 pub mod candidate;
 mod decide;
-mod operator;
+pub mod operator;
 #[cfg(test)]
 mod scenarios;
 pub mod sync;

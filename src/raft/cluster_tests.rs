@@ -113,7 +113,10 @@ async fn agreed_leader(nodes: &[&RaftNode]) -> NodeId {
 }
 
 fn set_config(value: serde_json::Value) -> Command {
-    Command::SetConfig { config: value }
+    Command::SetConfig {
+        config: value,
+        expected: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,7 @@ fn set_config(ttl: u64) -> Proposal {
         at: UnixMillis(1_000),
         command: Command::SetConfig {
             config: serde_json::json!({ "ttl": ttl }),
+            expected: None,
         },
     }
 }

@@ -195,7 +195,10 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             };
             Ok(())
         }
-        Command::SetConfig { config } => {
+        Command::SetConfig { config, expected } => {
+            if expected.as_ref().is_some_and(|e| *e != state.config) {
+                return Err(Rejection::ConfigChanged);
+            }
             state.config = config.clone();
             Ok(())
         }

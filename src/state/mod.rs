@@ -230,8 +230,13 @@ pub enum Command {
         #[serde(default)]
         quorum: u32,
     },
-    /// Replace the dynamic configuration.
-    SetConfig { config: serde_json::Value },
+    /// Replace the dynamic configuration; with `expected`, only if it still is that
+    /// (compare-and-set, for a merge computed from it).
+    SetConfig {
+        config: serde_json::Value,
+        #[serde(default)]
+        expected: Option<serde_json::Value>,
+    },
     /// An operator asks `request.leader` to hand over (replaces a pending request).
     RequestSwitchover { request: SwitchoverRequest },
     /// The pending switchover is withdrawn (by an operator) or given up (by the primary).
@@ -337,6 +342,8 @@ pub enum Rejection {
     UnknownMember { member: MemberName },
     #[error("a quorum of {quorum} exceeds the {standbys} synchronous standbys")]
     QuorumTooLarge { quorum: u32, standbys: usize },
+    #[error("the configuration was changed concurrently")]
+    ConfigChanged,
     #[error("leader name does not match")]
     LeaderMismatch,
     #[error("the cluster has no leader")]

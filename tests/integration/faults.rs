@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use crate::harness::*;
 
 /// A cluster in synchronous mode (strict if asked), healthy, with the workload running.
-async fn loaded_cluster_with(
+pub async fn loaded_cluster_with(
     strict: bool,
 ) -> (
     reqwest::Client,
@@ -102,7 +102,7 @@ async fn sync_standby(client: &reqwest::Client, cluster: &Cluster, p: usize) -> 
 
 /// Stop the workload; check that nothing acknowledged is missing on `final_primary` and that
 /// acknowledgements never interleave between two members.
-async fn check_history(
+pub async fn check_history(
     cluster: &Cluster,
     final_primary: usize,
     acks: &Acks,

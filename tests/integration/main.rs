@@ -3,5 +3,6 @@
 mod bench;
 mod cluster;
 mod config_errors;
+mod control;
 mod faults;
 mod harness;
