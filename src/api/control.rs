@@ -1,4 +1,4 @@
-//! The unsafe endpoints: switchover, failover, restart, reinitialize and writes of the
+//! The unsafe endpoints: switchover, failover, restart, reload, reinitialize and writes of the
 //! dynamic configuration. Each checks its request the way Patroni does (same status codes and
 //! one-line messages), then proposes a command to the replicated state; the member that must
 //! act reads it in its HA loop. Immediate requests wait for the outcome there, so the answer
@@ -638,6 +638,13 @@ async fn store_config(inner: &Inner, config: Value, expected: Option<Value>) -> 
         )
         .into_response(),
     }
+}
+
+/// `POST /reload`: read the local configuration file again and apply what can change while
+/// the agent runs (Patroni answers 202 and reloads in the background, as here).
+pub async fn post_reload(State(s): State<ApiState>) -> Response {
+    s.inner.views.reload.notify_one();
+    Reply::new(StatusCode::ACCEPTED, "reload scheduled").into_response()
 }
 
 /// RFC 7386 merge: objects merge key by key, `null` removes, anything else replaces.

@@ -78,7 +78,7 @@ pub fn facts(inner: &Inner) -> Facts {
         (Some(_), None) => Some(0),
         _ => None,
     };
-    let tags = inner.config.tags.clone();
+    let tags = inner.views.config.borrow().tags.clone();
     let noloadbalance = matches!(
         tags.get("noloadbalance"),
         Some(serde_json::Value::Bool(true))
@@ -291,7 +291,7 @@ pub fn status(inner: &Inner) -> StatusDocument {
         pause: dynamic.pause.then_some(true),
         cluster_unlocked: (cluster.leader.is_none() || !has_leader).then_some(true),
         dcs_last_seen: UnixMillis::now().as_secs(),
-        tags: inner.config.tags.clone(),
+        tags: inner.views.config.borrow().tags.clone(),
         database_system_identifier: s
             .sysid
             .clone()

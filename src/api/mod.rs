@@ -78,6 +78,7 @@ pub fn router(state: ApiState) -> Router {
                 .delete(control::delete_restart)
                 .fallback(health_check),
         )
+        .route("/reload", post(control::post_reload).fallback(health_check))
         .route(
             "/reinitialize",
             post(control::post_reinitialize).fallback(health_check),

@@ -79,6 +79,9 @@ pub struct Config {
     /// Dotted paths of the keys Patroni defines that Tribune does not act on, present in the
     /// file, sorted.
     pub ignored_keys: Vec<String>,
+    /// The file or directory it was read from (`None`: the environment); a reload reads it
+    /// again.
+    pub source: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -98,7 +101,9 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         if let Some(path) = path {
-            return Self::build(read_path(path)?, env, true);
+            let mut config = Self::build(read_path(path)?, env, true)?;
+            config.source = Some(path.to_path_buf());
+            return Ok(config);
         }
         let whole = CONFIGURATION_VARS
             .iter()
@@ -206,7 +211,44 @@ impl Config {
             watchdog: Watchdog::parse(&top.section("watchdog")?)?,
             log: Log::parse(&top.section("log")?)?,
             ignored_keys,
+            source: None,
         })
+    }
+
+    /// What a reload of `reloaded` changes in this running configuration: `tags`,
+    /// `postgresql.parameters` and `postgresql.pg_hba` take effect at once; the returned keys
+    /// changed too but need a restart of the agent, so the running configuration keeps them.
+    /// `bootstrap` only matters before the cluster exists and is never reported.
+    pub fn reload_from(&self, reloaded: &Config) -> (Config, Vec<&'static str>) {
+        let mut live = self.clone();
+        live.tags = reloaded.tags.clone();
+        if let (Some(running), Some(new)) = (&mut live.postgresql, &reloaded.postgresql) {
+            running.parameters = new.parameters.clone();
+            running.pg_hba = new.pg_hba.clone();
+        }
+        let mut needs_restart = Vec::new();
+        let mut compare = |key: &'static str, same: bool| {
+            if !same {
+                needs_restart.push(key);
+            }
+        };
+        compare("scope", self.scope == reloaded.scope);
+        compare("name", self.name == reloaded.name);
+        compare("namespace", self.namespace == reloaded.namespace);
+        compare("restapi", self.restapi == reloaded.restapi);
+        compare("ctl", self.ctl == reloaded.ctl);
+        compare("raft", self.raft == reloaded.raft);
+        compare("watchdog", self.watchdog == reloaded.watchdog);
+        compare("log", self.log == reloaded.log);
+        let rest_of_postgresql = reloaded.postgresql.clone().map(|mut p| {
+            if let Some(running) = &live.postgresql {
+                p.parameters = running.parameters.clone();
+                p.pg_hba = running.pg_hba.clone();
+            }
+            p
+        });
+        compare("postgresql", live.postgresql == rest_of_postgresql);
+        (live, needs_restart)
     }
 }
 

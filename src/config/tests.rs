@@ -715,3 +715,31 @@ fn yaml_is_read_as_patroni_reads_it() {
         assert!(err.message.contains(needle), "{yaml:?}: {err}");
     }
 }
+
+#[test]
+fn a_reload_applies_tags_parameters_and_pg_hba_and_names_what_needs_a_restart() {
+    let no_env = |_: &str| None;
+    let running = Config::from_yaml_str(PATRONI_RAFT_YML, &no_env).unwrap();
+    let edited = PATRONI_RAFT_YML
+        .replace("nofailover: false", "nofailover: true")
+        .replace("listen: 127.0.0.1:8008", "listen: 127.0.0.1:8018")
+        .replace("    shared_buffers: 256MB", "    shared_buffers: 512MB");
+    assert_ne!(
+        edited, PATRONI_RAFT_YML,
+        "the edits must apply to the sample"
+    );
+    let reloaded = Config::from_yaml_str(&edited, &no_env).unwrap();
+    let (live, needs_restart) = running.reload_from(&reloaded);
+    assert_eq!(live.tags, reloaded.tags);
+    let pg = |c: &Config| c.postgresql.clone().unwrap();
+    assert_eq!(pg(&live).parameters, pg(&reloaded).parameters);
+    assert_eq!(
+        live.restapi, running.restapi,
+        "the listener stays until a restart"
+    );
+    assert_eq!(needs_restart, vec!["restapi"]);
+    // Reloading an unchanged file changes nothing.
+    let (same, none) = running.reload_from(&running.clone());
+    assert_eq!(same, running);
+    assert!(none.is_empty());
+}

@@ -288,6 +288,16 @@ pub trait Instance: Send + Sync {
         value: &str,
     ) -> Result<Option<Lsn>, InstanceError>;
 
+    /// Use these user parameters and `pg_hba` lines from now on (the dynamic configuration
+    /// merged with the local one); a running server gets its files rewritten and reloaded
+    /// (parameters that need a restart then show as `pending_restart`). Returns whether
+    /// anything changed.
+    async fn reconfigure(
+        &self,
+        parameters: &std::collections::BTreeMap<String, serde_json::Value>,
+        pg_hba: &[String],
+    ) -> Result<bool, InstanceError>;
+
     /// How far another member's standby has replayed WAL (`pg_last_wal_replay_lsn()`);
     /// `None` when its database cannot be reached or is not a standby.
     async fn peer_replayed_lsn(&self, peer: &Upstream) -> Result<Option<Lsn>, InstanceError>;

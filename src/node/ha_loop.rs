@@ -34,7 +34,9 @@ const SWITCHOVER_CATCH_UP: Duration = Duration::from_secs(10);
 const SWITCHOVER_POLL: Duration = Duration::from_millis(20);
 
 pub struct HaLoop {
-    pub config: Arc<Config>,
+    me: MemberName,
+    /// The local configuration, as last reloaded.
+    pub config: watch::Receiver<Arc<Config>>,
     pub raft: RaftNode,
     pub instance: Option<Arc<dyn Instance>>,
     pub clock: Arc<dyn Clock>,
@@ -42,6 +44,11 @@ pub struct HaLoop {
     pub local: watch::Sender<Arc<LocalView>>,
     memory: Memory,
     last_reason: String,
+    /// The user parameters and `pg_hba` lines last given to the database.
+    conf_applied: Option<(
+        std::collections::BTreeMap<String, serde_json::Value>,
+        Vec<String>,
+    )>,
     /// Member names the replication slots were last synchronised for.
     slots_for: Option<Vec<MemberName>>,
 }
@@ -76,14 +83,16 @@ fn wake_key(s: &ClusterState) -> impl PartialEq + use<> {
 
 impl HaLoop {
     pub fn new(
-        config: Arc<Config>,
+        config: watch::Receiver<Arc<Config>>,
         raft: RaftNode,
         instance: Option<Arc<dyn Instance>>,
         clock: Arc<dyn Clock>,
         lease: watch::Receiver<LeaseView>,
         local: watch::Sender<Arc<LocalView>>,
     ) -> Self {
+        let me = config.borrow().name.clone();
         Self {
+            me,
             config,
             raft,
             instance,
@@ -92,20 +101,61 @@ impl HaLoop {
             local,
             memory: Memory::default(),
             last_reason: String::new(),
+            conf_applied: None,
             slots_for: None,
         }
     }
 
     fn me(&self) -> &MemberName {
-        &self.config.name
+        &self.me
+    }
+
+    fn local_config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
     }
 
     fn dynamic(&self, cluster: &ClusterState) -> DynamicConfig {
+        let fallback = || self.config.borrow().bootstrap.dynamic.clone();
         if cluster.config.is_null() {
-            return self.config.bootstrap.dynamic.clone();
+            return fallback();
         }
-        DynamicConfig::from_json(&cluster.config)
-            .unwrap_or_else(|_| self.config.bootstrap.dynamic.clone())
+        DynamicConfig::from_json(&cluster.config).unwrap_or_else(|_| fallback())
+    }
+
+    /// Give the database the user parameters and `pg_hba` lines of the dynamic configuration
+    /// merged with the local one (local parameters win; local `pg_hba`, else the dynamic one,
+    /// else `bootstrap.pg_hba`), when they changed: Patroni applies edits of either at once.
+    async fn apply_postgresql_conf(&mut self, dynamic: &DynamicConfig) {
+        let (Some(instance), Some(local)) = (
+            self.instance.clone(),
+            self.local_config().postgresql.clone(),
+        ) else {
+            return;
+        };
+        let mut parameters = dynamic.postgresql.parameters.clone();
+        parameters.extend(local.parameters.clone());
+        let pg_hba = [
+            &local.pg_hba,
+            &dynamic.postgresql.pg_hba,
+            &self.local_config().bootstrap.pg_hba,
+        ]
+        .into_iter()
+        .find(|lines| !lines.is_empty())
+        .cloned()
+        .unwrap_or_default();
+        let wanted = (parameters, pg_hba);
+        if self.conf_applied.as_ref() == Some(&wanted) {
+            return;
+        }
+        match instance.reconfigure(&wanted.0, &wanted.1).await {
+            Ok(changed) => {
+                if changed {
+                    info!("applied changed PostgreSQL parameters or pg_hba lines");
+                }
+                self.conf_applied = Some(wanted);
+            }
+            Err(err) => warn!(error = %err, "could not apply the PostgreSQL configuration"),
+        }
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -138,6 +188,7 @@ impl HaLoop {
     }
 
     async fn tick(&mut self, cluster: &ClusterState, dynamic: &DynamicConfig) {
+        self.apply_postgresql_conf(dynamic).await;
         let now = self.clock.now();
         let (disk, status) = match &self.instance {
             Some(instance) => (instance.data_dir().await, instance.status().await),
@@ -163,7 +214,7 @@ impl HaLoop {
             witness: self.instance.is_none(),
             nofailover: self.nofailover(),
             use_pg_rewind: self
-                .config
+                .local_config()
                 .postgresql
                 .as_ref()
                 .and_then(|p| p.use_pg_rewind)
@@ -219,7 +270,8 @@ impl HaLoop {
     }
 
     fn nofailover(&self) -> bool {
-        let t = &self.config.tags;
+        let config = self.local_config();
+        let t = &config.tags;
         t.get("nofailover")
             .and_then(|v| v.as_bool())
             .unwrap_or(false)
@@ -234,7 +286,7 @@ impl HaLoop {
         let cluster = self.raft.state();
         let previous = cluster.members.get(self.me());
         let view = self.local.borrow().clone();
-        let record = member_record(&self.config, self.me(), &cluster, &view, previous);
+        let record = member_record(&self.local_config(), self.me(), &cluster, &view, previous);
         let loop_wait_ms = dynamic.loop_wait.as_millis() as u64;
         if !worth_reporting(&record, previous, UnixMillis::now(), loop_wait_ms) {
             return;
@@ -254,7 +306,7 @@ impl HaLoop {
         let cluster = self.raft.state();
         let previous = cluster.members.get(self.me());
         let view = self.local.borrow().clone();
-        let record = member_record(&self.config, self.me(), &cluster, &view, previous);
+        let record = member_record(&self.local_config(), self.me(), &cluster, &view, previous);
         let command = Command::Report {
             member: self.me().clone(),
             record: Box::new(record),
@@ -398,7 +450,7 @@ impl HaLoop {
         let loop_wait = self.dynamic(cluster).loop_wait;
         match action {
             Action::ClaimBootstrap => {
-                let dcs = self.config.bootstrap_dcs().clone();
+                let dcs = self.local_config().bootstrap_dcs().clone();
                 self.propose(Command::ClaimBootstrap {
                     member: me,
                     dcs_config: dcs,

@@ -6,6 +6,7 @@
 //! tests can bind port 0.
 
 mod arbiter;
+mod config_reload;
 mod ha_loop;
 mod lease;
 mod report;
@@ -53,12 +54,13 @@ pub fn instance_for(config: &Config) -> anyhow::Result<Option<Arc<dyn Instance>>
     }
     let mut parameters = config.bootstrap.dynamic.postgresql.parameters.clone();
     parameters.extend(pg.parameters.clone());
+    // The same precedence as the HA loop's `apply_postgresql_conf`.
     let mut pg_hba = pg.pg_hba.clone();
     if pg_hba.is_empty() {
-        pg_hba = config.bootstrap.pg_hba.clone();
+        pg_hba = config.bootstrap.dynamic.postgresql.pg_hba.clone();
     }
     if pg_hba.is_empty() {
-        pg_hba = config.bootstrap.dynamic.postgresql.pg_hba.clone();
+        pg_hba = config.bootstrap.pg_hba.clone();
     }
     let credentials = |c: &crate::config::Credentials| (c.username.clone(), c.password.clone());
     let settings = PostgresSettings {
@@ -174,6 +176,8 @@ pub async fn run_with_listeners(
     );
 
     let (local_tx, local_rx) = watch::channel(Arc::new(LocalView::new(instance.is_none())));
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let reload = Arc::new(tokio::sync::Notify::new());
     let (lease_tx, lease_rx) = watch::channel(LeaseView::Unconfirmed);
     let tasks_token = shutdown.child_token();
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
@@ -207,8 +211,15 @@ pub async fn run_with_listeners(
         "arbiter"
     });
 
+    let t = tasks_token.clone();
+    let bell = reload.clone();
+    tasks.spawn(async move {
+        config_reload::run(config_tx, bell, t).await;
+        "configuration reload"
+    });
+
     let ha = ha_loop::HaLoop::new(
-        config.clone(),
+        config_rx.clone(),
         raft.clone(),
         instance.clone(),
         clock.clone(),
@@ -227,6 +238,8 @@ pub async fn run_with_listeners(
         Views {
             local: local_rx,
             lease: lease_rx,
+            config: config_rx,
+            reload,
         },
     );
     let t = tasks_token.clone();

@@ -53,9 +53,12 @@ impl LocalView {
     }
 }
 
-/// Cheap handles to what the REST API reads: the local view and the lease.
+/// Cheap handles to what the REST API reads: the local view, the lease, the local
+/// configuration as last reloaded, and the bell that asks for a reload.
 #[derive(Clone)]
 pub struct Views {
     pub local: watch::Receiver<Arc<LocalView>>,
     pub lease: watch::Receiver<LeaseView>,
+    pub config: watch::Receiver<Arc<crate::config::Config>>,
+    pub reload: Arc<tokio::sync::Notify>,
 }

@@ -256,6 +256,56 @@ async fn configuration_pause_restart_reinitialize_and_a_scheduled_switchover() {
     assert_eq!(code, 200);
     assert_eq!(get_json(&client, &config_url).await, Some(before));
 
+    // A parameter in the dynamic configuration reaches every member's server at once.
+    let (code, text) = call(
+        &client,
+        reqwest::Method::PATCH,
+        &config_url,
+        Some(json!({"postgresql": {"parameters": {"work_mem": "7MB"}}})),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    for i in [p, r1, r2] {
+        wait_for(
+            Duration::from_secs(10),
+            "work_mem from the dynamic configuration",
+            &cluster,
+            || async {
+                let pg = connect(&cluster.nodes[i]).await?;
+                let row = pg.query_one("SHOW work_mem", &[]).await.ok()?;
+                (row.get::<_, String>(0) == "7MB").then_some(())
+            },
+        )
+        .await;
+    }
+    // A reload applies edited tags from the local file (POST /reload, as SIGHUP).
+    let r2_config = &cluster.nodes[r2].config;
+    let mut text = std::fs::read_to_string(r2_config).unwrap();
+    text.push_str("\ntags:\n  nofailover: true\n  dc: east\n");
+    std::fs::write(r2_config, text).unwrap();
+    let (code, text) = post(
+        &client,
+        &format!("{}/reload", cluster.nodes[r2].api()),
+        json!({}),
+    )
+    .await;
+    assert_eq!((code, text.as_str()), (202, "reload scheduled"));
+    wait_for(
+        Duration::from_secs(10),
+        "the reloaded tags in /cluster",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &format!("{via}/cluster")).await?;
+            let member = doc["members"]
+                .as_array()?
+                .iter()
+                .find(|m| m["name"] == cluster.nodes[r2].name.as_str())?
+                .clone();
+            (member["tags"]["nofailover"] == true && member["tags"]["dc"] == "east").then_some(())
+        },
+    )
+    .await;
+
     // Restart: conditions that do not hold are reported; a replica restarts.
     let primary_api = cluster.nodes[p].api();
     let (code, text) = post(

@@ -127,6 +127,18 @@ pub struct Postgres {
     /// The `synchronous_standby_names` the agent asked for (empty: asynchronous); written into
     /// every `postgresql.conf` of a primary so a restart keeps it.
     sync_names: std::sync::Mutex<String>,
+    /// User parameters and `pg_hba` lines given by `reconfigure` since the start, replacing
+    /// those of the settings (the dynamic configuration changed, or the local one was reloaded).
+    live: std::sync::Mutex<Option<LiveConf>>,
+    /// The upstream the configuration files last named (a standby's `primary_conninfo`), so
+    /// that a rewrite for new parameters keeps it.
+    upstream: std::sync::Mutex<Option<Upstream>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct LiveConf {
+    parameters: std::collections::BTreeMap<String, serde_json::Value>,
+    pg_hba: Vec<String>,
 }
 
 impl Postgres {
@@ -136,6 +148,21 @@ impl Postgres {
             conn: tokio::sync::Mutex::new(None),
             last_status_error: std::sync::Mutex::new(None),
             sync_names: std::sync::Mutex::new(String::new()),
+            live: std::sync::Mutex::new(None),
+            upstream: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The settings with the parameters and `pg_hba` currently in force.
+    fn current(&self) -> std::borrow::Cow<'_, PostgresSettings> {
+        match &*self.live.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => std::borrow::Cow::Borrowed(&self.s),
+            Some(live) => {
+                let mut s = self.s.clone();
+                s.parameters = live.parameters.clone();
+                s.pg_hba = live.pg_hba.clone();
+                std::borrow::Cow::Owned(s)
+            }
         }
     }
 
@@ -350,14 +377,16 @@ impl Postgres {
             ConfRole::Primary => (None, self.sync_names()),
             ConfRole::Standby(upstream) => (upstream, String::new()),
         };
+        *self.upstream.lock().unwrap_or_else(|e| e.into_inner()) = upstream.cloned();
+        let settings = self.current();
         write_atomic(
             &self.s.file(files::CONF),
-            files::postgresql_conf(&self.s, upstream, &sync_names).as_bytes(),
+            files::postgresql_conf(&settings, upstream, &sync_names).as_bytes(),
             0o600,
         )?;
         write_atomic(
             &self.s.file(files::HBA),
-            files::pg_hba(&self.s).as_bytes(),
+            files::pg_hba(&settings).as_bytes(),
             0o600,
         )?;
         let signal = self.s.file(files::STANDBY_SIGNAL);
@@ -432,7 +461,7 @@ impl Postgres {
     /// `pg_ctl start` then wait for SQL and check the role.
     async fn start_server(&self, want: DbRole) -> Result<(), InstanceError> {
         const OP: &str = "start";
-        let cmd = commands::pg_ctl_start(&self.s);
+        let cmd = commands::pg_ctl_start(&self.current());
         if let Err(e) = process::run(OP, &cmd, self.s.pg_ctl_timeout + PG_CTL_MARGIN).await {
             if self.postmaster_running() {
                 tracing::warn!(error = %e, "pg_ctl start failed but a postmaster is running");
@@ -1094,6 +1123,45 @@ impl Instance for Postgres {
                 timeout: ADMIN_TIMEOUT,
             }),
         }
+    }
+
+    async fn reconfigure(
+        &self,
+        parameters: &std::collections::BTreeMap<String, serde_json::Value>,
+        pg_hba: &[String],
+    ) -> Result<bool, InstanceError> {
+        const OP: &str = "reload the configuration";
+        let wanted = LiveConf {
+            parameters: parameters.clone(),
+            pg_hba: pg_hba.to_vec(),
+        };
+        {
+            let current = self.current();
+            if current.parameters == wanted.parameters && current.pg_hba == wanted.pg_hba {
+                return Ok(false);
+            }
+        }
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(wanted);
+        if !self.postmaster_running() {
+            // Written at the next start.
+            return Ok(true);
+        }
+        match self.role(QUERY_TIMEOUT).await {
+            Ok(DbRole::Primary) => self.write_config_as(ConfRole::Primary)?,
+            Ok(DbRole::Standby) => {
+                let upstream = self
+                    .upstream
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                self.write_config_as(ConfRole::Standby(upstream.as_ref()))?
+            }
+            // Starting or stopping: the next start writes the files.
+            Err(_) => return Ok(true),
+        }
+        self.sql_for(OP, "SELECT pg_catalog.pg_reload_conf()", QUERY_TIMEOUT)
+            .await?;
+        Ok(true)
     }
 
     async fn peer_replayed_lsn(&self, peer: &Upstream) -> Result<Option<Lsn>, InstanceError> {
