@@ -4,4 +4,5 @@ mod bench;
 mod cluster;
 mod config_errors;
 mod faults;
+mod haproxy;
 mod harness;
