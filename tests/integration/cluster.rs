@@ -8,6 +8,29 @@ use crate::harness::*;
 const BOOTSTRAP_DEADLINE: Duration = Duration::from_secs(90);
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Wait until one member is primary and every other streams from it; returns the primary.
+async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
+    wait_for(
+        limit,
+        "a primary and every standby streaming",
+        cluster,
+        || async {
+            let p = primary(client, cluster).await?;
+            for (i, node) in cluster.nodes.iter().enumerate() {
+                if i == p {
+                    continue;
+                }
+                let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
+                if doc["replication_state"] != "streaming" {
+                    return None;
+                }
+            }
+            Some(p)
+        },
+    )
+    .await
+}
+
 /// The member of three that is neither `a` nor `b`.
 fn other_of(a: usize, b: usize) -> usize {
     (0..3).find(|i| *i != a && *i != b).unwrap()
