@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-const BOOTSTRAP_DEADLINE: Duration = Duration::from_secs(90);
+pub const BOOTSTRAP_DEADLINE: Duration = Duration::from_secs(90);
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Wait until one member is primary and every other streams from it; returns the primary.
-async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
+pub async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
     wait_for(
         limit,
         "a primary and every standby streaming",

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use tribune::ctl::haproxy::CHECK_TIMING;
 
+use crate::cluster::{BOOTSTRAP_DEADLINE, wait_healthy};
 use crate::harness::*;
-
-const BOOTSTRAP_DEADLINE: Duration = Duration::from_secs(90);
 
 /// HAProxy binds loopback only, like every server the tests start.
 const BIND: &str = "127.0.0.1";

@@ -497,29 +497,6 @@ where
     }
 }
 
-/// Wait until one member is primary and every other streams from it; returns the primary.
-pub async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
-    wait_for(
-        limit,
-        "a primary and every standby streaming",
-        cluster,
-        || async {
-            let p = primary(client, cluster).await?;
-            for (i, node) in cluster.nodes.iter().enumerate() {
-                if i == p {
-                    continue;
-                }
-                let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
-                if doc["replication_state"] != "streaming" {
-                    return None;
-                }
-            }
-            Some(p)
-        },
-    )
-    .await
-}
-
 /// The index of the node whose `/primary` answers 200, if exactly one does.
 pub async fn primary(client: &reqwest::Client, cluster: &Cluster) -> Option<usize> {
     let mut found = Vec::new();
