@@ -28,7 +28,7 @@ pub struct Listeners {
 }
 
 /// How often HAProxy asks each member's REST API, and how many answers change its mind. The
-/// reasons are written into the generated file (see [`timing_comment`]).
+/// reasons are written into the generated file (see `timing_comment`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckTiming {
     /// Between two checks of a server that is up.
@@ -45,6 +45,8 @@ pub struct CheckTiming {
     pub timeout: Duration,
 }
 
+/// The timing every generated file uses; the HAProxy integration tests derive their deadlines
+/// from it.
 pub const CHECK_TIMING: CheckTiming = CheckTiming {
     inter: Duration::from_secs(1),
     fastinter: Duration::from_millis(250),
@@ -204,7 +206,7 @@ fn timing_comment(t: &CheckTiming) -> String {
     format!(
         "\
 # Check timing. Patroni's example uses `inter 3s fall 3 rise 2`; Tribune replaces a crashed
-# primary in about 3 s (ttl), so checks that slow would add up to 6 s on top. Instead:
+# primary in about `ttl` (3 s by default), so checks that slow would add up to 6 s. Instead:
 # - inter {inter}: a server that is up is asked every {inter}. Agents answer from memory, so
 #   checks cost next to nothing.
 # - downinter {downinter}: a server that is down (in the primary listener, every standby) is
