@@ -12,6 +12,10 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # Partition tests drop a member's traffic with nftables (they run only as root).
 [ "$(id -u)" -ne 0 ] || command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The demo and the HAProxy tests put HAProxy in front of the cluster. Debian installs it in
+# /usr/sbin, which is not on an ordinary user's PATH. Its packaged service starts with a
+# configuration that listens on nothing; Tribune never uses that service.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

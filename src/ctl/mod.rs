@@ -1,8 +1,13 @@
 //! `tribunectl`: the operators' CLI, with patronictl's verbs and table layouts. It talks only to
 //! the REST API (never to Raft directly), trying the next member when one is down.
+//!
+//! - `table`: patronictl's `list` layouts.
+//! - [`haproxy`]: the HAProxy configuration `haproxy-config` prints.
 
+pub mod haproxy;
 mod table;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,8 +64,32 @@ pub enum Command {
         #[arg(short = 'w', long = "watch", value_name = "SEC")]
         watch: Option<f64>,
     },
+    /// Print an HAProxy configuration for the cluster's members: a primary (read-write) and a
+    /// replicas (read-only) listener, each server checked on its member's REST API.
+    HaproxyConfig {
+        /// Port of the listener that reaches the primary.
+        #[arg(long, default_value_t = 5000, value_parser = listener_port)]
+        primary_port: u16,
+        /// Port of the listener that reaches a streaming standby.
+        #[arg(long, default_value_t = 5001, value_parser = listener_port)]
+        replica_port: u16,
+        /// Address every listener binds (loopback unless clients are elsewhere).
+        #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// Port of HAProxy's stats page; none when omitted.
+        #[arg(long, value_parser = listener_port)]
+        stats_port: Option<u16>,
+    },
     /// Print the version of tribunectl.
     Version,
+}
+
+/// A TCP port a listener can bind: 1-65535.
+fn listener_port(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("'{text}' is not a port (1-65535)")),
+        Ok(port) => Ok(port),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -89,6 +118,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Version => {
             println!("tribunectl version {}", crate::VERSION);
+            Ok(())
+        }
+        Command::HaproxyConfig {
+            primary_port,
+            replica_port,
+            bind,
+            stats_port,
+        } => {
+            let listeners = haproxy::Listeners {
+                bind: *bind,
+                primary_port: *primary_port,
+                replica_port: *replica_port,
+                stats_port: *stats_port,
+            };
+            listeners.check()?;
+            let client = Client::new(&urls(&cli)?, Duration::from_secs(5))?;
+            let doc = client
+                .cluster()
+                .await
+                .context("reading the members from GET /cluster")?;
+            let generated = haproxy::render(&doc, &listeners)?;
+            for reason in &generated.left_out {
+                eprintln!("tribunectl: left out {reason}");
+            }
+            print!("{}", generated.text);
             Ok(())
         }
         Command::List {

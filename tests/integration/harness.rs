@@ -37,7 +37,7 @@ fn run_as() -> Option<User> {
 /// Ports for servers: below Linux's ephemeral range (32768+), so no outgoing connection of
 /// this machine can take one between our check and the server's bind, and held open until the
 /// caller has all it needs, so no two are the same.
-struct PortPool {
+pub struct PortPool {
     next: u16,
     held: Vec<std::net::TcpListener>,
 }
@@ -49,7 +49,7 @@ fn node_ip(i: usize) -> String {
 }
 
 impl PortPool {
-    fn new() -> Self {
+    pub fn new() -> Self {
         use std::sync::atomic::{AtomicU16, Ordering};
         // Spread test processes (and successive clusters of one process) over the range.
         static CURSOR: AtomicU16 = AtomicU16::new(0);
@@ -63,7 +63,7 @@ impl PortPool {
         }
     }
 
-    fn take(&mut self, ip: &str) -> u16 {
+    pub fn take(&mut self, ip: &str) -> u16 {
         loop {
             let port = self.next;
             self.next = if self.next >= 32000 {
@@ -131,11 +131,15 @@ impl Node {
     }
 
     pub fn conninfo(&self) -> String {
-        format!(
-            "host={} port={} user={SUPERUSER} password={SUPERUSER_PASSWORD} dbname=postgres connect_timeout=2",
-            self.ip, self.pg_port
-        )
+        conninfo(&self.ip, self.pg_port)
     }
+}
+
+/// How the tests log in to PostgreSQL at `host:port` (a member, or a proxy in front of one).
+pub fn conninfo(host: &str, port: u16) -> String {
+    format!(
+        "host={host} port={port} user={SUPERUSER} password={SUPERUSER_PASSWORD} dbname=postgres connect_timeout=2"
+    )
 }
 
 pub struct Cluster {
@@ -506,7 +510,11 @@ pub async fn primary(client: &reqwest::Client, cluster: &Cluster) -> Option<usiz
 }
 
 pub async fn connect(node: &Node) -> Option<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(&node.conninfo(), tokio_postgres::NoTls)
+    connect_to(&node.conninfo()).await
+}
+
+pub async fn connect_to(conninfo: &str) -> Option<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
         .await
         .ok()?;
     tokio::spawn(async move {
@@ -517,7 +525,13 @@ pub async fn connect(node: &Node) -> Option<tokio_postgres::Client> {
 
 /// Insert one row; `true` only when the commit was acknowledged.
 pub async fn insert(node: &Node, id: i64) -> bool {
-    let Some(client) = connect(node).await else {
+    insert_at(&node.conninfo(), id).await
+}
+
+/// Insert one row over a new connection to `conninfo`; `true` only when the commit was
+/// acknowledged.
+pub async fn insert_at(conninfo: &str, id: i64) -> bool {
+    let Some(client) = connect_to(conninfo).await else {
         return false;
     };
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];

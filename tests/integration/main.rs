@@ -5,4 +5,5 @@ mod cluster;
 mod config_errors;
 mod control;
 mod faults;
+mod haproxy;
 mod harness;
