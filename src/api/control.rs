@@ -235,11 +235,12 @@ async fn change_leader(inner: &Inner, change: Change, headers: &HeaderMap, body:
             "leader name does not match",
         );
     }
+    let requested_at = UnixMillis::now();
     let request = SwitchoverRequest {
         leader: current.clone(),
         candidate: candidate.clone(),
         scheduled_at,
-        requested_at: UnixMillis::now(),
+        requested_at,
     };
     if scheduled_at.is_none() {
         if let Some(c) = &candidate
@@ -287,8 +288,16 @@ async fn change_leader(inner: &Inner, change: Change, headers: &HeaderMap, body:
     let limit = (loop_wait(inner, &cluster) * 2).max(Duration::from_secs(20));
     let deadline = tokio::time::Instant::now() + limit;
     let mut states = inner.raft.subscribe();
+    // This member may apply the request a moment after the Raft leader did: its withdrawal
+    // counts only once the request was seen here.
+    let mut seen = false;
     loop {
         let state = states.borrow_and_update().clone();
+        let pending = state
+            .switchover
+            .as_ref()
+            .is_some_and(|r| r.requested_at == requested_at);
+        seen |= pending;
         match state.leader_name() {
             Some(new) if *new != current => {
                 return match &candidate {
@@ -305,7 +314,7 @@ async fn change_leader(inner: &Inner, change: Change, headers: &HeaderMap, body:
                     ),
                 };
             }
-            _ if state.switchover.is_none() => {
+            _ if seen && !pending => {
                 return Reply::new(StatusCode::SERVICE_UNAVAILABLE, format!("{action} failed"));
             }
             _ => {}

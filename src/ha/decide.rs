@@ -244,7 +244,7 @@ fn follower(
     if o.db.state == DbState::Starting {
         return Decision::idle("waiting for postgres to start");
     }
-    if o.settings.paused {
+    if o.settings.paused && !o.memory.handed_over {
         return Decision::idle(format!(
             "PAUSE: no action. I am ({me}), a secondary, and postgres is not running"
         ));

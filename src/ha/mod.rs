@@ -98,6 +98,9 @@ pub struct Memory {
     pub fenced_after: Option<Generation>,
     /// The ended generation for which this standby stopped streaming from the old primary.
     pub detached_after: Option<Generation>,
+    /// This member just handed its lease over in a switchover: it rejoins as a standby even in
+    /// pause (the operator asked for the switchover), until it has started.
+    pub handed_over: bool,
     /// The `synchronous_standby_names` this primary last set, and the WAL position it had
     /// reached once the server used them (see `sync`).
     pub sync_names_applied: Option<SyncNamesApplied>,

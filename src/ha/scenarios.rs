@@ -861,6 +861,21 @@ fn scenarios(now: Instant) -> Vec<Row> {
         .seen_by("b")
         .settings(|s| s.paused = true)
         .expect(vec![], "PAUSE: no action"),
+        row(
+            "paused: the primary that just handed over in a switchover rejoins all the same",
+            LedBy("b"),
+            Disk::Primary(ShutDown),
+            Db::Down,
+        )
+        .settings(|s| s.paused = true)
+        .memory(Memory {
+            handed_over: true,
+            ..Memory::default()
+        })
+        .expect(
+            vec![Action::Rewind { from: n("b") }, start_following("b")],
+            "running pg_rewind from b",
+        ),
     ]
 }
 

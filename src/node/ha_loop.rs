@@ -395,6 +395,7 @@ impl HaLoop {
         })
         .await?;
         self.memory.following = None;
+        self.memory.handed_over = true;
         Ok(())
     }
 
@@ -513,6 +514,7 @@ impl HaLoop {
                         self.announce(DbState::Starting, loop_wait).await;
                         instance.start(Some(&up)).await?;
                         self.memory.following = Some(member.clone());
+                        self.memory.handed_over = false;
                     }
                 }
                 Ok(())

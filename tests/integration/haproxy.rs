@@ -372,3 +372,119 @@ async fn haproxy_reaches_the_primary_and_standbys_and_follows_a_failover() {
         .wait_replica_port_reaches(&cluster, &remaining, REPLICA_PORT_FAILOVER_DEADLINE)
         .await;
 }
+
+/// A planned switchover answers in under a second (README's measurement: 0.74 s); HAProxy then
+/// needs `rise` checks of the new primary, `downinter` apart, plus the margin.
+const PRIMARY_PORT_SWITCHOVER_DEADLINE: Duration = Duration::from_millis(
+    1_000
+        + CHECK_TIMING.downinter.as_millis() as u64 * CHECK_TIMING.rise as u64
+        + MARGIN.as_millis() as u64,
+);
+
+/// Pause and switchover through HAProxy: in pause the endpoints answer as Patroni's (a
+/// running primary and running standbys keep their codes; a standby whose server stopped
+/// answers 503 everywhere and leaves the replica port, and the agent does not start it); a
+/// switchover to a named candidate, allowed in pause, moves the primary port within a deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_follows_a_switchover_and_a_paused_cluster() {
+    let client = http_client();
+    let mut cluster = Cluster::new(3, Options::default());
+    cluster.start_all();
+    let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
+    let haproxy = Haproxy::start(&cluster);
+    let (s1, s2) = ((p + 1) % 3, (p + 2) % 3);
+    haproxy
+        .wait_primary_port_reaches(&cluster, p, ROUTING_DEADLINE)
+        .await;
+    haproxy
+        .wait_replica_port_reaches(&cluster, &[s1, s2], ROUTING_DEADLINE)
+        .await;
+
+    let paused = client
+        .patch(format!("{}/config", cluster.nodes[s1].api()))
+        .json(&serde_json::json!({"pause": true}))
+        .send()
+        .await
+        .expect("PATCH /config");
+    assert_eq!(paused.status().as_u16(), 200);
+    for i in 0..3 {
+        wait_for(
+            ROUTING_DEADLINE,
+            "every member to report the pause",
+            &cluster,
+            || async {
+                let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[i].api())).await?;
+                (doc["pause"] == true).then_some(())
+            },
+        )
+        .await;
+    }
+    // The standby s2's server stops: in pause nobody starts it again.
+    cluster.crash_postmaster(s2);
+    let s2_api = cluster.nodes[s2].api();
+    wait_for(
+        ROUTING_DEADLINE,
+        "the stopped standby to answer 503",
+        &cluster,
+        || async {
+            (status_code(&client, &format!("{s2_api}/health")).await == Some(503)).then_some(())
+        },
+    )
+    .await;
+    let expected = [
+        ("primary", [200, 503, 503]),
+        ("replica", [503, 200, 503]),
+        ("read-only", [200, 200, 503]),
+        ("health", [200, 200, 503]),
+        ("leader", [200, 503, 503]),
+        ("async", [503, 200, 503]),
+    ];
+    for (path, codes) in expected {
+        for (node, code) in [p, s1, s2].into_iter().zip(codes) {
+            let url = format!("{}/{path}", cluster.nodes[node].api());
+            let got = client
+                .request(reqwest::Method::OPTIONS, &url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .ok();
+            assert_eq!(
+                got,
+                Some(code),
+                "OPTIONS /{path} on {} in pause",
+                cluster.nodes[node].name
+            );
+        }
+    }
+    haproxy
+        .wait_replica_port_reaches(&cluster, &[s1], REPLICA_PORT_FAILOVER_DEADLINE)
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        status_code(&client, &format!("{s2_api}/health")).await,
+        Some(503),
+        "the agent started a stopped server in pause"
+    );
+
+    // A switchover to a named candidate, in pause, through HAProxy.
+    let asked = Instant::now();
+    let answer = client
+        .post(format!("{}/switchover", cluster.nodes[s2].api()))
+        .timeout(Duration::from_secs(40))
+        .json(&serde_json::json!({
+            "leader": cluster.nodes[p].name, "candidate": cluster.nodes[s1].name
+        }))
+        .send()
+        .await
+        .expect("POST /switchover");
+    assert_eq!(answer.status().as_u16(), 200, "{:?}", answer.text().await);
+    haproxy
+        .wait_primary_port_reaches(&cluster, s1, PRIMARY_PORT_SWITCHOVER_DEADLINE)
+        .await;
+    println!(
+        "switchover through HAProxy: the primary port reaches the new primary {:.2}s after the request",
+        asked.elapsed().as_secs_f64()
+    );
+    // The operator asked for it: the old primary rejoins as a standby even in pause.
+    wait_streaming_replica(&client, &cluster, p, "the old primary to rejoin in pause").await;
+}
