@@ -231,6 +231,28 @@ pub struct StatusDocument {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pending_restart: Option<bool>,
     pub patroni: PatroniInfo,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scheduled_restart: Option<serde_json::Value>,
+}
+
+/// A pending scheduled restart as Patroni shows it: the schedule and the filters given.
+fn scheduled_restart(cluster: &ClusterState, name: &str) -> Option<serde_json::Value> {
+    let (_, r) = cluster.restarts.iter().find(|(m, _)| m.as_str() == name)?;
+    let at = r.schedule?;
+    let mut doc = serde_json::json!({ "schedule": iso_time(at) });
+    if let Some(role) = r.role {
+        doc["role"] = serde_json::to_value(role).unwrap_or_default();
+    }
+    if let Some(v) = r.postgres_version {
+        doc["postgres_version"] = serde_json::json!(format!("{}.{}", v / 10_000, v % 10_000));
+    }
+    if r.restart_pending {
+        doc["restart_pending"] = serde_json::json!(true);
+    }
+    if let Some(t) = r.timeout_secs {
+        doc["timeout"] = serde_json::json!(t);
+    }
+    Some(doc)
 }
 
 pub fn status(inner: &Inner) -> StatusDocument {
@@ -298,6 +320,7 @@ pub fn status(inner: &Inner) -> StatusDocument {
             .or_else(|| view.sysid.clone())
             .or_else(|| cluster.sysid().map(str::to_owned)),
         pending_restart: s.pending_restart.then_some(true),
+        scheduled_restart: scheduled_restart(&cluster, me.as_str()),
         patroni: PatroniInfo {
             version: crate::VERSION.to_owned(),
             scope: inner.config.scope.clone(),
@@ -321,6 +344,8 @@ pub struct ClusterMember {
     pub timeline: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pending_restart: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scheduled_restart: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Tags::is_empty", default)]
     pub tags: Tags,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -343,6 +368,9 @@ pub struct ClusterDocument {
     pub members: Vec<ClusterMember>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pause: Option<bool>,
+    /// `{"at", "from", "to"}` while a scheduled switchover waits.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scheduled_switchover: Option<serde_json::Value>,
     pub scope: String,
     /// Tribune addition: the system identifier, so `tribunectl list` needs one request.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -385,6 +413,7 @@ fn cluster_member(
         port,
         timeline: m.status.timeline.map(|t| t.0),
         pending_restart: m.status.pending_restart.then_some(true),
+        scheduled_restart: scheduled_restart(cluster, name),
         tags: m.tags.clone(),
         ..Default::default()
     };
@@ -419,6 +448,14 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
             .map(|(name, m)| cluster_member(&cluster, &dynamic, name.as_str(), m))
             .collect(),
         pause: dynamic.pause.then_some(true),
+        scheduled_switchover: cluster.switchover.as_ref().and_then(|r| {
+            let at = r.scheduled_at?;
+            let mut doc = serde_json::json!({"at": iso_time(at), "from": r.leader.as_str()});
+            if let Some(to) = &r.candidate {
+                doc["to"] = serde_json::json!(to.as_str());
+            }
+            Some(doc)
+        }),
         scope: inner.config.scope.clone(),
         database_system_identifier: cluster.sysid().map(str::to_owned),
     }

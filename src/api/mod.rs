@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -52,15 +52,22 @@ impl ApiState {
 }
 
 pub fn router(state: ApiState) -> Router {
+    // As Patroni: HEAD and OPTIONS on any path, and GET on a path without a document, run the
+    // health check (`HEAD /patroni` is 503, not the document's 200); other methods without a
+    // handler are 501.
+    let only_get =
+        |handler: MethodRouter<ApiState>| handler.head(health_check).fallback(health_check);
     Router::new()
-        .route("/patroni", get(patroni))
-        .route("/cluster", get(cluster))
-        .route("/history", get(history))
+        .route("/patroni", only_get(get(patroni)))
+        .route("/cluster", only_get(get(cluster)))
+        .route("/history", only_get(get(history)))
         .route(
             "/config",
             get(config)
                 .patch(control::patch_config)
-                .put(control::put_config),
+                .put(control::put_config)
+                .head(health_check)
+                .fallback(health_check),
         )
         .route(
             "/switchover",
@@ -83,9 +90,9 @@ pub fn router(state: ApiState) -> Router {
             "/reinitialize",
             post(control::post_reinitialize).fallback(health_check),
         )
-        .route("/liveness", get(liveness))
-        .route("/readiness", get(readiness))
-        .route("/metrics", get(metrics_handler))
+        .route("/liveness", only_get(get(liveness)))
+        .route("/readiness", only_get(get(readiness)))
+        .route("/metrics", only_get(get(metrics_handler)))
         .fallback(health_check)
         .with_state(state)
 }

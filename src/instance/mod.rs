@@ -129,6 +129,8 @@ pub struct WalSender {
     pub state: String,
     pub sync_state: String,
     pub sync_priority: i32,
+    /// For the synchronous-replication steps; not part of Patroni's `replication` entries.
+    #[serde(skip_serializing, default)]
     pub flush_lsn: Option<Lsn>,
 }
 

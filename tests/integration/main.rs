@@ -7,3 +7,4 @@ mod control;
 mod faults;
 mod haproxy;
 mod harness;
+mod rest;
