@@ -111,6 +111,131 @@ async fn bench_crash_failover() {
     );
 }
 
+/// Planned switchover benchmark (run by `scripts/bench-switchover.sh`, ignored in the normal
+/// test run): repeated `POST /switchover` under the write workload, sent to a member that is not
+/// the primary. Prints each run's write unavailability (last write acknowledged by the old
+/// primary to the first acknowledged by the new one), its median, p95 and max, the acknowledged
+/// writes lost, and the median wall time of `tribunectl list`. Nothing is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run scripts/bench-switchover.sh"]
+async fn bench_switchover() {
+    let runs: usize = std::env::var("TRIBUNE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let client = http_client();
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            synchronous_mode: "true",
+            ..Options::default()
+        },
+    );
+    cluster.start_all();
+    let mut p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
+        primary(&client, &cluster).await
+    })
+    .await;
+    let pg = connect(&cluster.nodes[p]).await.unwrap();
+    pg.batch_execute("CREATE TABLE acked (id bigint PRIMARY KEY)")
+        .await
+        .unwrap();
+    drop(pg);
+
+    let acks: Acks = Default::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
+    let w = tokio::spawn(writer(conninfos, acks.clone(), stop.clone()));
+
+    let mut gaps = Vec::new();
+    for run in 1..=runs {
+        wait_for(
+            Duration::from_secs(60),
+            "all replicas streaming",
+            &cluster,
+            || async {
+                for node in &cluster.nodes {
+                    let doc = get_json(&client, &format!("{}/patroni", node.api())).await?;
+                    if doc["role"] != "primary" && doc["replication_state"] != "streaming" {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (candidate, via) = ((p + 1) % 3, (p + 2) % 3);
+        let asked = Instant::now();
+        let answer = client
+            .post(format!("{}/switchover", cluster.nodes[via].api()))
+            .timeout(Duration::from_secs(40))
+            .json(&serde_json::json!({
+                "leader": cluster.nodes[p].name, "candidate": cluster.nodes[candidate].name
+            }))
+            .send()
+            .await
+            .expect("POST /switchover");
+        let answered = asked.elapsed().as_secs_f64();
+        let code = answer.status().as_u16();
+        let text = answer.text().await.unwrap_or_default();
+        let first = wait_for(
+            Duration::from_secs(60),
+            "a write on the new primary",
+            &cluster,
+            || async { first_ack_elsewhere(&acks, asked, p).map(|(t, node)| (t, node)) },
+        )
+        .await;
+        let last_old = acks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, t, node)| *node == p && *t < first.0)
+            .map(|(_, t, _)| *t)
+            .max()
+            .unwrap_or(asked);
+        let gap = first.0.duration_since(last_old).as_secs_f64();
+        println!(
+            "run {run:2}: {} -> {}: answered {code} ({text}) after {answered:.2}s; no write acknowledged for {gap:.3}s",
+            cluster.nodes[p].name, cluster.nodes[first.1].name,
+        );
+        gaps.push(gap);
+        p = first.1;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    let _ = w.await;
+
+    let acked: BTreeSet<i64> = acks.lock().unwrap().iter().map(|(id, _, _)| *id).collect();
+    let present: BTreeSet<i64> = ids(&cluster.nodes[p]).await.unwrap().into_iter().collect();
+    let lost = acked.difference(&present).count();
+    gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "switchover over {runs} runs (default settings, synchronous_mode on): write unavailability median {:.3}s, p95 {:.3}s, max {:.3}s; {} acknowledged writes, {lost} lost",
+        percentile(&gaps, 0.5),
+        percentile(&gaps, 0.95),
+        gaps.last().unwrap(),
+        acked.len()
+    );
+
+    let mut walls = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tribunectl"))
+            .args(["--url", &cluster.nodes[(p + 1) % 3].api(), "list"])
+            .output()
+            .expect("run tribunectl");
+        walls.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(out.status.success(), "tribunectl list failed");
+    }
+    walls.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "tribunectl list: median {:.1} ms over {} runs",
+        percentile(&walls, 0.5),
+        walls.len()
+    );
+}
+
 /// No false failover on a loaded machine (run by `scripts/bench-idle.sh`): a cluster with the
 /// default settings sits idle for `TRIBUNE_IDLE_SECONDS` (600) while stress-ng keeps both cores
 /// busy. Prints the failovers (leader changes) and self-fencings seen; asserts nothing.
