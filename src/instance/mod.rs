@@ -9,8 +9,10 @@
 //! and must confirm its effect (by SQL or control data) before returning `Ok`.
 
 pub mod conf;
+pub mod datadir;
 pub mod postgres;
 pub mod process;
+pub mod sql;
 
 use std::time::Duration;
 

@@ -35,18 +35,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
-use tokio_postgres::{SimpleQueryMessage, SimpleQueryRow};
+use tokio_postgres::SimpleQueryRow;
 
 pub use settings::PostgresSettings;
 
+use super::datadir::{self, Postmaster};
 use super::process::{self, remove_if_exists, write_atomic};
+use super::sql::{LocalSql, SqlError, rows_column};
 use super::{
     ClusterStateOnDisk, ControlData, DataDir, DbRole, Instance, InstanceError, LocalStatus,
     PeerFence, StopMode, Upstream,
 };
 use crate::state::DbState;
 use crate::types::{Generation, Lsn, MemberName};
-use controldata::PidFile;
 use settings::has_pg_version;
 
 /// Connecting to the local server.
@@ -72,34 +73,6 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// lies on the failover path, and a check is one local query.
 const POLL: Duration = Duration::from_millis(20);
 
-/// One open connection and the task driving it (aborted with it).
-struct Conn {
-    client: tokio_postgres::Client,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Why a statement did not run.
-#[derive(Debug)]
-enum SqlError {
-    Timeout(Duration),
-    Other(String),
-}
-
-impl SqlError {
-    fn into_instance(self, operation: &'static str) -> InstanceError {
-        match self {
-            SqlError::Timeout(timeout) => InstanceError::Unknown { operation, timeout },
-            SqlError::Other(detail) => InstanceError::failed(operation, detail),
-        }
-    }
-}
-
 /// What the configuration files are written for.
 #[derive(Clone, Copy)]
 enum ConfRole<'a> {
@@ -108,20 +81,29 @@ enum ConfRole<'a> {
     Standby(Option<&'a Upstream>),
 }
 
-/// What `postmaster.pid` says about the server process.
-#[derive(Debug, PartialEq, Eq)]
-enum Postmaster {
-    /// No pid file: stopped cleanly (or never started).
-    Absent,
-    /// The process in the pid file is alive.
-    Alive(PidFile),
-    /// A pid file whose process is gone: the server crashed or was killed.
-    Stale,
+/// How the agent connects to its own server: the Unix socket as the superuser, or TCP with the
+/// password when the given `pg_hba` has no `local` line.
+fn local_config(s: &PostgresSettings) -> tokio_postgres::Config {
+    let mut c = tokio_postgres::Config::new();
+    c.user(&s.superuser.0)
+        .dbname("postgres")
+        .application_name("tribune")
+        .port(s.listen_port)
+        .connect_timeout(CONNECT_TIMEOUT);
+    if s.connect_locally() {
+        c.host_path(s.socket_dir());
+    } else {
+        c.host(s.local_tcp_host());
+    }
+    if let Some(pw) = &s.superuser.1 {
+        c.password(pw);
+    }
+    c
 }
 
 pub struct Postgres {
     s: PostgresSettings,
-    conn: tokio::sync::Mutex<Option<Conn>>,
+    db: LocalSql,
     /// The last reason `status()` could not query a live server, logged once per change.
     last_status_error: std::sync::Mutex<Option<String>>,
     /// The `synchronous_standby_names` the agent asked for (empty: asynchronous); written into
@@ -132,8 +114,8 @@ pub struct Postgres {
 impl Postgres {
     pub fn new(settings: PostgresSettings) -> Self {
         Self {
+            db: LocalSql::new(local_config(&settings), CONNECT_TIMEOUT),
             s: settings,
-            conn: tokio::sync::Mutex::new(None),
             last_status_error: std::sync::Mutex::new(None),
             sync_names: std::sync::Mutex::new(String::new()),
         }
@@ -145,89 +127,21 @@ impl Postgres {
 
     // ----- connection and SQL -----
 
-    fn pg_config(&self) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        c.user(&self.s.superuser.0)
-            .dbname("postgres")
-            .application_name("tribune")
-            .port(self.s.listen_port)
-            .connect_timeout(CONNECT_TIMEOUT);
-        if self.s.connect_locally() {
-            c.host_path(self.s.socket_dir());
-        } else {
-            c.host(self.s.local_tcp_host());
-        }
-        if let Some(pw) = &self.s.superuser.1 {
-            c.password(pw);
-        }
-        c
-    }
-
-    async fn connect(&self) -> Result<Conn, SqlError> {
-        let config = self.pg_config();
-        let (client, connection) =
-            tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls))
-                .await
-                .map_err(|_| SqlError::Timeout(CONNECT_TIMEOUT))?
-                .map_err(|e| SqlError::Other(format!("could not connect: {}", error_text(&e))))?;
-        let task = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "database connection closed");
-            }
-        });
-        Ok(Conn { client, task })
-    }
-
-    /// Runs `sql` (one or more statements, simple protocol) on the cached connection within
-    /// `timeout`, reconnecting first when needed. Returns the rows of every statement.
     async fn sql(&self, sql: &str, timeout: Duration) -> Result<Vec<SimpleQueryRow>, SqlError> {
-        let mut guard = self.conn.lock().await;
-        if guard.as_ref().is_some_and(|c| c.client.is_closed()) {
-            *guard = None;
-        }
-        if guard.is_none() {
-            *guard = Some(self.connect().await?);
-        }
-        let Some(conn) = guard.as_ref() else {
-            return Err(SqlError::Other("no connection".into()));
-        };
-        let result = tokio::time::timeout(timeout, conn.client.simple_query(sql)).await;
-        match result {
-            Ok(Ok(messages)) => Ok(messages
-                .into_iter()
-                .filter_map(|m| match m {
-                    SimpleQueryMessage::Row(r) => Some(r),
-                    _ => None,
-                })
-                .collect()),
-            Ok(Err(e)) => {
-                if conn.client.is_closed() {
-                    *guard = None;
-                }
-                Err(SqlError::Other(error_text(&e)))
-            }
-            Err(_) => {
-                // The connection may be stuck mid-query; start afresh next time.
-                *guard = None;
-                Err(SqlError::Timeout(timeout))
-            }
-        }
+        self.db.query(sql, timeout).await
     }
 
     async fn drop_connection(&self) {
-        *self.conn.lock().await = None;
+        self.db.reset().await;
     }
 
-    /// [`Self::sql`] for an operation: a timeout is `Unknown`, anything else `Failed`.
     async fn sql_for(
         &self,
         operation: &'static str,
         sql: &str,
         timeout: Duration,
     ) -> Result<Vec<SimpleQueryRow>, InstanceError> {
-        self.sql(sql, timeout)
-            .await
-            .map_err(|e| e.into_instance(operation))
+        self.db.query_for(operation, sql, timeout).await
     }
 
     /// `pg_is_in_recovery()` as a role.
@@ -263,17 +177,7 @@ impl Postgres {
     // ----- files -----
 
     fn read_postmaster(&self) -> Postmaster {
-        let text = match std::fs::read_to_string(self.s.file("postmaster.pid")) {
-            Ok(t) => t,
-            Err(_) => return Postmaster::Absent,
-        };
-        let pid_file = controldata::parse_pid_file(&text);
-        match pid_file.pid {
-            // Being written, or truncated: assume a server is starting.
-            None => Postmaster::Alive(pid_file),
-            Some(pid) if process_alive(pid) => Postmaster::Alive(pid_file),
-            Some(_) => Postmaster::Stale,
-        }
+        datadir::postmaster(&self.s.data_dir)
     }
 
     fn postmaster_running(&self) -> bool {
@@ -371,37 +275,7 @@ impl Postgres {
     /// without `PG_VERSION` (an interrupted clone) are set aside; a cluster is an error.
     fn prepare_empty_data_dir(&self, operation: &'static str) -> Result<(), InstanceError> {
         let dir = &self.s.data_dir;
-        if has_pg_version(dir) {
-            return Err(InstanceError::failed(
-                operation,
-                format!("{} already holds a database cluster", dir.display()),
-            ));
-        }
-        let non_empty = std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-        if non_empty {
-            let aside = self.rename_aside()?;
-            tracing::warn!(
-                data_dir = %dir.display(),
-                moved_to = %aside.display(),
-                "set aside leftovers in the data directory before {operation}"
-            );
-        }
-        Ok(())
-    }
-
-    fn rename_aside(&self) -> std::io::Result<PathBuf> {
-        let stamp = utc_stamp(crate::types::UnixMillis::now().as_secs());
-        let base = format!("{}.failed.{stamp}", self.s.data_dir.display());
-        let mut target = PathBuf::from(&base);
-        let mut n = 1;
-        while target.exists() {
-            target = PathBuf::from(format!("{base}.{n}"));
-            n += 1;
-        }
-        std::fs::rename(&self.s.data_dir, &target)?;
-        Ok(target)
+        datadir::prepare_empty(dir, has_pg_version(dir), operation)
     }
 
     fn fix_data_dir_mode(&self) -> std::io::Result<()> {
@@ -411,9 +285,7 @@ impl Postgres {
 
     /// The end of the server log, for start failures.
     fn log_tail(&self) -> String {
-        std::fs::read_to_string(self.s.log_file())
-            .map(|t| process::tail(t.trim_end(), 1500))
-            .unwrap_or_default()
+        datadir::log_tail(&self.s.log_file())
     }
 
     async fn controldata(&self) -> Result<controldata::Controldata, InstanceError> {
@@ -497,20 +369,9 @@ impl Postgres {
         sql: &str,
         expected: &str,
     ) -> Result<(), InstanceError> {
-        let deadline = Instant::now() + RELOAD_TIMEOUT;
-        loop {
-            let rows = self.sql_for(operation, sql, QUERY_TIMEOUT).await?;
-            if rows.first().and_then(|r| r.try_get(0).ok().flatten()) == Some(expected) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(InstanceError::Unknown {
-                    operation,
-                    timeout: RELOAD_TIMEOUT,
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.db
+            .wait_for_value(operation, sql, expected, RELOAD_TIMEOUT)
+            .await
     }
 
     /// Single-user crash recovery, so that pg_rewind finds a clean shutdown.
@@ -537,52 +398,6 @@ impl Postgres {
         }
         Ok(())
     }
-}
-
-/// Whether a process with this PID exists and is ours to signal. `EPERM` means another user's
-/// process took the PID: not our postmaster.
-fn process_alive(pid: i32) -> bool {
-    use nix::sys::signal::kill;
-    use nix::unistd::Pid;
-    kill(Pid::from_raw(pid), None).is_ok()
-}
-
-/// A database error's message with its SQLSTATE detail when there is one.
-fn error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => match std::error::Error::source(e) {
-            Some(source) => format!("{e}: {source}"),
-            None => e.to_string(),
-        },
-    }
-}
-
-/// `YYYYMMDDTHHMMSSZ` for a Unix time (civil-from-days, proleptic Gregorian).
-fn utc_stamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn rows_column(rows: &[SimpleQueryRow], idx: usize) -> Vec<String> {
-    rows.iter()
-        .filter_map(|r| r.try_get(idx).ok().flatten().map(str::to_owned))
-        .collect()
 }
 
 #[async_trait]
@@ -945,7 +760,7 @@ impl Instance for Postgres {
             return Err(InstanceError::failed(OP, "there is no data directory"));
         }
         self.drop_connection().await;
-        let target = self.rename_aside()?;
+        let target = datadir::set_aside(&self.s.data_dir)?;
         tracing::warn!(
             data_dir = %self.s.data_dir.display(),
             moved_to = %target.display(),
@@ -1028,9 +843,8 @@ impl Instance for Postgres {
     }
 
     async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError> {
-        const OP: &str = "fence peer";
-        // A config of its own: `pg_config()` already names the local socket, and tokio-postgres
-        // would try that host first.
+        // A config of its own: the local one already names the local socket, and
+        // tokio-postgres would try that host first.
         let mut config = tokio_postgres::Config::new();
         config
             .user(&self.s.superuser.0)
@@ -1042,43 +856,14 @@ impl Instance for Postgres {
         if let Some(pw) = &self.s.superuser.1 {
             config.password(pw);
         }
-        let connect = config.connect(tokio_postgres::NoTls);
-        let (client, connection) = match tokio::time::timeout(PEER_CONNECT_TIMEOUT, connect).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer.member, error = %error_text(&e), "peer's database unreachable");
-                return Ok(PeerFence::Unreachable);
-            }
-            Err(_) => return Ok(PeerFence::Unreachable),
-        };
-        let task = tokio::spawn(connection);
-        let run = async {
-            let rows = client
-                .simple_query("SELECT pg_catalog.pg_is_in_recovery()::text")
-                .await?;
-            let in_recovery = rows
-                .iter()
-                .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("true")));
-            if in_recovery {
-                return Ok(PeerFence::NotPrimary);
-            }
-            for statement in fence::FENCE_STATEMENTS {
-                client.simple_query(statement).await?;
-            }
-            Ok::<_, tokio_postgres::Error>(PeerFence::Fenced)
-        };
-        let result = tokio::time::timeout(ADMIN_TIMEOUT, run).await;
-        task.abort();
-        match result {
-            Ok(Ok(outcome)) => Ok(outcome),
-            // Our own session can be among those ended by the fence: it succeeded if the
-            // server now refuses writes, which the next probe of the caller shows.
-            Ok(Err(e)) => Err(InstanceError::failed(OP, error_text(&e))),
-            Err(_) => Err(InstanceError::Unknown {
-                operation: OP,
-                timeout: ADMIN_TIMEOUT,
-            }),
-        }
+        super::sql::fence_over_sql(
+            &config,
+            PEER_CONNECT_TIMEOUT,
+            "SELECT pg_catalog.pg_is_in_recovery()::text",
+            &fence::FENCE_STATEMENTS,
+            ADMIN_TIMEOUT,
+        )
+        .await
     }
 
     async fn timeline_history(
@@ -1104,17 +889,5 @@ impl Instance for Postgres {
             .await
             .map(|_| ())
             .map_err(|e| e.into_instance("checkpoint"))
-    }
-}
-
-#[cfg(test)]
-mod unit_tests {
-    use super::*;
-
-    #[test]
-    fn utc_stamps() {
-        assert_eq!(utc_stamp(0), "19700101T000000Z");
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
-        assert_eq!(utc_stamp(1_795_550_920), "20261124T200840Z");
     }
 }
