@@ -523,6 +523,12 @@ impl Instance for Postgres {
             .ok_or_else(|| InstanceError::failed(OP, "no system identifier"))
     }
 
+    /// PostgreSQL keeps no list of peers: `primary_conninfo` names the upstream and
+    /// `pg_hba.conf` admits every member, so there is nothing to do.
+    async fn set_replication_peers(&self, _peers: &[Upstream]) -> Result<(), InstanceError> {
+        Ok(())
+    }
+
     async fn clone_from(&self, source: &Upstream) -> Result<(), InstanceError> {
         const OP: &str = "clone";
         self.prepare_empty_data_dir(OP)?;
