@@ -12,6 +12,7 @@
 
 pub mod conf;
 pub mod datadir;
+pub mod opengauss;
 pub mod postgres;
 pub mod process;
 pub mod sql;
