@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-const BOOTSTRAP_DEADLINE: Duration = Duration::from_secs(90);
-const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
+pub const BOOTSTRAP_DEADLINE: Duration = Duration::from_secs(90);
+pub const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Wait until one member is primary and every other streams from it; returns the primary.
-async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
+pub async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
     wait_for(
         limit,
         "a primary and every standby streaming",
@@ -32,11 +32,11 @@ async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Durati
 }
 
 /// The member of three that is neither `a` nor `b`.
-fn other_of(a: usize, b: usize) -> usize {
+pub fn other_of(a: usize, b: usize) -> usize {
     (0..3).find(|i| *i != a && *i != b).unwrap()
 }
 
-async fn create_table(node: &Node) {
+pub async fn create_table(node: &Node) {
     let client = connect(node).await.expect("connect to the primary");
     client
         .batch_execute("CREATE TABLE IF NOT EXISTS acked (id bigint PRIMARY KEY)")
@@ -45,7 +45,7 @@ async fn create_table(node: &Node) {
 }
 
 /// Wait until `node` holds every id in `expected`.
-async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Duration) {
+pub async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Duration) {
     let node = &cluster.nodes[i];
     wait_for(
         limit,
@@ -249,7 +249,7 @@ async fn all_agents_restart_with_the_same_primary_and_no_loss() {
 /// workload loses no acknowledged write, and only the synchronous standby is promoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
-    crash_in_synchronous_mode("true").await;
+    crash_in_synchronous_mode("true", Database::Postgres).await;
 }
 
 /// Quorum commit (`ANY 1` of both standbys): the primary waits for either standby, the
@@ -257,10 +257,10 @@ async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
 /// write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_commit_loses_no_acknowledged_write_in_a_crash() {
-    crash_in_synchronous_mode("quorum").await;
+    crash_in_synchronous_mode("quorum", Database::Postgres).await;
 }
 
-async fn crash_in_synchronous_mode(mode: &'static str) {
+pub async fn crash_in_synchronous_mode(mode: &'static str, database: Database) {
     let quorum = mode == "quorum";
     let (role, endpoint, voters) = if quorum {
         ("quorum_standby", "quorum", 2)
@@ -272,6 +272,7 @@ async fn crash_in_synchronous_mode(mode: &'static str) {
         3,
         Options {
             synchronous_mode: mode,
+            database,
             ..Options::default()
         },
     );

@@ -1,7 +1,9 @@
-//! The one integration test binary: real agents, real PostgreSQL, run as the `postgres` user.
+//! The one integration test binary: real agents, real PostgreSQL, run as the `postgres` user
+//! (and real openGauss, where `TRIBUNE_OPENGAUSS_BIN` names its programs).
 
 mod bench;
 mod cluster;
 mod config_errors;
 mod faults;
 mod harness;
+mod opengauss;
