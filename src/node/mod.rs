@@ -428,6 +428,19 @@ postgresql:
     }
 
     #[test]
+    fn the_readme_opengauss_example_is_accepted() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Running on openGauss").unwrap()..];
+        let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+        let yaml = &section[start..start + section[start..].find("```").unwrap()];
+        let bin = opengauss_bin();
+        let yaml = yaml.replace("/opt/opengauss/bin", &bin.path().display().to_string());
+        let config = Config::from_yaml_str(&yaml, &|_| None).unwrap();
+        let instance = instance_for(&config).unwrap().unwrap();
+        assert_eq!(instance.engine(), "openGauss");
+    }
+
+    #[test]
     fn opengauss_configuration_errors_name_the_key() {
         let bin = opengauss_bin();
         let dir = bin.path().display();
