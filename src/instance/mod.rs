@@ -15,6 +15,7 @@ pub mod datadir;
 pub mod opengauss;
 pub mod postgres;
 pub mod process;
+pub mod server;
 pub mod sql;
 
 use std::time::Duration;
@@ -91,6 +92,16 @@ pub enum ClusterStateOnDisk {
 pub enum DbRole {
     Primary,
     Standby,
+}
+
+impl DbRole {
+    /// The role of a server started with this upstream: its standby, or a primary.
+    pub fn wanted(upstream: Option<&Upstream>) -> DbRole {
+        match upstream {
+            Some(_) => DbRole::Standby,
+            None => DbRole::Primary,
+        }
+    }
 }
 
 /// One live observation of the local server. Never an error: what could not be read is `None`.

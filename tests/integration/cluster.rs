@@ -59,6 +59,82 @@ pub async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Dur
     .await
 }
 
+/// Crashes the host of the primary `p` (agent and postmaster, kill -9) and waits until another
+/// member acknowledges a write; returns it, the write added to `acked`.
+pub async fn crash_and_fail_over(
+    cluster: &mut Cluster,
+    p: usize,
+    acked: &mut Vec<i64>,
+    limit: Duration,
+) -> usize {
+    let crashed_at = Instant::now();
+    cluster.crash(p);
+    let others: Vec<usize> = (0..cluster.nodes.len()).filter(|i| *i != p).collect();
+    let mut next_id = 1000;
+    let cluster = &*cluster;
+    let (np, first_id) = wait_for(
+        limit,
+        "a write acknowledged by a new primary",
+        cluster,
+        || {
+            next_id += 1;
+            let id = next_id;
+            let others = &others;
+            async move {
+                for &i in others {
+                    if insert(&cluster.nodes[i], id).await {
+                        return Some((i, id));
+                    }
+                }
+                None
+            }
+        },
+    )
+    .await;
+    acked.push(first_id);
+    println!(
+        "failover: {} accepted a write {:.2}s after the crash of {}",
+        cluster.nodes[np].name,
+        crashed_at.elapsed().as_secs_f64(),
+        cluster.nodes[p].name
+    );
+    np
+}
+
+/// After a failover from `p` to `np`: rows written on `np` reach `other`; `p`, started again,
+/// rejoins as a streaming replica and catches up; `np` stays the primary. Returns `p`'s agent
+/// log, which says how it rejoined.
+pub async fn rejoin_after_failover(
+    client: &reqwest::Client,
+    cluster: &mut Cluster,
+    (p, np, other): (usize, usize, usize),
+    acked: &mut Vec<i64>,
+    limit: Duration,
+) -> String {
+    write_and_replicate(cluster, np, other, 2000..2010, acked, limit).await;
+    cluster.start(p);
+    wait_streaming_replica(client, cluster, p, "the old primary to rejoin as a replica").await;
+    write_and_replicate(cluster, np, p, 3000..3010, acked, limit).await;
+    assert_eq!(primary(client, cluster).await, Some(np));
+    std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default()
+}
+
+/// Writes `ids` on the primary `np` and waits until member `i` holds every acknowledged row.
+async fn write_and_replicate(
+    cluster: &Cluster,
+    np: usize,
+    i: usize,
+    ids: std::ops::Range<i64>,
+    acked: &mut Vec<i64>,
+    limit: Duration,
+) {
+    for id in ids {
+        assert!(insert(&cluster.nodes[np], id).await, "insert {id}");
+        acked.push(id);
+    }
+    wait_rows(cluster, i, acked, limit).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     let client = http_client();
@@ -117,38 +193,8 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     assert!(table.contains("+ Cluster: itest ("), "{table}");
 
     // Crash the primary's host: agent and postmaster, kill -9.
-    let crashed_at = Instant::now();
-    cluster.crash(p);
+    let np = crash_and_fail_over(&mut cluster, p, &mut acked, FAILOVER_DEADLINE).await;
     let others: Vec<usize> = (0..3).filter(|i| *i != p).collect();
-    let mut next_id = 1000;
-    let new_primary = wait_for(
-        FAILOVER_DEADLINE,
-        "a write acknowledged by a new primary",
-        &cluster,
-        || {
-            next_id += 1;
-            let id = next_id;
-            let cluster = &cluster;
-            let others = &others;
-            async move {
-                for &i in others {
-                    if insert(&cluster.nodes[i], id).await {
-                        return Some((i, id));
-                    }
-                }
-                None
-            }
-        },
-    )
-    .await;
-    let (np, first_id) = new_primary;
-    acked.push(first_id);
-    println!(
-        "failover: {} accepted a write {:.2}s after the crash of {}",
-        cluster.nodes[np].name,
-        crashed_at.elapsed().as_secs_f64(),
-        cluster.nodes[p].name
-    );
     // Every acknowledged row survived, and the REST API agrees on the new primary.
     let got = ids(&cluster.nodes[np]).await.unwrap();
     for id in &acked {
@@ -186,30 +232,17 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     assert_eq!(history[0][2], "no recovery target specified", "{history}");
     assert_eq!(history[0][4], new_name.as_str(), "{history}");
 
-    // The other standby follows the new primary.
+    // The other standby follows the new primary; the crashed node comes back as its standby
+    // (pg_rewind) and catches up.
     let other = others.iter().copied().find(|i| *i != np).unwrap();
-    for id in 2000..2010 {
-        assert!(insert(&cluster.nodes[np], id).await);
-        acked.push(id);
-    }
-    wait_rows(&cluster, other, &acked, Duration::from_secs(30)).await;
-
-    // The crashed node comes back as a standby of the new primary (pg_rewind) and catches up.
-    cluster.start(p);
-    wait_streaming_replica(
+    let log = rejoin_after_failover(
         &client,
-        &cluster,
-        p,
-        "the old primary to rejoin as a replica",
+        &mut cluster,
+        (p, np, other),
+        &mut acked,
+        Duration::from_secs(30),
     )
     .await;
-    for id in 3000..3010 {
-        assert!(insert(&cluster.nodes[np], id).await);
-        acked.push(id);
-    }
-    wait_rows(&cluster, p, &acked, Duration::from_secs(30)).await;
-    assert_eq!(primary(&client, &cluster).await, Some(np));
-    let log = std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default();
     assert!(
         log.contains("pg_rewind"),
         "the old primary did not rejoin through pg_rewind"

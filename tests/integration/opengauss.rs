@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{
-    BOOTSTRAP_DEADLINE, FAILOVER_DEADLINE, crash_in_synchronous_mode, create_table, other_of,
-    wait_healthy, wait_rows,
+    BOOTSTRAP_DEADLINE, FAILOVER_DEADLINE, crash_and_fail_over, crash_in_synchronous_mode,
+    create_table, other_of, rejoin_after_failover, wait_healthy, wait_rows,
 };
 use crate::harness::*;
 
@@ -116,37 +116,7 @@ async fn opengauss_three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     let term_before = term(&cluster.nodes[p]).await.unwrap_or(0);
 
     // Crash the primary's host.
-    let crashed_at = Instant::now();
-    cluster.crash(p);
-    let others: Vec<usize> = (0..3).filter(|i| *i != p).collect();
-    let mut next_id = 1000;
-    let (np, first_id) = wait_for(
-        FAILOVER_DEADLINE * 2,
-        "a write acknowledged by a new primary",
-        &cluster,
-        || {
-            next_id += 1;
-            let id = next_id;
-            let cluster = &cluster;
-            let others = &others;
-            async move {
-                for &i in others {
-                    if insert(&cluster.nodes[i], id).await {
-                        return Some((i, id));
-                    }
-                }
-                None
-            }
-        },
-    )
-    .await;
-    acked.push(first_id);
-    println!(
-        "failover: {} accepted a write {:.2}s after the crash of {}",
-        cluster.nodes[np].name,
-        crashed_at.elapsed().as_secs_f64(),
-        cluster.nodes[p].name
-    );
+    let np = crash_and_fail_over(&mut cluster, p, &mut acked, FAILOVER_DEADLINE * 2).await;
     let got = ids(&cluster.nodes[np]).await.unwrap();
     for id in &acked {
         assert!(got.contains(id), "acknowledged id {id} lost on failover");
@@ -159,30 +129,17 @@ async fn opengauss_three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
         "term {term_after} after the failover, {term_before} before"
     );
 
-    // The other standby follows the new primary.
+    // The other standby follows the new primary; the old primary comes back as its standby,
+    // through gs_ctl build.
     let other = other_of(np, p);
-    for id in 2000..2010 {
-        assert!(insert(&cluster.nodes[np], id).await);
-        acked.push(id);
-    }
-    wait_rows(&cluster, other, &acked, Duration::from_secs(60)).await;
-
-    // The old primary comes back as a standby of the new one, through gs_ctl build.
-    cluster.start(p);
-    wait_streaming_replica(
+    let log = rejoin_after_failover(
         &client,
-        &cluster,
-        p,
-        "the old primary to rejoin as a replica",
+        &mut cluster,
+        (p, np, other),
+        &mut acked,
+        Duration::from_secs(60),
     )
     .await;
-    for id in 3000..3010 {
-        assert!(insert(&cluster.nodes[np], id).await);
-        acked.push(id);
-    }
-    wait_rows(&cluster, p, &acked, Duration::from_secs(60)).await;
-    assert_eq!(primary(&client, &cluster).await, Some(np));
-    let log = std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default();
     assert!(
         log.contains(" build -D ") && log.contains("-b incremental"),
         "the old primary did not rejoin through gs_ctl build"

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use crate::instance::conf::{guc_line, guc_text, hba_token};
+use crate::instance::conf::{guc_line, guc_text, hba_file, hba_token};
 use crate::instance::postgres::gucs::{lookup, parse_bool};
 
 use super::replconninfo::{SLOTS, Slots, slot_name};
@@ -305,20 +305,7 @@ pub fn default_pg_hba(s: &OpenGaussSettings) -> Vec<String> {
 
 /// `pg_hba.conf`, the same on every member: `gs_ctl build` copies the source's over ours.
 pub fn pg_hba(s: &OpenGaussSettings) -> String {
-    let lines = if s.pg_hba.is_empty() {
-        default_pg_hba(s)
-    } else {
-        s.pg_hba.clone()
-    };
-    let mut out = format!(
-        "# Written by the tribune agent for member {}; edits are overwritten.\n",
-        s.name
-    );
-    for line in lines {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
+    hba_file(s.name.as_str(), &s.pg_hba, || default_pg_hba(s))
 }
 
 #[cfg(test)]

@@ -54,14 +54,15 @@ use tokio::time::Instant;
 
 pub use settings::OpenGaussSettings;
 
-use super::datadir::{self, Postmaster};
-use super::postgres::controldata;
+use super::datadir;
 use super::postgres::settings::has_pg_version;
+use super::postgres::slots as slot_list;
 use super::process::{self, remove_if_exists, write_atomic};
-use super::sql::{LocalSql, SqlError, first_value, rows_column};
+use super::server::{CTL_MARGIN, LocalServer, POLL, QUERY_TIMEOUT, RELOAD_TIMEOUT};
+use super::sql::{LocalSql, SqlError, rows_column};
 use super::{
-    ClusterStateOnDisk, ControlData, DataDir, DbRole, Instance, InstanceError, LocalStatus,
-    PeerFence, StopMode, TimelineSwitch, Upstream,
+    ClusterStateOnDisk, DataDir, DbRole, Instance, InstanceError, LocalStatus, PeerFence, StopMode,
+    TimelineSwitch, Upstream,
 };
 use crate::state::DbState;
 use crate::types::{Generation, Lsn, MemberName, Timeline};
@@ -73,30 +74,21 @@ use term::Term;
 
 /// Connecting to the local server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// The status query and other quick statements.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reaching another member's database to fence it: short, because an unreachable host must not
 /// hold a failover up.
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Role changes, slot drops, reloads.
+/// Role changes, reloads.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
-const CONTROLDATA_TIMEOUT: Duration = Duration::from_secs(30);
 const INITDB_TIMEOUT: Duration = Duration::from_secs(600);
 /// Builds copy data; this only catches a tool that hangs for good.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-/// Added to `gs_ctl_timeout` for gs_ctl itself: it enforces `-t`, we only catch a hang.
-const GS_CTL_MARGIN: Duration = Duration::from_secs(15);
 /// `gs_ctl query`, `reload`, `failover -W`: they only read or signal.
 const GS_CTL_QUICK: Duration = Duration::from_secs(10);
-/// How long a reload may take to show in `current_setting`.
-const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a standby pointed at its upstream may take to stream (or to say why it cannot).
 const STREAM_CONFIRM: Duration = Duration::from_secs(15);
 /// `gs_ctl failover` is signalled again this often until the role changes, as gs_ctl's own
 /// wait does.
 const FAILOVER_RESIGNAL: Duration = Duration::from_secs(1);
-/// How often a wait for the server checks again (one local query).
-const POLL: Duration = Duration::from_millis(20);
 
 /// The eight `replconninfoN` settings in one value, to confirm a reload.
 const REPLCONNINFO_SQL: &str = "SELECT pg_catalog.current_setting('replconninfo1') \
@@ -132,7 +124,7 @@ enum Pointed {
 
 pub struct OpenGauss {
     s: OpenGaussSettings,
-    db: LocalSql,
+    server: LocalServer,
     /// The last reason `status()` could not query a live server, logged once per change.
     last_status_error: std::sync::Mutex<Option<String>>,
     /// The server version last logged.
@@ -184,7 +176,12 @@ fn with_notices(e: InstanceError, output: &str) -> InstanceError {
 impl OpenGauss {
     pub fn new(settings: OpenGaussSettings) -> Self {
         Self {
-            db: LocalSql::new(local_config(&settings), CONNECT_TIMEOUT),
+            server: LocalServer {
+                data_dir: settings.data_dir.clone(),
+                db: LocalSql::new(local_config(&settings), CONNECT_TIMEOUT),
+                ctl_timeout: settings.gs_ctl_timeout,
+                log_file: settings.log_file(),
+            },
             s: settings,
             last_status_error: std::sync::Mutex::new(None),
             version_logged: std::sync::Mutex::new(None),
@@ -201,6 +198,7 @@ impl OpenGauss {
 
     async fn observe(&self) -> Result<Observed, String> {
         let rows = self
+            .server
             .db
             .query(status::STATUS_SQL, QUERY_TIMEOUT)
             .await
@@ -211,24 +209,14 @@ impl OpenGauss {
         status::parse_status(|name| row.try_get(name).ok().flatten().map(str::to_owned))
     }
 
-    /// `pg_is_in_recovery()` as a role.
     async fn role(&self, timeout: Duration) -> Result<DbRole, SqlError> {
-        let rows = self
-            .db
-            .query("SELECT pg_catalog.pg_is_in_recovery()", timeout)
-            .await?;
-        match first_value(&rows).as_deref() {
-            Some("t") => Ok(DbRole::Standby),
-            Some("f") => Ok(DbRole::Primary),
-            other => Err(SqlError::Other(format!(
-                "pg_is_in_recovery() returned {other:?}"
-            ))),
-        }
+        self.server.role(timeout).await
     }
 
     /// `local_role` of `pg_stat_get_stream_replications()`.
     async fn local_role(&self, operation: &'static str) -> Result<LocalRole, InstanceError> {
         let role = self
+            .server
             .db
             .value(
                 operation,
@@ -240,29 +228,18 @@ impl OpenGauss {
     }
 
     async fn current_term(&self, operation: &'static str) -> Result<Option<u32>, InstanceError> {
-        let term = self.db.value(operation, TERM_SQL, QUERY_TIMEOUT).await?;
+        let term = self
+            .server
+            .db
+            .value(operation, TERM_SQL, QUERY_TIMEOUT)
+            .await?;
         Ok(term.and_then(|t| t.parse().ok()))
-    }
-
-    /// Waits until the server answers SQL, up to `timeout`; returns its role.
-    async fn wait_ready(&self, timeout: Duration) -> Result<DbRole, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let err = match self.role(QUERY_TIMEOUT).await {
-                Ok(role) => return Ok(role),
-                Err(e) => e.describe(),
-            };
-            if Instant::now() >= deadline || !self.postmaster_running() {
-                return Err(err);
-            }
-            tokio::time::sleep(POLL).await;
-        }
     }
 
     // ----- files -----
 
     fn postmaster_running(&self) -> bool {
-        matches!(datadir::postmaster(&self.s.data_dir), Postmaster::Alive(_))
+        self.server.running()
     }
 
     fn sync_names(&self) -> Option<String> {
@@ -335,14 +312,16 @@ impl OpenGauss {
 
     /// Reloads the running server's configuration and waits until its channels are `slots`.
     async fn reload(&self, operation: &'static str, slots: &Slots) -> Result<(), InstanceError> {
-        self.db
+        self.server
+            .db
             .query_for(
                 operation,
                 "SELECT pg_catalog.pg_reload_conf()",
                 ADMIN_TIMEOUT,
             )
             .await?;
-        self.db
+        self.server
+            .db
             .wait_for_value(
                 operation,
                 REPLCONNINFO_SQL,
@@ -350,17 +329,6 @@ impl OpenGauss {
                 RELOAD_TIMEOUT,
             )
             .await
-    }
-
-    async fn controldata(&self) -> Result<controldata::Controldata, InstanceError> {
-        let out = process::run(
-            "pg_controldata",
-            &commands::pg_controldata(&self.s),
-            CONTROLDATA_TIMEOUT,
-        )
-        .await?;
-        controldata::parse_controldata(&out.stdout)
-            .map_err(|e| InstanceError::failed("pg_controldata", e))
     }
 
     /// `gs_initdb` into the empty data directory, the initial user's password in a file that
@@ -425,59 +393,20 @@ impl OpenGauss {
 
     // ----- server start and roles -----
 
-    /// `gs_ctl start -M <mode>`, then wait for SQL and check the role.
+    /// `gs_ctl start -M <mode>`, then wait for SQL and check the role; gs_ctl's messages say
+    /// why when it exited 0 without starting anything (another gs_ctl held the lock).
     async fn start_server(&self, mode: ServerMode) -> Result<(), InstanceError> {
-        const OP: &str = "start";
-        let cmd = commands::start(&self.s, mode);
-        let printed = match process::run(OP, &cmd, self.s.gs_ctl_timeout + GS_CTL_MARGIN).await {
-            Ok(out) => format!("{}{}", out.stdout, out.stderr),
-            Err(e) => {
-                if self.postmaster_running() {
-                    tracing::warn!(error = %e, "gs_ctl start failed but a server is running");
-                    return Err(InstanceError::Unknown {
-                        operation: OP,
-                        timeout: self.s.gs_ctl_timeout,
-                    });
-                }
-                return Err(match e {
-                    InstanceError::Failed { operation, detail } => InstanceError::Failed {
-                        operation,
-                        detail: format!(
-                            "{detail}\nserver log:\n{}",
-                            datadir::log_tail(&self.s.log_file())
-                        ),
-                    },
-                    other => other,
-                });
-            }
-        };
         let want = match mode {
             ServerMode::Primary => DbRole::Primary,
             ServerMode::Standby => DbRole::Standby,
         };
-        match self.wait_ready(self.s.gs_ctl_timeout).await {
-            Ok(role) if role == want => Ok(()),
-            Ok(role) => Err(InstanceError::failed(
-                OP,
-                format!("the server runs as {role:?}, not {want:?}"),
-            )),
-            Err(_) if self.postmaster_running() => Err(InstanceError::Unknown {
-                operation: OP,
-                timeout: self.s.gs_ctl_timeout,
-            }),
-            // gs_ctl may have exited 0 without starting anything (another gs_ctl held the
-            // lock): say so.
-            Err(e) => Err(with_notices(
-                InstanceError::failed(
-                    OP,
-                    format!(
-                        "the server is not running: {e}\nserver log:\n{}",
-                        datadir::log_tail(&self.s.log_file())
-                    ),
-                ),
-                &printed,
-            )),
-        }
+        self.server
+            .start(
+                &commands::start(&self.s, mode),
+                want,
+                gs_ctl_output::explain,
+            )
+            .await
     }
 
     /// Pins the running standby to `up` and waits until it streams from it, or says why it
@@ -490,7 +419,7 @@ impl OpenGauss {
             super::conf::sql_literal(&up.host)
         );
         // disable_conn returns once the mode is in the file and in shared memory.
-        self.db.query_for(OP, &pin, ADMIN_TIMEOUT).await?;
+        self.server.db.query_for(OP, &pin, ADMIN_TIMEOUT).await?;
         let expected = format!("{}:{ha_port}", up.host);
         let deadline = Instant::now() + STREAM_CONFIRM;
         loop {
@@ -577,7 +506,7 @@ impl OpenGauss {
             .map_err(|e| InstanceError::failed(OP, e.to_string()))?;
         tracing::info!(%term, "the single instance has peers now: notifying it to be primary");
         let cmd = commands::notify_primary(&self.s, term);
-        let result = process::run(OP, &cmd, self.s.gs_ctl_timeout + GS_CTL_MARGIN).await;
+        let result = process::run(OP, &cmd, self.s.gs_ctl_timeout + CTL_MARGIN).await;
         match self.local_role(OP).await? {
             LocalRole::Primary => Ok(()),
             other => Err(match result {
@@ -611,35 +540,17 @@ impl Instance for OpenGauss {
     }
 
     async fn data_dir(&self) -> Result<DataDir, InstanceError> {
-        if !has_pg_version(&self.s.data_dir) {
-            return Ok(DataDir::Empty);
-        }
-        let cd = self.controldata().await?;
-        Ok(DataDir::Initialized(ControlData {
-            sysid: cd.sysid,
-            cluster_state: cd.cluster_state,
-            timeline: cd.timeline,
-            standby_configured: self.s.file(files::STANDBY_MARKER).exists(),
-        }))
+        self.server
+            .read_data_dir(
+                &commands::pg_controldata(&self.s),
+                &self.s.file(files::STANDBY_MARKER),
+            )
+            .await
     }
 
     async fn status(&self) -> LocalStatus {
-        match datadir::postmaster(&self.s.data_dir) {
-            Postmaster::Absent => {
-                self.db.reset().await;
-                return LocalStatus {
-                    state: DbState::Stopped,
-                    ..LocalStatus::default()
-                };
-            }
-            Postmaster::Stale => {
-                self.db.reset().await;
-                return LocalStatus {
-                    state: DbState::Crashed,
-                    ..LocalStatus::default()
-                };
-            }
-            Postmaster::Alive(_) => {}
+        if let Err(not_running) = self.server.alive().await {
+            return not_running;
         }
         match self.observe().await {
             Ok(obs) => {
@@ -675,6 +586,7 @@ impl Instance for OpenGauss {
         self.start_server(ServerMode::Primary).await?;
         let existing: BTreeSet<String> = rows_column(
             &self
+                .server
                 .db
                 .query_for(OP, roles::LIST_SQL, ADMIN_TIMEOUT)
                 .await?,
@@ -684,14 +596,15 @@ impl Instance for OpenGauss {
         .collect();
         match roles::bootstrap_sql(&self.s, &existing) {
             Some(sql) => {
-                self.db.query_for(OP, &sql, ADMIN_TIMEOUT).await?;
+                self.server.db.query_for(OP, &sql, ADMIN_TIMEOUT).await?;
             }
             None => tracing::warn!(
                 "no password for the replication administrator: other members cannot fence \
                  this database over SQL"
             ),
         }
-        self.db
+        self.server
+            .db
             .value(
                 OP,
                 "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
@@ -751,39 +664,13 @@ impl Instance for OpenGauss {
 
     async fn start(&self, upstream: Option<&Upstream>) -> Result<(), InstanceError> {
         const OP: &str = "start";
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
-        let want = if upstream.is_some() {
-            DbRole::Standby
-        } else {
-            DbRole::Primary
-        };
-        if self.postmaster_running() {
-            let role = match self.wait_ready(self.s.gs_ctl_timeout).await {
-                Ok(role) => role,
-                Err(e) if self.postmaster_running() => {
-                    tracing::warn!(error = %e, "a server runs but does not answer");
-                    return Err(InstanceError::Unknown {
-                        operation: OP,
-                        timeout: self.s.gs_ctl_timeout,
-                    });
-                }
-                // It went away while we waited: start it below.
-                Err(_) => want,
+        self.server.require_cluster(OP)?;
+        let want = DbRole::wanted(upstream);
+        if self.server.runs_as(OP, want).await? {
+            return match upstream {
+                Some(up) => self.follow(up).await,
+                None => self.write_config(ConfRole::Primary).map(|_| ()),
             };
-            if self.postmaster_running() {
-                if role != want {
-                    return Err(InstanceError::failed(
-                        OP,
-                        format!("the server already runs as {role:?}; stop it first"),
-                    ));
-                }
-                return match upstream {
-                    Some(up) => self.follow(up).await,
-                    None => self.write_config(ConfRole::Primary).map(|_| ()),
-                };
-            }
         }
         if self.s.file(files::BUILD_TAG).exists() {
             // An interrupted build: openGauss refuses to start until it is built again.
@@ -813,42 +700,15 @@ impl Instance for OpenGauss {
     }
 
     async fn stop(&self, mode: StopMode) -> Result<(), InstanceError> {
-        const OP: &str = "stop";
-        self.db.reset().await;
-        if !self.postmaster_running() {
-            return Ok(());
-        }
-        let result = process::run(
-            OP,
-            &commands::stop(&self.s, mode),
-            self.s.gs_ctl_timeout + GS_CTL_MARGIN,
-        )
-        .await;
-        if !self.postmaster_running() {
-            return Ok(());
-        }
-        match result {
-            Ok(_) | Err(InstanceError::Failed { .. }) => Err(InstanceError::Unknown {
-                operation: OP,
-                timeout: self.s.gs_ctl_timeout,
-            }),
-            Err(e) => Err(e),
-        }
+        self.server.stop(&commands::stop(&self.s, mode)).await
     }
 
     async fn promote(&self, generation: Generation) -> Result<(), InstanceError> {
         const OP: &str = "promote";
         let term =
             Term::try_from(generation).map_err(|e| InstanceError::failed(OP, e.to_string()))?;
-        match self.role(QUERY_TIMEOUT).await {
-            Ok(DbRole::Primary) => return self.write_config(ConfRole::Primary).map(|_| ()),
-            Ok(DbRole::Standby) => {}
-            Err(e) => {
-                if !self.postmaster_running() {
-                    return Err(InstanceError::failed(OP, "the server is not running"));
-                }
-                return Err(e.into_instance(OP));
-            }
+        if self.server.answering_role(OP).await? == DbRole::Primary {
+            return self.write_config(ConfRole::Primary).map(|_| ());
         }
         let cmd = commands::failover(&self.s, term);
         let deadline = Instant::now() + self.s.gs_ctl_timeout;
@@ -898,9 +758,7 @@ impl Instance for OpenGauss {
 
     async fn follow(&self, upstream: &Upstream) -> Result<(), InstanceError> {
         const OP: &str = "follow";
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
+        self.server.require_cluster(OP)?;
         if !self.postmaster_running() {
             // Pinned when it starts.
             return self
@@ -935,19 +793,12 @@ impl Instance for OpenGauss {
 
     async fn stop_replication(&self) -> Result<(), InstanceError> {
         const OP: &str = "stop replication";
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
+        self.server.require_cluster(OP)?;
         if !self.postmaster_running() {
             // Nothing streams; a later start pins it to whichever upstream it is given.
             return Ok(());
         }
-        if self
-            .role(QUERY_TIMEOUT)
-            .await
-            .map_err(|e| e.into_instance(OP))?
-            == DbRole::Primary
-        {
+        if self.server.answering_role(OP).await? == DbRole::Primary {
             return Err(InstanceError::failed(OP, "the server runs as a primary"));
         }
         // Refused until the standby has replayed all it received; the first refusal already
@@ -956,7 +807,7 @@ impl Instance for OpenGauss {
         let deadline = Instant::now() + self.s.gs_ctl_timeout;
         loop {
             let prohibit = "SELECT pg_catalog.disable_conn('prohibit_connection', '', 0)";
-            match self.db.query(prohibit, ADMIN_TIMEOUT).await {
+            match self.server.db.query(prohibit, ADMIN_TIMEOUT).await {
                 Ok(_) => break,
                 Err(e) if Instant::now() >= deadline => {
                     return Err(InstanceError::failed(
@@ -969,7 +820,8 @@ impl Instance for OpenGauss {
             tokio::time::sleep(POLL * 5).await;
         }
         // The WAL receiver exits on its own once it sees the mode: wait until it has.
-        self.db
+        self.server
+            .db
             .wait_for_value(
                 OP,
                 "SELECT pg_catalog.count(*)::text FROM pg_catalog.pg_stat_get_wal_receiver()",
@@ -987,16 +839,12 @@ impl Instance for OpenGauss {
                 "incremental build is disabled (use_pg_rewind: false)",
             ));
         }
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
-        if self.postmaster_running() {
-            return Err(InstanceError::failed(
-                OP,
-                "the server is running; stop it first",
-            ));
-        }
-        let cd = self.controldata().await?;
+        self.server.require_cluster(OP)?;
+        self.server.require_stopped(OP)?;
+        let cd = self
+            .server
+            .controldata(&commands::pg_controldata(&self.s))
+            .await?;
         if !matches!(
             cd.cluster_state,
             ClusterStateOnDisk::ShutDown | ClusterStateOnDisk::ShutDownInRecovery
@@ -1007,24 +855,7 @@ impl Instance for OpenGauss {
     }
 
     async fn set_aside_data_dir(&self) -> Result<PathBuf, InstanceError> {
-        const OP: &str = "set aside";
-        if self.postmaster_running() {
-            return Err(InstanceError::failed(
-                OP,
-                "the server is running; stop it first",
-            ));
-        }
-        if !self.s.data_dir.exists() {
-            return Err(InstanceError::failed(OP, "there is no data directory"));
-        }
-        self.db.reset().await;
-        let target = datadir::set_aside(&self.s.data_dir)?;
-        tracing::warn!(
-            data_dir = %self.s.data_dir.display(),
-            moved_to = %target.display(),
-            "set the data directory aside"
-        );
-        Ok(target)
+        self.server.set_aside().await
     }
 
     async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError> {
@@ -1032,35 +863,16 @@ impl Instance for OpenGauss {
         if !self.s.use_slots {
             return Ok(());
         }
-        match self.role(QUERY_TIMEOUT).await {
-            Ok(DbRole::Primary) => {}
-            Ok(DbRole::Standby) => return Ok(()),
-            Err(e) => return Err(e.into_instance(OP)),
+        if self.server.answering_role(OP).await? == DbRole::Standby {
+            return Ok(());
         }
         let rows = self
+            .server
             .db
-            .query_for(OP, slots::LIST_SQL, QUERY_TIMEOUT)
+            .query_for(OP, slot_list::LIST_SQL, QUERY_TIMEOUT)
             .await?;
-        let existing: Vec<slots::Slot> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(slots::Slot {
-                    name: r.try_get(0).ok().flatten()?.to_owned(),
-                    active: r.try_get(1).ok().flatten() == Some("t"),
-                })
-            })
-            .collect();
-        for name in slots::stale(&existing, members) {
-            tracing::info!(slot = %name, "dropping the replication slot of a member that left");
-            let sql = format!(
-                "SELECT pg_catalog.pg_drop_replication_slot({})",
-                super::conf::sql_literal(&name)
-            );
-            // It may have become active since it was listed; the next call retries.
-            if let Err(e) = self.db.query(&sql, ADMIN_TIMEOUT).await {
-                tracing::warn!(slot = %name, error = %e.describe(), "could not drop replication slot");
-            }
-        }
+        let stale = slots::stale(&slot_list::list(&rows), members);
+        self.server.drop_slots(&stale).await;
         Ok(())
     }
 
@@ -1076,32 +888,10 @@ impl Instance for OpenGauss {
             return Ok(None);
         }
         self.write_config(ConfRole::Primary)?;
-        self.db
-            .query_for(OP, "SELECT pg_catalog.pg_reload_conf()", QUERY_TIMEOUT)
+        let lsn = self
+            .server
+            .apply_sync_names(OP, value, "SELECT pg_catalog.pg_current_xlog_location()")
             .await?;
-        // A reload is asynchronous: confirm the server runs with the new value.
-        self.db
-            .wait_for_value(
-                OP,
-                "SELECT pg_catalog.current_setting('synchronous_standby_names')",
-                value,
-                RELOAD_TIMEOUT,
-            )
-            .await?;
-        let text = self
-            .db
-            .value(
-                OP,
-                "SELECT pg_catalog.pg_current_xlog_location()",
-                QUERY_TIMEOUT,
-            )
-            .await?;
-        let lsn = text
-            .as_deref()
-            .and_then(|t| t.parse::<Lsn>().ok())
-            .ok_or_else(|| {
-                InstanceError::failed(OP, format!("pg_current_xlog_location() returned {text:?}"))
-            })?;
         Ok(Some(lsn))
     }
 
@@ -1140,31 +930,18 @@ impl Instance for OpenGauss {
     ) -> Result<Vec<TimelineSwitch>, InstanceError> {
         // openGauss keeps timeline 1 across promotions (the term tells generations apart), so
         // a history file only exists on clusters that did a point-in-time recovery.
-        if timeline.0 <= 1 {
-            return Ok(Vec::new());
-        }
-        let path = self
-            .s
-            .data_dir
-            .join("pg_xlog")
-            .join(format!("{:08X}.history", timeline.0));
-        let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
-            InstanceError::failed("read timeline history", format!("{}: {e}", path.display()))
-        })?;
-        Ok(super::parse_timeline_history(&text))
+        self.server.timeline_history("pg_xlog", timeline).await
     }
 
     async fn checkpoint(&self) -> Result<(), InstanceError> {
-        self.db
-            .query_for("checkpoint", "CHECKPOINT", self.s.gs_ctl_timeout)
-            .await
-            .map(|_| ())
+        self.server.checkpoint().await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instance::postgres::controldata;
 
     /// `pg_controldata` output in openGauss's layout: the labels its `pg_controldata.cpp`
     /// prints (PostgreSQL 9.2's, plus `remove lsn` and `Database system TimeLine`), with

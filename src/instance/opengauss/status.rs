@@ -20,9 +20,10 @@
 //! `pg_settings` has no such column. The simple protocol sends every column as text; the parser
 //! is pure.
 
+use crate::instance::postgres::status::{in_recovery, lsn, senders, utc};
 use crate::instance::{DbRole, LocalStatus, WalSender};
 use crate::state::DbState;
-use crate::types::{Lsn, Timeline};
+use crate::types::Timeline;
 
 use super::hastate::HaState;
 
@@ -68,17 +69,6 @@ pub struct Observed {
     pub version: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct SenderRow {
-    usename: Option<String>,
-    application_name: Option<String>,
-    client_addr: Option<String>,
-    state: Option<String>,
-    sync_state: Option<String>,
-    sync_priority: Option<i32>,
-    flush_lsn: Option<String>,
-}
-
 /// The standby's name in a walsender's `application_name`: `WalSender to Standby[b]` is `b`
 /// (also for `Build[...]` and `Secondary[...]` senders); anything else as it is.
 pub fn sender_name(application_name: &str) -> &str {
@@ -96,22 +86,9 @@ pub fn channel_upstream(channel: &str) -> Option<String> {
         .filter(|r| !r.is_empty())
 }
 
-/// An LSN as openGauss prints it (`0/4005148`, or zero-padded `00000000/04005148`).
-fn lsn(text: Option<String>) -> Option<Lsn> {
-    text?.parse().ok()
-}
-
-fn utc(text: Option<String>) -> Option<String> {
-    text.map(|t| format!("{t}+00:00"))
-}
-
 /// Builds the status from the query's columns (by name; `None` for NULL).
 pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<Observed, String> {
-    let in_recovery = match col("in_recovery").as_deref() {
-        Some("t") => true,
-        Some("f") => false,
-        other => return Err(format!("pg_is_in_recovery() returned {other:?}")),
-    };
+    let in_recovery = in_recovery(&col)?;
     let (Some(role), Some(state)) = (col("local_role"), col("db_state")) else {
         return Err("pg_stat_get_stream_replications() returned no role".into());
     };
@@ -120,27 +97,17 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<Observed, St
     // A standby streams when its receiver runs and openGauss calls it `Normal`; `Catchup` and
     // `Starting` are not yet a replica to send reads to (reference section 6).
     let streaming = in_recovery && receiver_state.is_some() && state.trim() == "Normal";
-    let replication = match col("replication") {
-        None => Vec::new(),
-        Some(json) => {
-            let mut rows = serde_json::from_str::<Vec<SenderRow>>(&json)
-                .map_err(|e| format!("unreadable pg_stat_replication rows: {e}"))?
-                .into_iter()
-                .map(|r| WalSender {
-                    usename: r.usename.unwrap_or_default(),
-                    application_name: sender_name(&r.application_name.unwrap_or_default())
-                        .to_owned(),
-                    client_addr: r.client_addr,
-                    state: r.state.unwrap_or_default().to_ascii_lowercase(),
-                    sync_state: r.sync_state.unwrap_or_default().to_ascii_lowercase(),
-                    sync_priority: r.sync_priority.unwrap_or_default(),
-                    flush_lsn: lsn(r.flush_lsn),
-                })
-                .collect::<Vec<_>>();
-            rows.sort_by(|a, b| a.application_name.cmp(&b.application_name));
-            rows
-        }
-    };
+    // `WalSender to Standby[b]` is `b`; `Streaming`, `Sync` are `streaming`, `sync`.
+    let mut replication: Vec<WalSender> = senders(col("replication"))?
+        .into_iter()
+        .map(|w| WalSender {
+            application_name: sender_name(&w.application_name).to_owned(),
+            state: w.state.to_ascii_lowercase(),
+            sync_state: w.sync_state.to_ascii_lowercase(),
+            ..w
+        })
+        .collect();
+    replication.sort_by(|a, b| a.application_name.cmp(&b.application_name));
     let status = LocalStatus {
         state: DbState::Running,
         role: Some(if in_recovery {
@@ -180,16 +147,9 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<Observed, St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instance::conf::test_row as row;
     use crate::instance::opengauss::hastate::{DbStateText, Detail, LocalRole, Repair};
-    use std::collections::BTreeMap;
-
-    fn row(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use crate::types::Lsn;
 
     /// The primary of the reference's `gs_ctl query` sample, as the status query returns it:
     /// one synchronous standby streaming (values of the sample; the standby's name in the

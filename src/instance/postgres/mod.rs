@@ -39,12 +39,13 @@ use tokio_postgres::SimpleQueryRow;
 
 pub use settings::PostgresSettings;
 
-use super::datadir::{self, Postmaster};
+use super::datadir;
 use super::process::{self, remove_if_exists, write_atomic};
+use super::server::{CTL_MARGIN, LocalServer, POLL, QUERY_TIMEOUT, RELOAD_TIMEOUT};
 use super::sql::{LocalSql, SqlError, rows_column};
 use super::{
-    ClusterStateOnDisk, ControlData, DataDir, DbRole, Instance, InstanceError, LocalStatus,
-    PeerFence, StopMode, Upstream,
+    ClusterStateOnDisk, DataDir, DbRole, Instance, InstanceError, LocalStatus, PeerFence, StopMode,
+    Upstream,
 };
 use crate::state::DbState;
 use crate::types::{Generation, Lsn, MemberName};
@@ -52,27 +53,16 @@ use settings::has_pg_version;
 
 /// Connecting to the local server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// The status query and other quick statements.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reaching another member's database to fence it: short, because an unreachable host (a
 /// crash, a partition) must not hold a failover up.
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Role creation, slot changes, reloads.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
-const CONTROLDATA_TIMEOUT: Duration = Duration::from_secs(30);
 const INITDB_TIMEOUT: Duration = Duration::from_secs(600);
 /// Base backups and rewinds copy data; these only catch a tool that hangs for good.
 const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const REWIND_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 const SINGLE_USER_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Added to `pg_ctl_timeout` for pg_ctl itself: it enforces `-t`, we only catch a hang.
-const PG_CTL_MARGIN: Duration = Duration::from_secs(15);
-/// How long a reload may take to show in `current_setting`.
-const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a wait for the server (ready, promoted, reloaded) checks again: every such wait
-/// lies on the failover path, and a check is one local query.
-const POLL: Duration = Duration::from_millis(20);
-
 /// What the configuration files are written for.
 #[derive(Clone, Copy)]
 enum ConfRole<'a> {
@@ -103,7 +93,7 @@ fn local_config(s: &PostgresSettings) -> tokio_postgres::Config {
 
 pub struct Postgres {
     s: PostgresSettings,
-    db: LocalSql,
+    server: LocalServer,
     /// The last reason `status()` could not query a live server, logged once per change.
     last_status_error: std::sync::Mutex<Option<String>>,
     /// The `synchronous_standby_names` the agent asked for (empty: asynchronous); written into
@@ -114,7 +104,12 @@ pub struct Postgres {
 impl Postgres {
     pub fn new(settings: PostgresSettings) -> Self {
         Self {
-            db: LocalSql::new(local_config(&settings), CONNECT_TIMEOUT),
+            server: LocalServer {
+                data_dir: settings.data_dir.clone(),
+                db: LocalSql::new(local_config(&settings), CONNECT_TIMEOUT),
+                ctl_timeout: settings.pg_ctl_timeout,
+                log_file: settings.log_file(),
+            },
             s: settings,
             last_status_error: std::sync::Mutex::new(None),
             sync_names: std::sync::Mutex::new(String::new()),
@@ -128,11 +123,7 @@ impl Postgres {
     // ----- connection and SQL -----
 
     async fn sql(&self, sql: &str, timeout: Duration) -> Result<Vec<SimpleQueryRow>, SqlError> {
-        self.db.query(sql, timeout).await
-    }
-
-    async fn drop_connection(&self) {
-        self.db.reset().await;
+        self.server.db.query(sql, timeout).await
     }
 
     async fn sql_for(
@@ -141,47 +132,17 @@ impl Postgres {
         sql: &str,
         timeout: Duration,
     ) -> Result<Vec<SimpleQueryRow>, InstanceError> {
-        self.db.query_for(operation, sql, timeout).await
+        self.server.db.query_for(operation, sql, timeout).await
     }
 
-    /// `pg_is_in_recovery()` as a role.
     async fn role(&self, timeout: Duration) -> Result<DbRole, SqlError> {
-        let rows = self
-            .sql("SELECT pg_catalog.pg_is_in_recovery()", timeout)
-            .await?;
-        match rows.first().and_then(|r| r.try_get(0).ok().flatten()) {
-            Some("t") => Ok(DbRole::Standby),
-            Some("f") => Ok(DbRole::Primary),
-            other => Err(SqlError::Other(format!(
-                "pg_is_in_recovery() returned {other:?}"
-            ))),
-        }
-    }
-
-    /// Waits until the server answers SQL, up to `timeout`; returns its role.
-    async fn wait_ready(&self, timeout: Duration) -> Result<DbRole, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let err = match self.role(QUERY_TIMEOUT).await {
-                Ok(role) => return Ok(role),
-                Err(SqlError::Timeout(t)) => format!("no answer within {t:?}"),
-                Err(SqlError::Other(e)) => e,
-            };
-            if Instant::now() >= deadline || !self.postmaster_running() {
-                return Err(err);
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.server.role(timeout).await
     }
 
     // ----- files -----
 
-    fn read_postmaster(&self) -> Postmaster {
-        datadir::postmaster(&self.s.data_dir)
-    }
-
     fn postmaster_running(&self) -> bool {
-        matches!(self.read_postmaster(), Postmaster::Alive(_))
+        self.server.running()
     }
 
     /// Keeps initdb's configuration as `postgresql.base.conf`, which ours includes.
@@ -283,68 +244,19 @@ impl Postgres {
         std::fs::set_permissions(&self.s.data_dir, std::fs::Permissions::from_mode(0o700))
     }
 
-    /// The end of the server log, for start failures.
-    fn log_tail(&self) -> String {
-        datadir::log_tail(&self.s.log_file())
-    }
-
     async fn controldata(&self) -> Result<controldata::Controldata, InstanceError> {
-        let out = process::run(
-            "pg_controldata",
-            &commands::pg_controldata(&self.s),
-            CONTROLDATA_TIMEOUT,
-        )
-        .await?;
-        controldata::parse_controldata(&out.stdout)
-            .map_err(|e| InstanceError::failed("pg_controldata", e))
+        self.server
+            .controldata(&commands::pg_controldata(&self.s))
+            .await
     }
 
     // ----- server start -----
 
     /// `pg_ctl start` then wait for SQL and check the role.
     async fn start_server(&self, want: DbRole) -> Result<(), InstanceError> {
-        const OP: &str = "start";
-        let cmd = commands::pg_ctl_start(&self.s);
-        if let Err(e) = process::run(OP, &cmd, self.s.pg_ctl_timeout + PG_CTL_MARGIN).await {
-            if self.postmaster_running() {
-                tracing::warn!(error = %e, "pg_ctl start failed but a postmaster is running");
-                return Err(InstanceError::Unknown {
-                    operation: OP,
-                    timeout: self.s.pg_ctl_timeout,
-                });
-            }
-            return Err(match e {
-                InstanceError::Failed { operation, detail } => InstanceError::Failed {
-                    operation,
-                    detail: format!("{detail}\nserver log:\n{}", self.log_tail()),
-                },
-                other => other,
-            });
-        }
-        self.confirm_role(OP, want).await
-    }
-
-    async fn confirm_role(&self, op: &'static str, want: DbRole) -> Result<(), InstanceError> {
-        match self.wait_ready(self.s.pg_ctl_timeout).await {
-            Ok(role) if role == want => Ok(()),
-            Ok(role) => Err(InstanceError::failed(
-                op,
-                format!("the server runs as {role:?}, not {want:?}"),
-            )),
-            Err(e) => {
-                if self.postmaster_running() {
-                    Err(InstanceError::Unknown {
-                        operation: op,
-                        timeout: self.s.pg_ctl_timeout,
-                    })
-                } else {
-                    Err(InstanceError::failed(
-                        op,
-                        format!("the server stopped: {e}\nserver log:\n{}", self.log_tail()),
-                    ))
-                }
-            }
-        }
+        self.server
+            .start(&commands::pg_ctl_start(&self.s), want, |_| String::new())
+            .await
     }
 
     /// Reloads the configuration and waits until `primary_conninfo` reads `expected`.
@@ -369,7 +281,8 @@ impl Postgres {
         sql: &str,
         expected: &str,
     ) -> Result<(), InstanceError> {
-        self.db
+        self.server
+            .db
             .wait_for_value(operation, sql, expected, RELOAD_TIMEOUT)
             .await
     }
@@ -407,35 +320,18 @@ impl Instance for Postgres {
     }
 
     async fn data_dir(&self) -> Result<DataDir, InstanceError> {
-        if !has_pg_version(&self.s.data_dir) {
-            return Ok(DataDir::Empty);
-        }
-        let cd = self.controldata().await?;
-        Ok(DataDir::Initialized(ControlData {
-            sysid: cd.sysid,
-            cluster_state: cd.cluster_state,
-            timeline: cd.timeline,
-            standby_configured: self.s.file(files::STANDBY_SIGNAL).exists(),
-        }))
+        self.server
+            .read_data_dir(
+                &commands::pg_controldata(&self.s),
+                &self.s.file(files::STANDBY_SIGNAL),
+            )
+            .await
     }
 
     async fn status(&self) -> LocalStatus {
-        let pid_file = match self.read_postmaster() {
-            Postmaster::Absent => {
-                self.drop_connection().await;
-                return LocalStatus {
-                    state: DbState::Stopped,
-                    ..LocalStatus::default()
-                };
-            }
-            Postmaster::Stale => {
-                self.drop_connection().await;
-                return LocalStatus {
-                    state: DbState::Crashed,
-                    ..LocalStatus::default()
-                };
-            }
-            Postmaster::Alive(p) => p,
+        let pid_file = match self.server.alive().await {
+            Ok(pid_file) => pid_file,
+            Err(not_running) => return not_running,
         };
         let result = match self.sql(status::STATUS_SQL, QUERY_TIMEOUT).await {
             Ok(rows) => match rows.first() {
@@ -552,84 +448,33 @@ impl Instance for Postgres {
 
     async fn start(&self, upstream: Option<&Upstream>) -> Result<(), InstanceError> {
         const OP: &str = "start";
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
-        let want = if upstream.is_some() {
-            DbRole::Standby
-        } else {
-            DbRole::Primary
-        };
-        if self.postmaster_running() {
-            let role = match self.wait_ready(self.s.pg_ctl_timeout).await {
-                Ok(role) => role,
-                Err(e) if self.postmaster_running() => {
-                    tracing::warn!(error = %e, "a postmaster runs but does not answer");
-                    return Err(InstanceError::Unknown {
-                        operation: OP,
-                        timeout: self.s.pg_ctl_timeout,
-                    });
-                }
-                // It went away while we waited: start it below.
-                Err(_) => want,
+        self.server.require_cluster(OP)?;
+        let want = DbRole::wanted(upstream);
+        if self.server.runs_as(OP, want).await? {
+            return match upstream {
+                Some(up) => self.follow(up).await,
+                None => Ok(self.write_config(None)?),
             };
-            if self.postmaster_running() {
-                if role != want {
-                    return Err(InstanceError::failed(
-                        OP,
-                        format!("the server already runs as {role:?}; stop it first"),
-                    ));
-                }
-                return match upstream {
-                    Some(up) => self.follow(up).await,
-                    None => Ok(self.write_config(None)?),
-                };
-            }
         }
         self.write_config(upstream)?;
         self.start_server(want).await
     }
 
     async fn stop(&self, mode: StopMode) -> Result<(), InstanceError> {
-        const OP: &str = "stop";
-        self.drop_connection().await;
-        if !self.postmaster_running() {
-            return Ok(());
-        }
-        let result = process::run(
-            OP,
-            &commands::pg_ctl_stop(&self.s, mode),
-            self.s.pg_ctl_timeout + PG_CTL_MARGIN,
-        )
-        .await;
-        if !self.postmaster_running() {
-            return Ok(());
-        }
-        match result {
-            Ok(_) | Err(InstanceError::Failed { .. }) => Err(InstanceError::Unknown {
-                operation: OP,
-                timeout: self.s.pg_ctl_timeout,
-            }),
-            Err(e) => Err(e),
-        }
+        self.server
+            .stop(&commands::pg_ctl_stop(&self.s, mode))
+            .await
     }
 
     async fn promote(&self, _generation: Generation) -> Result<(), InstanceError> {
         const OP: &str = "promote";
-        match self.role(QUERY_TIMEOUT).await {
-            Ok(DbRole::Primary) => return Ok(self.write_config(None)?),
-            Ok(DbRole::Standby) => {}
-            Err(e) => {
-                if !self.postmaster_running() {
-                    return Err(InstanceError::failed(OP, "the server is not running"));
-                }
-                return Err(e.into_instance(OP));
-            }
+        if self.server.answering_role(OP).await? == DbRole::Primary {
+            return Ok(self.write_config(None)?);
         }
         let result = process::run(
             OP,
             &commands::pg_ctl_promote(&self.s),
-            self.s.pg_ctl_timeout + PG_CTL_MARGIN,
+            self.s.pg_ctl_timeout + CTL_MARGIN,
         )
         .await;
         if let Err(e) = &result {
@@ -696,18 +541,11 @@ impl Instance for Postgres {
 
     async fn stop_replication(&self) -> Result<(), InstanceError> {
         const OP: &str = "stop replication";
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
+        self.server.require_cluster(OP)?;
         if !self.postmaster_running() {
             return Ok(self.write_config_as(ConfRole::Standby(None))?);
         }
-        if self
-            .role(QUERY_TIMEOUT)
-            .await
-            .map_err(|e| e.into_instance(OP))?
-            == DbRole::Primary
-        {
+        if self.server.answering_role(OP).await? == DbRole::Primary {
             return Err(InstanceError::failed(OP, "the server runs as a primary"));
         }
         self.write_config_as(ConfRole::Standby(None))?;
@@ -729,15 +567,8 @@ impl Instance for Postgres {
                 "pg_rewind is disabled (use_pg_rewind: false)",
             ));
         }
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
-        if self.postmaster_running() {
-            return Err(InstanceError::failed(
-                OP,
-                "the server is running; stop it first",
-            ));
-        }
+        self.server.require_cluster(OP)?;
+        self.server.require_stopped(OP)?;
         let cd = self.controldata().await?;
         let clean = matches!(
             cd.cluster_state,
@@ -755,24 +586,7 @@ impl Instance for Postgres {
     }
 
     async fn set_aside_data_dir(&self) -> Result<PathBuf, InstanceError> {
-        const OP: &str = "set aside";
-        if self.postmaster_running() {
-            return Err(InstanceError::failed(
-                OP,
-                "the server is running; stop it first",
-            ));
-        }
-        if !self.s.data_dir.exists() {
-            return Err(InstanceError::failed(OP, "there is no data directory"));
-        }
-        self.drop_connection().await;
-        let target = datadir::set_aside(&self.s.data_dir)?;
-        tracing::warn!(
-            data_dir = %self.s.data_dir.display(),
-            moved_to = %target.display(),
-            "set the data directory aside"
-        );
-        Ok(target)
+        self.server.set_aside().await
     }
 
     async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError> {
@@ -780,21 +594,10 @@ impl Instance for Postgres {
         if !self.s.use_slots {
             return Ok(());
         }
-        match self.role(QUERY_TIMEOUT).await {
-            Ok(DbRole::Primary) => {}
-            Ok(DbRole::Standby) => return Ok(()),
-            Err(e) => return Err(e.into_instance(OP)),
+        if self.server.answering_role(OP).await? == DbRole::Standby {
+            return Ok(());
         }
-        let rows = self.sql_for(OP, slots::LIST_SQL, QUERY_TIMEOUT).await?;
-        let existing: Vec<slots::Slot> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(slots::Slot {
-                    name: r.try_get(0).ok().flatten()?.to_owned(),
-                    active: r.try_get(1).ok().flatten() == Some("t"),
-                })
-            })
-            .collect();
+        let existing = slots::list(&self.sql_for(OP, slots::LIST_SQL, QUERY_TIMEOUT).await?);
         let plan = slots::plan(&existing, members, &self.s.name);
         for name in &plan.create {
             tracing::info!(slot = %name, "creating physical replication slot");
@@ -804,17 +607,7 @@ impl Instance for Postgres {
             );
             self.sql_for(OP, &sql, ADMIN_TIMEOUT).await?;
         }
-        for name in &plan.drop {
-            tracing::info!(slot = %name, "dropping physical replication slot");
-            let sql = format!(
-                "SELECT pg_catalog.pg_drop_replication_slot({})",
-                super::conf::sql_literal(name)
-            );
-            // It may have become active since it was listed; the next call retries.
-            if let Err(e) = self.sql(&sql, ADMIN_TIMEOUT).await {
-                tracing::warn!(slot = %name, error = ?e, "could not drop replication slot");
-            }
-        }
+        self.server.drop_slots(&plan.drop).await;
         Ok(())
     }
 
@@ -829,22 +622,10 @@ impl Instance for Postgres {
             return Ok(None);
         }
         self.write_config(None)?;
-        self.sql_for(OP, "SELECT pg_catalog.pg_reload_conf()", QUERY_TIMEOUT)
+        let lsn = self
+            .server
+            .apply_sync_names(OP, value, "SELECT pg_catalog.pg_current_wal_lsn()")
             .await?;
-        // A reload is asynchronous: confirm the server runs with the new value.
-        self.wait_for_value(
-            OP,
-            "SELECT pg_catalog.current_setting('synchronous_standby_names')",
-            value,
-        )
-        .await?;
-        let rows = self
-            .sql_for(OP, "SELECT pg_catalog.pg_current_wal_lsn()", QUERY_TIMEOUT)
-            .await?;
-        let text: Option<&str> = rows.first().and_then(|r| r.try_get(0).ok().flatten());
-        let lsn = text.and_then(|t| t.parse::<Lsn>().ok()).ok_or_else(|| {
-            InstanceError::failed(OP, format!("pg_current_wal_lsn() returned {text:?}"))
-        })?;
         Ok(Some(lsn))
     }
 
@@ -876,24 +657,10 @@ impl Instance for Postgres {
         &self,
         timeline: crate::types::Timeline,
     ) -> Result<Vec<super::TimelineSwitch>, InstanceError> {
-        if timeline.0 <= 1 {
-            return Ok(Vec::new());
-        }
-        let path = self
-            .s
-            .data_dir
-            .join("pg_wal")
-            .join(format!("{:08X}.history", timeline.0));
-        let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
-            InstanceError::failed("read timeline history", format!("{}: {e}", path.display()))
-        })?;
-        Ok(super::parse_timeline_history(&text))
+        self.server.timeline_history("pg_wal", timeline).await
     }
 
     async fn checkpoint(&self) -> Result<(), InstanceError> {
-        self.sql("CHECKPOINT", self.s.pg_ctl_timeout)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.into_instance("checkpoint"))
+        self.server.checkpoint().await
     }
 }
