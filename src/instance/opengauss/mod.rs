@@ -21,7 +21,8 @@
 //! `replconninfo` (channels), `syncnames` (`synchronous_standby_names` rules), `status` (the
 //! per-tick query), `hastate` (openGauss's role and state words), `gs_ctl_output` (what gs_ctl
 //! prints), `roles`, `slots`, `fence` (SQL plans), `detect` (engine selection). Everything
-//! there is pure; this file performs the effects.
+//! there is pure; this file performs the effects, with the steps it shares with the PostgreSQL
+//! adapter in `instance::server`.
 //!
 //! The agent runs as the database's OS user and logs in over the Unix socket as the initial
 //! user (tokio-postgres cannot do openGauss's sha256 login; openGauss refuses the initial user
