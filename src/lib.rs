@@ -11,8 +11,9 @@
 //! - [`raft`]: the only module that names openraft, sled or tonic: storage, network, service.
 //! - [`ha`]: the pure decision layer: `decide` (each agent), `arbiter` (the Raft leader: lease
 //!   expiry, promotion), `sync` (synchronous standbys), `candidate` (failover order).
-//! - [`instance`]: the `Instance` trait and the PostgreSQL adapter (including the SQL fence of a
-//!   peer's database).
+//! - [`instance`]: the `Instance` trait, the PostgreSQL and openGauss adapters (including the SQL
+//!   fence of a peer's database), and what they share (the local SQL session, the data
+//!   directory's `postmaster.pid`, running tools).
 //! - [`node`]: the agent runtime: observe, decide, execute, report; the lease keeper, the
 //!   arbiter's runtime, the watchdog.
 //! - [`logging`]: log set-up from `log.level` / `log.type`.

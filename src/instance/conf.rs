@@ -111,6 +111,37 @@ pub fn hba_token(value: &str) -> String {
     }
 }
 
+/// `pg_hba.conf`: a header naming the member, then `lines` (the configured ones, or the
+/// adapter's default when none are configured).
+pub fn hba_file(
+    member: &str,
+    configured: &[String],
+    default: impl FnOnce() -> Vec<String>,
+) -> String {
+    let lines = if configured.is_empty() {
+        default()
+    } else {
+        configured.to_vec()
+    };
+    let mut out =
+        format!("# Written by the tribune agent for member {member}; edits are overwritten.\n");
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A row of a status query for the parsers' tests: column name to text (absent is NULL).
+#[cfg(test)]
+pub(crate) fn test_row(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

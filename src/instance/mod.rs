@@ -1,5 +1,7 @@
 //! The database instance: one trait, [`Instance`], for everything the agent does to its local
-//! database, with one adapter per engine (`postgres`, later `opengauss`) and a fake for tests.
+//! database, with one adapter per engine (`postgres`, `opengauss`). `sql` (the local SQL
+//! session), `datadir` (`postmaster.pid`, setting a directory aside), `process` (running tools,
+//! writing files) and `conf` (text formats) serve both adapters.
 //!
 //! The trait speaks in HA terms (start as primary or standby of an upstream, promote with a
 //! fencing generation, rejoin an upstream) rather than in `pg_ctl` terms, so that openGauss
@@ -9,8 +11,12 @@
 //! and must confirm its effect (by SQL or control data) before returning `Ok`.
 
 pub mod conf;
+pub mod datadir;
+pub mod opengauss;
 pub mod postgres;
 pub mod process;
+pub mod server;
+pub mod sql;
 
 use std::time::Duration;
 
@@ -89,6 +95,16 @@ pub enum ClusterStateOnDisk {
 pub enum DbRole {
     Primary,
     Standby,
+}
+
+impl DbRole {
+    /// The role of a server started with this upstream: its standby, or a primary.
+    pub fn wanted(upstream: Option<&Upstream>) -> DbRole {
+        match upstream {
+            Some(_) => DbRole::Standby,
+            None => DbRole::Primary,
+        }
+    }
 }
 
 /// One live observation of the local server. Never an error: what could not be read is `None`.
@@ -246,6 +262,14 @@ pub trait Instance: Send + Sync {
     /// Initialise a new cluster in the empty data directory, start it as a primary, create the
     /// superuser/replication/rewind roles. Returns the system identifier.
     async fn bootstrap(&self) -> Result<String, InstanceError>;
+
+    /// Learn the other members' databases: every member but this one that has a database,
+    /// given again whenever that list changes. PostgreSQL needs nothing from it (a standby names
+    /// its upstream in `primary_conninfo`, `pg_hba.conf` admits the others); openGauss lists
+    /// every peer as a `replconninfoN` channel, without which a primary accepts no standby.
+    /// Works whether the server runs or not, and before the data directory exists (the list is
+    /// kept for when it does).
+    async fn set_replication_peers(&self, peers: &[Upstream]) -> Result<(), InstanceError>;
 
     /// Fill the empty data directory with a base backup of `source`, configured as its standby.
     /// Does not start the server.

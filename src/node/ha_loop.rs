@@ -51,6 +51,8 @@ pub struct HaLoop {
     )>,
     /// Member names the replication slots were last synchronised for.
     slots_for: Option<Vec<MemberName>>,
+    /// The peers the instance was last told about (`Instance::set_replication_peers`).
+    peers_for: Option<Vec<Upstream>>,
 }
 
 /// The synchronous replication settings `decide` works with.
@@ -103,6 +105,7 @@ impl HaLoop {
             last_reason: String::new(),
             conf_applied: None,
             slots_for: None,
+            peers_for: None,
         }
     }
 
@@ -189,6 +192,10 @@ impl HaLoop {
 
     async fn tick(&mut self, cluster: &ClusterState, dynamic: &DynamicConfig) {
         self.apply_postgresql_conf(dynamic).await;
+        if let Some(instance) = self.instance.clone() {
+            self.sync_replication_peers(instance.as_ref(), cluster)
+                .await;
+        }
         let now = self.clock.now();
         let (disk, status) = match &self.instance {
             Some(instance) => (instance.data_dir().await, instance.status().await),
@@ -267,6 +274,24 @@ impl HaLoop {
             v.last_tick = tokio::time::Instant::now();
         });
         self.report(dynamic).await;
+    }
+
+    /// Tells the instance about the other members' databases when that list changed (openGauss
+    /// lists each as a replication channel). A failure is logged and retried next tick.
+    async fn sync_replication_peers(&mut self, instance: &dyn Instance, cluster: &ClusterState) {
+        let peers: Vec<Upstream> = cluster
+            .members
+            .keys()
+            .filter(|name| *name != self.me())
+            .filter_map(|name| self.upstream(cluster, name).ok())
+            .collect();
+        if self.peers_for.as_ref() == Some(&peers) {
+            return;
+        }
+        match instance.set_replication_peers(&peers).await {
+            Ok(()) => self.peers_for = Some(peers),
+            Err(err) => warn!(error = %err, "could not update the replication peers"),
+        }
     }
 
     fn nofailover(&self) -> bool {

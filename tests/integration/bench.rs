@@ -183,7 +183,7 @@ async fn bench_switchover() {
             Duration::from_secs(60),
             "a write on the new primary",
             &cluster,
-            || async { first_ack_elsewhere(&acks, asked, p).map(|(t, node)| (t, node)) },
+            || async { first_ack_elsewhere(&acks, asked, p) },
         )
         .await;
         let last_old = acks

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 pub const BOOTSTRAP_DEADLINE: Duration = Duration::from_secs(90);
-const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
+pub const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Wait until one member is primary and every other streams from it; returns the primary.
 pub async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Duration) -> usize {
@@ -32,11 +32,11 @@ pub async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Du
 }
 
 /// The member of three that is neither `a` nor `b`.
-fn other_of(a: usize, b: usize) -> usize {
+pub fn other_of(a: usize, b: usize) -> usize {
     (0..3).find(|i| *i != a && *i != b).unwrap()
 }
 
-async fn create_table(node: &Node) {
+pub async fn create_table(node: &Node) {
     let client = connect(node).await.expect("connect to the primary");
     client
         .batch_execute("CREATE TABLE IF NOT EXISTS acked (id bigint PRIMARY KEY)")
@@ -45,7 +45,7 @@ async fn create_table(node: &Node) {
 }
 
 /// Wait until `node` holds every id in `expected`.
-async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Duration) {
+pub async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Duration) {
     let node = &cluster.nodes[i];
     wait_for(
         limit,
@@ -57,6 +57,82 @@ async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Duratio
         },
     )
     .await
+}
+
+/// Crashes the host of the primary `p` (agent and postmaster, kill -9) and waits until another
+/// member acknowledges a write; returns it, the write added to `acked`.
+pub async fn crash_and_fail_over(
+    cluster: &mut Cluster,
+    p: usize,
+    acked: &mut Vec<i64>,
+    limit: Duration,
+) -> usize {
+    let crashed_at = Instant::now();
+    cluster.crash(p);
+    let others: Vec<usize> = (0..cluster.nodes.len()).filter(|i| *i != p).collect();
+    let mut next_id = 1000;
+    let cluster = &*cluster;
+    let (np, first_id) = wait_for(
+        limit,
+        "a write acknowledged by a new primary",
+        cluster,
+        || {
+            next_id += 1;
+            let id = next_id;
+            let others = &others;
+            async move {
+                for &i in others {
+                    if insert(&cluster.nodes[i], id).await {
+                        return Some((i, id));
+                    }
+                }
+                None
+            }
+        },
+    )
+    .await;
+    acked.push(first_id);
+    println!(
+        "failover: {} accepted a write {:.2}s after the crash of {}",
+        cluster.nodes[np].name,
+        crashed_at.elapsed().as_secs_f64(),
+        cluster.nodes[p].name
+    );
+    np
+}
+
+/// After a failover from `p` to `np`: rows written on `np` reach `other`; `p`, started again,
+/// rejoins as a streaming replica and catches up; `np` stays the primary. Returns `p`'s agent
+/// log, which says how it rejoined.
+pub async fn rejoin_after_failover(
+    client: &reqwest::Client,
+    cluster: &mut Cluster,
+    (p, np, other): (usize, usize, usize),
+    acked: &mut Vec<i64>,
+    limit: Duration,
+) -> String {
+    write_and_replicate(cluster, np, other, 2000..2010, acked, limit).await;
+    cluster.start(p);
+    wait_streaming_replica(client, cluster, p, "the old primary to rejoin as a replica").await;
+    write_and_replicate(cluster, np, p, 3000..3010, acked, limit).await;
+    assert_eq!(primary(client, cluster).await, Some(np));
+    std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default()
+}
+
+/// Writes `ids` on the primary `np` and waits until member `i` holds every acknowledged row.
+async fn write_and_replicate(
+    cluster: &Cluster,
+    np: usize,
+    i: usize,
+    ids: std::ops::Range<i64>,
+    acked: &mut Vec<i64>,
+    limit: Duration,
+) {
+    for id in ids {
+        assert!(insert(&cluster.nodes[np], id).await, "insert {id}");
+        acked.push(id);
+    }
+    wait_rows(cluster, i, acked, limit).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,38 +193,8 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     assert!(table.contains("+ Cluster: itest ("), "{table}");
 
     // Crash the primary's host: agent and postmaster, kill -9.
-    let crashed_at = Instant::now();
-    cluster.crash(p);
+    let np = crash_and_fail_over(&mut cluster, p, &mut acked, FAILOVER_DEADLINE).await;
     let others: Vec<usize> = (0..3).filter(|i| *i != p).collect();
-    let mut next_id = 1000;
-    let new_primary = wait_for(
-        FAILOVER_DEADLINE,
-        "a write acknowledged by a new primary",
-        &cluster,
-        || {
-            next_id += 1;
-            let id = next_id;
-            let cluster = &cluster;
-            let others = &others;
-            async move {
-                for &i in others {
-                    if insert(&cluster.nodes[i], id).await {
-                        return Some((i, id));
-                    }
-                }
-                None
-            }
-        },
-    )
-    .await;
-    let (np, first_id) = new_primary;
-    acked.push(first_id);
-    println!(
-        "failover: {} accepted a write {:.2}s after the crash of {}",
-        cluster.nodes[np].name,
-        crashed_at.elapsed().as_secs_f64(),
-        cluster.nodes[p].name
-    );
     // Every acknowledged row survived, and the REST API agrees on the new primary.
     let got = ids(&cluster.nodes[np]).await.unwrap();
     for id in &acked {
@@ -186,30 +232,17 @@ async fn three_nodes_bootstrap_replicate_fail_over_and_rejoin() {
     assert_eq!(history[0][2], "no recovery target specified", "{history}");
     assert_eq!(history[0][4], new_name.as_str(), "{history}");
 
-    // The other standby follows the new primary.
+    // The other standby follows the new primary; the crashed node comes back as its standby
+    // (pg_rewind) and catches up.
     let other = others.iter().copied().find(|i| *i != np).unwrap();
-    for id in 2000..2010 {
-        assert!(insert(&cluster.nodes[np], id).await);
-        acked.push(id);
-    }
-    wait_rows(&cluster, other, &acked, Duration::from_secs(30)).await;
-
-    // The crashed node comes back as a standby of the new primary (pg_rewind) and catches up.
-    cluster.start(p);
-    wait_streaming_replica(
+    let log = rejoin_after_failover(
         &client,
-        &cluster,
-        p,
-        "the old primary to rejoin as a replica",
+        &mut cluster,
+        (p, np, other),
+        &mut acked,
+        Duration::from_secs(30),
     )
     .await;
-    for id in 3000..3010 {
-        assert!(insert(&cluster.nodes[np], id).await);
-        acked.push(id);
-    }
-    wait_rows(&cluster, p, &acked, Duration::from_secs(30)).await;
-    assert_eq!(primary(&client, &cluster).await, Some(np));
-    let log = std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default();
     assert!(
         log.contains("pg_rewind"),
         "the old primary did not rejoin through pg_rewind"
@@ -249,7 +282,7 @@ async fn all_agents_restart_with_the_same_primary_and_no_loss() {
 /// workload loses no acknowledged write, and only the synchronous standby is promoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
-    crash_in_synchronous_mode("true").await;
+    crash_in_synchronous_mode("true", Database::Postgres).await;
 }
 
 /// Quorum commit (`ANY 1` of both standbys): the primary waits for either standby, the
@@ -257,10 +290,10 @@ async fn synchronous_mode_loses_no_acknowledged_write_in_a_crash() {
 /// write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_commit_loses_no_acknowledged_write_in_a_crash() {
-    crash_in_synchronous_mode("quorum").await;
+    crash_in_synchronous_mode("quorum", Database::Postgres).await;
 }
 
-async fn crash_in_synchronous_mode(mode: &'static str) {
+pub async fn crash_in_synchronous_mode(mode: &'static str, database: Database) {
     let quorum = mode == "quorum";
     let (role, endpoint, voters) = if quorum {
         ("quorum_standby", "quorum", 2)
@@ -272,6 +305,7 @@ async fn crash_in_synchronous_mode(mode: &'static str) {
         3,
         Options {
             synchronous_mode: mode,
+            database,
             ..Options::default()
         },
     );

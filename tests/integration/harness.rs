@@ -1,7 +1,7 @@
-//! Real-process test harness: a cluster of `tribune` agents, each managing its own PostgreSQL,
-//! run as the `postgres` user (PostgreSQL refuses root) in a temporary directory that user
-//! owns. Every wait has an explicit deadline. Dropping a cluster ends every process it started,
-//! by PID.
+//! Real-process test harness: a cluster of `tribune` agents, each managing its own PostgreSQL
+//! (or openGauss, [`Database`]), run as the database's OS user (both refuse root) in a
+//! temporary directory that user owns. Every wait has an explicit deadline. Dropping a cluster
+//! ends every process it started, by PID.
 
 #![allow(dead_code)]
 
@@ -20,14 +20,37 @@ use serde_json::Value;
 pub const SUPERUSER: &str = "postgres";
 pub const SUPERUSER_PASSWORD: &str = "super-secret";
 
-/// The OS user agents run as: `postgres` when the tests run as root, else the current user.
-fn run_as() -> Option<User> {
+/// The database the agents manage.
+#[derive(Clone, Debug, Default)]
+pub enum Database {
+    /// PostgreSQL from the distribution's packages, run as `postgres`.
+    #[default]
+    Postgres,
+    /// openGauss's programs in `bin_dir`, run as the OS user `user` (openGauss's own scripts
+    /// use `omm`). The agent logs in as the initial user over the Unix socket, and so do the
+    /// tests: tokio-postgres cannot do openGauss's sha256 password login.
+    OpenGauss { bin_dir: PathBuf, user: String },
+}
+
+impl Database {
+    fn os_user(&self) -> &str {
+        match self {
+            Database::Postgres => "postgres",
+            Database::OpenGauss { user, .. } => user,
+        }
+    }
+}
+
+/// The OS user agents run as: the database's when the tests run as root, else the current
+/// user.
+fn run_as(database: &Database) -> Option<User> {
     if nix::unistd::geteuid().is_root() {
+        let name = database.os_user();
         Some(
-            User::from_name("postgres")
+            User::from_name(name)
                 .ok()
                 .flatten()
-                .expect("the postgres OS user must exist (install postgresql)"),
+                .unwrap_or_else(|| panic!("the {name} OS user must exist")),
         )
     } else {
         None
@@ -77,6 +100,21 @@ impl PortPool {
             }
         }
     }
+
+    /// A port `p` with `p..p + len` all free (openGauss also listens on port + 1 and + 5).
+    fn take_range(&mut self, ip: &str, len: u16) -> u16 {
+        loop {
+            let first = self.take(ip);
+            let rest: Option<Vec<std::net::TcpListener>> = (1..len)
+                .map(|i| std::net::TcpListener::bind((ip, first + i)).ok())
+                .collect();
+            if let Some(rest) = rest {
+                self.held.extend(rest);
+                self.next = first + len;
+                return first;
+            }
+        }
+    }
 }
 
 /// The built agent binary. It belongs to another package of the workspace, so Cargo does not
@@ -109,6 +147,8 @@ pub struct Node {
     pub pg_port: u16,
     pub raft_port: u16,
     pub child: Option<Child>,
+    /// How the tests connect to this node's database.
+    conninfo: String,
 }
 
 impl Node {
@@ -131,7 +171,7 @@ impl Node {
     }
 
     pub fn conninfo(&self) -> String {
-        conninfo(&self.ip, self.pg_port)
+        self.conninfo.clone()
     }
 }
 
@@ -147,6 +187,7 @@ pub struct Cluster {
     pub binary: PathBuf,
     pub nodes: Vec<Node>,
     pub scope: String,
+    pub database: Database,
 }
 
 pub struct Options {
@@ -160,6 +201,7 @@ pub struct Options {
     /// `watchdog: mode: required` on a stand-in device file (`<node>/watchdog`), never a real
     /// device.
     pub stand_in_watchdog: bool,
+    pub database: Database,
 }
 
 impl Default for Options {
@@ -172,6 +214,7 @@ impl Default for Options {
             synchronous_mode_strict: false,
             synchronous_node_count: 1,
             stand_in_watchdog: false,
+            database: Database::Postgres,
         }
     }
 }
@@ -192,15 +235,30 @@ impl Cluster {
                 let dir = root.path().join(&name);
                 fs::create_dir_all(&dir).unwrap();
                 let ip = node_ip(i);
+                let api_port = ports.take(&ip);
+                let pg_port = match &options.database {
+                    Database::Postgres => ports.take(&ip),
+                    Database::OpenGauss { .. } => ports.take_range(&ip, 6),
+                };
+                let conninfo = match &options.database {
+                    Database::Postgres => conninfo(&ip, pg_port),
+                    // The Unix socket is in the data directory's parent.
+                    Database::OpenGauss { .. } => format!(
+                        "host={} port={pg_port} user={OPENGAUSS_SUPERUSER} dbname=postgres \
+                         connect_timeout=2",
+                        dir.display()
+                    ),
+                };
                 Node {
                     config: dir.join("tribune.yml"),
                     name,
                     dir,
-                    api_port: ports.take(&ip),
-                    pg_port: ports.take(&ip),
+                    api_port,
+                    pg_port,
                     raft_port: ports.take(&ip),
                     ip,
                     child: None,
+                    conninfo,
                 }
             })
             .collect();
@@ -237,35 +295,7 @@ bootstrap:
     postgresql:
       use_pg_rewind: true
       use_slots: true
-      parameters:
-        wal_keep_size: 64MB
-  initdb:
-    - encoding: UTF8
-    - data-checksums
-postgresql:
-  listen: {ip}:{pg}
-  connect_address: {ip}:{pg}
-  data_dir: {dir}/data
-  pgpass: {dir}/pgpass
-  pg_ctl_timeout: 30
-  authentication:
-    superuser:
-      username: {SUPERUSER}
-      password: {SUPERUSER_PASSWORD}
-    replication:
-      username: replicator
-      password: rep-secret
-    rewind:
-      username: rewinder
-      password: rewind-secret
-  pg_hba:
-    - local all all trust
-    - host all all 127.0.0.0/8 scram-sha-256
-    - host replication replicator 127.0.0.0/8 scram-sha-256
-  parameters:
-    max_connections: 40
-    shared_buffers: 16MB
-{watchdog}
+{database}{watchdog}
 log:
   level: INFO
 "#,
@@ -273,8 +303,8 @@ log:
                 ip = node.ip,
                 api = node.api_port,
                 raft = node.raft_port,
-                pg = node.pg_port,
                 partners = partners.join(", "),
+                database = database_yaml(&options.database, node),
                 dir = node.dir.display(),
                 ttl = options.ttl,
                 loop_wait = options.loop_wait,
@@ -295,7 +325,7 @@ log:
             );
             fs::write(&node.config, yaml).unwrap();
         }
-        if let Some(user) = run_as() {
+        if let Some(user) = run_as(&options.database) {
             chown_tree(root.path(), &user);
         }
         drop(ports);
@@ -304,6 +334,7 @@ log:
             binary,
             nodes,
             scope,
+            database: options.database,
         }
     }
 
@@ -332,11 +363,11 @@ log:
                 "info,openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn",
             )
             .env_remove("PGPASSWORD");
-        if let Some(user) = run_as() {
+        if let Some(user) = run_as(&self.database) {
             cmd.uid(user.uid.as_raw())
                 .gid(user.gid.as_raw())
                 .env("HOME", &node.dir)
-                .env("USER", "postgres");
+                .env("USER", &user.name);
         }
         node.child = Some(cmd.spawn().expect("start the agent"));
     }
@@ -392,6 +423,80 @@ log:
             .map(|i| format!("==== {} ====\n{}", self.nodes[i].name, self.log_tail(i, 60)))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+/// openGauss's initial user in the tests (its password meets openGauss's policy).
+pub const OPENGAUSS_SUPERUSER: &str = "omm";
+pub const OPENGAUSS_SUPERUSER_PASSWORD: &str = "Tribune@2024";
+
+/// The database's part of a node's configuration: its dynamic parameters, `initdb` options and
+/// the `postgresql` section.
+fn database_yaml(database: &Database, node: &Node) -> String {
+    let (ip, pg, dir) = (&node.ip, node.pg_port, node.dir.display());
+    match database {
+        Database::Postgres => format!(
+            r#"      parameters:
+        wal_keep_size: 64MB
+  initdb:
+    - encoding: UTF8
+    - data-checksums
+postgresql:
+  listen: {ip}:{pg}
+  connect_address: {ip}:{pg}
+  data_dir: {dir}/data
+  pgpass: {dir}/pgpass
+  pg_ctl_timeout: 30
+  authentication:
+    superuser:
+      username: {SUPERUSER}
+      password: {SUPERUSER_PASSWORD}
+    replication:
+      username: replicator
+      password: rep-secret
+    rewind:
+      username: rewinder
+      password: rewind-secret
+  pg_hba:
+    - local all all trust
+    - host all all 127.0.0.0/8 scram-sha-256
+    - host replication replicator 127.0.0.0/8 scram-sha-256
+  parameters:
+    max_connections: 40
+    shared_buffers: 16MB
+"#
+        ),
+        // Small memory settings: openGauss's defaults assume a dedicated server.
+        Database::OpenGauss { bin_dir, .. } => format!(
+            r#"      parameters:
+        wal_keep_segments: 16
+  initdb:
+    - encoding: UTF8
+    - locale: C
+postgresql:
+  engine: opengauss
+  listen: {ip}:{pg}
+  connect_address: {ip}:{pg}
+  data_dir: {dir}/data
+  bin_dir: {bin}
+  pg_ctl_timeout: 60
+  authentication:
+    superuser:
+      username: {OPENGAUSS_SUPERUSER}
+      password: "{OPENGAUSS_SUPERUSER_PASSWORD}"
+    replication:
+      username: tribune_admin
+      password: "Admin#2024x"
+  parameters:
+    max_connections: 40
+    shared_buffers: 64MB
+    max_process_memory: 2GB
+    cstore_buffers: 16MB
+    work_mem: 4MB
+    maintenance_work_mem: 16MB
+"#,
+            bin = bin_dir.display(),
+        ),
     }
 }
 

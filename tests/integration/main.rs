@@ -1,4 +1,5 @@
-//! The one integration test binary: real agents, real PostgreSQL, run as the `postgres` user.
+//! The one integration test binary: real agents, real PostgreSQL, run as the `postgres` user
+//! (and real openGauss, where `TRIBUNE_OPENGAUSS_BIN` names its programs).
 
 mod bench;
 mod cluster;
@@ -7,4 +8,5 @@ mod control;
 mod faults;
 mod haproxy;
 mod harness;
+mod opengauss;
 mod rest;

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::instance::Upstream;
-use crate::instance::conf::{conninfo, guc_line, guc_text, hba_token, pgpass};
+use crate::instance::conf::{conninfo, guc_line, guc_text, hba_file, hba_token, pgpass};
 
 use super::gucs;
 use super::settings::PostgresSettings;
@@ -134,20 +134,7 @@ pub fn default_pg_hba(s: &PostgresSettings) -> Vec<String> {
 }
 
 pub fn pg_hba(s: &PostgresSettings) -> String {
-    let lines = if s.pg_hba.is_empty() {
-        default_pg_hba(s)
-    } else {
-        s.pg_hba.clone()
-    };
-    let mut out = format!(
-        "# Written by the tribune agent for member {}; edits are overwritten.\n",
-        s.name
-    );
-    for line in lines {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
+    hba_file(s.name.as_str(), &s.pg_hba, || default_pg_hba(s))
 }
 
 /// The password file: every configured user with a password, for any host.

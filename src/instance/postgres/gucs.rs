@@ -56,8 +56,8 @@ pub fn lookup<'a>(
         .map(|(_, v)| v)
 }
 
-/// PostgreSQL's boolean spellings.
-fn parse_bool(text: &str) -> Option<bool> {
+/// PostgreSQL's boolean spellings (openGauss accepts the same).
+pub fn parse_bool(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
         "on" | "true" | "yes" | "1" | "t" | "y" => Some(true),
         "off" | "false" | "no" | "0" | "f" | "n" => Some(false),

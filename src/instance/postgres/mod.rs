@@ -35,71 +35,34 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
-use tokio_postgres::{SimpleQueryMessage, SimpleQueryRow};
+use tokio_postgres::SimpleQueryRow;
 
 pub use settings::PostgresSettings;
 
+use super::datadir;
 use super::process::{self, remove_if_exists, write_atomic};
+use super::server::{CTL_MARGIN, LocalServer, POLL, QUERY_TIMEOUT, RELOAD_TIMEOUT};
+use super::sql::{LocalSql, SqlError, rows_column};
 use super::{
-    ClusterStateOnDisk, ControlData, DataDir, DbRole, Instance, InstanceError, LocalStatus,
-    PeerFence, StopMode, Upstream,
+    ClusterStateOnDisk, DataDir, DbRole, Instance, InstanceError, LocalStatus, PeerFence, StopMode,
+    Upstream,
 };
 use crate::state::DbState;
 use crate::types::{Generation, Lsn, MemberName};
-use controldata::PidFile;
 use settings::has_pg_version;
 
 /// Connecting to the local server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// The status query and other quick statements.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reaching another member's database to fence it: short, because an unreachable host (a
 /// crash, a partition) must not hold a failover up.
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Role creation, slot changes, reloads.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
-const CONTROLDATA_TIMEOUT: Duration = Duration::from_secs(30);
 const INITDB_TIMEOUT: Duration = Duration::from_secs(600);
 /// Base backups and rewinds copy data; these only catch a tool that hangs for good.
 const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const REWIND_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 const SINGLE_USER_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Added to `pg_ctl_timeout` for pg_ctl itself: it enforces `-t`, we only catch a hang.
-const PG_CTL_MARGIN: Duration = Duration::from_secs(15);
-/// How long a reload may take to show in `current_setting`.
-const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a wait for the server (ready, promoted, reloaded) checks again: every such wait
-/// lies on the failover path, and a check is one local query.
-const POLL: Duration = Duration::from_millis(20);
-
-/// One open connection and the task driving it (aborted with it).
-struct Conn {
-    client: tokio_postgres::Client,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Why a statement did not run.
-#[derive(Debug)]
-enum SqlError {
-    Timeout(Duration),
-    Other(String),
-}
-
-impl SqlError {
-    fn into_instance(self, operation: &'static str) -> InstanceError {
-        match self {
-            SqlError::Timeout(timeout) => InstanceError::Unknown { operation, timeout },
-            SqlError::Other(detail) => InstanceError::failed(operation, detail),
-        }
-    }
-}
-
 /// What the configuration files are written for.
 #[derive(Clone, Copy)]
 enum ConfRole<'a> {
@@ -108,20 +71,29 @@ enum ConfRole<'a> {
     Standby(Option<&'a Upstream>),
 }
 
-/// What `postmaster.pid` says about the server process.
-#[derive(Debug, PartialEq, Eq)]
-enum Postmaster {
-    /// No pid file: stopped cleanly (or never started).
-    Absent,
-    /// The process in the pid file is alive.
-    Alive(PidFile),
-    /// A pid file whose process is gone: the server crashed or was killed.
-    Stale,
+/// How the agent connects to its own server: the Unix socket as the superuser, or TCP with the
+/// password when the given `pg_hba` has no `local` line.
+fn local_config(s: &PostgresSettings) -> tokio_postgres::Config {
+    let mut c = tokio_postgres::Config::new();
+    c.user(&s.superuser.0)
+        .dbname("postgres")
+        .application_name("tribune")
+        .port(s.listen_port)
+        .connect_timeout(CONNECT_TIMEOUT);
+    if s.connect_locally() {
+        c.host_path(s.socket_dir());
+    } else {
+        c.host(s.local_tcp_host());
+    }
+    if let Some(pw) = &s.superuser.1 {
+        c.password(pw);
+    }
+    c
 }
 
 pub struct Postgres {
     s: PostgresSettings,
-    conn: tokio::sync::Mutex<Option<Conn>>,
+    server: LocalServer,
     /// The last reason `status()` could not query a live server, logged once per change.
     last_status_error: std::sync::Mutex<Option<String>>,
     /// The `synchronous_standby_names` the agent asked for (empty: asynchronous); written into
@@ -144,8 +116,13 @@ struct LiveConf {
 impl Postgres {
     pub fn new(settings: PostgresSettings) -> Self {
         Self {
+            server: LocalServer {
+                data_dir: settings.data_dir.clone(),
+                db: LocalSql::new(local_config(&settings), CONNECT_TIMEOUT),
+                ctl_timeout: settings.pg_ctl_timeout,
+                log_file: settings.log_file(),
+            },
             s: settings,
-            conn: tokio::sync::Mutex::new(None),
             last_status_error: std::sync::Mutex::new(None),
             sync_names: std::sync::Mutex::new(String::new()),
             live: std::sync::Mutex::new(None),
@@ -172,139 +149,27 @@ impl Postgres {
 
     // ----- connection and SQL -----
 
-    fn pg_config(&self) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        c.user(&self.s.superuser.0)
-            .dbname("postgres")
-            .application_name("tribune")
-            .port(self.s.listen_port)
-            .connect_timeout(CONNECT_TIMEOUT);
-        if self.s.connect_locally() {
-            c.host_path(self.s.socket_dir());
-        } else {
-            c.host(self.s.local_tcp_host());
-        }
-        if let Some(pw) = &self.s.superuser.1 {
-            c.password(pw);
-        }
-        c
-    }
-
-    async fn connect(&self) -> Result<Conn, SqlError> {
-        let config = self.pg_config();
-        let (client, connection) =
-            tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls))
-                .await
-                .map_err(|_| SqlError::Timeout(CONNECT_TIMEOUT))?
-                .map_err(|e| SqlError::Other(format!("could not connect: {}", error_text(&e))))?;
-        let task = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "database connection closed");
-            }
-        });
-        Ok(Conn { client, task })
-    }
-
-    /// Runs `sql` (one or more statements, simple protocol) on the cached connection within
-    /// `timeout`, reconnecting first when needed. Returns the rows of every statement.
     async fn sql(&self, sql: &str, timeout: Duration) -> Result<Vec<SimpleQueryRow>, SqlError> {
-        let mut guard = self.conn.lock().await;
-        if guard.as_ref().is_some_and(|c| c.client.is_closed()) {
-            *guard = None;
-        }
-        if guard.is_none() {
-            *guard = Some(self.connect().await?);
-        }
-        let Some(conn) = guard.as_ref() else {
-            return Err(SqlError::Other("no connection".into()));
-        };
-        let result = tokio::time::timeout(timeout, conn.client.simple_query(sql)).await;
-        match result {
-            Ok(Ok(messages)) => Ok(messages
-                .into_iter()
-                .filter_map(|m| match m {
-                    SimpleQueryMessage::Row(r) => Some(r),
-                    _ => None,
-                })
-                .collect()),
-            Ok(Err(e)) => {
-                if conn.client.is_closed() {
-                    *guard = None;
-                }
-                Err(SqlError::Other(error_text(&e)))
-            }
-            Err(_) => {
-                // The connection may be stuck mid-query; start afresh next time.
-                *guard = None;
-                Err(SqlError::Timeout(timeout))
-            }
-        }
+        self.server.db.query(sql, timeout).await
     }
 
-    async fn drop_connection(&self) {
-        *self.conn.lock().await = None;
-    }
-
-    /// [`Self::sql`] for an operation: a timeout is `Unknown`, anything else `Failed`.
     async fn sql_for(
         &self,
         operation: &'static str,
         sql: &str,
         timeout: Duration,
     ) -> Result<Vec<SimpleQueryRow>, InstanceError> {
-        self.sql(sql, timeout)
-            .await
-            .map_err(|e| e.into_instance(operation))
+        self.server.db.query_for(operation, sql, timeout).await
     }
 
-    /// `pg_is_in_recovery()` as a role.
     async fn role(&self, timeout: Duration) -> Result<DbRole, SqlError> {
-        let rows = self
-            .sql("SELECT pg_catalog.pg_is_in_recovery()", timeout)
-            .await?;
-        match rows.first().and_then(|r| r.try_get(0).ok().flatten()) {
-            Some("t") => Ok(DbRole::Standby),
-            Some("f") => Ok(DbRole::Primary),
-            other => Err(SqlError::Other(format!(
-                "pg_is_in_recovery() returned {other:?}"
-            ))),
-        }
-    }
-
-    /// Waits until the server answers SQL, up to `timeout`; returns its role.
-    async fn wait_ready(&self, timeout: Duration) -> Result<DbRole, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let err = match self.role(QUERY_TIMEOUT).await {
-                Ok(role) => return Ok(role),
-                Err(SqlError::Timeout(t)) => format!("no answer within {t:?}"),
-                Err(SqlError::Other(e)) => e,
-            };
-            if Instant::now() >= deadline || !self.postmaster_running() {
-                return Err(err);
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.server.role(timeout).await
     }
 
     // ----- files -----
 
-    fn read_postmaster(&self) -> Postmaster {
-        let text = match std::fs::read_to_string(self.s.file("postmaster.pid")) {
-            Ok(t) => t,
-            Err(_) => return Postmaster::Absent,
-        };
-        let pid_file = controldata::parse_pid_file(&text);
-        match pid_file.pid {
-            // Being written, or truncated: assume a server is starting.
-            None => Postmaster::Alive(pid_file),
-            Some(pid) if process_alive(pid) => Postmaster::Alive(pid_file),
-            Some(_) => Postmaster::Stale,
-        }
-    }
-
     fn postmaster_running(&self) -> bool {
-        matches!(self.read_postmaster(), Postmaster::Alive(_))
+        self.server.running()
     }
 
     /// Keeps initdb's configuration as `postgresql.base.conf`, which ours includes.
@@ -400,37 +265,7 @@ impl Postgres {
     /// without `PG_VERSION` (an interrupted clone) are set aside; a cluster is an error.
     fn prepare_empty_data_dir(&self, operation: &'static str) -> Result<(), InstanceError> {
         let dir = &self.s.data_dir;
-        if has_pg_version(dir) {
-            return Err(InstanceError::failed(
-                operation,
-                format!("{} already holds a database cluster", dir.display()),
-            ));
-        }
-        let non_empty = std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-        if non_empty {
-            let aside = self.rename_aside()?;
-            tracing::warn!(
-                data_dir = %dir.display(),
-                moved_to = %aside.display(),
-                "set aside leftovers in the data directory before {operation}"
-            );
-        }
-        Ok(())
-    }
-
-    fn rename_aside(&self) -> std::io::Result<PathBuf> {
-        let stamp = utc_stamp(crate::types::UnixMillis::now().as_secs());
-        let base = format!("{}.failed.{stamp}", self.s.data_dir.display());
-        let mut target = PathBuf::from(&base);
-        let mut n = 1;
-        while target.exists() {
-            target = PathBuf::from(format!("{base}.{n}"));
-            n += 1;
-        }
-        std::fs::rename(&self.s.data_dir, &target)?;
-        Ok(target)
+        datadir::prepare_empty(dir, has_pg_version(dir), operation)
     }
 
     fn fix_data_dir_mode(&self) -> std::io::Result<()> {
@@ -438,70 +273,21 @@ impl Postgres {
         std::fs::set_permissions(&self.s.data_dir, std::fs::Permissions::from_mode(0o700))
     }
 
-    /// The end of the server log, for start failures.
-    fn log_tail(&self) -> String {
-        std::fs::read_to_string(self.s.log_file())
-            .map(|t| process::tail(t.trim_end(), 1500))
-            .unwrap_or_default()
-    }
-
     async fn controldata(&self) -> Result<controldata::Controldata, InstanceError> {
-        let out = process::run(
-            "pg_controldata",
-            &commands::pg_controldata(&self.s),
-            CONTROLDATA_TIMEOUT,
-        )
-        .await?;
-        controldata::parse_controldata(&out.stdout)
-            .map_err(|e| InstanceError::failed("pg_controldata", e))
+        self.server
+            .controldata(&commands::pg_controldata(&self.s))
+            .await
     }
 
     // ----- server start -----
 
     /// `pg_ctl start` then wait for SQL and check the role.
     async fn start_server(&self, want: DbRole) -> Result<(), InstanceError> {
-        const OP: &str = "start";
-        let cmd = commands::pg_ctl_start(&self.current());
-        if let Err(e) = process::run(OP, &cmd, self.s.pg_ctl_timeout + PG_CTL_MARGIN).await {
-            if self.postmaster_running() {
-                tracing::warn!(error = %e, "pg_ctl start failed but a postmaster is running");
-                return Err(InstanceError::Unknown {
-                    operation: OP,
-                    timeout: self.s.pg_ctl_timeout,
-                });
-            }
-            return Err(match e {
-                InstanceError::Failed { operation, detail } => InstanceError::Failed {
-                    operation,
-                    detail: format!("{detail}\nserver log:\n{}", self.log_tail()),
-                },
-                other => other,
-            });
-        }
-        self.confirm_role(OP, want).await
-    }
-
-    async fn confirm_role(&self, op: &'static str, want: DbRole) -> Result<(), InstanceError> {
-        match self.wait_ready(self.s.pg_ctl_timeout).await {
-            Ok(role) if role == want => Ok(()),
-            Ok(role) => Err(InstanceError::failed(
-                op,
-                format!("the server runs as {role:?}, not {want:?}"),
-            )),
-            Err(e) => {
-                if self.postmaster_running() {
-                    Err(InstanceError::Unknown {
-                        operation: op,
-                        timeout: self.s.pg_ctl_timeout,
-                    })
-                } else {
-                    Err(InstanceError::failed(
-                        op,
-                        format!("the server stopped: {e}\nserver log:\n{}", self.log_tail()),
-                    ))
-                }
-            }
-        }
+        self.server
+            .start(&commands::pg_ctl_start(&self.current()), want, |_| {
+                String::new()
+            })
+            .await
     }
 
     /// Reloads the configuration and waits until `primary_conninfo` reads `expected`.
@@ -526,31 +312,15 @@ impl Postgres {
         sql: &str,
         expected: &str,
     ) -> Result<(), InstanceError> {
-        let deadline = Instant::now() + RELOAD_TIMEOUT;
-        loop {
-            let rows = self.sql_for(operation, sql, QUERY_TIMEOUT).await?;
-            if rows.first().and_then(|r| r.try_get(0).ok().flatten()) == Some(expected) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(InstanceError::Unknown {
-                    operation,
-                    timeout: RELOAD_TIMEOUT,
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.server
+            .db
+            .wait_for_value(operation, sql, expected, RELOAD_TIMEOUT)
+            .await
     }
 
-    /// A superuser session on another member's database, `None` when it cannot be reached in
-    /// time. The session ends when the client is dropped.
-    async fn connect_peer(
-        &self,
-        peer: &Upstream,
-        application_name: &str,
-    ) -> Option<tokio_postgres::Client> {
-        // A config of its own: `pg_config()` already names the local socket, and tokio-postgres
-        // would try that host first.
+    /// How to reach another member's database as the superuser. A config of its own: the
+    /// local one already names the local socket, and tokio-postgres would try that host first.
+    fn peer_config(&self, peer: &Upstream, application_name: &str) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
             .user(&self.s.superuser.0)
@@ -562,18 +332,7 @@ impl Postgres {
         if let Some(pw) = &self.s.superuser.1 {
             config.password(pw);
         }
-        let connect = config.connect(tokio_postgres::NoTls);
-        match tokio::time::timeout(PEER_CONNECT_TIMEOUT, connect).await {
-            Ok(Ok((client, connection))) => {
-                tokio::spawn(connection);
-                Some(client)
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer.member, error = %error_text(&e), "peer's database unreachable");
-                None
-            }
-            Err(_) => None,
-        }
+        config
     }
 
     /// Single-user crash recovery, so that pg_rewind finds a clean shutdown.
@@ -602,52 +361,6 @@ impl Postgres {
     }
 }
 
-/// Whether a process with this PID exists and is ours to signal. `EPERM` means another user's
-/// process took the PID: not our postmaster.
-fn process_alive(pid: i32) -> bool {
-    use nix::sys::signal::kill;
-    use nix::unistd::Pid;
-    kill(Pid::from_raw(pid), None).is_ok()
-}
-
-/// A database error's message with its SQLSTATE detail when there is one.
-fn error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => match std::error::Error::source(e) {
-            Some(source) => format!("{e}: {source}"),
-            None => e.to_string(),
-        },
-    }
-}
-
-/// `YYYYMMDDTHHMMSSZ` for a Unix time (civil-from-days, proleptic Gregorian).
-fn utc_stamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn rows_column(rows: &[SimpleQueryRow], idx: usize) -> Vec<String> {
-    rows.iter()
-        .filter_map(|r| r.try_get(idx).ok().flatten().map(str::to_owned))
-        .collect()
-}
-
 #[async_trait]
 impl Instance for Postgres {
     fn engine(&self) -> &'static str {
@@ -655,36 +368,18 @@ impl Instance for Postgres {
     }
 
     async fn data_dir(&self) -> Result<DataDir, InstanceError> {
-        if !has_pg_version(&self.s.data_dir) {
-            return Ok(DataDir::Empty);
-        }
-        let cd = self.controldata().await?;
-        Ok(DataDir::Initialized(ControlData {
-            sysid: cd.sysid,
-            cluster_state: cd.cluster_state,
-            timeline: cd.timeline,
-            standby_configured: self.s.file(files::STANDBY_SIGNAL).exists(),
-            checkpoint: cd.checkpoint,
-        }))
+        self.server
+            .read_data_dir(
+                &commands::pg_controldata(&self.s),
+                &self.s.file(files::STANDBY_SIGNAL),
+            )
+            .await
     }
 
     async fn status(&self) -> LocalStatus {
-        let pid_file = match self.read_postmaster() {
-            Postmaster::Absent => {
-                self.drop_connection().await;
-                return LocalStatus {
-                    state: DbState::Stopped,
-                    ..LocalStatus::default()
-                };
-            }
-            Postmaster::Stale => {
-                self.drop_connection().await;
-                return LocalStatus {
-                    state: DbState::Crashed,
-                    ..LocalStatus::default()
-                };
-            }
-            Postmaster::Alive(p) => p,
+        let pid_file = match self.server.alive().await {
+            Ok(pid_file) => pid_file,
+            Err(not_running) => return not_running,
         };
         let result = match self.sql(status::STATUS_SQL, QUERY_TIMEOUT).await {
             Ok(rows) => match rows.first() {
@@ -772,6 +467,12 @@ impl Instance for Postgres {
             .ok_or_else(|| InstanceError::failed(OP, "no system identifier"))
     }
 
+    /// PostgreSQL keeps no list of peers: `primary_conninfo` names the upstream and
+    /// `pg_hba.conf` admits every member, so there is nothing to do.
+    async fn set_replication_peers(&self, _peers: &[Upstream]) -> Result<(), InstanceError> {
+        Ok(())
+    }
+
     async fn clone_from(&self, source: &Upstream) -> Result<(), InstanceError> {
         const OP: &str = "clone";
         self.prepare_empty_data_dir(OP)?;
@@ -795,84 +496,33 @@ impl Instance for Postgres {
 
     async fn start(&self, upstream: Option<&Upstream>) -> Result<(), InstanceError> {
         const OP: &str = "start";
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
-        let want = if upstream.is_some() {
-            DbRole::Standby
-        } else {
-            DbRole::Primary
-        };
-        if self.postmaster_running() {
-            let role = match self.wait_ready(self.s.pg_ctl_timeout).await {
-                Ok(role) => role,
-                Err(e) if self.postmaster_running() => {
-                    tracing::warn!(error = %e, "a postmaster runs but does not answer");
-                    return Err(InstanceError::Unknown {
-                        operation: OP,
-                        timeout: self.s.pg_ctl_timeout,
-                    });
-                }
-                // It went away while we waited: start it below.
-                Err(_) => want,
+        self.server.require_cluster(OP)?;
+        let want = DbRole::wanted(upstream);
+        if self.server.runs_as(OP, want).await? {
+            return match upstream {
+                Some(up) => self.follow(up).await,
+                None => Ok(self.write_config(None)?),
             };
-            if self.postmaster_running() {
-                if role != want {
-                    return Err(InstanceError::failed(
-                        OP,
-                        format!("the server already runs as {role:?}; stop it first"),
-                    ));
-                }
-                return match upstream {
-                    Some(up) => self.follow(up).await,
-                    None => Ok(self.write_config(None)?),
-                };
-            }
         }
         self.write_config(upstream)?;
         self.start_server(want).await
     }
 
     async fn stop(&self, mode: StopMode) -> Result<(), InstanceError> {
-        const OP: &str = "stop";
-        self.drop_connection().await;
-        if !self.postmaster_running() {
-            return Ok(());
-        }
-        let result = process::run(
-            OP,
-            &commands::pg_ctl_stop(&self.s, mode),
-            self.s.pg_ctl_timeout + PG_CTL_MARGIN,
-        )
-        .await;
-        if !self.postmaster_running() {
-            return Ok(());
-        }
-        match result {
-            Ok(_) | Err(InstanceError::Failed { .. }) => Err(InstanceError::Unknown {
-                operation: OP,
-                timeout: self.s.pg_ctl_timeout,
-            }),
-            Err(e) => Err(e),
-        }
+        self.server
+            .stop(&commands::pg_ctl_stop(&self.s, mode))
+            .await
     }
 
     async fn promote(&self, _generation: Generation) -> Result<(), InstanceError> {
         const OP: &str = "promote";
-        match self.role(QUERY_TIMEOUT).await {
-            Ok(DbRole::Primary) => return Ok(self.write_config(None)?),
-            Ok(DbRole::Standby) => {}
-            Err(e) => {
-                if !self.postmaster_running() {
-                    return Err(InstanceError::failed(OP, "the server is not running"));
-                }
-                return Err(e.into_instance(OP));
-            }
+        if self.server.answering_role(OP).await? == DbRole::Primary {
+            return Ok(self.write_config(None)?);
         }
         let result = process::run(
             OP,
             &commands::pg_ctl_promote(&self.s),
-            self.s.pg_ctl_timeout + PG_CTL_MARGIN,
+            self.s.pg_ctl_timeout + CTL_MARGIN,
         )
         .await;
         if let Err(e) = &result {
@@ -939,18 +589,11 @@ impl Instance for Postgres {
 
     async fn stop_replication(&self) -> Result<(), InstanceError> {
         const OP: &str = "stop replication";
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
+        self.server.require_cluster(OP)?;
         if !self.postmaster_running() {
             return Ok(self.write_config_as(ConfRole::Standby(None))?);
         }
-        if self
-            .role(QUERY_TIMEOUT)
-            .await
-            .map_err(|e| e.into_instance(OP))?
-            == DbRole::Primary
-        {
+        if self.server.answering_role(OP).await? == DbRole::Primary {
             return Err(InstanceError::failed(OP, "the server runs as a primary"));
         }
         self.write_config_as(ConfRole::Standby(None))?;
@@ -972,15 +615,8 @@ impl Instance for Postgres {
                 "pg_rewind is disabled (use_pg_rewind: false)",
             ));
         }
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(OP, "the data directory is empty"));
-        }
-        if self.postmaster_running() {
-            return Err(InstanceError::failed(
-                OP,
-                "the server is running; stop it first",
-            ));
-        }
+        self.server.require_cluster(OP)?;
+        self.server.require_stopped(OP)?;
         let cd = self.controldata().await?;
         let clean = matches!(
             cd.cluster_state,
@@ -998,24 +634,7 @@ impl Instance for Postgres {
     }
 
     async fn set_aside_data_dir(&self) -> Result<PathBuf, InstanceError> {
-        const OP: &str = "set aside";
-        if self.postmaster_running() {
-            return Err(InstanceError::failed(
-                OP,
-                "the server is running; stop it first",
-            ));
-        }
-        if !self.s.data_dir.exists() {
-            return Err(InstanceError::failed(OP, "there is no data directory"));
-        }
-        self.drop_connection().await;
-        let target = self.rename_aside()?;
-        tracing::warn!(
-            data_dir = %self.s.data_dir.display(),
-            moved_to = %target.display(),
-            "set the data directory aside"
-        );
-        Ok(target)
+        self.server.set_aside().await
     }
 
     async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError> {
@@ -1023,21 +642,10 @@ impl Instance for Postgres {
         if !self.s.use_slots {
             return Ok(());
         }
-        match self.role(QUERY_TIMEOUT).await {
-            Ok(DbRole::Primary) => {}
-            Ok(DbRole::Standby) => return Ok(()),
-            Err(e) => return Err(e.into_instance(OP)),
+        if self.server.answering_role(OP).await? == DbRole::Standby {
+            return Ok(());
         }
-        let rows = self.sql_for(OP, slots::LIST_SQL, QUERY_TIMEOUT).await?;
-        let existing: Vec<slots::Slot> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(slots::Slot {
-                    name: r.try_get(0).ok().flatten()?.to_owned(),
-                    active: r.try_get(1).ok().flatten() == Some("t"),
-                })
-            })
-            .collect();
+        let existing = slots::list(&self.sql_for(OP, slots::LIST_SQL, QUERY_TIMEOUT).await?);
         let plan = slots::plan(&existing, members, &self.s.name);
         for name in &plan.create {
             tracing::info!(slot = %name, "creating physical replication slot");
@@ -1047,17 +655,7 @@ impl Instance for Postgres {
             );
             self.sql_for(OP, &sql, ADMIN_TIMEOUT).await?;
         }
-        for name in &plan.drop {
-            tracing::info!(slot = %name, "dropping physical replication slot");
-            let sql = format!(
-                "SELECT pg_catalog.pg_drop_replication_slot({})",
-                super::conf::sql_literal(name)
-            );
-            // It may have become active since it was listed; the next call retries.
-            if let Err(e) = self.sql(&sql, ADMIN_TIMEOUT).await {
-                tracing::warn!(slot = %name, error = ?e, "could not drop replication slot");
-            }
-        }
+        self.server.drop_slots(&plan.drop).await;
         Ok(())
     }
 
@@ -1072,57 +670,22 @@ impl Instance for Postgres {
             return Ok(None);
         }
         self.write_config(None)?;
-        self.sql_for(OP, "SELECT pg_catalog.pg_reload_conf()", QUERY_TIMEOUT)
+        let lsn = self
+            .server
+            .apply_sync_names(OP, value, "SELECT pg_catalog.pg_current_wal_lsn()")
             .await?;
-        // A reload is asynchronous: confirm the server runs with the new value.
-        self.wait_for_value(
-            OP,
-            "SELECT pg_catalog.current_setting('synchronous_standby_names')",
-            value,
-        )
-        .await?;
-        let rows = self
-            .sql_for(OP, "SELECT pg_catalog.pg_current_wal_lsn()", QUERY_TIMEOUT)
-            .await?;
-        let text: Option<&str> = rows.first().and_then(|r| r.try_get(0).ok().flatten());
-        let lsn = text.and_then(|t| t.parse::<Lsn>().ok()).ok_or_else(|| {
-            InstanceError::failed(OP, format!("pg_current_wal_lsn() returned {text:?}"))
-        })?;
         Ok(Some(lsn))
     }
 
     async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError> {
-        const OP: &str = "fence peer";
-        let Some(client) = self.connect_peer(peer, "tribune-fence").await else {
-            return Ok(PeerFence::Unreachable);
-        };
-        let run = async {
-            let rows = client
-                .simple_query("SELECT pg_catalog.pg_is_in_recovery()::text")
-                .await?;
-            let in_recovery = rows
-                .iter()
-                .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("true")));
-            if in_recovery {
-                return Ok(PeerFence::NotPrimary);
-            }
-            for statement in fence::FENCE_STATEMENTS {
-                client.simple_query(statement).await?;
-            }
-            Ok::<_, tokio_postgres::Error>(PeerFence::Fenced)
-        };
-        let result = tokio::time::timeout(ADMIN_TIMEOUT, run).await;
-        drop(client);
-        match result {
-            Ok(Ok(outcome)) => Ok(outcome),
-            // Our own session can be among those ended by the fence: it succeeded if the
-            // server now refuses writes, which the next probe of the caller shows.
-            Ok(Err(e)) => Err(InstanceError::failed(OP, error_text(&e))),
-            Err(_) => Err(InstanceError::Unknown {
-                operation: OP,
-                timeout: ADMIN_TIMEOUT,
-            }),
-        }
+        super::sql::fence_over_sql(
+            &self.peer_config(peer, "tribune-fence"),
+            PEER_CONNECT_TIMEOUT,
+            "SELECT pg_catalog.pg_is_in_recovery()::text",
+            &fence::FENCE_STATEMENTS,
+            ADMIN_TIMEOUT,
+        )
+        .await
     }
 
     async fn reconfigure(
@@ -1165,58 +728,25 @@ impl Instance for Postgres {
     }
 
     async fn peer_replayed_lsn(&self, peer: &Upstream) -> Result<Option<Lsn>, InstanceError> {
-        const OP: &str = "read a peer's replay position";
-        let Some(client) = self.connect_peer(peer, "tribune-switchover").await else {
-            return Ok(None);
-        };
-        let query = client.simple_query("SELECT pg_catalog.pg_last_wal_replay_lsn()::text");
-        match tokio::time::timeout(QUERY_TIMEOUT, query).await {
-            Ok(Ok(messages)) => Ok(messages.iter().find_map(|m| match m {
-                SimpleQueryMessage::Row(r) => r.get(0).and_then(|t| t.parse().ok()),
-                _ => None,
-            })),
-            Ok(Err(e)) => Err(InstanceError::failed(OP, error_text(&e))),
-            Err(_) => Err(InstanceError::Unknown {
-                operation: OP,
-                timeout: QUERY_TIMEOUT,
-            }),
-        }
+        let value = super::sql::peer_value(
+            &self.peer_config(peer, "tribune-switchover"),
+            PEER_CONNECT_TIMEOUT,
+            "read a peer's replay position",
+            "SELECT pg_catalog.pg_last_wal_replay_lsn()::text",
+            QUERY_TIMEOUT,
+        )
+        .await?;
+        Ok(value.and_then(|v| v.parse().ok()))
     }
 
     async fn timeline_history(
         &self,
         timeline: crate::types::Timeline,
     ) -> Result<Vec<super::TimelineSwitch>, InstanceError> {
-        if timeline.0 <= 1 {
-            return Ok(Vec::new());
-        }
-        let path = self
-            .s
-            .data_dir
-            .join("pg_wal")
-            .join(format!("{:08X}.history", timeline.0));
-        let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
-            InstanceError::failed("read timeline history", format!("{}: {e}", path.display()))
-        })?;
-        Ok(super::parse_timeline_history(&text))
+        self.server.timeline_history("pg_wal", timeline).await
     }
 
     async fn checkpoint(&self) -> Result<(), InstanceError> {
-        self.sql("CHECKPOINT", self.s.pg_ctl_timeout)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.into_instance("checkpoint"))
-    }
-}
-
-#[cfg(test)]
-mod unit_tests {
-    use super::*;
-
-    #[test]
-    fn utc_stamps() {
-        assert_eq!(utc_stamp(0), "19700101T000000Z");
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
-        assert_eq!(utc_stamp(1_795_550_920), "20261124T200840Z");
+        self.server.checkpoint().await
     }
 }

@@ -1,5 +1,5 @@
 //! Which physical replication slots the primary must create and drop (Patroni §5.11, member
-//! slots only). Pure; `mod.rs` runs the SQL.
+//! slots only). Pure; `mod.rs` runs the SQL. openGauss lists its slots the same way.
 
 use std::collections::BTreeSet;
 
@@ -13,6 +13,18 @@ pub const LIST_SQL: &str = "SELECT slot_name, active FROM pg_catalog.pg_replicat
 pub struct Slot {
     pub name: String,
     pub active: bool,
+}
+
+/// The slots of [`LIST_SQL`]'s rows.
+pub fn list(rows: &[tokio_postgres::SimpleQueryRow]) -> Vec<Slot> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(Slot {
+                name: r.try_get(0).ok().flatten()?.to_owned(),
+                active: r.try_get(1).ok().flatten() == Some("t"),
+            })
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -43,6 +43,8 @@ SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
      FROM pg_catalog.pg_stat_replication)::text AS replication
 FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver AS w ON true";
 
+/// One WAL sender as the status queries aggregate `pg_stat_replication` (openGauss's query
+/// uses the same keys).
 #[derive(serde::Deserialize)]
 struct SenderRow {
     usename: Option<String>,
@@ -54,21 +56,49 @@ struct SenderRow {
     flush_lsn: Option<String>,
 }
 
-fn lsn(text: Option<String>) -> Option<Lsn> {
+/// The WAL senders of the `replication` column (a JSON array; NULL for none), as the server
+/// names them.
+pub fn senders(json: Option<String>) -> Result<Vec<WalSender>, String> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    Ok(serde_json::from_str::<Vec<SenderRow>>(&json)
+        .map_err(|e| format!("unreadable pg_stat_replication rows: {e}"))?
+        .into_iter()
+        .map(|r| WalSender {
+            usename: r.usename.unwrap_or_default(),
+            application_name: r.application_name.unwrap_or_default(),
+            client_addr: r.client_addr,
+            state: r.state.unwrap_or_default(),
+            sync_state: r.sync_state.unwrap_or_default(),
+            sync_priority: r.sync_priority.unwrap_or_default(),
+            flush_lsn: lsn(r.flush_lsn),
+        })
+        .collect())
+}
+
+/// An LSN column (`0/3000148`, zero-padded forms too).
+pub fn lsn(text: Option<String>) -> Option<Lsn> {
     text?.parse().ok()
 }
 
-fn utc(text: Option<String>) -> Option<String> {
+/// A UTC timestamp column as the API shows it.
+pub fn utc(text: Option<String>) -> Option<String> {
     text.map(|t| format!("{t}+00:00"))
+}
+
+/// The `in_recovery` column (`pg_is_in_recovery()`).
+pub fn in_recovery(col: &impl Fn(&str) -> Option<String>) -> Result<bool, String> {
+    match col("in_recovery").as_deref() {
+        Some("t") => Ok(true),
+        Some("f") => Ok(false),
+        other => Err(format!("pg_is_in_recovery() returned {other:?}")),
+    }
 }
 
 /// Builds the status of a running server from the query's columns (by name; `None` for NULL).
 pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus, String> {
-    let in_recovery = match col("in_recovery").as_deref() {
-        Some("t") => true,
-        Some("f") => false,
-        other => return Err(format!("pg_is_in_recovery() returned {other:?}")),
-    };
+    let in_recovery = in_recovery(&col)?;
     let streaming = col("receiver_status").as_deref() == Some("streaming");
     let timeline = if in_recovery {
         col("received_tli")
@@ -83,22 +113,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
         (Some(h), None) => Some(h),
         _ => None,
     };
-    let replication = match col("replication") {
-        None => Vec::new(),
-        Some(json) => serde_json::from_str::<Vec<SenderRow>>(&json)
-            .map_err(|e| format!("unreadable pg_stat_replication rows: {e}"))?
-            .into_iter()
-            .map(|r| WalSender {
-                usename: r.usename.unwrap_or_default(),
-                application_name: r.application_name.unwrap_or_default(),
-                client_addr: r.client_addr,
-                state: r.state.unwrap_or_default(),
-                sync_state: r.sync_state.unwrap_or_default(),
-                sync_priority: r.sync_priority.unwrap_or_default(),
-                flush_lsn: lsn(r.flush_lsn),
-            })
-            .collect(),
-    };
+    let replication = senders(col("replication"))?;
     Ok(LocalStatus {
         state: DbState::Running,
         role: Some(if in_recovery {
@@ -132,15 +147,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-
-    fn row(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use crate::instance::conf::test_row as row;
 
     #[test]
     fn primary_row() {

@@ -273,8 +273,8 @@ async fn tcp_login_and_crash_detection() {
         ["t"]
     );
 
-    let pid = match pg.read_postmaster() {
-        Postmaster::Alive(p) => p.pid.unwrap(),
+    let pid = match datadir::postmaster(&pg.settings().data_dir) {
+        datadir::Postmaster::Alive(p) => p.pid.unwrap(),
         other => panic!("postmaster {other:?}"),
     };
     nix::sys::signal::kill(

@@ -1,0 +1,42 @@
+//! Which physical replication slots the primary drops. openGauss's standbys create their own
+//! slot, named after their `application_name` (the member name), when they connect; the agent
+//! creates none and only drops the inactive slots of members that left, since those keep WAL
+//! forever. openGauss lists its slots as PostgreSQL does (`pg_replication_slots`, same
+//! columns, `postgres::slots`). Pure; `mod.rs` runs the SQL.
+
+use std::collections::BTreeSet;
+
+use crate::types::MemberName;
+
+pub use crate::instance::postgres::slots::Slot;
+
+/// The inactive slots named after no member (an active one is retried at the next call).
+pub fn stale(existing: &[Slot], members: &[MemberName]) -> Vec<String> {
+    let names: BTreeSet<&str> = members.iter().map(MemberName::as_str).collect();
+    existing
+        .iter()
+        .filter(|s| !s.active && !names.contains(s.name.as_str()))
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_only_inactive_slots_of_strangers() {
+        let members = ["og-2", "og-3"].map(MemberName::from);
+        let existing = [
+            ("og-2", true),
+            ("og-3", false),
+            ("og-9", false),
+            ("busy", true),
+        ]
+        .map(|(name, active)| Slot {
+            name: name.into(),
+            active,
+        });
+        assert_eq!(stale(&existing, &members), vec!["og-9".to_owned()]);
+    }
+}
