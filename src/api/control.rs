@@ -640,7 +640,13 @@ async fn store_config(inner: &Inner, config: Value, expected: Option<Value>) -> 
     };
     match propose(inner, command).await {
         Err(reply) => reply.into_response(),
-        Ok(Outcome::Applied) => json(StatusCode::OK, &config),
+        Ok(Outcome::Applied) => {
+            // Read your writes: a GET /config to this member right after sees the new value.
+            let mut states = inner.raft.subscribe();
+            let applied_here = states.wait_for(|state| state.config == config);
+            let _ = tokio::time::timeout(Duration::from_secs(2), applied_here).await;
+            json(StatusCode::OK, &config)
+        }
         Ok(Outcome::Rejected(_)) => Reply::new(
             StatusCode::CONFLICT,
             "the configuration was changed concurrently; try again",
