@@ -1,15 +1,31 @@
-//! `tribunectl`: the operators' CLI, with patronictl's verbs and table layouts. It talks only to
-//! the REST API (never to Raft directly), trying the next member when one is down.
+//! `tribunectl`: the operators' CLI, with patronictl's verbs, options, questions, messages and
+//! table layouts. It talks only to the REST API (never to Raft directly), trying the next
+//! member when one is down.
+//!
+//! # Layout
+//!
+//! - [`session`]: finding the cluster (`-c`, `--url`, environment) and the REST client.
+//! - [`list`]: `list`, `topology`; [`table`] and [`topology`] draw them.
+//! - [`info`]: `history`, `dsn`, `version`.
+//! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
+//!   [`schedule`] (`--scheduled` times, timestamps), [`yaml`] (patronictl's YAML).
+//!
+//! Errors end the command with one line, `Error: <text>` on stderr, and exit code 1 (the
+//! binary prints them); a refused command changes nothing.
 
-mod table;
+pub mod info;
+pub mod list;
+pub mod prompt;
+pub mod schedule;
+pub mod select;
+pub mod session;
+pub mod table;
+pub mod topology;
+pub mod yaml;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::api::client::Client;
+use session::Session;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -18,51 +34,27 @@ use crate::api::client::Client;
     about = "Operate a Tribune cluster (patronictl's verbs)"
 )]
 pub struct Cli {
-    /// A Patroni/Tribune configuration file: the members' REST addresses come from it.
-    #[arg(
-        short = 'c',
-        long = "config-file",
-        env = "PATRONICTL_CONFIG_FILE",
-        global = true
-    )]
-    pub config_file: Option<PathBuf>,
-    /// REST API URL of a member (repeatable); tried in order.
-    #[arg(
-        long = "url",
-        env = "TRIBUNECTL_URL",
-        global = true,
-        value_delimiter = ','
-    )]
-    pub url: Vec<String>,
+    #[command(flatten)]
+    pub global: session::Global,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List the members of the cluster (patronictl list).
-    List {
-        /// Cluster name (defaults to the configuration's scope).
-        cluster: Option<String>,
-        /// Show every optional column.
-        #[arg(short = 'e', long)]
-        extended: bool,
-        /// Print a timestamp before the table.
-        #[arg(short = 't', long)]
-        timestamp: bool,
-        #[arg(short = 'f', long, value_enum, default_value_t = Format::Pretty)]
-        format: Format,
-        /// Repeat every 2 seconds.
-        #[arg(short = 'W')]
-        watch_default: bool,
-        /// Repeat every SEC seconds.
-        #[arg(short = 'w', long = "watch", value_name = "SEC")]
-        watch: Option<f64>,
-    },
-    /// Print the version of tribunectl.
-    Version,
+    /// List the members of the cluster.
+    List(list::ListArgs),
+    /// The members as a replication tree.
+    Topology(list::TopologyArgs),
+    /// The timeline switches (failovers and switchovers).
+    History(info::HistoryArgs),
+    /// A member's connection string.
+    Dsn(info::DsnArgs),
+    /// The version of tribunectl, and of the members of CLUSTER.
+    Version(info::VersionArgs),
 }
 
+/// Output formats of `list` and `history`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Pretty,
@@ -72,53 +64,45 @@ pub enum Format {
     Yml,
 }
 
-/// The REST URLs to try: `--url`, else the config file's `restapi.connect_address`.
-fn urls(cli: &Cli) -> anyhow::Result<Vec<String>> {
-    if !cli.url.is_empty() {
-        return Ok(cli.url.clone());
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let open = || Session::open(&cli.global);
+    match &cli.command {
+        Command::List(args) => list::list(&mut open()?, args).await,
+        Command::Topology(args) => list::topology(&mut open()?, args).await,
+        Command::History(args) => info::history(&mut open()?, args).await,
+        Command::Dsn(args) => info::dsn(&mut open()?, args).await,
+        Command::Version(args) => match &args.cluster {
+            Some(_) => info::version(Some(&mut open()?), args).await,
+            None => info::version(None, args).await,
+        },
     }
-    let Some(path) = &cli.config_file else {
-        bail!("no cluster to talk to: give --url http://host:8008 or -c CONFIG.yml");
-    };
-    let config = crate::config::Config::load(Some(path))
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(vec![config.restapi.api_url()])
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match &cli.command {
-        Command::Version => {
-            println!("tribunectl version {}", crate::VERSION);
-            Ok(())
-        }
-        Command::List {
-            cluster,
-            extended,
-            timestamp,
-            format,
-            watch_default,
-            watch,
-        } => {
-            let client = Client::new(&urls(&cli)?, Duration::from_secs(5))?;
-            let interval = watch.or(watch_default.then_some(2.0));
-            loop {
-                let doc = client.cluster().await?;
-                if let Some(name) = cluster
-                    && *name != doc.scope
-                {
-                    bail!("cluster '{name}' not found (this is '{}')", doc.scope);
-                }
-                if *timestamp {
-                    println!("{}", crate::api::documents_now());
-                }
-                print!("{}", table::render_list(&doc, *format, *extended)?);
-                match interval {
-                    Some(sec) if sec > 0.0 => {
-                        tokio::time::sleep(Duration::from_secs_f64(sec)).await
-                    }
-                    _ => return Ok(()),
-                }
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_verb() {
+        let cli = Cli::try_parse_from([
+            "tribunectl",
+            "dsn",
+            "-m",
+            "a",
+            "--url",
+            "h1:8008,h2:8008",
+            "-k",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.url, ["h1:8008", "h2:8008"]);
+        assert!(cli.global.insecure);
+        assert!(matches!(cli.command, Command::Dsn(a) if a.member.as_deref() == Some("a")));
     }
 }
