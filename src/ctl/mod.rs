@@ -6,6 +6,7 @@
 //!
 //! - [`session`]: finding the cluster (`-c`, `--url`, environment) and the REST client.
 //! - [`list`]: `list`, `topology`; [`table`] and [`topology`] draw them.
+//! - [`switchover`]: `switchover`, `failover`.
 //! - [`info`]: `history`, `dsn`, `version`.
 //! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
 //!   [`schedule`] (`--scheduled` times, timestamps), [`yaml`] (patronictl's YAML).
@@ -19,12 +20,14 @@ pub mod prompt;
 pub mod schedule;
 pub mod select;
 pub mod session;
+pub mod switchover;
 pub mod table;
 pub mod topology;
 pub mod yaml;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use prompt::Terminal;
 use session::Session;
 
 #[derive(Parser, Debug)]
@@ -46,6 +49,10 @@ pub enum Command {
     List(list::ListArgs),
     /// The members as a replication tree.
     Topology(list::TopologyArgs),
+    /// Hand the leader role over to another member, now or at a scheduled time.
+    Switchover(switchover::SwitchoverArgs),
+    /// Promote a member, with or without a healthy leader.
+    Failover(switchover::FailoverArgs),
     /// The timeline switches (failovers and switchovers).
     History(info::HistoryArgs),
     /// A member's connection string.
@@ -66,9 +73,14 @@ pub enum Format {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let open = || Session::open(&cli.global);
+    let terminal = Terminal::stdio;
     match &cli.command {
         Command::List(args) => list::list(&mut open()?, args).await,
         Command::Topology(args) => list::topology(&mut open()?, args).await,
+        Command::Switchover(args) => {
+            switchover::switchover(&mut open()?, args, &mut terminal()).await
+        }
+        Command::Failover(args) => switchover::failover(&mut open()?, args, &mut terminal()).await,
         Command::History(args) => info::history(&mut open()?, args).await,
         Command::Dsn(args) => info::dsn(&mut open()?, args).await,
         Command::Version(args) => match &args.cluster {
@@ -93,8 +105,8 @@ mod tests {
     fn global_options_go_before_or_after_the_verb() {
         let cli = Cli::try_parse_from([
             "tribunectl",
-            "dsn",
-            "-m",
+            "switchover",
+            "--primary",
             "a",
             "--url",
             "h1:8008,h2:8008",
@@ -103,6 +115,6 @@ mod tests {
         .unwrap();
         assert_eq!(cli.global.url, ["h1:8008", "h2:8008"]);
         assert!(cli.global.insecure);
-        assert!(matches!(cli.command, Command::Dsn(a) if a.member.as_deref() == Some("a")));
+        assert!(matches!(cli.command, Command::Switchover(a) if a.leader.as_deref() == Some("a")));
     }
 }
