@@ -7,6 +7,7 @@
 //! - [`session`]: finding the cluster (`-c`, `--url`, environment) and the REST client.
 //! - [`list`]: `list`, `topology`; [`table`] and [`topology`] draw them.
 //! - [`switchover`]: `switchover`, `failover`.
+//! - [`actions`]: per-member requests: `restart`, `reload`, `reinit`, `flush`.
 //! - [`info`]: `history`, `dsn`, `version`.
 //! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
 //!   [`schedule`] (`--scheduled` times, timestamps), [`yaml`] (patronictl's YAML).
@@ -14,6 +15,7 @@
 //! Errors end the command with one line, `Error: <text>` on stderr, and exit code 1 (the
 //! binary prints them); a refused command changes nothing.
 
+pub mod actions;
 pub mod info;
 pub mod list;
 pub mod prompt;
@@ -53,6 +55,14 @@ pub enum Command {
     Switchover(switchover::SwitchoverArgs),
     /// Promote a member, with or without a healthy leader.
     Failover(switchover::FailoverArgs),
+    /// Restart PostgreSQL on members, now or at a scheduled time.
+    Restart(actions::RestartArgs),
+    /// Reload the agents' local configuration and PostgreSQL's.
+    Reload(actions::ReloadArgs),
+    /// Set a replica's data aside and clone it again.
+    Reinit(actions::ReinitArgs),
+    /// Withdraw scheduled restarts or the scheduled switchover.
+    Flush(actions::FlushArgs),
     /// The timeline switches (failovers and switchovers).
     History(info::HistoryArgs),
     /// A member's connection string.
@@ -81,6 +91,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             switchover::switchover(&mut open()?, args, &mut terminal()).await
         }
         Command::Failover(args) => switchover::failover(&mut open()?, args, &mut terminal()).await,
+        Command::Restart(args) => actions::restart(&mut open()?, args, &mut terminal()).await,
+        Command::Reload(args) => actions::reload(&mut open()?, args, &mut terminal()).await,
+        Command::Reinit(args) => actions::reinit(&mut open()?, args, &mut terminal()).await,
+        Command::Flush(args) => actions::flush(&mut open()?, args, &mut terminal()).await,
         Command::History(args) => info::history(&mut open()?, args).await,
         Command::Dsn(args) => info::dsn(&mut open()?, args).await,
         Command::Version(args) => match &args.cluster {
@@ -99,6 +113,28 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flush_takes_members_then_the_target() {
+        let flush = |words: &[&str]| match Cli::try_parse_from(words).map(|c| c.command) {
+            Ok(Command::Flush(args)) => args,
+            other => panic!("{other:?}"),
+        };
+        let args = flush(&["tribunectl", "flush", "c", "m1", "m2", "restart"]);
+        let (members, target) = args.members_and_target().unwrap();
+        assert_eq!(members, ["m1", "m2"]);
+        assert_eq!(target, actions::FlushTarget::Restart);
+        let args = flush(&["tribunectl", "flush", "c", "switchover", "--force"]);
+        let (members, target) = args.members_and_target().unwrap();
+        assert!(members.is_empty() && args.force);
+        assert_eq!(target, actions::FlushTarget::Switchover);
+        let args = flush(&["tribunectl", "flush", "c", "m1", "now"]);
+        assert_eq!(
+            args.members_and_target().unwrap_err().to_string(),
+            "'now' is not something to flush: restart or switchover"
+        );
+        assert!(Cli::try_parse_from(["tribunectl", "flush", "c"]).is_err());
     }
 
     #[test]
