@@ -8,14 +8,19 @@
 //! - [`list`]: `list`, `topology`; [`table`] and [`topology`] draw them.
 //! - [`switchover`]: `switchover`, `failover`.
 //! - [`actions`]: per-member requests: `restart`, `reload`, `reinit`, `flush`.
+//! - [`dynamic`]: the dynamic configuration: `show-config`, `edit-config`, `pause`, `resume`;
+//!   [`edit`] (assignments, merge patches), [`diff`] and [`yaml`] are its pure parts.
 //! - [`info`]: `history`, `dsn`, `version`.
 //! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
-//!   [`schedule`] (`--scheduled` times, timestamps), [`yaml`] (patronictl's YAML).
+//!   [`schedule`] (`--scheduled` times, timestamps).
 //!
 //! Errors end the command with one line, `Error: <text>` on stderr, and exit code 1 (the
 //! binary prints them); a refused command changes nothing.
 
 pub mod actions;
+pub mod diff;
+pub mod dynamic;
+pub mod edit;
 pub mod info;
 pub mod list;
 pub mod prompt;
@@ -63,6 +68,14 @@ pub enum Command {
     Reinit(actions::ReinitArgs),
     /// Withdraw scheduled restarts or the scheduled switchover.
     Flush(actions::FlushArgs),
+    /// Put the cluster in maintenance mode: no automatic failover.
+    Pause(dynamic::PauseArgs),
+    /// Leave maintenance mode.
+    Resume(dynamic::PauseArgs),
+    /// Print the dynamic configuration.
+    ShowConfig(dynamic::ShowConfigArgs),
+    /// Change the dynamic configuration.
+    EditConfig(dynamic::EditConfigArgs),
     /// The timeline switches (failovers and switchovers).
     History(info::HistoryArgs),
     /// A member's connection string.
@@ -95,6 +108,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reload(args) => actions::reload(&mut open()?, args, &mut terminal()).await,
         Command::Reinit(args) => actions::reinit(&mut open()?, args, &mut terminal()).await,
         Command::Flush(args) => actions::flush(&mut open()?, args, &mut terminal()).await,
+        Command::Pause(args) => dynamic::toggle_pause(&mut open()?, args, true).await,
+        Command::Resume(args) => dynamic::toggle_pause(&mut open()?, args, false).await,
+        Command::ShowConfig(args) => dynamic::show_config(&mut open()?, args).await,
+        Command::EditConfig(args) => {
+            dynamic::edit_config(&mut open()?, args, &mut terminal()).await
+        }
         Command::History(args) => info::history(&mut open()?, args).await,
         Command::Dsn(args) => info::dsn(&mut open()?, args).await,
         Command::Version(args) => match &args.cluster {
