@@ -235,11 +235,12 @@ async fn change_leader(inner: &Inner, change: Change, headers: &HeaderMap, body:
             "leader name does not match",
         );
     }
+    let requested_at = UnixMillis::now();
     let request = SwitchoverRequest {
         leader: current.clone(),
         candidate: candidate.clone(),
         scheduled_at,
-        requested_at: UnixMillis::now(),
+        requested_at,
     };
     if scheduled_at.is_none() {
         if let Some(c) = &candidate
@@ -283,12 +284,19 @@ async fn change_leader(inner: &Inner, change: Change, headers: &HeaderMap, body:
     if scheduled_at.is_some() {
         return Reply::new(StatusCode::ACCEPTED, "Switchover scheduled");
     }
-    // Wait for the primary to carry it out, as Patroni's handler does.
+    // Wait for the primary to carry it out, as Patroni's handler does. A proposal forwarded to
+    // the Raft leader is answered once applied there, possibly before this member applies it:
+    // until the request shows here, its absence says nothing about its fate.
     let limit = (loop_wait(inner, &cluster) * 2).max(Duration::from_secs(20));
     let deadline = tokio::time::Instant::now() + limit;
     let mut states = inner.raft.subscribe();
+    let mut seen = false;
     loop {
         let state = states.borrow_and_update().clone();
+        seen |= state
+            .switchover
+            .as_ref()
+            .is_some_and(|s| s.requested_at == requested_at);
         match state.leader_name() {
             Some(new) if *new != current => {
                 return match &candidate {
@@ -305,7 +313,7 @@ async fn change_leader(inner: &Inner, change: Change, headers: &HeaderMap, body:
                     ),
                 };
             }
-            _ if state.switchover.is_none() => {
+            _ if seen && state.switchover.is_none() => {
                 return Reply::new(StatusCode::SERVICE_UNAVAILABLE, format!("{action} failed"));
             }
             _ => {}
