@@ -4,5 +4,6 @@ mod bench;
 mod cluster;
 mod config_errors;
 mod control;
+mod ctl;
 mod faults;
 mod harness;
