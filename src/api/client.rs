@@ -5,8 +5,13 @@
 //! Owns: the HTTP client (timeouts, basic authentication, TLS trust), the list of member URLs
 //! to try, and the typed reads (`/cluster`, `/patroni`, `/history`, `/config`). Must not decide
 //! anything: callers read the status code and the body of every answer.
+//!
+//! Hazard: loading the system's certificate store costs tens of milliseconds, more than the
+//! rest of a `tribunectl list`. It is loaded only for the first `https` URL that must be
+//! verified against it (no CA file given, verification not turned off).
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -20,6 +25,8 @@ use crate::config::Credentials;
 pub enum ClientError {
     #[error("no member answered: {0}")]
     Unreachable(String),
+    #[error("{url}: {detail}")]
+    NoAnswer { url: String, detail: String },
     #[error("{url} answered {status}: {body}")]
     Status {
         url: String,
@@ -84,11 +91,14 @@ impl Answer {
 
 #[derive(Clone, Debug)]
 pub struct Client {
+    /// For `http` URLs, and for `https` ones when the trust is configured (a CA file, or no
+    /// verification): built without the system's certificate store.
     http: reqwest::Client,
+    /// For `https` URLs verified against the system's certificate store: built on first use.
+    system_tls: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    options: ClientOptions,
     /// Base URLs (`http://host:port`), tried in order.
     bases: Vec<String>,
-    auth: Option<Credentials>,
-    timeout: Duration,
 }
 
 /// `http://host:port/patroni` or `host:port` -> `http://host:port`.
@@ -107,6 +117,36 @@ fn read_pem(path: &PathBuf, what: &str) -> Result<Vec<u8>, ClientError> {
         .map_err(|e| ClientError::Build(format!("cannot read the {what} {}: {e}", path.display())))
 }
 
+/// A reqwest client trusting the configured CA file only, or with `system_roots` the system's
+/// certificate store (and the CA file).
+fn build(options: &ClientOptions, system_roots: bool) -> Result<reqwest::Client, ClientError> {
+    let mut roots = Vec::new();
+    if let Some(path) = &options.ca_file {
+        roots.push(
+            reqwest::Certificate::from_pem(&read_pem(path, "CA certificate")?)
+                .map_err(|e| ClientError::Build(format!("{}: {e}", path.display())))?,
+        );
+    }
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(options.timeout)
+        .danger_accept_invalid_certs(options.insecure);
+    builder = if system_roots {
+        builder.tls_certs_merge(roots)
+    } else {
+        builder.tls_certs_only(roots)
+    };
+    if let Some((cert, key)) = &options.client_cert {
+        let mut pem = read_pem(cert, "client certificate")?;
+        pem.extend(read_pem(key, "client key")?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| ClientError::Build(format!("{}: {e}", cert.display())))?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| ClientError::Build(e.to_string()))
+}
+
 impl Client {
     pub fn new(urls: &[String], timeout: Duration) -> Result<Self, ClientError> {
         Self::with_options(
@@ -121,34 +161,28 @@ impl Client {
     pub fn with_options(urls: &[String], options: &ClientOptions) -> Result<Self, ClientError> {
         // reqwest is built without a default TLS provider: install ring's once.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(options.timeout)
-            .danger_accept_invalid_certs(options.insecure);
-        if let Some(path) = &options.ca_file {
-            let cert = reqwest::Certificate::from_pem(&read_pem(path, "CA certificate")?)
-                .map_err(|e| ClientError::Build(format!("{}: {e}", path.display())))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if let Some((cert, key)) = &options.client_cert {
-            let mut pem = read_pem(cert, "client certificate")?;
-            pem.extend(read_pem(key, "client key")?);
-            let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| ClientError::Build(format!("{}: {e}", cert.display())))?;
-            builder = builder.identity(identity);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
         let mut client = Self {
-            http,
+            http: build(options, false)?,
+            system_tls: Arc::default(),
+            options: options.clone(),
             bases: Vec::new(),
-            auth: options.auth.clone(),
-            timeout: options.timeout,
         };
         for url in urls {
             client.add_url(url);
         }
         Ok(client)
+    }
+
+    /// The HTTP client for `url`.
+    fn http_for(&self, url: &str) -> Result<&reqwest::Client, ClientError> {
+        let configured = self.options.insecure || self.options.ca_file.is_some();
+        if !url.starts_with("https:") || configured {
+            return Ok(&self.http);
+        }
+        self.system_tls
+            .get_or_init(|| build(&self.options, true).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| ClientError::Build(e.clone()))
     }
 
     /// Adds a member URL to the ones tried, after those already known.
@@ -182,25 +216,27 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Answer, reqwest::Error> {
+    ) -> Result<Answer, ClientError> {
         let timeout = if method == Method::GET {
-            self.timeout
+            self.options.timeout
         } else {
             ACTION_TIMEOUT
         };
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", base_url(base)))
-            .timeout(timeout);
-        if let Some(auth) = &self.auth {
+        let url = format!("{}{path}", base_url(base));
+        let mut request = self.http_for(&url)?.request(method, &url).timeout(timeout);
+        if let Some(auth) = &self.options.auth {
             request = request.basic_auth(&auth.username, auth.password.as_ref());
         }
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await?;
+        let no_answer = |e: reqwest::Error| ClientError::NoAnswer {
+            url: url.clone(),
+            detail: error_chain(&e),
+        };
+        let response = request.send().await.map_err(no_answer)?;
         let status = response.status().as_u16();
-        let body = response.text().await?;
+        let body = response.text().await.map_err(no_answer)?;
         Ok(Answer { status, body })
     }
 
@@ -217,7 +253,8 @@ impl Client {
         for base in bases {
             match self.send(base, method.clone(), path, body).await {
                 Ok(answer) => return Ok((base.clone(), answer)),
-                Err(err) => failures.push(format!("{base}{path}: {}", error_chain(&err))),
+                Err(err @ ClientError::NoAnswer { .. }) => failures.push(err.to_string()),
+                Err(err) => return Err(err),
             }
         }
         if failures.is_empty() {
@@ -292,28 +329,26 @@ impl Client {
 
     /// `GET /patroni` of one member.
     pub async fn status_of(&self, base: &str) -> Result<StatusDocument, ClientError> {
-        let url = format!("{base}/patroni");
-        let answer = self
-            .send(base, Method::GET, "/patroni", None)
-            .await
-            .map_err(|e| ClientError::Unreachable(format!("{url}: {}", error_chain(&e))))?;
+        let answer = self.send(base, Method::GET, "/patroni", None).await?;
         serde_json::from_str(&answer.body).map_err(|e| ClientError::Decode {
-            url,
+            url: format!("{}/patroni", base_url(base)),
             detail: e.to_string(),
         })
     }
 }
 
-/// reqwest's error with its causes, on one line ("error sending request: connection refused").
+/// What went wrong, in the words of the innermost cause ("Connection refused (os error 111)",
+/// "invalid peer certificate: UnknownIssuer"); reqwest's own layers add only "error sending
+/// request".
 fn error_chain(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    if err.is_timeout() {
+        return "timed out".to_owned();
     }
-    text
+    let mut innermost: &dyn std::error::Error = err;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    innermost.to_string()
 }
 
 #[cfg(test)]
@@ -346,6 +381,32 @@ mod tests {
         assert_eq!(
             client.bases(),
             ["http://127.0.0.1:8008", "http://127.0.0.2:8008"]
+        );
+    }
+
+    #[test]
+    fn the_system_certificate_store_is_loaded_only_for_https_that_needs_it() {
+        let client = Client::new(&[], Duration::from_secs(1)).unwrap();
+        client.http_for("http://10.0.0.1:8008/cluster").unwrap();
+        assert!(client.system_tls.get().is_none());
+        client.http_for("https://10.0.0.1:8008/cluster").unwrap();
+        assert!(client.system_tls.get().is_some());
+        let insecure = ClientOptions {
+            insecure: true,
+            ..ClientOptions::default()
+        };
+        let client = Client::with_options(&[], &insecure).unwrap();
+        client.http_for("https://10.0.0.1:8008/cluster").unwrap();
+        assert!(client.system_tls.get().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_member_that_does_not_answer_is_named_with_the_cause() {
+        let client = Client::new(&["127.0.0.1:1".to_owned()], Duration::from_secs(1)).unwrap();
+        let err = client.cluster().await.unwrap_err().to_string();
+        assert!(
+            err.starts_with("no member answered: http://127.0.0.1:1/cluster: Connection refused"),
+            "{err}"
         );
     }
 

@@ -17,7 +17,7 @@ use super::prompt::Terminal;
 use super::schedule;
 use super::select::{self, Role};
 use super::session::Session;
-use crate::api::client::{Answer, base_url};
+use crate::api::client::{Answer, ClientError, base_url};
 use crate::api::{ClusterDocument, ClusterMember};
 use crate::config::DynamicConfig;
 use crate::types::UnixMillis;
@@ -187,7 +187,7 @@ impl Tally {
 
 /// `Failed: <action> for member X, status code=N, (body)`, patronictl's line for an answer it
 /// has no words for; `(error)` when there was no answer.
-fn failed_line(action: &str, member: &str, answer: &Result<Answer, reqwest::Error>) -> String {
+fn failed_line(action: &str, member: &str, answer: &Result<Answer, ClientError>) -> String {
     match answer {
         Ok(a) => format!(
             "Failed: {action} for member {member}, status code={}, ({})",
@@ -204,7 +204,7 @@ async fn send(
     method: Method,
     path: &str,
     body: Option<&Value>,
-) -> Result<Answer, reqwest::Error> {
+) -> Result<Answer, ClientError> {
     session
         .client
         .send(&base_url(&member.api_url), method, path, body)
