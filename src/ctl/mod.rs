@@ -1,20 +1,44 @@
-//! `tribunectl`: the operators' CLI, with patronictl's verbs and table layouts. It talks only to
-//! the REST API (never to Raft directly), trying the next member when one is down.
+//! `tribunectl`: the operators' CLI, with patronictl's verbs, options, questions, messages and
+//! table layouts. It talks only to the REST API (never to Raft directly), trying the next
+//! member when one is down.
 //!
-//! - `table`: patronictl's `list` layouts.
+//! # Layout
+//!
+//! - [`session`]: finding the cluster (`-c`, `--url`, environment) and the REST client.
+//! - [`list`]: `list`, `topology`; [`table`] and [`topology`] draw them.
+//! - [`switchover`]: `switchover`, `failover`.
+//! - [`actions`]: per-member requests: `restart`, `reload`, `reinit`, `flush`.
+//! - [`dynamic`]: the dynamic configuration: `show-config`, `edit-config`, `pause`, `resume`;
+//!   [`edit`] (assignments, merge patches), [`diff`] and [`yaml`] are its pure parts.
+//! - [`info`]: `history`, `dsn`, `version`.
 //! - [`haproxy`]: the HAProxy configuration `haproxy-config` prints.
+//! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
+//!   [`schedule`] (`--scheduled` times, timestamps).
+//!
+//! Errors end the command with one line, `Error: <text>` on stderr, and exit code 1 (the
+//! binary prints them); a refused command changes nothing.
 
+pub mod actions;
+pub mod diff;
+pub mod dynamic;
+pub mod edit;
 pub mod haproxy;
-mod table;
+pub mod info;
+pub mod list;
+pub mod prompt;
+pub mod schedule;
+pub mod select;
+pub mod session;
+pub mod switchover;
+pub mod table;
+pub mod topology;
+pub mod yaml;
 
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::time::Duration;
-
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::api::client::Client;
+use prompt::Terminal;
+use session::Session;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,47 +47,44 @@ use crate::api::client::Client;
     about = "Operate a Tribune cluster (patronictl's verbs)"
 )]
 pub struct Cli {
-    /// A Patroni/Tribune configuration file: the members' REST addresses come from it.
-    #[arg(
-        short = 'c',
-        long = "config-file",
-        env = "PATRONICTL_CONFIG_FILE",
-        global = true
-    )]
-    pub config_file: Option<PathBuf>,
-    /// REST API URL of a member (repeatable); tried in order.
-    #[arg(
-        long = "url",
-        env = "TRIBUNECTL_URL",
-        global = true,
-        value_delimiter = ','
-    )]
-    pub url: Vec<String>,
+    #[command(flatten)]
+    pub global: session::Global,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List the members of the cluster (patronictl list).
-    List {
-        /// Cluster name (defaults to the configuration's scope).
-        cluster: Option<String>,
-        /// Show every optional column.
-        #[arg(short = 'e', long)]
-        extended: bool,
-        /// Print a timestamp before the table.
-        #[arg(short = 't', long)]
-        timestamp: bool,
-        #[arg(short = 'f', long, value_enum, default_value_t = Format::Pretty)]
-        format: Format,
-        /// Repeat every 2 seconds.
-        #[arg(short = 'W')]
-        watch_default: bool,
-        /// Repeat every SEC seconds.
-        #[arg(short = 'w', long = "watch", value_name = "SEC")]
-        watch: Option<f64>,
-    },
+    /// List the members of the cluster.
+    List(list::ListArgs),
+    /// The members as a replication tree.
+    Topology(list::TopologyArgs),
+    /// Hand the leader role over to another member, now or at a scheduled time.
+    Switchover(switchover::SwitchoverArgs),
+    /// Promote a member, with or without a healthy leader.
+    Failover(switchover::FailoverArgs),
+    /// Restart PostgreSQL on members, now or at a scheduled time.
+    Restart(actions::RestartArgs),
+    /// Reload the agents' local configuration and PostgreSQL's.
+    Reload(actions::ReloadArgs),
+    /// Set a replica's data aside and clone it again.
+    Reinit(actions::ReinitArgs),
+    /// Withdraw scheduled restarts or the scheduled switchover.
+    Flush(actions::FlushArgs),
+    /// Put the cluster in maintenance mode: no automatic failover.
+    Pause(dynamic::PauseArgs),
+    /// Leave maintenance mode.
+    Resume(dynamic::PauseArgs),
+    /// Print the dynamic configuration.
+    ShowConfig(dynamic::ShowConfigArgs),
+    /// Change the dynamic configuration.
+    EditConfig(dynamic::EditConfigArgs),
+    /// The timeline switches (failovers and switchovers).
+    History(info::HistoryArgs),
+    /// A member's connection string.
+    Dsn(info::DsnArgs),
+    /// The version of tribunectl, and of the members of CLUSTER.
+    Version(info::VersionArgs),
     /// Print an HAProxy configuration for the cluster's members: a primary (read-write) and a
     /// replicas (read-only) listener, each server checked on its member's REST API.
     HaproxyConfig {
@@ -75,13 +96,11 @@ pub enum Command {
         replica_port: u16,
         /// Address every listener binds (loopback unless clients are elsewhere).
         #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
-        bind: IpAddr,
+        bind: std::net::IpAddr,
         /// Port of HAProxy's stats page; none when omitted.
         #[arg(long, value_parser = listener_port)]
         stats_port: Option<u16>,
     },
-    /// Print the version of tribunectl.
-    Version,
 }
 
 /// A TCP port a listener can bind: 1-65535.
@@ -92,6 +111,7 @@ fn listener_port(text: &str) -> Result<u16, String> {
     }
 }
 
+/// Output formats of `list` and `history`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Pretty,
@@ -101,25 +121,32 @@ pub enum Format {
     Yml,
 }
 
-/// The REST URLs to try: `--url`, else the config file's `restapi.connect_address`.
-fn urls(cli: &Cli) -> anyhow::Result<Vec<String>> {
-    if !cli.url.is_empty() {
-        return Ok(cli.url.clone());
-    }
-    let Some(path) = &cli.config_file else {
-        bail!("no cluster to talk to: give --url http://host:8008 or -c CONFIG.yml");
-    };
-    let config = crate::config::Config::load(Some(path))
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(vec![config.restapi.api_url()])
-}
-
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let open = || Session::open(&cli.global);
+    let terminal = Terminal::stdio;
     match &cli.command {
-        Command::Version => {
-            println!("tribunectl version {}", crate::VERSION);
-            Ok(())
+        Command::List(args) => list::list(&mut open()?, args).await,
+        Command::Topology(args) => list::topology(&mut open()?, args).await,
+        Command::Switchover(args) => {
+            switchover::switchover(&mut open()?, args, &mut terminal()).await
         }
+        Command::Failover(args) => switchover::failover(&mut open()?, args, &mut terminal()).await,
+        Command::Restart(args) => actions::restart(&mut open()?, args, &mut terminal()).await,
+        Command::Reload(args) => actions::reload(&mut open()?, args, &mut terminal()).await,
+        Command::Reinit(args) => actions::reinit(&mut open()?, args, &mut terminal()).await,
+        Command::Flush(args) => actions::flush(&mut open()?, args, &mut terminal()).await,
+        Command::Pause(args) => dynamic::toggle_pause(&mut open()?, args, true).await,
+        Command::Resume(args) => dynamic::toggle_pause(&mut open()?, args, false).await,
+        Command::ShowConfig(args) => dynamic::show_config(&mut open()?, args).await,
+        Command::EditConfig(args) => {
+            dynamic::edit_config(&mut open()?, args, &mut terminal()).await
+        }
+        Command::History(args) => info::history(&mut open()?, args).await,
+        Command::Dsn(args) => info::dsn(&mut open()?, args).await,
+        Command::Version(args) => match &args.cluster {
+            Some(_) => info::version(Some(&mut open()?), args).await,
+            None => info::version(None, args).await,
+        },
         Command::HaproxyConfig {
             primary_port,
             replica_port,
@@ -133,9 +160,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 stats_port: *stats_port,
             };
             listeners.check()?;
-            let client = Client::new(&urls(&cli)?, Duration::from_secs(5))?;
-            let doc = client
-                .cluster()
+            let doc = open()?
+                .cluster(None)
                 .await
                 .context("reading the members from GET /cluster")?;
             let generated = haproxy::render(&doc, &listeners)?;
@@ -145,34 +171,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", generated.text);
             Ok(())
         }
-        Command::List {
-            cluster,
-            extended,
-            timestamp,
-            format,
-            watch_default,
-            watch,
-        } => {
-            let client = Client::new(&urls(&cli)?, Duration::from_secs(5))?;
-            let interval = watch.or(watch_default.then_some(2.0));
-            loop {
-                let doc = client.cluster().await?;
-                if let Some(name) = cluster
-                    && *name != doc.scope
-                {
-                    bail!("cluster '{name}' not found (this is '{}')", doc.scope);
-                }
-                if *timestamp {
-                    println!("{}", crate::api::documents_now());
-                }
-                print!("{}", table::render_list(&doc, *format, *extended)?);
-                match interval {
-                    Some(sec) if sec > 0.0 => {
-                        tokio::time::sleep(Duration::from_secs_f64(sec)).await
-                    }
-                    _ => return Ok(()),
-                }
-            }
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flush_takes_members_then_the_target() {
+        let flush = |words: &[&str]| match Cli::try_parse_from(words).map(|c| c.command) {
+            Ok(Command::Flush(args)) => args,
+            other => panic!("{other:?}"),
+        };
+        let args = flush(&["tribunectl", "flush", "c", "m1", "m2", "restart"]);
+        let (members, target) = args.members_and_target().unwrap();
+        assert_eq!(members, ["m1", "m2"]);
+        assert_eq!(target, actions::FlushTarget::Restart);
+        let args = flush(&["tribunectl", "flush", "c", "switchover", "--force"]);
+        let (members, target) = args.members_and_target().unwrap();
+        assert!(members.is_empty() && args.force);
+        assert_eq!(target, actions::FlushTarget::Switchover);
+        let args = flush(&["tribunectl", "flush", "c", "m1", "now"]);
+        assert_eq!(
+            args.members_and_target().unwrap_err().to_string(),
+            "'now' is not something to flush: restart or switchover"
+        );
+        assert!(Cli::try_parse_from(["tribunectl", "flush", "c"]).is_err());
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_verb() {
+        let cli = Cli::try_parse_from([
+            "tribunectl",
+            "switchover",
+            "--primary",
+            "a",
+            "--url",
+            "h1:8008,h2:8008",
+            "-k",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.url, ["h1:8008", "h2:8008"]);
+        assert!(cli.global.insecure);
+        assert!(matches!(cli.command, Command::Switchover(a) if a.leader.as_deref() == Some("a")));
     }
 }

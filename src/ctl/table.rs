@@ -1,5 +1,6 @@
-//! patronictl's `list` table (reference/patroni.md section 4.3): pretty (bordered, with the
-//! cluster title in the top border), tsv, json and yaml.
+//! patronictl's tables (reference/patroni.md section 4.3): the member table of `list` and
+//! `topology` (pretty, bordered with the cluster title in the top border; tsv, json, yaml), and
+//! the bordered and record forms other verbs (`history`) print their rows in.
 
 use crate::api::{ClusterDocument, ClusterMember};
 
@@ -149,40 +150,62 @@ pub fn render_list(
     extended: bool,
 ) -> anyhow::Result<String> {
     let (columns, rows) = rows(doc, extended);
+    if format == Format::Pretty {
+        return Ok(pretty(doc, &columns, &rows, TagStyle::Block));
+    }
+    // tsv shows tags in flow style; json and yaml keep them as a mapping.
+    let cells: Vec<Vec<Option<serde_json::Value>>> = rows
+        .iter()
+        .map(|row| {
+            row.cells
+                .iter()
+                .map(|(c, v)| {
+                    if format == Format::Tsv && c == "Tags" && !row.tags.is_empty() {
+                        Some(serde_json::Value::String(flow_tags(&row.tags)))
+                    } else {
+                        v.clone()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    records(&columns, &cells, format)
+}
+
+/// Rows as tsv (a header of the column names, tab separated), or as a list of objects in json
+/// or yaml with the empty cells left out.
+pub fn records(
+    columns: &[String],
+    rows: &[Vec<Option<serde_json::Value>>],
+    format: Format,
+) -> anyhow::Result<String> {
     match format {
-        Format::Pretty => Ok(pretty(doc, &columns, &rows)),
         Format::Tsv => {
             let mut out = columns.join("\t") + "\n";
-            for row in &rows {
-                let line: Vec<String> = row
-                    .cells
-                    .iter()
-                    .map(|(c, v)| {
-                        if c == "Tags" && !row.tags.is_empty() {
-                            flow_tags(&row.tags)
-                        } else {
-                            cell_text(v)
-                        }
-                    })
-                    .collect();
+            for row in rows {
+                let line: Vec<String> = row.iter().map(cell_text).collect();
                 out += &(line.join("\t") + "\n");
             }
             Ok(out)
         }
+        Format::Pretty => anyhow::bail!("records are printed as tsv, json or yaml"),
         Format::Json | Format::Yaml | Format::Yml => {
-            let objects: Vec<serde_json::Map<String, serde_json::Value>> = rows
+            let objects: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|row| {
-                    row.cells
-                        .iter()
-                        .filter_map(|(c, v)| v.clone().map(|v| (c.clone(), v)))
-                        .collect()
+                    serde_json::Value::Object(
+                        columns
+                            .iter()
+                            .zip(row)
+                            .filter_map(|(c, v)| v.clone().map(|v| (c.clone(), v)))
+                            .collect(),
+                    )
                 })
                 .collect();
             if format == Format::Json {
                 Ok(serde_json::to_string(&objects)? + "\n")
             } else {
-                Ok(serde_saphyr::to_string(&objects)?)
+                super::yaml::dump(&serde_json::Value::Array(objects))
             }
         }
     }
@@ -193,13 +216,32 @@ fn flow_tags(tags: &[(String, String)]) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
-fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row]) -> String {
+/// The member table of `topology`: `doc`'s members in replication-tree order, names indented,
+/// tags on one line.
+pub fn render_topology(doc: &ClusterDocument) -> String {
+    let tree = super::topology::as_tree(doc);
+    let (columns, rows) = rows(&tree, false);
+    pretty(&tree, &columns, &rows, TagStyle::Flow)
+}
+
+/// How the pretty table shows a member's tags: one `key: value` line each, or `{k: v}`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TagStyle {
+    Block,
+    Flow,
+}
+
+fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row], tags: TagStyle) -> String {
     // Pretty mode drops the Cluster column; both lag columns are titled "Lag".
     let shown: Vec<usize> = (1..columns.len()).collect();
-    let header = |i: usize| match columns[i].as_str() {
-        "Receive Lag" | "Replay Lag" => "Lag".to_owned(),
-        other => other.to_owned(),
-    };
+    let headers: Vec<String> = shown
+        .iter()
+        .map(|&i| match columns[i].as_str() {
+            "Receive Lag" | "Replay Lag" => "Lag".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    let right: Vec<bool> = shown.iter().map(|&i| right_aligned(&columns[i])).collect();
     let lines: Vec<Vec<Vec<String>>> = rows
         .iter()
         .map(|row| {
@@ -207,7 +249,13 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row]) -> String {
                 .iter()
                 .map(|&i| {
                     let (c, v) = &row.cells[i];
-                    if c == "Tags" {
+                    if c == "Tags" && tags == TagStyle::Flow {
+                        vec![if row.tags.is_empty() {
+                            String::new()
+                        } else {
+                            flow_tags(&row.tags)
+                        }]
+                    } else if c == "Tags" {
                         row.tags.iter().map(|(k, v)| format!("{k}: {v}")).collect()
                     } else {
                         vec![cell_text(v)]
@@ -216,14 +264,35 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row]) -> String {
                 .collect()
         })
         .collect();
-    let widths: Vec<usize> = shown
+    let title = format!(
+        "Cluster: {} ({})",
+        doc.scope,
+        doc.database_system_identifier
+            .as_deref()
+            .unwrap_or("uninitialized")
+    );
+    let mut out = bordered(Some(&title), &headers, &right, &lines);
+    if doc.pause == Some(true) {
+        out += " Maintenance mode: on\n";
+    }
+    out
+}
+
+/// A bordered table as patronictl draws it: `title` set into the top border when given, cells
+/// of several lines, and then a separator between every two rows.
+pub fn bordered(
+    title: Option<&str>,
+    headers: &[String],
+    right: &[bool],
+    rows: &[Vec<Vec<String>>],
+) -> String {
+    let widths: Vec<usize> = headers
         .iter()
         .enumerate()
-        .map(|(j, &i)| {
-            lines
-                .iter()
+        .map(|(j, header)| {
+            rows.iter()
                 .flat_map(|r| r[j].iter().map(|l| l.chars().count()))
-                .chain(std::iter::once(header(i).chars().count()))
+                .chain(std::iter::once(header.chars().count()))
                 .max()
                 .unwrap_or(0)
         })
@@ -231,56 +300,48 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row]) -> String {
     let border: String = std::iter::once("+".to_owned())
         .chain(widths.iter().map(|w| "-".repeat(w + 2) + "+"))
         .collect();
-    let multi_line = lines.iter().any(|r| r.iter().any(|c| c.len() > 1));
-    let title = format!(
-        "+ Cluster: {} ({}) ",
-        doc.scope,
-        doc.database_system_identifier
-            .as_deref()
-            .unwrap_or("uninitialized")
-    );
-    let top = if title.chars().count() < border.chars().count() {
-        title.clone()
-            + &border
-                .chars()
-                .skip(title.chars().count())
-                .collect::<String>()
-    } else {
-        title.trim_end().to_owned() + " +"
-    };
-    let render = |cells: Vec<String>| -> String {
-        let mut line = "|".to_owned();
-        for (j, &i) in shown.iter().enumerate() {
-            let w = widths[j];
-            if right_aligned(&columns[i]) {
-                line += &format!(" {:>w$} |", cells[j]);
+    let multi_line = rows.iter().any(|r| r.iter().any(|c| c.len() > 1));
+    let top = match title {
+        None => border.clone(),
+        Some(title) => {
+            let title = format!("+ {title} ");
+            let (title_len, border_len) = (title.chars().count(), border.chars().count());
+            if title_len < border_len {
+                title + &border.chars().skip(title_len).collect::<String>()
             } else {
-                line += &format!(" {:<w$} |", cells[j]);
+                title.trim_end().to_owned() + " +"
+            }
+        }
+    };
+    let render = |cells: &[String]| -> String {
+        let mut line = "|".to_owned();
+        for (j, cell) in cells.iter().enumerate() {
+            let w = widths[j];
+            if right.get(j).copied().unwrap_or(false) {
+                line += &format!(" {cell:>w$} |");
+            } else {
+                line += &format!(" {cell:<w$} |");
             }
         }
         line + "\n"
     };
     let mut out = top + "\n";
-    out += &render(shown.iter().map(|&i| header(i)).collect());
+    out += &render(headers);
     out += &(border.clone() + "\n");
-    for (n, row) in lines.iter().enumerate() {
+    for (n, row) in rows.iter().enumerate() {
         let height = row.iter().map(|c| c.len().max(1)).max().unwrap_or(1);
         for k in 0..height {
-            out += &render(
-                row.iter()
-                    .map(|c| c.get(k).cloned().unwrap_or_default())
-                    .collect(),
-            );
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| c.get(k).cloned().unwrap_or_default())
+                .collect();
+            out += &render(&cells);
         }
-        if multi_line && n + 1 < lines.len() {
+        if multi_line && n + 1 < rows.len() {
             out += &(border.clone() + "\n");
         }
     }
-    out += &(border + "\n");
-    if doc.pause == Some(true) {
-        out += " Maintenance mode: on\n";
-    }
-    out
+    out + &border + "\n"
 }
 
 #[cfg(test)]
@@ -324,6 +385,35 @@ mod tests {
             render_list(&lab_doc(), Format::Pretty, false).unwrap(),
             expected
         );
+    }
+
+    /// The lab sample as `topology`: the leader first, replicas one level down, tags on one line.
+    #[test]
+    fn topology_is_the_tree_with_flow_tags() {
+        let expected = "\
++ Cluster: labcluster (7711808967998175761) -----+----+-------------+-----+------------+-----+---------------------------------+
+| Member  | Host           | Role    | State     | TL | Receive LSN | Lag | Replay LSN | Lag | Tags                            |
++---------+----------------+---------+-----------+----+-------------+-----+------------+-----+---------------------------------+
+| node1   | 127.0.0.1:5433 | Leader  | running   |  8 |             |     |            |     | {dc: east}                      |
+| + node0 | 127.0.0.1:5432 | Replica | streaming |  8 |   0/A000148 |   0 |  0/A000148 |   0 | {clonefrom: true}               |
+| + node2 | 127.0.0.1:5434 | Replica | streaming |  8 |   0/A000148 |   0 |  0/A000148 |   0 | {dc: west, noloadbalance: true} |
++---------+----------------+---------+-----------+----+-------------+-----+------------+-----+---------------------------------+
+";
+        assert_eq!(render_topology(&lab_doc()), expected);
+    }
+
+    #[test]
+    fn records_and_the_maintenance_footer() {
+        let mut doc = lab_doc();
+        doc.pause = Some(true);
+        let pretty = render_list(&doc, Format::Pretty, false).unwrap();
+        assert!(pretty.ends_with("-+\n Maintenance mode: on\n"), "{pretty}");
+        let yaml = render_list(&doc, Format::Yaml, false).unwrap();
+        assert!(
+            yaml.starts_with("- Cluster: labcluster\n  Host: 127.0.0.1:5432\n  Member: node0\n"),
+            "{yaml}"
+        );
+        assert!(records(&["a".into()], &[], Format::Pretty).is_err());
     }
 
     #[test]

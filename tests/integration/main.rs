@@ -5,6 +5,7 @@ mod bench;
 mod cluster;
 mod config_errors;
 mod control;
+mod ctl;
 mod faults;
 mod haproxy;
 mod harness;
