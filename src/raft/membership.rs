@@ -71,8 +71,6 @@ pub struct RaftMember {
 /// learner was left in place.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Refusal {
-    #[error("{0}")]
-    Invalid(String),
     #[error("a membership change is in progress ({detail}): wait for it to finish and try again")]
     InProgress { detail: String },
     #[error(
@@ -117,8 +115,6 @@ pub enum Refusal {
 /// How a caller should read a [`Refusal`] (the REST API maps each to a status code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefusalKind {
-    /// The request itself is wrong.
-    Invalid,
     /// It conflicts with the cluster's state or history (a change in progress, a retired id).
     Conflict,
     /// It names a member the cluster does not know.
@@ -133,7 +129,6 @@ pub enum RefusalKind {
 impl Refusal {
     pub fn kind(&self) -> RefusalKind {
         match self {
-            Refusal::Invalid(_) => RefusalKind::Invalid,
             Refusal::InProgress { .. }
             | Refusal::Retired { .. }
             | Refusal::AlreadyVoter { .. }

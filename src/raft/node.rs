@@ -45,6 +45,8 @@ use crate::state::{ClusterState, Command, Outcome};
 
 /// How long `propose` and `transfer_leadership` may take, leader election included.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `members` waits for the leader's view (a caller falls back to its own).
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause before asking again after a node said it does not lead.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// How long each task may take to stop (the gRPC server waits for open calls).
@@ -248,7 +250,7 @@ impl RaftNode {
 
     /// The membership with the leader's view of each node (when it last answered).
     pub async fn members(&self) -> Result<RaftMembers, ProposeError> {
-        match self.route(Op::Members, PROPOSE_TIMEOUT).await? {
+        match self.route(Op::Members, READ_TIMEOUT).await? {
             Done::Members(members) => Ok(members),
             other => Err(unexpected("a membership read", &other)),
         }
