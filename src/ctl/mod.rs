@@ -5,6 +5,7 @@
 //! - [`haproxy`]: the HAProxy configuration `haproxy-config` prints.
 
 pub mod haproxy;
+mod members;
 mod table;
 
 use std::net::IpAddr;
@@ -82,6 +83,8 @@ pub enum Command {
     },
     /// Print the version of tribunectl.
     Version,
+    /// The Raft membership: list, add or remove a member (Tribune's own; not in patronictl).
+    Members(members::MembersArgs),
 }
 
 /// A TCP port a listener can bind: 1-65535.
@@ -120,6 +123,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("tribunectl version {}", crate::VERSION);
             Ok(())
         }
+        Command::Members(args) => members::run(&urls(&cli)?, args).await,
         Command::HaproxyConfig {
             primary_port,
             replica_port,

@@ -196,12 +196,7 @@ async fn change_membership(
     raft: &Raft,
     change: ChangeMembers<NodeId, BasicNode>,
 ) -> Result<Option<Answer>, ProposeError> {
-    let observed = raft
-        .metrics()
-        .borrow_watched()
-        .membership_config
-        .log_id()
-        .clone();
+    let observed = *raft.metrics().borrow_watched().membership_config.log_id();
     let precondition = Precondition::LastMembershipLogId {
         last_membership_log_id: observed,
     };

@@ -343,6 +343,24 @@ mod tests {
     const D: &str = "10.0.0.4:2222";
     const E: &str = "10.0.0.5:2222";
 
+    /// What, the membership, the state, the name, the address, and the plan or refusal.
+    type AddCase = (
+        &'static str,
+        Roster,
+        ClusterState,
+        &'static str,
+        &'static str,
+        Result<AddPlan, Refusal>,
+    );
+    /// What, the membership, the state, the name, and the plan or refusal.
+    type RemoveCase<'a> = (
+        &'static str,
+        Roster,
+        &'a ClusterState,
+        &'static str,
+        Result<RemovePlan, Refusal>,
+    );
+
     fn name(s: &str) -> MemberName {
         MemberName::from(s)
     }
@@ -405,14 +423,7 @@ mod tests {
         };
         let mut with_d = state();
         with_d.members.insert(name("d"), record(D));
-        let cases: Vec<(
-            &str,
-            Roster,
-            ClusterState,
-            &str,
-            &str,
-            Result<AddPlan, Refusal>,
-        )> = vec![
+        let cases: Vec<AddCase> = vec![
             (
                 "a new node is added as a learner first",
                 roster(&[A, B, C], &[]),
@@ -569,13 +580,7 @@ mod tests {
                 place,
             })
         };
-        let cases: Vec<(
-            &str,
-            Roster,
-            &ClusterState,
-            &str,
-            Result<RemovePlan, Refusal>,
-        )> = vec![
+        let cases: Vec<RemoveCase> = vec![
             (
                 "a voter of four",
                 five.clone(),
