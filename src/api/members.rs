@@ -40,7 +40,8 @@ pub struct MembersDocument {
     pub raft_leader: Option<String>,
     /// A membership change is under way (joint or uncommitted membership).
     pub change_in_progress: bool,
-    /// Raft nodes first (by node id), then members whose node is not in the membership.
+    /// Raft nodes first (by name; nodes that never reported last), then members whose node is
+    /// not in the membership.
     pub members: Vec<MembersRow>,
     /// Node ids never to be given again.
     pub retired: Vec<RetiredRow>,
@@ -107,6 +108,7 @@ pub fn document(
             }
         })
         .collect();
+    rows.sort_by(|a, b| (a.name.is_none(), &a.name).cmp(&(b.name.is_none(), &b.name)));
     for (name, m) in &cluster.members {
         let addr = m.raft_addr.clone().unwrap_or_default();
         if rows.iter().any(|r| r.raft_addr == addr) {

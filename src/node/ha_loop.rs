@@ -87,6 +87,11 @@ fn standing_reason(standing: Standing, me: &MemberName, raft_addr: &str) -> Stri
         Standing::Joining(JoinState::AwaitingLeader | JoinState::Initialized) => {
             "waiting for the Raft leader to replicate its log to this node".to_owned()
         }
+        Standing::Outside => format!(
+            "this node is not in the Raft membership it has replicated so far: it catches up if \
+             a member is adding it; otherwise run tribunectl members add {me} {raft_addr} on a \
+             member"
+        ),
         Standing::Removed => format!(
             "this node was removed from the Raft cluster: stop this agent; its node id is retired, \
              so a new agent needs another Raft address than {raft_addr}"
@@ -836,6 +841,12 @@ mod tests {
                 Standing::Learner,
                 "catching up with the Raft log as a learner: the Raft leader makes this node a \
                  voter once it has caught up",
+            ),
+            (
+                Standing::Outside,
+                "this node is not in the Raft membership it has replicated so far: it catches up \
+                 if a member is adding it; otherwise run tribunectl members add node3 \
+                 127.0.0.14:2222 on a member",
             ),
             (
                 Standing::Removed,

@@ -68,7 +68,10 @@ pub enum Standing {
     Learner,
     /// The log is empty (never [`JoinState::Initialized`]).
     Joining(JoinState),
-    /// The membership does not list this node: it was removed.
+    /// The membership this node knows does not list it, and its id is not retired: a node
+    /// being added replays older memberships first; or a removal stopped before retiring it.
+    Outside,
+    /// Its node id is retired: it was removed from the cluster.
     Removed,
 }
 
@@ -268,8 +271,16 @@ impl RaftNode {
             Standing::Voter
         } else if status.is_learner() {
             Standing::Learner
-        } else if !status.voters.is_empty() {
+        } else if self
+            .inner
+            .state
+            .borrow()
+            .retired
+            .contains_key(&self.inner.id)
+        {
             Standing::Removed
+        } else if !status.voters.is_empty() {
+            Standing::Outside
         } else {
             match *self.inner.join.borrow() {
                 // A leader reached us (a vote, the first entries): the membership follows.

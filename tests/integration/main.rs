@@ -7,4 +7,5 @@ mod control;
 mod faults;
 mod haproxy;
 mod harness;
+mod members;
 mod rest;
