@@ -257,7 +257,7 @@ fn status_of(err: &MembersError) -> StatusCode {
 mod tests {
     use super::*;
     use crate::raft::{ProposeError, RaftMember, Refusal};
-    use crate::state::{Member, MemberStatus, ReportedRole, RetiredNode};
+    use crate::state::{Member, ReportedRole, RetiredNode};
     use crate::types::UnixMillis;
 
     #[test]
@@ -338,16 +338,8 @@ mod tests {
 
     fn record(addr: &str, role: ReportedRole) -> Member {
         Member {
-            api_url: String::new(),
-            conn_url: None,
-            raft_addr: Some(addr.into()),
-            version: String::new(),
-            tags: Default::default(),
-            status: MemberStatus {
-                role,
-                ..Default::default()
-            },
             reported_at: UnixMillis(1_700_000_000_000),
+            ..Member::at_raft_addr(addr, role)
         }
     }
 

@@ -367,15 +367,7 @@ async fn start_named(name: &str, addr: &str, partners: &[String], dir: &Path) ->
 
 /// Member `name` reports its record with its Raft address, as an agent does.
 async fn report(via: &RaftNode, name: &str, raft_addr: &str) {
-    let record = crate::state::Member {
-        api_url: String::new(),
-        conn_url: None,
-        raft_addr: Some(raft_addr.into()),
-        version: String::new(),
-        tags: Default::default(),
-        status: Default::default(),
-        reported_at: crate::types::UnixMillis(0),
-    };
+    let record = crate::state::Member::at_raft_addr(raft_addr, Default::default());
     let command = Command::Report {
         member: MemberName::from(name),
         record: Box::new(record),

@@ -380,15 +380,7 @@ mod tests {
     }
 
     fn record(addr: &str) -> Member {
-        Member {
-            api_url: String::new(),
-            conn_url: None,
-            raft_addr: Some(addr.into()),
-            version: String::new(),
-            tags: Default::default(),
-            status: Default::default(),
-            reported_at: UnixMillis(0),
-        }
+        Member::at_raft_addr(addr, Default::default())
     }
 
     /// Members a, b, c on A, B, C; a holds the lease; "gone" once ran on E, now retired.
