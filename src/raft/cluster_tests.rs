@@ -465,6 +465,19 @@ async fn members_are_added_and_removed_online_and_ids_are_never_reused() {
     ));
     assert_eq!(follower.status().borrow().voters.len(), 3);
 
+    // One change at a time: while the leader carries one out, another is refused.
+    let leader_node = nodes.iter().find(|n| n.node_id() == leader).unwrap();
+    let busy = leader_node.hold_membership_changes().await;
+    let r = refusal(follower, add("n3", &d_addr)).await;
+    assert_eq!(
+        r,
+        Refusal::InProgress {
+            detail: "another membership change is being carried out".into()
+        }
+    );
+    assert_eq!(r.kind(), RefusalKind::Conflict);
+    drop(busy);
+
     // Added through a follower: a learner first, then a voter everywhere.
     let done = follower.change_members(add("n3", &d_addr)).await.unwrap();
     assert!(done.contains("is a voter now"), "{done}");

@@ -351,6 +351,12 @@ impl RaftNode {
         }
     }
 
+    /// Hold this node's membership-change lock, as a change in progress does.
+    #[cfg(test)]
+    pub(crate) async fn hold_membership_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.leader.changing.lock().await
+    }
+
     /// openraft's own metrics, for tests that look below [`RaftStatus`].
     #[cfg(test)]
     pub(crate) fn metrics(&self) -> openraft::RaftMetrics<super::type_config::TypeConfig> {

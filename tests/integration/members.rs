@@ -266,6 +266,15 @@ async fn a_cluster_grows_to_five_fails_over_and_shrinks_back_to_three_under_writ
     )
     .await;
 
+    // Without --force, removal asks first; no answer is a no.
+    let before = membership(&client, &via).await;
+    let (ok, _, err) = members(&via, &["remove", &d_name]);
+    assert!(
+        !ok && err.contains(&format!("aborted: {d_name} was not removed")),
+        "{err}"
+    );
+    assert_eq!(membership(&client, &via).await, before);
+
     // Three voters is the floor; a retired address never comes back.
     refused(
         &client,
