@@ -120,8 +120,9 @@ pub(crate) async fn run(
         }
         match decision {
             Decision::Initialize => {
-                initialize(&raft, &voters).await;
-                break;
+                if initialize(&raft, &voters).await {
+                    break;
+                }
             }
             Decision::Wait(wait) => {
                 state.send_if_modified(|s| std::mem::replace(s, wait) != wait);
@@ -152,7 +153,8 @@ async fn ask(peers: &Peers, settings: &RaftSettings) -> Vec<PeerAnswer> {
     futures::future::join_all(questions).await
 }
 
-async fn initialize(raft: &Raft, voters: &BTreeMap<NodeId, String>) {
+/// `false` when it failed and should be tried again (a stopped Raft ends the loop instead).
+async fn initialize(raft: &Raft, voters: &BTreeMap<NodeId, String>) -> bool {
     let members: BTreeMap<NodeId, BasicNode> = voters
         .iter()
         .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
@@ -161,8 +163,12 @@ async fn initialize(raft: &Raft, voters: &BTreeMap<NodeId, String>) {
         Ok(()) => info!(voters = ?voters, "initialized a new raft cluster"),
         // A leader's log (or vote) reached us meanwhile: the cluster exists already.
         Err(OpenraftError::APIError(InitializeError::NotAllowed(_))) => {}
-        Err(e) => warn!("cannot initialize the raft cluster: {e}"),
+        Err(e) => {
+            warn!("cannot initialize the raft cluster: {e}");
+            return false;
+        }
     }
+    true
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::membership::{MemberChange, RaftMembers, Refusal};
 use super::peers::Peers;
-use super::type_config::Raft;
+use super::type_config::{Raft, TypeConfig};
 use super::{NodeId, ProposeError, change};
 use crate::state::{ClusterState, Command, Outcome, Proposal};
 use crate::types::UnixMillis;
@@ -122,10 +122,7 @@ pub(super) async fn write(raft: &Raft, command: Command) -> Result<Answer, Propo
 
 /// How a failed write (a command or a membership entry) reads to the proposer.
 pub(super) fn write_error(
-    e: OpenraftError<
-        super::type_config::TypeConfig,
-        ClientWriteError<super::type_config::TypeConfig>,
-    >,
+    e: OpenraftError<TypeConfig, ClientWriteError<TypeConfig>>,
 ) -> Result<Answer, ProposeError> {
     match e {
         OpenraftError::APIError(ClientWriteError::ForwardToLeader(f)) => Ok(Answer::NotLeader {

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
@@ -230,7 +229,6 @@ impl RaftRpc for RaftService {
         Ok(Response::new(MembershipReply {
             initialized: !status.voters.is_empty(),
             self_addr: self.self_addr.clone(),
-            node_id: status.node_id,
             member_name: self.member_name.clone(),
             voters: addrs(status.voters),
             learners: addrs(status.learners),
