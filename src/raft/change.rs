@@ -32,7 +32,7 @@ use super::membership::{
 };
 use super::type_config::{Raft, TypeConfig};
 use super::{NodeId, ProposeError, RaftStatus};
-use crate::state::{Command, Outcome, Rejection};
+use crate::state::{ClusterState, Command, Outcome, Rejection};
 use crate::types::MemberName;
 
 /// How long a new learner may take to catch up before it is promoted.
@@ -83,82 +83,100 @@ pub(super) async fn execute(leader: &Leader, change: MemberChange) -> Result<Ans
     let before = roster(&leader.raft);
     match change {
         MemberChange::Add { name, raft_addr } => {
-            let plan = match membership::plan_add(&before, &state, &name, &raft_addr) {
-                Ok(plan) => plan,
-                Err(refusal) => return refused(refusal),
-            };
-            let candidate = match leader.peers.probe(&raft_addr, PROBE_TIMEOUT).await {
-                Ok(reply) => candidate(&reply),
-                Err(e) => {
-                    return refused(Refusal::Candidate(format!(
-                        "no agent of this cluster answers at {raft_addr} ({e}): start it first, \
-                         with partner_addrs listing the members"
-                    )));
-                }
-            };
-            if let Err(refusal) = membership::check_candidate(&candidate, &plan, &name, &raft_addr)
-            {
-                return refused(refusal);
-            }
-            add(&leader.raft, plan.node_id, &name, &raft_addr).await
+            add(leader, &before, &state, &name, &raft_addr).await
         }
-        MemberChange::Remove { name } => {
-            let plan = match membership::plan_remove(&before, &state, &name) {
-                Ok(plan) => plan,
-                Err(refusal) => return refused(refusal),
-            };
-            if plan.node_id == leader.raft.metrics().borrow_watched().id {
-                return hand_off(&leader.raft, &before).await;
-            }
-            let removal = match plan.place {
-                Place::Voter => Some(ChangeMembers::RemoveVoters(BTreeSet::from([plan.node_id]))),
-                Place::Learner => Some(ChangeMembers::RemoveNodes(BTreeSet::from([plan.node_id]))),
-                Place::Outside => None,
-            };
-            if let Some(removal) = removal {
-                info!(
-                    member = %name,
-                    raft_addr = %plan.raft_addr,
-                    node_id = plan.node_id,
-                    "removing a node from the Raft membership"
-                );
-                if let Some(answer) = change_membership(&leader.raft, removal).await? {
-                    return Ok(answer);
-                }
-            }
-            let retire = Command::RetireNode {
-                node_id: plan.node_id,
-                raft_addr: plan.raft_addr.clone(),
-                member: plan.member.clone(),
-            };
-            match write(&leader.raft, retire).await? {
-                Answer::Done(Done::Outcome(
-                    Outcome::Applied | Outcome::Rejected(Rejection::AlreadyRetired { .. }),
-                )) => {}
-                Answer::Done(Done::Outcome(Outcome::Rejected(Rejection::LeaderPresent {
-                    leader,
-                }))) => return refused(Refusal::LeaseHolder { name: leader }),
-                Answer::Done(other) => {
-                    return Err(ProposeError::Fatal(format!(
-                        "retiring node {} was answered {other:?}",
-                        plan.node_id
-                    )));
-                }
-                not_leader @ Answer::NotLeader { .. } => return Ok(not_leader),
-            }
-            let voters = roster(&leader.raft).voters.len();
-            info!(member = %name, node_id = plan.node_id, "node removed and its id retired");
-            changed(format!(
-                "{name} ({}) was removed from the Raft cluster, which has {voters} voters now; \
-                 stop its agent: node id {} is retired and cannot rejoin",
-                plan.raft_addr, plan.node_id
-            ))
-        }
+        MemberChange::Remove { name } => remove(leader, &before, &state, &name).await,
     }
 }
 
-/// Add `node_id` as a learner, wait until it has caught up, promote it.
+/// Check the request and the agent at `raft_addr`, then add it.
 async fn add(
+    leader: &Leader,
+    before: &Roster,
+    state: &ClusterState,
+    name: &MemberName,
+    raft_addr: &str,
+) -> Result<Answer, ProposeError> {
+    let plan = match membership::plan_add(before, state, name, raft_addr) {
+        Ok(plan) => plan,
+        Err(refusal) => return refused(refusal),
+    };
+    let candidate = match leader.peers.probe(raft_addr, PROBE_TIMEOUT).await {
+        Ok(reply) => candidate(&reply),
+        Err(e) => {
+            return refused(Refusal::Candidate(format!(
+                "no agent of this cluster answers at {raft_addr} ({e}): start it first, \
+                 with partner_addrs listing the members"
+            )));
+        }
+    };
+    if let Err(refusal) = membership::check_candidate(&candidate, &plan, name, raft_addr) {
+        return refused(refusal);
+    }
+    learn_and_promote(&leader.raft, plan.node_id, name, raft_addr).await
+}
+
+/// Check the request, take the node out of the membership, then retire its id.
+async fn remove(
+    leader: &Leader,
+    before: &Roster,
+    state: &ClusterState,
+    name: &MemberName,
+) -> Result<Answer, ProposeError> {
+    let plan = match membership::plan_remove(before, state, name) {
+        Ok(plan) => plan,
+        Err(refusal) => return refused(refusal),
+    };
+    if plan.node_id == leader.raft.metrics().borrow_watched().id {
+        return hand_off(&leader.raft, before).await;
+    }
+    let removal = match plan.place {
+        Place::Voter => Some(ChangeMembers::RemoveVoters(BTreeSet::from([plan.node_id]))),
+        Place::Learner => Some(ChangeMembers::RemoveNodes(BTreeSet::from([plan.node_id]))),
+        Place::Outside => None,
+    };
+    if let Some(removal) = removal {
+        info!(
+            member = %name,
+            raft_addr = %plan.raft_addr,
+            node_id = plan.node_id,
+            "removing a node from the Raft membership"
+        );
+        if let Some(answer) = change_membership(&leader.raft, removal).await? {
+            return Ok(answer);
+        }
+    }
+    let retire = Command::RetireNode {
+        node_id: plan.node_id,
+        raft_addr: plan.raft_addr.clone(),
+        member: plan.member.clone(),
+    };
+    match write(&leader.raft, retire).await? {
+        Answer::Done(Done::Outcome(
+            Outcome::Applied | Outcome::Rejected(Rejection::AlreadyRetired { .. }),
+        )) => {}
+        Answer::Done(Done::Outcome(Outcome::Rejected(Rejection::LeaderPresent { leader }))) => {
+            return refused(Refusal::LeaseHolder { name: leader });
+        }
+        Answer::Done(other) => {
+            return Err(ProposeError::Fatal(format!(
+                "retiring node {} was answered {other:?}",
+                plan.node_id
+            )));
+        }
+        not_leader @ Answer::NotLeader { .. } => return Ok(not_leader),
+    }
+    let voters = roster(&leader.raft).voters.len();
+    info!(member = %name, node_id = plan.node_id, "node removed and its id retired");
+    changed(format!(
+        "{name} ({}) was removed from the Raft cluster, which has {voters} voters now; \
+         stop its agent: node id {} is retired and cannot rejoin",
+        plan.raft_addr, plan.node_id
+    ))
+}
+
+/// Add `node_id` as a learner, wait until it has caught up, promote it.
+async fn learn_and_promote(
     raft: &Raft,
     node_id: NodeId,
     name: &MemberName,
