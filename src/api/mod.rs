@@ -8,6 +8,7 @@ pub mod client;
 mod control;
 mod documents;
 pub mod health;
+mod members;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +27,7 @@ use crate::node::Views;
 use crate::raft::RaftNode;
 
 pub use documents::{ClusterDocument, ClusterMember, StatusDocument};
+pub use members::{MembersDocument, MembersRow, RetiredRow};
 
 /// What every handler reads. Cheap to clone.
 #[derive(Clone)]
@@ -89,6 +91,18 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/reinitialize",
             post(control::post_reinitialize).fallback(health_check),
+        )
+        // Tribune's own: the Raft membership (members.rs).
+        .route(
+            "/members",
+            get(members::get_members)
+                .post(members::post_members)
+                .head(health_check)
+                .fallback(health_check),
+        )
+        .route(
+            "/members/{name}",
+            delete(members::delete_member).fallback(health_check),
         )
         .route("/liveness", only_get(get(liveness)))
         .route("/readiness", only_get(get(readiness)))

@@ -25,6 +25,7 @@ pub mod edit;
 pub mod haproxy;
 pub mod info;
 pub mod list;
+mod members;
 pub mod prompt;
 pub mod schedule;
 pub mod select;
@@ -85,6 +86,8 @@ pub enum Command {
     Dsn(info::DsnArgs),
     /// The version of tribunectl, and of the members of CLUSTER.
     Version(info::VersionArgs),
+    /// The Raft membership: list, add or remove a member (Tribune's own; not in patronictl).
+    Members(members::MembersArgs),
     /// Print an HAProxy configuration for the cluster's members: a primary (read-write) and a
     /// replicas (read-only) listener, each server checked on its member's REST API.
     HaproxyConfig {
@@ -147,6 +150,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(_) => info::version(Some(&mut open()?), args).await,
             None => info::version(None, args).await,
         },
+        Command::Members(args) => members::run(open()?.urls(), args).await,
         Command::HaproxyConfig {
             primary_port,
             replica_port,

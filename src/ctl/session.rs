@@ -147,6 +147,8 @@ fn default_config_file() -> Option<PathBuf> {
 pub struct Session {
     pub client: Client,
     scope: Option<String>,
+    /// The REST API URLs given (`--url`, the configuration file).
+    urls: Vec<String>,
 }
 
 impl Session {
@@ -183,7 +185,13 @@ impl Session {
         Ok(Session {
             client: Client::with_options(&urls, &options)?,
             scope: settings.scope,
+            urls,
         })
+    }
+
+    /// The REST API URLs given (`--url`, the configuration file), in order.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
     }
 
     /// `GET /cluster` from the first member that answers. The cluster must be `name` (else the

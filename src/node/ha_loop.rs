@@ -4,6 +4,10 @@
 //! Execution is sequential and idempotent; the first failed action ends the tick and the next
 //! tick observes afresh. Before any action that keeps or makes a primary the lease is checked
 //! again, because time passed since `decide` saw it (and the process may have been paused).
+//!
+//! Only a Raft voter decides. A node not (yet) in the Raft membership idles with a reason
+//! saying what it waits for ([`standing_reason`]): it never claims a bootstrap of its own, and
+//! a learner only reports its record, so that operators see it by name while it is added.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +25,7 @@ use crate::instance::{ClusterStateOnDisk, StopMode};
 use crate::instance::{DataDir, Instance, Upstream};
 use crate::node::report::{member_record, worth_reporting};
 use crate::node::view::LocalView;
-use crate::raft::RaftNode;
+use crate::raft::{JoinState, RaftNode, Standing};
 use crate::state::{
     ClusterState, Command, DbState, Outcome, Rejection, RestartOutcome, RestartResult,
 };
@@ -65,6 +69,35 @@ fn sync_settings(dynamic: &DynamicConfig) -> SyncSettings {
         },
         strict: dynamic.synchronous_mode_strict,
         node_count: dynamic.synchronous_node_count,
+    }
+}
+
+/// Why an agent whose node is not a Raft voter decides nothing, and what the operator may do.
+fn standing_reason(standing: Standing, me: &MemberName, raft_addr: &str) -> String {
+    match standing {
+        Standing::Voter => format!("{me} is a Raft voter"),
+        Standing::Learner => "catching up with the Raft log as a learner: the Raft leader makes \
+             this node a voter once it has caught up"
+            .to_owned(),
+        Standing::Joining(JoinState::AwaitingAdmission) => format!(
+            "waiting to be added to the Raft cluster: run tribunectl members add {me} {raft_addr} \
+             on a member"
+        ),
+        Standing::Joining(JoinState::AwaitingPeers) => "waiting for a majority of the Raft \
+             partners (raft.partner_addrs) to answer before initializing a new Raft cluster"
+            .to_owned(),
+        Standing::Joining(JoinState::AwaitingLeader | JoinState::Initialized) => {
+            "waiting for the Raft leader to replicate its log to this node".to_owned()
+        }
+        Standing::Outside => format!(
+            "this node is not in the Raft membership it has replicated so far: it catches up if \
+             a member is adding it; otherwise run tribunectl members add {me} {raft_addr} on a \
+             member"
+        ),
+        Standing::Removed => format!(
+            "this node was removed from the Raft cluster: stop this agent; its node id is retired, \
+             so a new agent needs another Raft address than {raft_addr}"
+        ),
     }
 }
 
@@ -164,17 +197,27 @@ impl HaLoop {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut states = self.raft.subscribe();
         let mut lease = self.lease.clone();
+        let mut raft_status = self.raft.status();
         loop {
             let cluster = self.raft.state();
             let key = wake_key(&cluster);
             let dynamic = self.dynamic(&cluster);
-            self.tick(&cluster, &dynamic).await;
+            let standing = self.raft.standing();
+            match standing {
+                Standing::Voter => self.tick(&cluster, &dynamic).await,
+                other => self.stand_aside(other, &dynamic).await,
+            }
             let deadline = tokio::time::sleep(dynamic.loop_wait);
             tokio::pin!(deadline);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = &mut deadline => break,
+                    r = raft_status.changed() => {
+                        if r.is_err() { return; }
+                        // Added, promoted or removed: act on it at once.
+                        if self.raft.standing() != standing { break; }
+                    }
                     r = states.changed() => {
                         if r.is_err() { return; }
                         if wake_key(&states.borrow_and_update()) != key { break; }
@@ -187,6 +230,28 @@ impl HaLoop {
                     }
                 }
             }
+        }
+    }
+
+    /// Not a voter: say why nothing is decided, keep the view fresh, and as a learner report.
+    async fn stand_aside(&mut self, standing: Standing, dynamic: &DynamicConfig) {
+        let reason = standing_reason(standing, self.me(), &self.local_config().raft.self_addr);
+        if reason != self.last_reason {
+            info!("{reason}");
+        }
+        self.last_reason = reason.clone();
+        let status = match &self.instance {
+            Some(instance) => instance.status().await,
+            None => Default::default(),
+        };
+        self.publish(|v| {
+            v.status = status;
+            v.reason = reason;
+            v.activity = None;
+            v.last_tick = tokio::time::Instant::now();
+        });
+        if standing == Standing::Learner {
+            self.report(dynamic).await;
         }
     }
 
@@ -770,6 +835,56 @@ impl HaLoop {
                 self.slots_for = Some(names);
                 Ok(())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_outside_the_raft_membership_says_what_it_waits_for() {
+        let me = MemberName::from("node3");
+        let addr = "127.0.0.14:2222";
+        let cases = [
+            (
+                Standing::Joining(JoinState::AwaitingAdmission),
+                "waiting to be added to the Raft cluster: run tribunectl members add node3 \
+                 127.0.0.14:2222 on a member",
+            ),
+            (
+                Standing::Joining(JoinState::AwaitingPeers),
+                "waiting for a majority of the Raft partners (raft.partner_addrs) to answer \
+                 before initializing a new Raft cluster",
+            ),
+            (
+                Standing::Joining(JoinState::AwaitingLeader),
+                "waiting for the Raft leader to replicate its log to this node",
+            ),
+            (
+                Standing::Learner,
+                "catching up with the Raft log as a learner: the Raft leader makes this node a \
+                 voter once it has caught up",
+            ),
+            (
+                Standing::Outside,
+                "this node is not in the Raft membership it has replicated so far: it catches up \
+                 if a member is adding it; otherwise run tribunectl members add node3 \
+                 127.0.0.14:2222 on a member",
+            ),
+            (
+                Standing::Removed,
+                "this node was removed from the Raft cluster: stop this agent; its node id is \
+                 retired, so a new agent needs another Raft address than 127.0.0.14:2222",
+            ),
+        ];
+        for (standing, expected) in cases {
+            assert_eq!(
+                standing_reason(standing, &me, addr),
+                expected,
+                "{standing:?}"
+            );
         }
     }
 }

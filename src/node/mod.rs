@@ -245,6 +245,7 @@ pub async fn run_with_listeners(
         config.raft.partner_addrs.clone(),
         config.raft.data_dir.clone(),
     );
+    settings.member_name = config.name.to_string();
     settings.heartbeat = config.raft.heartbeat_interval;
     settings.election_timeout_min = config.raft.election_timeout_min;
     settings.election_timeout_max = config.raft.election_timeout_max;

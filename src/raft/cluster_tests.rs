@@ -1,4 +1,5 @@
-//! In-process clusters on 127.0.0.1: election, forwarding, restart, foreign scopes, snapshots.
+//! In-process clusters on 127.0.0.1: election, forwarding, restart, foreign scopes, snapshots,
+//! online membership changes.
 //! Every wait has a deadline; timeouts are shortened (heartbeat 100 ms, election 500-1000 ms).
 
 use std::path::Path;
@@ -13,7 +14,10 @@ use super::leader::{Answer, Op};
 use super::peers::{Peers, is_scope_refusal};
 use super::proto::RaftMessage;
 use super::settings::Tuning;
-use super::{NodeId, ProposeError, RaftNode, RaftSettings, node_id_for};
+use super::{
+    JoinState, MemberChange, MembersError, NodeId, ProposeError, RaftNode, RaftSettings, Refusal,
+    RefusalKind, Standing, node_id_for,
+};
 use crate::state::{Command, Outcome, Rejection};
 use crate::types::MemberName;
 
@@ -346,6 +350,206 @@ async fn snapshots_purge_the_log_and_catch_up_a_new_node() {
     );
     nodes.push(node_c);
     for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Start a node named `name` at `addr` whose partners are `partners`.
+async fn start_named(name: &str, addr: &str, partners: &[String], dir: &Path) -> RaftNode {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let partners: Vec<&String> = partners.iter().collect();
+    let mut s = settings("alpha", addr, &partners, dir);
+    s.member_name = name.into();
+    RaftNode::start_with(s, Tuning::default(), listener, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+/// Member `name` reports its record with its Raft address, as an agent does.
+async fn report(via: &RaftNode, name: &str, raft_addr: &str) {
+    let record = crate::state::Member::at_raft_addr(raft_addr, Default::default());
+    let command = Command::Report {
+        member: MemberName::from(name),
+        record: Box::new(record),
+    };
+    assert_eq!(via.propose(command).await.unwrap(), Outcome::Applied);
+}
+
+fn add(name: &str, addr: &str) -> MemberChange {
+    MemberChange::Add {
+        name: MemberName::from(name),
+        raft_addr: addr.into(),
+    }
+}
+
+fn remove(name: &str) -> MemberChange {
+    MemberChange::Remove {
+        name: MemberName::from(name),
+    }
+}
+
+/// The refusal of `change`, asked of `via`; panics if it was carried out.
+async fn refusal(via: &RaftNode, change: MemberChange) -> Refusal {
+    match via.change_members(change).await {
+        Err(MembersError::Refused(refusal)) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_added_and_removed_online_and_ids_are_never_reused() {
+    let (listeners, addrs, dirs) = bind_many(3).await;
+    let extra: Vec<TempDir> = (0..3).map(|_| TempDir::new().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let partners: Vec<&String> = addrs.iter().filter(|a| **a != addrs[i]).collect();
+        let mut s = settings("alpha", &addrs[i], &partners, dirs[i].path());
+        s.member_name = format!("n{i}");
+        let node = RaftNode::start_with(s, Tuning::default(), listener, CancellationToken::new());
+        nodes.push(node.await.unwrap());
+    }
+    let all: Vec<&RaftNode> = nodes.iter().collect();
+    let leader = agreed_leader(&all).await;
+    let follower = nodes.iter().find(|n| n.node_id() != leader).unwrap();
+    for (i, addr) in addrs.iter().enumerate() {
+        report(follower, &format!("n{i}"), addr).await;
+    }
+    // The database lease is held by a member that does not lead Raft.
+    let holder = addrs.iter().position(|a| node_id_for(a) != leader).unwrap();
+    let claim = Command::ClaimBootstrap {
+        member: MemberName::from(format!("n{holder}").as_str()),
+        dcs_config: json!({}),
+    };
+    assert!(follower.propose(claim).await.unwrap().is_applied());
+
+    // A fourth agent whose partners run the cluster waits to be added: it never initializes.
+    let (l, d_addr) = bind().await;
+    drop(l);
+    let d = start_named("n3", &d_addr, &addrs, extra[0].path()).await;
+    wait_for("the new node to see the running cluster", || {
+        (d.standing() == Standing::Joining(JoinState::AwaitingAdmission)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        d.status().borrow().voters.is_empty(),
+        "the new node initialized"
+    );
+
+    // Refusals change nothing.
+    let r = refusal(follower, add("wrong", &d_addr)).await;
+    assert!(r.to_string().contains("is named 'n3', not 'wrong'"), "{r}");
+    let (l, nobody_addr) = bind().await;
+    drop(l);
+    let r = refusal(follower, add("n8", &nobody_addr)).await;
+    assert!(
+        r.to_string()
+            .starts_with("no agent of this cluster answers"),
+        "{r}"
+    );
+    assert_eq!(r.kind(), RefusalKind::Precondition);
+    assert_eq!(
+        refusal(follower, remove("nobody")).await,
+        Refusal::UnknownMember {
+            name: MemberName::from("nobody")
+        }
+    );
+    let holder_name = MemberName::from(format!("n{holder}").as_str());
+    assert_eq!(
+        refusal(follower, remove(holder_name.as_str())).await,
+        Refusal::LeaseHolder { name: holder_name }
+    );
+    assert!(matches!(
+        refusal(follower, remove(&format!("n{}", (holder + 1) % 3))).await,
+        Refusal::TooFewVoters { left: 2, .. }
+    ));
+    assert_eq!(follower.status().borrow().voters.len(), 3);
+
+    // One change at a time: while the leader carries one out, another is refused.
+    let leader_node = nodes.iter().find(|n| n.node_id() == leader).unwrap();
+    let busy = leader_node.hold_membership_changes().await;
+    let r = refusal(follower, add("n3", &d_addr)).await;
+    assert_eq!(
+        r,
+        Refusal::InProgress {
+            detail: "another membership change is being carried out".into()
+        }
+    );
+    assert_eq!(r.kind(), RefusalKind::Conflict);
+    drop(busy);
+
+    // Added through a follower: a learner first, then a voter everywhere.
+    let done = follower.change_members(add("n3", &d_addr)).await.unwrap();
+    assert!(done.contains("is a voter now"), "{done}");
+    wait_for("every node to see four voters", || {
+        nodes
+            .iter()
+            .chain([&d])
+            .all(|n| n.status().borrow().voters.len() == 4)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(d.standing(), Standing::Voter);
+    assert!(matches!(
+        refusal(follower, add("n3", &d_addr)).await,
+        Refusal::AlreadyVoter { .. }
+    ));
+    let seen = follower.members().await.unwrap();
+    assert_eq!(seen.leader, Some(leader));
+    assert_eq!(seen.nodes.iter().filter(|n| n.voter).count(), 4);
+    assert!(seen.nodes.iter().all(|n| n.last_ack_ms.is_some()));
+
+    // Removing the Raft leader itself: it hands leadership over, its successor removes it.
+    let leader_i = addrs.iter().position(|a| node_id_for(a) == leader).unwrap();
+    let done = follower
+        .change_members(remove(&format!("n{leader_i}")))
+        .await
+        .unwrap();
+    assert!(done.contains("was removed from the Raft cluster"), "{done}");
+    let rest: Vec<&RaftNode> = nodes
+        .iter()
+        .chain([&d])
+        .filter(|n| n.node_id() != leader)
+        .collect();
+    wait_for("the others to see three voters and the id retired", || {
+        rest.iter()
+            .all(|n| {
+                n.status().borrow().voters.len() == 3
+                    && n.state().retired.contains_key(&leader)
+                    && !n
+                        .state()
+                        .members
+                        .contains_key(&MemberName::from(format!("n{leader_i}").as_str()))
+            })
+            .then_some(())
+    })
+    .await;
+    let new_leader = agreed_leader(&rest).await;
+    assert_ne!(new_leader, leader);
+
+    // The removed address is retired for good; three voters is the floor.
+    let r = refusal(rest[0], add("again", &addrs[leader_i])).await;
+    assert!(matches!(r, Refusal::Retired { .. }), "{r}");
+    assert_eq!(r.kind(), RefusalKind::Conflict);
+    let other = (0..3).find(|i| *i != leader_i && *i != holder).unwrap();
+    assert!(matches!(
+        refusal(rest[0], remove(&format!("n{other}"))).await,
+        Refusal::TooFewVoters { .. }
+    ));
+
+    // An agent that founded a cluster of its own cannot be added: its log would diverge.
+    let (l, alone_addr) = bind().await;
+    drop(l);
+    let alone = start_named("n9", &alone_addr, &[], extra[1].path()).await;
+    wait_for("the lone node to initialize", || {
+        (alone.standing() == Standing::Voter).then_some(())
+    })
+    .await;
+    let r = refusal(rest[0], add("n9", &alone_addr)).await;
+    assert!(r.to_string().contains("already holds a Raft log"), "{r}");
+    assert_eq!(rest[0].status().borrow().voters.len(), 3);
+
+    for node in nodes.iter().chain([&d, &alone]) {
         node.shutdown().await;
     }
 }

@@ -1,10 +1,12 @@
 //! The Raft layer's errors: [`RaftError`] when a node cannot start, [`ProposeError`] when a
-//! command cannot be committed.
+//! command cannot be committed, [`MembersError`] when a membership change is not made.
 //!
 //! Hazard: [`ProposeError::Timeout`] and [`ProposeError::Unreachable`] are *indeterminate*: the
 //! command may still have been committed. Callers must re-read the state, not assume it failed.
 
 use std::path::PathBuf;
+
+use super::membership::Refusal;
 
 /// Why a Raft node could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -52,4 +54,15 @@ pub enum ProposeError {
     /// Raft itself stopped (shutdown or storage failure).
     #[error("raft stopped: {0}")]
     Fatal(String),
+}
+
+/// Why a membership change was not (known to be) made.
+#[derive(Debug, thiserror::Error)]
+pub enum MembersError {
+    /// The leader refused it; nothing was changed (see [`Refusal`] for the exceptions).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// It could not be carried out; a timeout is indeterminate, as for a command.
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
 }

@@ -1,19 +1,27 @@
 //! What the Raft leader does with a request that must go through it: stamp a command with its
-//! wall time and write it ([`Op::Write`]), or hand leadership to another voter ([`Op::Transfer`]).
+//! wall time and write it ([`Op::Write`]), hand leadership to another voter ([`Op::Transfer`]),
+//! change the membership ([`Op::Change`], carried out by `change`), or tell how each node of the
+//! membership answers it ([`Op::Members`]).
 //!
 //! Called by `RaftNode` when this node leads, and by the gRPC service for requests forwarded by
-//! followers. A node that does not lead answers [`Answer::NotLeader`] with its best guess of the
-//! leader; nothing is written then, so the caller may safely retry elsewhere.
+//! followers; both share one [`Leader`]. A node that does not lead answers
+//! [`Answer::NotLeader`] with its best guess of the leader; nothing is written then, so the
+//! caller may safely retry elsewhere.
 //!
 //! Hazard: the timestamp is taken here, on the leader, and nowhere else (DESIGN section 4).
+
+use std::sync::Arc;
 
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError as OpenraftError};
+use tokio::sync::watch;
 
-use super::type_config::Raft;
-use super::{NodeId, ProposeError};
-use crate::state::{Command, Outcome, Proposal};
+use super::membership::{MemberChange, RaftMembers, Refusal};
+use super::peers::Peers;
+use super::type_config::{Raft, TypeConfig};
+use super::{NodeId, ProposeError, change};
+use crate::state::{ClusterState, Command, Outcome, Proposal};
 use crate::types::UnixMillis;
 
 /// A request that only the leader can carry out.
@@ -21,6 +29,8 @@ use crate::types::UnixMillis;
 pub(crate) enum Op {
     Write(Box<Command>),
     Transfer(NodeId),
+    Change(MemberChange),
+    Members,
 }
 
 /// What the leader did.
@@ -28,6 +38,9 @@ pub(crate) enum Op {
 pub(crate) enum Done {
     Outcome(Outcome),
     Transferred,
+    /// A membership change: what was done, or why nothing was.
+    Changed(Result<String, Refusal>),
+    Members(RaftMembers),
 }
 
 /// The answer to an [`Op`].
@@ -41,57 +54,100 @@ pub(crate) enum Answer {
     },
 }
 
-/// Carry out `op` if this node leads.
-pub(crate) async fn execute(raft: &Raft, op: Op) -> Result<Answer, ProposeError> {
-    match op {
-        Op::Write(command) => write(raft, *command).await,
-        Op::Transfer(target) => transfer(raft, target).await,
+/// What the leader needs to carry out any [`Op`]; one per node, shared by `RaftNode` and the
+/// gRPC service.
+pub(crate) struct Leader {
+    pub(super) raft: Raft,
+    /// To ask a node about itself before adding it.
+    pub(super) peers: Arc<Peers>,
+    /// The applied cluster state (retired ids, member records, the lease).
+    pub(super) state: watch::Receiver<Arc<ClusterState>>,
+    /// Held while a membership change runs: one at a time.
+    pub(super) changing: tokio::sync::Mutex<()>,
+}
+
+impl Leader {
+    pub(crate) fn new(
+        raft: Raft,
+        peers: Arc<Peers>,
+        state: watch::Receiver<Arc<ClusterState>>,
+    ) -> Self {
+        Self {
+            raft,
+            peers,
+            state,
+            changing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Carry out `op` if this node leads.
+    pub(crate) async fn execute(&self, op: Op) -> Result<Answer, ProposeError> {
+        match op {
+            Op::Write(command) => write(&self.raft, *command).await,
+            Op::Transfer(target) => transfer(&self.raft, target).await,
+            Op::Change(c) => change::execute(self, c).await,
+            Op::Members => Ok(change::members(&self.raft)),
+        }
     }
 }
 
-async fn write(raft: &Raft, command: Command) -> Result<Answer, ProposeError> {
+/// [`Answer::NotLeader`] with openraft's guess of the leader, unless this node leads.
+pub(super) fn not_leader(raft: &Raft) -> Option<Answer> {
+    let m = raft.metrics();
+    let m = m.borrow_watched();
+    if m.state == ServerState::Leader {
+        return None;
+    }
+    let leader_id = m.current_leader.filter(|id| *id != m.id);
+    let leader_addr = leader_id
+        .and_then(|id| m.membership_config.membership().get_node(&id))
+        .map(|n| n.addr.clone());
+    Some(Answer::NotLeader {
+        leader_id,
+        leader_addr,
+    })
+}
+
+/// Stamp `command` with this leader's time and commit it.
+pub(super) async fn write(raft: &Raft, command: Command) -> Result<Answer, ProposeError> {
     let proposal = Proposal {
         at: UnixMillis::now(),
         command,
     };
     match raft.client_write(proposal).await {
         Ok(reply) => Ok(Answer::Done(Done::Outcome(reply.data))),
-        Err(OpenraftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            Ok(Answer::NotLeader {
-                leader_id: f.leader_id,
-                leader_addr: f.leader_node.map(|n| n.addr),
-            })
-        }
+        Err(e) => write_error(e),
+    }
+}
+
+/// How a failed write (a command or a membership entry) reads to the proposer.
+pub(super) fn write_error(
+    e: OpenraftError<TypeConfig, ClientWriteError<TypeConfig>>,
+) -> Result<Answer, ProposeError> {
+    match e {
+        OpenraftError::APIError(ClientWriteError::ForwardToLeader(f)) => Ok(Answer::NotLeader {
+            leader_id: f.leader_id,
+            leader_addr: f.leader_node.map(|n| n.addr),
+        }),
         // Leadership changed after the entry was appended: it may or may not commit.
-        Err(OpenraftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+        OpenraftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => {
             Err(ProposeError::Timeout)
         }
-        Err(OpenraftError::APIError(e)) => Err(ProposeError::Refused(e.to_string())),
-        Err(OpenraftError::Fatal(e)) => Err(ProposeError::Fatal(e.to_string())),
+        OpenraftError::APIError(e) => Err(ProposeError::Refused(e.to_string())),
+        OpenraftError::Fatal(e) => Err(ProposeError::Fatal(e.to_string())),
     }
 }
 
 async fn transfer(raft: &Raft, target: NodeId) -> Result<Answer, ProposeError> {
-    let (me, leads, leader_id, leader_addr, is_voter) = {
+    if let Some(answer) = not_leader(raft) {
+        return Ok(answer);
+    }
+    let (me, is_voter) = {
         let m = raft.metrics();
         let m = m.borrow_watched();
         let membership = m.membership_config.membership();
-        (
-            m.id,
-            m.state == ServerState::Leader,
-            m.current_leader,
-            m.current_leader
-                .and_then(|id| membership.get_node(&id))
-                .map(|n| n.addr.clone()),
-            membership.voter_ids().any(|id| id == target),
-        )
+        (m.id, membership.voter_ids().any(|id| id == target))
     };
-    if !leads {
-        return Ok(Answer::NotLeader {
-            leader_id: leader_id.filter(|id| *id != me),
-            leader_addr: leader_addr.filter(|_| leader_id != Some(me)),
-        });
-    }
     if !is_voter {
         return Err(ProposeError::Refused(format!(
             "node {target} is not a voter of this cluster"

@@ -8,8 +8,9 @@
 //!
 //! # Layout
 //!
-//! - `settings`: [`RaftSettings`], validated once at start; [`node_id_for`].
-//! - `error`: [`RaftError`] (start-up) and [`ProposeError`] (commands).
+//! - `settings`: [`RaftSettings`], validated once at start; [`node_id_for`], [`check_raft_addr`].
+//! - `error`: [`RaftError`] (start-up), [`ProposeError`] (commands), [`MembersError`]
+//!   (membership changes).
 //! - `status`: [`RaftStatus`], derived from openraft's metrics.
 //! - `type_config`: the openraft type configuration (`Proposal` in, `Outcome` out).
 //! - `store`: the one sled database in `data_dir`, its trees and its cluster scope.
@@ -19,22 +20,34 @@
 //! - `peers`: one cached gRPC channel per peer, the scope header, forwarding to the leader.
 //! - `network`: openraft's client side: its RPCs over `peers`.
 //! - `service`: the gRPC server: Raft RPCs and requests forwarded to the leader.
-//! - `leader`: what the leader does with a forwarded request (stamp + write, transfer).
-//! - `node`: [`RaftNode`], which ties them together.
+//! - `leader`: what the leader does with a forwarded request (stamp + write, transfer,
+//!   membership).
+//! - `membership`: online membership changes, the pure rules ([`MemberChange`], [`Refusal`]).
+//! - `change`: a membership change carried out on the leader; the leader's view of each node.
+//! - `join`: start-up with an empty log: initialize a new cluster or wait to be added
+//!   ([`JoinState`]).
+//! - `node`: [`RaftNode`], which ties them together; [`Standing`] in the membership.
 //! - `storage_tests`, `cluster_tests`: openraft's storage suite; in-process clusters.
 //!
 //! # Hazards
 //!
 //! - A node id is a hash of the advertised address ([`node_id_for`]). Never give an address to a
 //!   different node while the old one's data directory may come back.
-//! - Every node initializes the cluster with the *same* membership (`self_addr` plus
-//!   `partner_addrs`); nodes configured with different peer lists must never share a scope.
+//! - Only a node whose partners all have empty logs (a majority of them answering) initializes
+//!   the cluster, with the *same* membership (`self_addr` plus `partner_addrs`) as every other
+//!   such node; nodes configured with different peer lists must never share a scope. A node
+//!   added later never initializes: it waits for the leader (`join`).
+//! - A removed node's id is retired in the replicated state and never given to another node.
+//!   Its agent must be stopped: it is no longer replicated to and cannot come back.
 //! - Raft leadership is not database leadership, and a reported leader may be stale: call
 //!   [`RaftNode::confirm_leadership`] before acting on it.
 
+mod change;
 mod error;
+mod join;
 mod leader;
 mod log_store;
+mod membership;
 mod network;
 mod node;
 mod peers;
@@ -51,9 +64,11 @@ mod cluster_tests;
 #[cfg(test)]
 mod storage_tests;
 
-pub use error::{ProposeError, RaftError};
-pub use node::RaftNode;
-pub use settings::{RaftSettings, node_id_for};
+pub use error::{MembersError, ProposeError, RaftError};
+pub use join::JoinState;
+pub use membership::{MIN_VOTERS, MemberChange, RaftMember, RaftMembers, Refusal, RefusalKind};
+pub use node::{RaftNode, Standing};
+pub use settings::{RaftSettings, check_raft_addr, node_id_for};
 pub use status::RaftStatus;
 
 /// A Raft node's id: [`node_id_for`] its advertised address.

@@ -98,15 +98,23 @@ impl PeerClient {
         let timeout = option.hard_ttl();
         let json = store::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let request = self.peers.request(RaftMessage { json }, timeout);
-        let (reply, action) = match rpc {
-            JsonRpc::Append => (client.append(request).await, RPCTypes::AppendEntries),
-            JsonRpc::Vote => (client.vote(request).await, RPCTypes::Vote),
-            JsonRpc::PreVote => (client.pre_vote(request).await, RPCTypes::Vote),
-            JsonRpc::TransferLeader => (
-                client.transfer_leader(request).await,
-                RPCTypes::TransferLeader,
-            ),
+        let action = match rpc {
+            JsonRpc::Append => RPCTypes::AppendEntries,
+            JsonRpc::Vote | JsonRpc::PreVote => RPCTypes::Vote,
+            JsonRpc::TransferLeader => RPCTypes::TransferLeader,
         };
+        let call = async {
+            match rpc {
+                JsonRpc::Append => client.append(request).await,
+                JsonRpc::Vote => client.vote(request).await,
+                JsonRpc::PreVote => client.pre_vote(request).await,
+                JsonRpc::TransferLeader => client.transfer_leader(request).await,
+            }
+        };
+        // The channel's own bound is the longest call's; a Raft RPC keeps openraft's.
+        let reply = tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| self.timeout(action, timeout))?;
         self.answer(reply, action, timeout)
     }
 
@@ -131,14 +139,18 @@ impl PeerClient {
                 RPCError::Unreachable(Unreachable::from_string(status.message()))
             }
             Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
-            Code::DeadlineExceeded | Code::Cancelled => RPCError::Timeout(Timeout {
-                action,
-                id: self.peers.self_id(),
-                target: self.target,
-                timeout,
-            }),
+            Code::DeadlineExceeded | Code::Cancelled => self.timeout(action, timeout),
             _ => RPCError::Network(NetworkError::new(&status)),
         }
+    }
+
+    fn timeout(&self, action: RPCTypes, timeout: Duration) -> RpcError {
+        RPCError::Timeout(Timeout {
+            action,
+            id: self.peers.self_id(),
+            target: self.target,
+            timeout,
+        })
     }
 }
 
@@ -187,7 +199,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let request = self.peers.request(message, timeout);
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            reply = client.snapshot(request) => {
+            reply = tokio::time::timeout(timeout, client.snapshot(request)) => {
+                let reply = reply.map_err(|_| self.timeout(RPCTypes::InstallSnapshot, timeout))?;
                 Ok(self.answer(reply, RPCTypes::InstallSnapshot, timeout)?)
             }
         }

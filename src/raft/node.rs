@@ -1,13 +1,16 @@
 //! [`RaftNode`]: one agent's Raft member. Opens the store, runs openraft and the gRPC service,
-//! initializes a new cluster, routes commands to the leader, and publishes the applied
-//! [`ClusterState`] and the [`RaftStatus`].
+//! joins or initializes a cluster (`join`), routes commands and membership changes to the
+//! leader, and publishes the applied [`ClusterState`], the [`RaftStatus`] and where this node
+//! stands in the membership ([`Standing`]).
 //!
 //! Tasks (all stopped by `shutdown` or by cancelling the token given to `start`): the gRPC
-//! server, the status watcher, and the stopper that shuts openraft down and flushes the store.
+//! server, the status watcher, the stopper that shuts openraft down and flushes the store, and
+//! while the log is empty the joiner.
 //!
-//! Hazards: every node initializes with the same membership (self + partners), never with a
-//! subset (stack.md, pitfall 5). Commands are stamped on the leader, not here. A failed or
-//! timed-out proposal may still commit: see [`ProposeError`].
+//! Hazards: a node initializes only with the configured membership (self + partners), never
+//! with a subset, and never when a partner already holds a log (stack.md, pitfall 5). Commands
+//! are stamped on the leader, not here. A failed or timed-out proposal may still commit: see
+//! [`ProposeError`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,8 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{InitializeError, RaftError as OpenraftError};
-use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
+use openraft::{Config, ReadPolicy, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -25,8 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use super::leader::{self, Answer, Done, Op};
+use super::change::{CHANGE_TIMEOUT, local_members};
+use super::join::{self, JoinState};
+use super::leader::{Answer, Done, Leader, Op};
 use super::log_store::LogStore;
+use super::membership::{MemberChange, RaftMembers};
 use super::network::Network;
 use super::peers::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE, Peers};
 use super::proto::raft_server::RaftServer;
@@ -35,11 +40,13 @@ use super::settings::Tuning;
 use super::state_machine::StateMachine;
 use super::store::Store;
 use super::type_config::Raft;
-use super::{NodeId, ProposeError, RaftError, RaftSettings, RaftStatus};
+use super::{MembersError, NodeId, ProposeError, RaftError, RaftSettings, RaftStatus};
 use crate::state::{ClusterState, Command, Outcome};
 
 /// How long `propose` and `transfer_leadership` may take, leader election included.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `members` waits for the leader's view (a caller falls back to its own).
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause before asking again after a node said it does not lead.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// How long each task may take to stop (the gRPC server waits for open calls).
@@ -53,13 +60,29 @@ pub struct RaftNode {
     inner: Arc<Inner>,
 }
 
+/// Where this node stands in the Raft membership. Only a voter's agent runs the HA loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    Voter,
+    /// Being added: it receives the log but does not vote yet.
+    Learner,
+    /// The log is empty (never [`JoinState::Initialized`]).
+    Joining(JoinState),
+    /// The membership this node knows does not list it, and its id is not retired: a node
+    /// being added replays older memberships first; or a removal stopped before retiring it.
+    Outside,
+    /// Its node id is retired: it was removed from the cluster.
+    Removed,
+}
+
 struct Inner {
     id: NodeId,
     raft: Raft,
-    peers: Arc<Peers>,
+    leader: Arc<Leader>,
     store: Store,
     state: watch::Receiver<Arc<ClusterState>>,
     status: watch::Receiver<RaftStatus>,
+    join: watch::Receiver<JoinState>,
     /// How long a quorum may take to confirm leadership.
     confirm_timeout: Duration,
     stop: CancellationToken,
@@ -78,7 +101,8 @@ impl fmt::Debug for RaftNode {
 impl RaftNode {
     /// Opens sled in `data_dir` (refusing a store of another scope), builds openraft (pre-vote
     /// on), serves the gRPC service on `listener` until `shutdown` is cancelled, and if the log
-    /// is empty initializes the cluster with membership = {self_addr} ∪ partner_addrs.
+    /// is empty starts the joiner, which initializes the cluster with membership =
+    /// {self_addr} ∪ partner_addrs only if no partner holds a log (`join`).
     ///
     /// Cancelling `shutdown` stops the service and Raft; [`RaftNode::shutdown`] does the same
     /// and waits until the store is flushed.
@@ -135,18 +159,15 @@ impl RaftNode {
         .await
         .map_err(|e| RaftError::Start(e.to_string()))?;
 
+        let leader = Arc::new(Leader::new(raft.clone(), peers.clone(), state_rx.clone()));
         let stop = shutdown.child_token();
         let server = Server::builder()
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .add_service(
-                RaftServer::new(RaftService::new(
-                    raft.clone(),
-                    settings.scope.clone(),
-                    PROPOSE_TIMEOUT,
-                ))
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
+                RaftServer::new(RaftService::new(leader.clone(), &settings, PROPOSE_TIMEOUT))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
             )
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener),
@@ -162,24 +183,43 @@ impl RaftNode {
         let (status_tx, status_rx) = watch::channel(initial);
         let watcher = tokio::spawn(watch_status(raft.clone(), status_tx, stop.clone()));
         let stopper = tokio::spawn(stop_on_cancel(raft.clone(), store.clone(), stop.clone()));
+        let mut tasks = vec![server, watcher, stopper];
 
+        let initialized = match raft.is_initialized().await {
+            Ok(initialized) => initialized,
+            Err(e) => {
+                stop.cancel();
+                for task in tasks {
+                    let _ = task.await;
+                }
+                return Err(RaftError::Start(e.to_string()));
+            }
+        };
+        let (join_tx, join_rx) = watch::channel(if initialized {
+            JoinState::Initialized
+        } else {
+            JoinState::AwaitingPeers
+        });
+        if initialized {
+            warn_if_reconfigured(&settings, &status_rx.borrow());
+        } else {
+            let joiner = join::run(raft.clone(), peers, settings.clone(), join_tx, stop.clone());
+            tasks.push(tokio::spawn(joiner));
+        }
         let node = RaftNode {
             inner: Arc::new(Inner {
                 id,
                 raft,
-                peers,
+                leader,
                 store,
                 state: state_rx,
                 status: status_rx,
+                join: join_rx,
                 confirm_timeout: settings.election_timeout_min,
                 stop,
-                tasks: Mutex::new(vec![server, watcher, stopper]),
+                tasks: Mutex::new(tasks),
             }),
         };
-        if let Err(e) = node.initialize(&settings).await {
-            node.shutdown().await;
-            return Err(e);
-        }
         tracing::info!(
             node_id = id,
             addr = %settings.self_addr,
@@ -189,48 +229,64 @@ impl RaftNode {
         Ok(node)
     }
 
-    /// Initialize a pristine log with every configured voter; warn if a stored membership
-    /// differs from the configuration.
-    async fn initialize(&self, settings: &RaftSettings) -> Result<(), RaftError> {
-        let raft = &self.inner.raft;
-        let voters = settings.voters();
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| RaftError::Start(e.to_string()))?;
-        if !initialized {
-            let members: BTreeMap<NodeId, BasicNode> = voters
-                .iter()
-                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
-                .collect();
-            match raft.initialize(members).await {
-                Ok(()) => tracing::info!(voters = ?voters, "initialized a new raft cluster"),
-                // A peer's log reached us first: the cluster exists already.
-                Err(OpenraftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(RaftError::Start(format!("cannot initialize: {e}"))),
-            }
-            return Ok(());
-        }
-        let stored: BTreeMap<NodeId, String> =
-            self.inner.status.borrow().voters.iter().cloned().collect();
-        if stored != voters {
-            tracing::warn!(
-                stored = ?stored,
-                configured = ?voters,
-                "the stored raft membership differs from self_addr + partner_addrs; the stored one is used"
-            );
-        }
-        Ok(())
-    }
-
     /// Commit a command. The leader stamps it with its time and writes it; a follower forwards
     /// it to the leader. Returns the outcome of `state::apply`. Bounded by a 5 s timeout.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
-        match self.route(Op::Write(Box::new(command))).await? {
+        match self
+            .route(Op::Write(Box::new(command)), PROPOSE_TIMEOUT)
+            .await?
+        {
             Done::Outcome(outcome) => Ok(outcome),
-            Done::Transferred => Err(ProposeError::Fatal(
-                "the leader answered a command with a transfer".into(),
-            )),
+            other => Err(unexpected("a command", &other)),
+        }
+    }
+
+    /// Add or remove a voter, on the leader wherever it is (see `change` for the steps and
+    /// `membership` for the refusals). `Ok` says what was done.
+    pub async fn change_members(&self, change: MemberChange) -> Result<String, MembersError> {
+        match self.route(Op::Change(change), CHANGE_TIMEOUT).await? {
+            Done::Changed(Ok(done)) => Ok(done),
+            Done::Changed(Err(refusal)) => Err(MembersError::Refused(refusal)),
+            other => Err(unexpected("a membership change", &other).into()),
+        }
+    }
+
+    /// The membership with the leader's view of each node (when it last answered).
+    pub async fn members(&self) -> Result<RaftMembers, ProposeError> {
+        match self.route(Op::Members, READ_TIMEOUT).await? {
+            Done::Members(members) => Ok(members),
+            other => Err(unexpected("a membership read", &other)),
+        }
+    }
+
+    /// The membership as this node knows it, without asking the leader.
+    pub fn local_members(&self) -> RaftMembers {
+        local_members(&self.inner.raft)
+    }
+
+    /// Where this node stands in the membership it knows.
+    pub fn standing(&self) -> Standing {
+        let status = self.inner.status.borrow();
+        if status.is_voter() {
+            Standing::Voter
+        } else if status.is_learner() {
+            Standing::Learner
+        } else if self
+            .inner
+            .state
+            .borrow()
+            .retired
+            .contains_key(&self.inner.id)
+        {
+            Standing::Removed
+        } else if !status.voters.is_empty() {
+            Standing::Outside
+        } else {
+            match *self.inner.join.borrow() {
+                // A leader reached us (a vote, the first entries): the membership follows.
+                JoinState::Initialized => Standing::Joining(JoinState::AwaitingLeader),
+                waiting => Standing::Joining(waiting),
+            }
         }
     }
 
@@ -264,11 +320,9 @@ impl RaftNode {
     /// Ask the leader to hand leadership to `target`, a voter. `Ok(())` once requested; the
     /// election that follows is observed through [`RaftNode::status`].
     pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), ProposeError> {
-        match self.route(Op::Transfer(target)).await? {
+        match self.route(Op::Transfer(target), PROPOSE_TIMEOUT).await? {
             Done::Transferred => Ok(()),
-            Done::Outcome(_) => Err(ProposeError::Fatal(
-                "the leader answered a transfer with an outcome".into(),
-            )),
+            other => Err(unexpected("a transfer", &other)),
         }
     }
 
@@ -297,15 +351,21 @@ impl RaftNode {
         }
     }
 
+    /// Hold this node's membership-change lock, as a change in progress does.
+    #[cfg(test)]
+    pub(crate) async fn hold_membership_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.leader.changing.lock().await
+    }
+
     /// openraft's own metrics, for tests that look below [`RaftStatus`].
     #[cfg(test)]
     pub(crate) fn metrics(&self) -> openraft::RaftMetrics<super::type_config::TypeConfig> {
         self.inner.raft.metrics().borrow_watched().clone()
     }
 
-    /// Carry out `op` on the leader, wherever it is, within [`PROPOSE_TIMEOUT`].
-    async fn route(&self, op: Op) -> Result<Done, ProposeError> {
-        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+    /// Carry out `op` on the leader, wherever it is, within `limit`.
+    async fn route(&self, op: Op, limit: Duration) -> Result<Done, ProposeError> {
+        let deadline = Instant::now() + limit;
         let mut status = self.inner.status.clone();
         let mut hint: Option<(NodeId, String)> = None;
         let mut saw_leader = false;
@@ -316,12 +376,12 @@ impl RaftNode {
             });
             let (asked, answer) = match target {
                 Some((id, _)) if id == self.inner.id => {
-                    let answer = leader::execute(&self.inner.raft, op.clone());
+                    let answer = self.inner.leader.execute(op.clone());
                     (id, tokio::time::timeout_at(deadline, answer).await)
                 }
                 Some((id, Some(addr))) => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
-                    let answer = self.inner.peers.forward(&addr, &op, remaining);
+                    let answer = self.inner.leader.peers.forward(&addr, &op, remaining);
                     (id, tokio::time::timeout_at(deadline, answer).await)
                 }
                 _ => match tokio::time::timeout_at(deadline, status.changed()).await {
@@ -352,6 +412,26 @@ impl RaftNode {
                 }
             }
         }
+    }
+}
+
+/// The leader answered `op` with something that belongs to another request.
+fn unexpected(op: &str, done: &Done) -> ProposeError {
+    ProposeError::Fatal(format!("the leader answered {op} with {done:?}"))
+}
+
+/// A node restarted with a log: its stored membership wins over the configuration, which
+/// differs after membership changes (expected) or a mistake (worth a look).
+fn warn_if_reconfigured(settings: &RaftSettings, status: &RaftStatus) {
+    let stored: BTreeMap<NodeId, String> = status.voters.iter().cloned().collect();
+    let configured = settings.voters();
+    if stored != configured {
+        tracing::warn!(
+            stored = ?stored,
+            configured = ?configured,
+            "the stored raft membership differs from self_addr + partner_addrs (members were \
+             added or removed since, or the configuration is wrong); the stored one is used"
+        );
     }
 }
 

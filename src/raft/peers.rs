@@ -1,6 +1,6 @@
 //! [`Peers`]: the gRPC channels to the other agents, one cached per address, and the calls every
-//! client makes through them: the cluster scope on each request, and forwarding an [`Op`] to the
-//! leader.
+//! client makes through them: the cluster scope on each request, forwarding an [`Op`] to the
+//! leader, and asking a node what it is ([`Peers::probe`]).
 //!
 //! Hazards (stack.md, pitfall 8): a tonic channel keeps a dead HTTP/2 connection after a
 //! partition unless keepalive is set, so every channel has connect and request timeouts and
@@ -16,9 +16,13 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::leader::{Answer, Done, Op};
+use super::membership::MembersRequest;
 use super::proto::forward_reply::Result as ForwardResult;
 use super::proto::raft_client::RaftClient;
-use super::proto::{ForwardRequest, ForwardTransferRequest};
+use super::proto::{
+    ForwardMembersRequest, ForwardRequest, ForwardTransferRequest, MembershipReply,
+    MembershipRequest,
+};
 use super::store;
 use super::{NodeId, ProposeError, RaftError, node_id_for};
 
@@ -31,8 +35,9 @@ pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Upper bound for any call; each call also sets its own, shorter deadline.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound for any call, the longest being a forwarded membership change; each call also
+/// sets its own deadline and enforces it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Channels to the other agents of one cluster.
 #[derive(Debug)]
@@ -152,24 +157,39 @@ impl Peers {
         timeout: Duration,
     ) -> Result<Answer, ProposeError> {
         let mut client = self.client(addr).map_err(ProposeError::Unreachable)?;
-        let reply = match op {
-            Op::Write(command) => {
-                let command = store::encode(command)
-                    .map_err(|e| ProposeError::Fatal(format!("cannot encode the command: {e}")))?;
-                client
-                    .forward(self.request(ForwardRequest { command }, timeout))
-                    .await
-            }
-            Op::Transfer(target) => {
-                let request = ForwardTransferRequest { target: *target };
-                client
-                    .forward_transfer(self.request(request, timeout))
-                    .await
+        let unencodable =
+            |e: std::io::Error| ProposeError::Fatal(format!("cannot encode the request: {e}"));
+        let call = async {
+            match op {
+                Op::Write(command) => {
+                    let command = store::encode(command).map_err(unencodable)?;
+                    Ok(client
+                        .forward(self.request(ForwardRequest { command }, timeout))
+                        .await)
+                }
+                Op::Transfer(target) => {
+                    let request = ForwardTransferRequest { target: *target };
+                    Ok(client
+                        .forward_transfer(self.request(request, timeout))
+                        .await)
+                }
+                Op::Change(_) | Op::Members => {
+                    let request = match op {
+                        Op::Change(change) => MembersRequest::Change(change.clone()),
+                        _ => MembersRequest::Read,
+                    };
+                    let request = store::encode(&request).map_err(unencodable)?;
+                    Ok(client
+                        .forward_members(self.request(ForwardMembersRequest { request }, timeout))
+                        .await)
+                }
             }
         };
-        let reply = match reply {
-            Ok(reply) => reply.into_inner(),
-            Err(status) => {
+        let reply = match tokio::time::timeout(timeout, call).await {
+            Err(_) => return Err(ProposeError::Timeout),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Ok(reply))) => reply.into_inner(),
+            Ok(Ok(Err(status))) => {
                 if is_scope_refusal(&status) {
                     self.note_refused(addr, &status);
                 }
@@ -177,16 +197,22 @@ impl Peers {
             }
         };
         self.note_answered(addr);
+        let unreadable = |e: std::io::Error| {
+            ProposeError::Unreachable(format!("the leader's answer is unreadable: {e}"))
+        };
         match (reply.result, op) {
-            (Some(ForwardResult::Outcome(bytes)), Op::Write(_)) => {
-                let outcome = store::decode(&bytes, "outcome").map_err(|e| {
-                    ProposeError::Unreachable(format!("the leader's answer is unreadable: {e}"))
-                })?;
-                Ok(Answer::Done(Done::Outcome(outcome)))
-            }
+            (Some(ForwardResult::Outcome(bytes)), Op::Write(_)) => Ok(Answer::Done(Done::Outcome(
+                store::decode(&bytes, "outcome").map_err(unreadable)?,
+            ))),
             (Some(ForwardResult::Outcome(_)), Op::Transfer(_)) => {
                 Ok(Answer::Done(Done::Transferred))
             }
+            (Some(ForwardResult::Outcome(bytes)), Op::Change(_)) => Ok(Answer::Done(
+                Done::Changed(store::decode(&bytes, "membership change").map_err(unreadable)?),
+            )),
+            (Some(ForwardResult::Outcome(bytes)), Op::Members) => Ok(Answer::Done(Done::Members(
+                store::decode(&bytes, "membership").map_err(unreadable)?,
+            ))),
             (Some(ForwardResult::NotLeader(hint)), _) => Ok(Answer::NotLeader {
                 leader_id: hint.leader_id,
                 leader_addr: hint.leader_addr,
@@ -194,6 +220,30 @@ impl Peers {
             (None, _) => Err(ProposeError::Unreachable(
                 "the leader sent an empty answer".into(),
             )),
+        }
+    }
+
+    /// Ask the agent at `addr` what it is and what its Raft log holds. The error says why it
+    /// did not answer (down, another cluster, ...).
+    pub(crate) async fn probe(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<MembershipReply, String> {
+        let mut client = self.client(addr)?;
+        let call = client.membership(self.request(MembershipRequest {}, timeout));
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+            Ok(Err(status)) => {
+                if is_scope_refusal(&status) {
+                    self.note_refused(addr, &status);
+                }
+                Err(status.message().to_owned())
+            }
+            Ok(Ok(reply)) => {
+                self.note_answered(addr);
+                Ok(reply.into_inner())
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
-//! [`RaftService`]: the gRPC server every agent runs: openraft's RPCs from peers, and requests
-//! that followers forward to the leader (`Forward`, `ForwardTransfer`).
+//! [`RaftService`]: the gRPC server every agent runs: openraft's RPCs from peers, requests that
+//! followers forward to the leader (`Forward`, `ForwardTransfer`, `ForwardMembers`), and what
+//! this node is (`Membership`, asked before a node initializes a cluster or is added to one).
 //!
 //! Every call must carry this cluster's scope (`x-tribune-scope`); any other is refused with
 //! FAILED_PRECONDITION before anything is decoded, and logged once per foreign scope.
@@ -8,38 +9,52 @@
 //! who might, and nothing is written (so the follower may retry elsewhere).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
 
-use super::ProposeError;
-use super::leader::{self, Answer, Done, Op};
+use super::change::CHANGE_TIMEOUT;
+use super::leader::{Answer, Done, Leader, Op};
+use super::membership::MembersRequest;
 use super::peers::{SCOPE_HEADER, scope_refusal};
 use super::proto::forward_reply::Result as ForwardResult;
 use super::proto::raft_server::Raft as RaftRpc;
 use super::proto::{
-    ForwardReply, ForwardRequest, ForwardTransferRequest, NotLeader, RaftMessage, SnapshotMessage,
+    ForwardMembersRequest, ForwardReply, ForwardRequest, ForwardTransferRequest, MembershipReply,
+    MembershipRequest, NotLeader, RaftMessage, SnapshotMessage,
 };
-use super::store;
 use super::type_config::{Raft, Snapshot};
+use super::{ProposeError, RaftSettings, RaftStatus, store};
 
 pub(crate) struct RaftService {
     raft: Raft,
+    leader: Arc<Leader>,
     scope: String,
-    /// How long a forwarded request may take here.
+    /// This node's advertised address and member name, for `Membership`.
+    self_addr: String,
+    member_name: String,
+    /// How long a forwarded command may take here (a membership change: `CHANGE_TIMEOUT`).
     forward_timeout: Duration,
     /// Foreign scopes already logged.
     refused: Mutex<HashSet<String>>,
 }
 
 impl RaftService {
-    pub(crate) fn new(raft: Raft, scope: String, forward_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        leader: Arc<Leader>,
+        settings: &RaftSettings,
+        forward_timeout: Duration,
+    ) -> Self {
         Self {
-            raft,
-            scope,
+            raft: leader.raft.clone(),
+            leader,
+            scope: settings.scope.clone(),
+            self_addr: settings.self_addr.clone(),
+            member_name: settings.member_name.clone(),
             forward_timeout,
             refused: Mutex::new(HashSet::new()),
         }
@@ -70,15 +85,19 @@ impl RaftService {
     }
 
     async fn run_forwarded(&self, op: Op) -> Result<Response<ForwardReply>, Status> {
-        let answer = tokio::time::timeout(self.forward_timeout, leader::execute(&self.raft, op))
+        let limit = match op {
+            Op::Change(_) => CHANGE_TIMEOUT,
+            _ => self.forward_timeout,
+        };
+        let answer = tokio::time::timeout(limit, self.leader.execute(op))
             .await
             .unwrap_or(Err(ProposeError::Timeout))
             .map_err(|e| status_of(&e))?;
         let result = match answer {
-            Answer::Done(Done::Outcome(outcome)) => ForwardResult::Outcome(
-                store::encode(&outcome).map_err(|e| Status::internal(e.to_string()))?,
-            ),
+            Answer::Done(Done::Outcome(outcome)) => ForwardResult::Outcome(encode(&outcome)?),
             Answer::Done(Done::Transferred) => ForwardResult::Outcome(b"null".to_vec()),
+            Answer::Done(Done::Changed(changed)) => ForwardResult::Outcome(encode(&changed)?),
+            Answer::Done(Done::Members(members)) => ForwardResult::Outcome(encode(&members)?),
             Answer::NotLeader {
                 leader_id,
                 leader_addr,
@@ -104,13 +123,18 @@ fn status_of(e: &ProposeError) -> Status {
     }
 }
 
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
+    store::encode(value).map_err(|e| Status::internal(e.to_string()))
+}
+
 fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Status> {
     store::decode(bytes, what).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
-    let json = store::encode(value).map_err(|e| Status::internal(e.to_string()))?;
-    Ok(Response::new(RaftMessage { json }))
+    Ok(Response::new(RaftMessage {
+        json: encode(value)?,
+    }))
 }
 
 /// Raft stopped (shutting down or failed): the peer should treat this node as unreachable.
@@ -193,5 +217,33 @@ impl RaftRpc for RaftService {
         self.check_scope(&request)?;
         self.run_forwarded(Op::Transfer(request.get_ref().target))
             .await
+    }
+
+    async fn membership(
+        &self,
+        request: Request<MembershipRequest>,
+    ) -> Result<Response<MembershipReply>, Status> {
+        self.check_scope(&request)?;
+        let status = RaftStatus::from_metrics(&self.raft.metrics().borrow_watched());
+        let addrs = |nodes: Vec<(u64, String)>| nodes.into_iter().map(|(_, a)| a).collect();
+        Ok(Response::new(MembershipReply {
+            initialized: !status.voters.is_empty(),
+            self_addr: self.self_addr.clone(),
+            member_name: self.member_name.clone(),
+            voters: addrs(status.voters),
+            learners: addrs(status.learners),
+        }))
+    }
+
+    async fn forward_members(
+        &self,
+        request: Request<ForwardMembersRequest>,
+    ) -> Result<Response<ForwardReply>, Status> {
+        self.check_scope(&request)?;
+        let op = match decode(&request.get_ref().request, "membership request")? {
+            MembersRequest::Change(change) => Op::Change(change),
+            MembersRequest::Read => Op::Members,
+        };
+        self.run_forwarded(op).await
     }
 }

@@ -29,6 +29,9 @@ pub fn node_id_for(addr: &str) -> NodeId {
 pub struct RaftSettings {
     /// Cluster name; peers with another scope are refused.
     pub scope: String,
+    /// The name of the member this node runs (Patroni's `name`), told to whoever asks what this
+    /// node is before adding it to the cluster. Empty in tests that run Raft alone.
+    pub member_name: String,
     /// host:port others dial (advertised).
     pub self_addr: String,
     /// The other voters (host:port).
@@ -52,6 +55,7 @@ impl RaftSettings {
     ) -> Self {
         Self {
             scope: scope.into(),
+            member_name: String::new(),
             self_addr: self_addr.into(),
             partner_addrs,
             data_dir: data_dir.into(),
@@ -130,15 +134,20 @@ impl RaftSettings {
 }
 
 fn check_addr(field: &str, addr: &str) -> Result<(), RaftError> {
-    let port_ok = addr
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-    if port_ok {
+    check_raft_addr(addr).map_err(|e| RaftError::InvalidSettings(format!("{field}: {e}")))
+}
+
+/// Whether `addr` can be a Raft address: `host:port`, port 1-65535, nothing else around it.
+/// The error names what is wrong, for a one-line refusal.
+pub fn check_raft_addr(addr: &str) -> Result<(), String> {
+    let well_formed = !addr.contains(|c: char| c.is_whitespace() || c == '/' || c == '@')
+        && addr.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+    if well_formed {
         Ok(())
     } else {
-        Err(RaftError::InvalidSettings(format!(
-            "{field}: {addr:?} is not host:port"
-        )))
+        Err(format!("{addr:?} is not host:port"))
     }
 }
 
@@ -179,6 +188,29 @@ mod tests {
         assert_eq!(node_id_for("a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(node_id_for("foobar"), 0x8594_4171_f739_67e8);
         assert_ne!(node_id_for("127.0.0.1:2222"), node_id_for("localhost:2222"));
+    }
+
+    #[test]
+    fn raft_addresses_are_host_and_port() {
+        for good in ["10.0.0.1:2222", "db-1.example:1", "[::1]:2222"] {
+            assert_eq!(check_raft_addr(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "10.0.0.1",
+            ":2222",
+            "10.0.0.1:0",
+            "10.0.0.1:65536",
+            "10.0.0.1:x",
+            "http://10.0.0.1:2222",
+            "10.0.0.1 :2222",
+        ] {
+            assert_eq!(
+                check_raft_addr(bad),
+                Err(format!("{bad:?} is not host:port")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -21,23 +21,39 @@ pub struct RaftStatus {
     pub applied: Option<u64>,
     /// The voters of the current membership: (id, address), sorted by id.
     pub voters: Vec<(NodeId, String)>,
+    /// The learners (nodes being added): (id, address), sorted by id.
+    pub learners: Vec<(NodeId, String)>,
     pub leader_addr: Option<String>,
 }
 
 impl RaftStatus {
+    /// Whether this node's membership lists it as a voter.
+    pub fn is_voter(&self) -> bool {
+        self.voters.iter().any(|(id, _)| *id == self.node_id)
+    }
+
+    /// Whether this node's membership lists it as a learner (being added).
+    pub fn is_learner(&self) -> bool {
+        self.learners.iter().any(|(id, _)| *id == self.node_id)
+    }
+
     pub(crate) fn from_metrics(m: &RaftMetrics<TypeConfig>) -> Self {
         let membership = m.membership_config.membership();
-        let mut voters: Vec<(NodeId, String)> = membership
-            .voter_ids()
-            .map(|id| {
-                let addr = membership
-                    .get_node(&id)
-                    .map(|n| n.addr.clone())
-                    .unwrap_or_default();
-                (id, addr)
-            })
-            .collect();
-        voters.sort();
+        let with_addr = |ids: &mut dyn Iterator<Item = NodeId>| {
+            let mut nodes: Vec<(NodeId, String)> = ids
+                .map(|id| {
+                    let addr = membership
+                        .get_node(&id)
+                        .map(|n| n.addr.clone())
+                        .unwrap_or_default();
+                    (id, addr)
+                })
+                .collect();
+            nodes.sort();
+            nodes
+        };
+        let voters = with_addr(&mut membership.voter_ids());
+        let learners = with_addr(&mut membership.learner_ids());
         let leader = m.current_leader;
         Self {
             node_id: m.id,
@@ -48,6 +64,7 @@ impl RaftStatus {
             committed: m.local_committed.as_ref().map(|l| l.index),
             applied: m.last_applied.as_ref().map(|l| l.index),
             voters,
+            learners,
             leader_addr: leader
                 .and_then(|id| membership.get_node(&id))
                 .map(|n| n.addr.clone()),

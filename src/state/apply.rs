@@ -75,6 +75,14 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             Ok(())
         }
         Command::Report { member, record } => {
+            // A removed node's agent may still run: it must not bring its record back.
+            if let Some(addr) = &record.raft_addr
+                && state.retired_addr(addr).is_some()
+            {
+                return Err(Rejection::RetiredAddress {
+                    raft_addr: addr.clone(),
+                });
+            }
             let mut record = (**record).clone();
             record.reported_at = at;
             state.members.insert(member.clone(), record);
@@ -208,6 +216,36 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                     member: member.clone(),
                 });
             }
+            Ok(())
+        }
+        Command::RetireNode {
+            node_id,
+            raft_addr,
+            member,
+        } => {
+            if state.retired.contains_key(node_id) {
+                return Err(Rejection::AlreadyRetired { node_id: *node_id });
+            }
+            if let Some(member) = member {
+                // The lease holder is never removed: its record is what the lease stands on.
+                if state.leader_name() == Some(member) {
+                    return Err(Rejection::LeaderPresent {
+                        leader: member.clone(),
+                    });
+                }
+                state.members.remove(member);
+                state.restarts.remove(member);
+                state.reinitializations.remove(member);
+                state.restart_outcomes.remove(member);
+            }
+            state.retired.insert(
+                *node_id,
+                super::RetiredNode {
+                    raft_addr: raft_addr.clone(),
+                    member: member.clone(),
+                    at,
+                },
+            );
             Ok(())
         }
         Command::RequestSwitchover { request } => {
@@ -889,5 +927,98 @@ mod tests {
         assert!(run(&mut s, 3, ask("b", true)).is_applied());
         assert!(run(&mut s, 4, Command::FinishReinit { member: name("b") }).is_applied());
         assert!(s.reinitializations.is_empty());
+    }
+
+    fn retire(node_id: u64, addr: &str, member: Option<&str>) -> Command {
+        Command::RetireNode {
+            node_id,
+            raft_addr: addr.into(),
+            member: member.map(name),
+        }
+    }
+
+    fn record_at(addr: &str) -> Box<Member> {
+        let mut m = member(1);
+        m.raft_addr = Some(addr.into());
+        Box::new(m)
+    }
+
+    /// One row per behaviour of `RetireNode` and of reports from a retired address: the command,
+    /// then whether it applied (a rejection must leave the state exactly as it was).
+    #[test]
+    fn retiring_a_node_keeps_its_id_and_drops_its_member() {
+        let mut s = bootstrapped("a");
+        s.members.get_mut(&name("c")).unwrap().raft_addr = Some("10.0.0.3:2222".into());
+        let ask = |member: &str| Command::RequestRestart {
+            member: name(member),
+            request: crate::state::RestartRequest {
+                schedule: None,
+                role: None,
+                postgres_version: None,
+                restart_pending: false,
+                timeout_secs: None,
+                requested_at: UnixMillis(2),
+            },
+        };
+        assert!(run(&mut s, 2, ask("c")).is_applied());
+        let report = |member: &str, addr: &str| Command::Report {
+            member: name(member),
+            record: record_at(addr),
+        };
+        let rows: Vec<(&str, Command, Result<(), Rejection>)> = vec![
+            (
+                "the lease holder is never retired",
+                retire(1, "10.0.0.1:2222", Some("a")),
+                Err(Rejection::LeaderPresent { leader: name("a") }),
+            ),
+            (
+                "a member is retired with its record and its requests",
+                retire(3, "10.0.0.3:2222", Some("c")),
+                Ok(()),
+            ),
+            (
+                "an id is retired once",
+                retire(3, "10.0.0.3:2222", None),
+                Err(Rejection::AlreadyRetired { node_id: 3 }),
+            ),
+            (
+                "the removed agent's report does not bring its record back",
+                report("c", "10.0.0.3:2222"),
+                Err(Rejection::RetiredAddress {
+                    raft_addr: "10.0.0.3:2222".into(),
+                }),
+            ),
+            (
+                "the name may come back on another address",
+                report("c", "10.0.0.9:2222"),
+                Ok(()),
+            ),
+            (
+                "a node that never reported is retired without a member",
+                retire(7, "10.0.0.7:2222", None),
+                Ok(()),
+            ),
+        ];
+        for (what, command, expected) in rows {
+            let before = s.clone();
+            let outcome = run(&mut s, 5, command);
+            match expected {
+                Ok(()) => assert_eq!(outcome, Outcome::Applied, "{what}"),
+                Err(rejection) => {
+                    assert_eq!(outcome, Outcome::Rejected(rejection), "{what}");
+                    assert_eq!(s, before, "{what}: a rejection changed the state");
+                }
+            }
+        }
+        assert_eq!(s.retired.len(), 2);
+        assert_eq!(s.retired[&3].member, Some(name("c")));
+        assert_eq!(s.retired[&3].at, UnixMillis(5));
+        assert!(s.restarts.is_empty());
+        assert_eq!(
+            s.members[&name("c")].raft_addr.as_deref(),
+            Some("10.0.0.9:2222")
+        );
+        assert!(s.retired_addr("10.0.0.7:2222").is_some());
+        assert!(s.members.contains_key(&name("b")));
     }
 }

@@ -178,6 +178,25 @@ impl DbState {
     }
 }
 
+/// A record with nothing but a Raft address and a role, for tests of what names a Raft node.
+#[cfg(test)]
+impl Member {
+    pub(crate) fn at_raft_addr(raft_addr: &str, role: ReportedRole) -> Member {
+        Member {
+            api_url: String::new(),
+            conn_url: None,
+            raft_addr: Some(raft_addr.into()),
+            version: String::new(),
+            tags: Default::default(),
+            status: MemberStatus {
+                role,
+                ..Default::default()
+            },
+            reported_at: UnixMillis(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,11 @@ pub struct ClusterState {
     /// Reinitialisations waiting for their member.
     #[serde(default)]
     pub reinitializations: BTreeMap<MemberName, ReinitRequest>,
+    /// The Raft node ids of nodes removed from the cluster, by id. An id is never given to
+    /// another node (stack.md, pitfall 5): the Raft leader refuses to add an address whose id is
+    /// here, and reports from such an address are rejected.
+    #[serde(default)]
+    pub retired: BTreeMap<u64, RetiredNode>,
 }
 
 impl ClusterState {
@@ -111,6 +116,22 @@ impl SyncRecord {
     pub fn copies_of(&self, generation: Generation) -> usize {
         self.standbys_of(generation)
             .map_or(0, |s| s.len().saturating_sub(self.quorum as usize))
+    }
+}
+
+/// A Raft node removed from the cluster: its address (whose hash was its node id), the member
+/// that ran on it, and when it was removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredNode {
+    pub raft_addr: String,
+    pub member: Option<MemberName>,
+    pub at: UnixMillis,
+}
+
+impl ClusterState {
+    /// The retired node whose Raft address is `raft_addr`, if any.
+    pub fn retired_addr(&self, raft_addr: &str) -> Option<&RetiredNode> {
+        self.retired.values().find(|r| r.raft_addr == raft_addr)
     }
 }
 
@@ -271,6 +292,14 @@ pub enum Command {
     FinishReinit { member: MemberName },
     /// Forget a member that left the cluster.
     RemoveMember { member: MemberName },
+    /// Proposed by the Raft leader once it removed the Raft node `node_id` (at `raft_addr`) from
+    /// the membership: the id is retired for good, and the record of `member`, the member that
+    /// ran there, is dropped (so the primary drops its replication slot).
+    RetireNode {
+        node_id: u64,
+        raft_addr: String,
+        member: Option<MemberName>,
+    },
 }
 
 impl Command {
@@ -298,6 +327,7 @@ impl Command {
             Command::RequestReinit { .. } => "request_reinit",
             Command::FinishReinit { .. } => "finish_reinit",
             Command::RemoveMember { .. } => "remove_member",
+            Command::RetireNode { .. } => "retire_node",
         }
     }
 }
@@ -358,4 +388,8 @@ pub enum Rejection {
     NoRestart { member: MemberName },
     #[error("reinitialize of {member} is already in progress")]
     ReinitPending { member: MemberName },
+    #[error("the Raft address {raft_addr} belongs to a node removed from the cluster")]
+    RetiredAddress { raft_addr: String },
+    #[error("Raft node {node_id} was already retired")]
+    AlreadyRetired { node_id: u64 },
 }

@@ -20,6 +20,15 @@ pub async fn loaded_cluster_with(
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
+    let (client, cluster, p) = sync_cluster(strict).await;
+    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
+    let (acks, stop, writer) = start_workload(&cluster, p, conninfos).await;
+    (client, cluster, p, acks, stop, writer)
+}
+
+/// A three-node cluster in synchronous mode (strict if asked) with a primary and a
+/// synchronous standby; returns the primary.
+pub async fn sync_cluster(strict: bool) -> (reqwest::Client, Cluster, usize) {
     let client = http_client();
     let mut cluster = Cluster::new(
         3,
@@ -45,6 +54,21 @@ pub async fn loaded_cluster_with(
         },
     )
     .await;
+    (client, cluster, p)
+}
+
+/// Create the workload's tables on primary `p`, then run the writer and the prober against
+/// `conninfos` (members that join later may be listed already) until the token is cancelled.
+/// The handle checks the probes when it ends.
+pub async fn start_workload(
+    cluster: &Cluster,
+    p: usize,
+    conninfos: Vec<String>,
+) -> (
+    Acks,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let pg = connect(&cluster.nodes[p])
         .await
         .expect("connect to the primary");
@@ -56,7 +80,6 @@ pub async fn loaded_cluster_with(
     let acks: Acks = Default::default();
     let probes: Acks = Default::default();
     let stop = tokio_util::sync::CancellationToken::new();
-    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
     let writer_task = tokio::spawn(writer(conninfos.clone(), acks.clone(), stop.clone()));
     let prober_task = tokio::spawn(prober(conninfos, probes.clone(), stop.clone()));
     let writer = tokio::spawn(async move {
@@ -71,7 +94,7 @@ pub async fn loaded_cluster_with(
         !acks.lock().unwrap().is_empty(),
         "the workload acknowledged nothing"
     );
-    (client, cluster, p, acks, stop, writer)
+    (acks, stop, writer)
 }
 
 async fn loaded_cluster() -> (

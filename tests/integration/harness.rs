@@ -187,7 +187,8 @@ pub struct Cluster {
     pub binary: PathBuf,
     pub nodes: Vec<Node>,
     pub scope: String,
-    pub database: Database,
+    /// What every node's configuration was written with.
+    pub options: Options,
 }
 
 pub struct Options {
@@ -227,54 +228,98 @@ impl Cluster {
             .unwrap();
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let binary = agent_binary(root.path());
-        let scope = "itest".to_owned();
+        let mut cluster = Cluster {
+            root,
+            binary,
+            nodes: Vec::new(),
+            scope: "itest".to_owned(),
+            options,
+        };
         let mut ports = PortPool::new();
-        let mut nodes: Vec<Node> = (0..size)
-            .map(|i| {
-                let name = format!("node{i}");
-                let dir = root.path().join(&name);
-                fs::create_dir_all(&dir).unwrap();
-                let ip = node_ip(i);
-                let api_port = ports.take(&ip);
-                let pg_port = match &options.database {
-                    Database::Postgres => ports.take(&ip),
-                    Database::OpenGauss { .. } => ports.take_range(&ip, 6),
-                };
-                let conninfo = match &options.database {
-                    Database::Postgres => conninfo(&ip, pg_port),
-                    // The Unix socket is in the data directory's parent.
-                    Database::OpenGauss { .. } => format!(
-                        "host={} port={pg_port} user={OPENGAUSS_SUPERUSER} dbname=postgres \
-                         connect_timeout=2",
-                        dir.display()
-                    ),
-                };
-                Node {
-                    config: dir.join("tribune.yml"),
-                    name,
-                    dir,
-                    api_port,
-                    pg_port,
-                    raft_port: ports.take(&ip),
-                    ip,
-                    child: None,
-                    conninfo,
-                }
-            })
-            .collect();
-        let raft_addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("{}:{}", n.ip, n.raft_port))
-            .collect();
-        for (i, node) in nodes.iter_mut().enumerate() {
-            let partners: Vec<String> = raft_addrs
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, a)| format!("'{a}'"))
+        for i in 0..size {
+            let node = cluster.new_node(i, &mut ports);
+            cluster.nodes.push(node);
+        }
+        for i in 0..size {
+            let partners: Vec<String> = (0..size)
+                .filter(|j| *j != i)
+                .map(|j| cluster.raft_addr(j))
                 .collect();
-            let yaml = format!(
-                r#"scope: {scope}
+            cluster.write_config(i, &partners, false);
+        }
+        if let Some(user) = run_as(&cluster.options.database) {
+            chown_tree(cluster.root.path(), &user);
+        }
+        drop(ports);
+        cluster
+    }
+
+    /// A node beside the existing ones, on the next loopback address, whose `partner_addrs` are
+    /// their Raft addresses: a database node, or a witness (no `postgresql` section). Written,
+    /// not started (`start`); it joins the Raft cluster once a member adds it.
+    pub fn add_node(&mut self, witness: bool) -> usize {
+        let i = self.nodes.len();
+        let mut ports = PortPool::new();
+        let node = self.new_node(i, &mut ports);
+        let partners: Vec<String> = (0..i).map(|j| self.raft_addr(j)).collect();
+        self.nodes.push(node);
+        self.write_config(i, &partners, witness);
+        if let Some(user) = run_as(&self.options.database) {
+            chown_tree(&self.nodes[i].dir, &user);
+        }
+        drop(ports);
+        i
+    }
+
+    /// Node `i`'s `raft.self_addr`.
+    pub fn raft_addr(&self, i: usize) -> String {
+        format!("{}:{}", self.nodes[i].ip, self.nodes[i].raft_port)
+    }
+
+    fn new_node(&self, i: usize, ports: &mut PortPool) -> Node {
+        let name = format!("node{i}");
+        let dir = self.root.path().join(&name);
+        fs::create_dir_all(&dir).unwrap();
+        let ip = node_ip(i);
+        let api_port = ports.take(&ip);
+        let pg_port = match &self.options.database {
+            Database::Postgres => ports.take(&ip),
+            Database::OpenGauss { .. } => ports.take_range(&ip, 6),
+        };
+        let conninfo = match &self.options.database {
+            Database::Postgres => conninfo(&ip, pg_port),
+            // The Unix socket is in the data directory's parent.
+            Database::OpenGauss { .. } => format!(
+                "host={} port={pg_port} user={OPENGAUSS_SUPERUSER} dbname=postgres \
+                 connect_timeout=2",
+                dir.display()
+            ),
+        };
+        Node {
+            config: dir.join("tribune.yml"),
+            name,
+            dir,
+            api_port,
+            pg_port,
+            raft_port: ports.take(&ip),
+            ip,
+            child: None,
+            conninfo,
+        }
+    }
+
+    fn write_config(&self, i: usize, partners: &[String], witness: bool) {
+        let node = &self.nodes[i];
+        let options = &self.options;
+        let partners: Vec<String> = partners.iter().map(|a| format!("'{a}'")).collect();
+        // A witness has no database: no `postgresql` section.
+        let database = if witness {
+            String::new()
+        } else {
+            database_yaml(&options.database, node)
+        };
+        let yaml = format!(
+            r#"scope: {scope}
 name: {name}
 restapi:
   listen: {ip}:{api}
@@ -299,43 +344,31 @@ bootstrap:
 log:
   level: INFO
 "#,
-                name = node.name,
-                ip = node.ip,
-                api = node.api_port,
-                raft = node.raft_port,
-                partners = partners.join(", "),
-                database = database_yaml(&options.database, node),
-                dir = node.dir.display(),
-                ttl = options.ttl,
-                loop_wait = options.loop_wait,
-                retry = options.retry_timeout,
-                sync = options.synchronous_mode,
-                strict = options.synchronous_mode_strict,
-                sync_count = options.synchronous_node_count,
-                watchdog = if options.stand_in_watchdog {
-                    fs::write(node.dir.join("watchdog"), b"").unwrap();
-                    format!(
-                        "watchdog:\n  mode: required\n  device: {}/watchdog\n  safety_margin: 1",
-                        node.dir.display()
-                    )
-                } else {
-                    // Never arm a real /dev/watchdog from a test: kill -9 would reset the host.
-                    "watchdog:\n  mode: off".to_owned()
-                },
-            );
-            fs::write(&node.config, yaml).unwrap();
-        }
-        if let Some(user) = run_as(&options.database) {
-            chown_tree(root.path(), &user);
-        }
-        drop(ports);
-        Cluster {
-            root,
-            binary,
-            nodes,
-            scope,
-            database: options.database,
-        }
+            scope = self.scope,
+            name = node.name,
+            ip = node.ip,
+            api = node.api_port,
+            raft = node.raft_port,
+            partners = partners.join(", "),
+            dir = node.dir.display(),
+            ttl = options.ttl,
+            loop_wait = options.loop_wait,
+            retry = options.retry_timeout,
+            sync = options.synchronous_mode,
+            strict = options.synchronous_mode_strict,
+            sync_count = options.synchronous_node_count,
+            watchdog = if options.stand_in_watchdog && !witness {
+                fs::write(node.dir.join("watchdog"), b"").unwrap();
+                format!(
+                    "watchdog:\n  mode: required\n  device: {}/watchdog\n  safety_margin: 1",
+                    node.dir.display()
+                )
+            } else {
+                // Never arm a real /dev/watchdog from a test: kill -9 would reset the host.
+                "watchdog:\n  mode: off".to_owned()
+            },
+        );
+        fs::write(&node.config, yaml).unwrap();
     }
 
     pub fn start_all(&mut self) {
@@ -363,7 +396,7 @@ log:
                 "info,openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn",
             )
             .env_remove("PGPASSWORD");
-        if let Some(user) = run_as(&self.database) {
+        if let Some(user) = run_as(&self.options.database) {
             cmd.uid(user.uid.as_raw())
                 .gid(user.gid.as_raw())
                 .env("HOME", &node.dir)

@@ -9,5 +9,6 @@ mod ctl;
 mod faults;
 mod haproxy;
 mod harness;
+mod members;
 mod opengauss;
 mod rest;
