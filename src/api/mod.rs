@@ -8,6 +8,7 @@ pub mod client;
 mod documents;
 pub mod health;
 pub mod metrics;
+pub mod security;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::node::Views;
 use crate::raft::RaftNode;
 
 pub use documents::{ClusterDocument, ClusterMember, StatusDocument};
+pub use security::{Security, SecurityError};
 
 /// What every handler reads. Cheap to clone.
 #[derive(Clone)]
@@ -63,14 +65,17 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serve until `shutdown` is cancelled.
+/// Serve until `shutdown` is cancelled, behind `security` (TLS, allowlist, credentials and
+/// extra headers; see [`security`]).
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,
+    security: Security,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    let cluster = state.inner.raft.subscribe();
+    security
+        .serve(listener, router(state), cluster, shutdown)
         .await
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::api::client::Client;
+use crate::api::client::{Client, ClientSecurity};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,6 +34,9 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub url: Vec<String>,
+    /// Do not verify the members' TLS certificates (as `ctl.insecure`).
+    #[arg(short = 'k', long = "insecure", global = true)]
+    pub insecure: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -72,17 +75,28 @@ pub enum Format {
     Yml,
 }
 
-/// The REST URLs to try: `--url`, else the config file's `restapi.connect_address`.
-fn urls(cli: &Cli) -> anyhow::Result<Vec<String>> {
-    if !cli.url.is_empty() {
-        return Ok(cli.url.clone());
-    }
-    let Some(path) = &cli.config_file else {
-        bail!("no cluster to talk to: give --url http://host:8008 or -c CONFIG.yml");
+/// A client of the members' REST API: the URLs are `--url`, else the config file's
+/// `restapi.connect_address`; TLS and credentials come from the config file's `ctl` section
+/// (with patronictl's fallbacks to `restapi`), and `-k` turns certificate checks off.
+fn client(cli: &Cli) -> anyhow::Result<Client> {
+    let config = match &cli.config_file {
+        Some(path) => Some(
+            crate::config::Config::load(Some(path))
+                .with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
     };
-    let config = crate::config::Config::load(Some(path))
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(vec![config.restapi.api_url()])
+    let urls = match &config {
+        _ if !cli.url.is_empty() => cli.url.clone(),
+        Some(config) => vec![config.restapi.api_url()],
+        None => bail!("no cluster to talk to: give --url http://host:8008 or -c CONFIG.yml"),
+    };
+    let mut security = config
+        .as_ref()
+        .map(ClientSecurity::from_config)
+        .unwrap_or_default();
+    security.insecure |= cli.insecure;
+    Ok(Client::new(&urls, Duration::from_secs(5), &security)?)
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -99,7 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             watch_default,
             watch,
         } => {
-            let client = Client::new(&urls(&cli)?, Duration::from_secs(5))?;
+            let client = client(&cli)?;
             let interval = watch.or(watch_default.then_some(2.0));
             loop {
                 let doc = client.cluster().await?;
