@@ -5,3 +5,4 @@ mod cluster;
 mod config_errors;
 mod faults;
 mod harness;
+mod security;
