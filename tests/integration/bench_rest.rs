@@ -117,33 +117,10 @@ async fn bench_rest_endpoints() {
     let threads = knob("TRIBUNE_BENCH_THREADS", 1);
     let client = http_client();
     // Tribune's default settings, as bench-failover: ttl 3, loop_wait 1, synchronous_mode on.
-    let mut cluster = Cluster::new(
-        3,
-        Options {
-            synchronous_mode: "true",
-            ..Options::default()
-        },
-    );
-    cluster.start_all();
-    let p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
-        primary(&client, &cluster).await
-    })
-    .await;
-    wait_for(
-        Duration::from_secs(60),
-        "every replica streaming",
-        &cluster,
-        || async {
-            for node in &cluster.nodes {
-                let doc = get_json(&client, &format!("{}/patroni", node.api())).await?;
-                if doc["role"] != "primary" && doc["replication_state"] != "streaming" {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
-    .await;
+    let (cluster, p) = default_cluster(&client).await;
+    for i in (0..cluster.nodes.len()).filter(|i| *i != p) {
+        wait_streaming_replica(&client, &cluster, i, "every replica streaming").await;
+    }
     // Let start-up allocations settle before the first reading.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let node = &cluster.nodes[p];
