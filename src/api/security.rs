@@ -191,8 +191,8 @@ impl Security {
         let allowlist_active = self.allowlist.is_active();
         let mut resolver = allowlist::Resolver::new(self.allowlist, cluster, allowed_tx);
         if allowlist_active {
-            // Before the first request: an allowlist of addresses is in force at once.
-            resolver.refresh().await;
+            // Addresses are in force from the first request; names once looked up.
+            resolver.publish_addresses().await;
         }
         let guard = Guard {
             token: self.token,

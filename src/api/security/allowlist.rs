@@ -165,8 +165,15 @@ impl Resolver {
         }
     }
 
-    /// Resolve everything now and publish the result.
-    pub(super) async fn refresh(&mut self) {
+    /// Publish the addresses that need no name look-up (networks, addresses, members reached
+    /// at an IP address), so they are in force from the first request; names follow as soon
+    /// as [`Resolver::run`] has looked them up.
+    pub(super) async fn publish_addresses(&mut self) {
+        self.resolve(false).await;
+    }
+
+    /// Resolve everything (`names`: host names too) and publish the result.
+    async fn resolve(&mut self, names: bool) {
         if self.allowlist.include_members {
             self.members = member_hosts(&self.cluster.borrow_and_update());
         }
@@ -185,6 +192,9 @@ impl Resolver {
             })
             .collect::<BTreeSet<_>>();
         for host in hosts.iter().chain(&self.members) {
+            if !names && host.parse::<IpAddr>().is_err() {
+                continue;
+            }
             match lookup(host).await {
                 Ok(found) => nets.extend(found),
                 Err(why) => {
@@ -208,26 +218,31 @@ impl Resolver {
         });
     }
 
-    /// Refresh every [`REFRESH`], and at once when the members' hosts change, until `shutdown`.
+    /// Resolve everything at once, then every [`REFRESH`] and whenever the members' hosts
+    /// change, until `shutdown`.
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
-        let mut next = tokio::time::Instant::now() + REFRESH;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep_until(next) => {}
-                changed = self.cluster.changed(), if self.allowlist.include_members => {
-                    if changed.is_err() {
-                        // The Raft node is gone: the agent is shutting down.
-                        shutdown.cancelled().await;
-                        return;
-                    }
-                    if member_hosts(&self.cluster.borrow_and_update()) == self.members {
-                        continue;
+                _ = self.resolve(true) => {}
+            }
+            let next = tokio::time::Instant::now() + REFRESH;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(next) => break,
+                    changed = self.cluster.changed(), if self.allowlist.include_members => {
+                        if changed.is_err() {
+                            // The Raft node is gone: the agent is shutting down.
+                            shutdown.cancelled().await;
+                            return;
+                        }
+                        if member_hosts(&self.cluster.borrow_and_update()) != self.members {
+                            break;
+                        }
                     }
                 }
             }
-            self.refresh().await;
-            next = tokio::time::Instant::now() + REFRESH;
         }
     }
 }
@@ -325,7 +340,7 @@ mod tests {
         assert!(allowlist.is_active());
         let (_state_tx, state_rx) = watch::channel(Arc::new(ClusterState::default()));
         let (tx, rx) = watch::channel(Arc::new(Vec::new()));
-        Resolver::new(allowlist, state_rx, tx).refresh().await;
+        Resolver::new(allowlist, state_rx, tx).resolve(true).await;
         let allowed = rx.borrow().clone();
         assert!(permits(&allowed, "10.9.9.9".parse().unwrap()));
         assert!(
