@@ -17,7 +17,8 @@ if ! command -v wrk >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
-cargo build "${profile[@]}" --workspace --all-targets --quiet
+# The agent as shipped (release: whole-program optimised), and the test binary that starts it.
+cargo build "${profile[@]}" -p tribune-agent --quiet
 TRIBUNE_BENCH_SECONDS=${1:-10} cargo test "${profile[@]}" --quiet --test integration \
   bench_rest_endpoints -- --ignored --nocapture --test-threads=1 2>&1 \
   | grep -E '^(agent |GET |after the load)|panicked|FAILED'
