@@ -3,6 +3,7 @@
 //! Handlers answer from the agent's published view, the live lease and the replicated state in
 //! memory; none queries the database, so HAProxy's checks stay cheap and never pile up behind a
 //! slow database. Status codes, paths and JSON field names follow reference/patroni.md.
+//! [`security`] owns the accept loop, TLS and the checks on unsafe methods around the router.
 
 pub mod client;
 mod documents;
@@ -66,7 +67,8 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// Serve until `shutdown` is cancelled, behind `security` (TLS, allowlist, credentials and
-/// extra headers; see [`security`]).
+/// extra headers; see [`security`]). Accept errors (out of descriptors) are logged and
+/// retried, so this returns only at shutdown.
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,
@@ -76,7 +78,8 @@ pub async fn serve(
     let cluster = state.inner.raft.subscribe();
     security
         .serve(listener, router(state), cluster, shutdown)
-        .await
+        .await;
+    Ok(())
 }
 
 fn json(code: StatusCode, body: &impl serde::Serialize) -> Response {

@@ -186,7 +186,7 @@ impl Security {
         app: Router,
         cluster: watch::Receiver<Arc<ClusterState>>,
         shutdown: CancellationToken,
-    ) -> io::Result<()> {
+    ) {
         let (allowed_tx, allowed) = watch::channel(Arc::new(Vec::new()));
         let allowlist_active = self.allowlist.is_active();
         let mut resolver = allowlist::Resolver::new(self.allowlist, cluster, allowed_tx);
@@ -212,11 +212,10 @@ impl Security {
                 resolver.run(shutdown.clone()).await;
             }
         };
-        let (served, ()) = tokio::join!(
+        tokio::join!(
             connection::accept_loop(listener, app, acceptor, shutdown.clone()),
             resolving
         );
-        served
     }
 }
 

@@ -6,7 +6,6 @@
 //! never delays the next accept; a handshake that does not finish in [`HANDSHAKE_TIMEOUT`]
 //! is dropped.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -42,7 +41,7 @@ pub(super) async fn accept_loop(
     app: Router,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
-) -> io::Result<()> {
+) {
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, addr) = tokio::select! {
@@ -50,9 +49,10 @@ pub(super) async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    // Out of descriptors or a connection reset before accept: keep serving.
+                    // Out of descriptors or a connection reset before accept: keep serving,
+                    // without spinning on an error that lasts.
                     warn!(error = %err, "REST API: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 }
             },
@@ -107,7 +107,6 @@ pub(super) async fn accept_loop(
     {
         debug!("REST API: requests still in flight after {DRAIN_TIMEOUT:?}; closing them");
     }
-    Ok(())
 }
 
 async fn serve_connection<S>(
