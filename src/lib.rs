@@ -17,7 +17,8 @@
 //! - [`node`]: the agent runtime: observe, decide, execute, report; the lease keeper, the
 //!   arbiter's runtime, the watchdog.
 //! - [`logging`]: log set-up from `log.level` / `log.type`.
-//! - [`api`]: the Patroni-compatible REST server and its typed client.
+//! - [`api`]: the Patroni-compatible REST server, its security (TLS, basic auth, allowlist)
+//!   and its typed client.
 //! - [`ctl`]: `tribunectl` commands.
 
 pub mod api;

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     if let Some(warning) = config.ignored_keys_warning() {
         warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("tribune: cannot start the async runtime: {err}");
@@ -88,6 +88,21 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The async runtime, sized for the agent's work rather than for the host it runs on.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        // Two workers carry the HA loop, Raft and the REST API (more than 50,000 health checks
+        // a second in scripts/bench-rest.sh on a 2-core machine). tokio's default, one worker
+        // per CPU, adds a thread stack and a malloc arena per CPU on a large database host
+        // and buys nothing: failover time is set by ttl and loop_wait, not by CPU.
+        .worker_threads(2)
+        // Blocking work is short (opening the Raft store, name look-ups for the allowlist):
+        // 16 threads bound the worst case where tokio's default allows 512.
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()
 }
 
 async fn wait_for_signal() {

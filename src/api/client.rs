@@ -263,6 +263,18 @@ impl Client {
         Err(ClientError::Unreachable(failures.join("; ")))
     }
 
+    /// `method path` to the first known member that answers.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, ClientError> {
+        self.send_first(&self.bases, method, path, body)
+            .await
+            .map(|(_, answer)| answer)
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.get_in(&self.bases, path).await
     }

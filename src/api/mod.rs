@@ -3,6 +3,7 @@
 //! Handlers answer from the agent's published view, the live lease and the replicated state in
 //! memory; none queries the database, so HAProxy's checks stay cheap and never pile up behind a
 //! slow database. Status codes, paths and JSON field names follow reference/patroni.md.
+//! [`security`] owns the accept loop, TLS and the checks on unsafe methods around the router.
 
 pub mod client;
 mod control;
@@ -10,6 +11,7 @@ mod documents;
 pub mod health;
 mod members;
 pub mod metrics;
+pub mod security;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::raft::RaftNode;
 
 pub use documents::{ClusterDocument, ClusterMember, StatusDocument};
 pub use members::{MembersDocument, MembersRow, RetiredRow};
+pub use security::{Security, SecurityError};
 
 /// What every handler reads. Cheap to clone.
 #[derive(Clone)]
@@ -111,15 +114,20 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serve until `shutdown` is cancelled.
+/// Serve until `shutdown` is cancelled, behind `security` (TLS, allowlist, credentials and
+/// extra headers; see [`security`]). Accept errors (out of descriptors) are logged and
+/// retried, so this returns only at shutdown.
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,
+    security: Security,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let cluster = state.inner.raft.subscribe();
+    security
+        .serve(listener, router(state), cluster, shutdown)
+        .await;
+    Ok(())
 }
 
 fn json(code: StatusCode, body: &impl serde::Serialize) -> Response {

@@ -24,10 +24,19 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("RESTAPI_KEYFILE", "restapi.keyfile"),
     ("RESTAPI_CAFILE", "restapi.cafile"),
     ("RESTAPI_VERIFY_CLIENT", "restapi.verify_client"),
+    ("RESTAPI_KEYFILE_PASSWORD", "restapi.keyfile_password"),
+    ("RESTAPI_ALLOWLIST", "restapi.allowlist"),
+    (
+        "RESTAPI_ALLOWLIST_INCLUDE_MEMBERS",
+        "restapi.allowlist_include_members",
+    ),
     ("CTL_USERNAME", "ctl.authentication.username"),
     ("CTL_PASSWORD", "ctl.authentication.password"),
     ("CTL_INSECURE", "ctl.insecure"),
     ("CTL_CACERT", "ctl.cacert"),
+    ("CTL_CERTFILE", "ctl.certfile"),
+    ("CTL_KEYFILE", "ctl.keyfile"),
+    ("CTL_KEYFILE_PASSWORD", "ctl.keyfile_password"),
     ("POSTGRESQL_LISTEN", "postgresql.listen"),
     ("POSTGRESQL_CONNECT_ADDRESS", "postgresql.connect_address"),
     ("POSTGRESQL_DATA_DIR", "postgresql.data_dir"),
@@ -63,6 +72,9 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("RAFT_DATA_DIR", "raft.data_dir"),
     ("LOG_LEVEL", "log.level"),
 ];
+
+/// The keys whose variables hold a list.
+const LIST_KEYS: &[&str] = &["raft.partner_addrs", "restapi.allowlist"];
 
 /// Patroni builds a DCS section from `PATRONI_<DCS>_<SUFFIX>`; such a variable means the
 /// deployment expects another DCS, which is reported like the section itself.
@@ -124,7 +136,7 @@ pub(crate) fn apply(
             let Some(raw) = env(&var).filter(|v| !v.is_empty()) else {
                 continue;
             };
-            let value = if *key == "raft.partner_addrs" {
+            let value = if LIST_KEYS.contains(key) {
                 Value::Array(parse_list(&raw).into_iter().map(Value::String).collect())
             } else {
                 Value::String(raw)

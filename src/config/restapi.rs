@@ -72,6 +72,8 @@ pub struct RestApi {
     pub allowlist: Vec<String>,
     pub allowlist_include_members: bool,
     pub http_extra_headers: BTreeMap<String, String>,
+    /// Added to `http_extra_headers` when TLS is on.
+    pub https_extra_headers: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for RestApi {
@@ -89,6 +91,7 @@ impl fmt::Debug for RestApi {
             .field("allowlist", &self.allowlist)
             .field("allowlist_include_members", &self.allowlist_include_members)
             .field("http_extra_headers", &self.http_extra_headers)
+            .field("https_extra_headers", &self.https_extra_headers)
             .finish()
     }
 }
@@ -127,21 +130,28 @@ impl RestApi {
                 }
             },
         };
-        let http_extra_headers = match s.object("http_extra_headers")? {
-            None => BTreeMap::new(),
-            Some(map) => map
-                .iter()
-                .map(|(name, v)| {
-                    as_text(v).map(|text| (name.clone(), text)).ok_or_else(|| {
-                        ConfigError::wrong_type(
-                            format!("{}.{name}", s.key("http_extra_headers")),
-                            "a header value (string)",
-                            v,
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let certfile = s.path_buf("certfile")?;
+        let keyfile = s.path_buf("keyfile")?;
+        let keyfile_password = s.string("keyfile_password")?.filter(|p| !p.is_empty());
+        let cafile = s.path_buf("cafile")?;
+        // TLS settings without a certificate would be silently without effect.
+        let orphans = [
+            ("keyfile", keyfile.is_some()),
+            ("keyfile_password", keyfile_password.is_some()),
+            ("cafile", cafile.is_some()),
+        ];
+        if let Some((key, _)) = orphans.iter().find(|(_, set)| *set && certfile.is_none()) {
+            return Err(ConfigError::at(
+                s.key(key),
+                "set without restapi.certfile (the server certificate that enables HTTPS)",
+            ));
+        }
+        if certfile.is_none() && verify_client != VerifyClient::None {
+            return Err(ConfigError::at(
+                s.key("verify_client"),
+                "client certificates need HTTPS: set restapi.certfile",
+            ));
+        }
         Ok(RestApi {
             listen,
             listen_addr,
@@ -150,20 +160,39 @@ impl RestApi {
                 &s.section("authentication")?,
                 "the user name for basic authentication",
             )?,
-            certfile: s.path_buf("certfile")?,
-            keyfile: s.path_buf("keyfile")?,
-            keyfile_password: s.string("keyfile_password")?,
-            cafile: s.path_buf("cafile")?,
+            certfile,
+            keyfile,
+            keyfile_password,
+            cafile,
             verify_client,
             allowlist: s.string_list("allowlist")?.unwrap_or_default(),
             allowlist_include_members: s.bool("allowlist_include_members")?.unwrap_or(false),
-            http_extra_headers,
+            http_extra_headers: headers(s, "http_extra_headers")?,
+            https_extra_headers: headers(s, "https_extra_headers")?,
         })
     }
 }
 
+/// `http_extra_headers` / `https_extra_headers`: a mapping of header names to text values.
+fn headers(s: &Section<'_>, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let Some(map) = s.object(key)? else {
+        return Ok(BTreeMap::new());
+    };
+    map.iter()
+        .map(|(name, v)| {
+            as_text(v).map(|text| (name.clone(), text)).ok_or_else(|| {
+                ConfigError::wrong_type(
+                    format!("{}.{name}", s.key(key)),
+                    "a header value (string)",
+                    v,
+                )
+            })
+        })
+        .collect()
+}
+
 /// `ctl`: how `tribunectl` talks to the REST API.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Ctl {
     pub authentication: Option<Credentials>,
     /// Do not verify the server certificate.
@@ -171,6 +200,21 @@ pub struct Ctl {
     pub cacert: Option<PathBuf>,
     pub certfile: Option<PathBuf>,
     pub keyfile: Option<PathBuf>,
+    /// Only to say clearly that encrypted client keys are not supported.
+    pub keyfile_password: Option<String>,
+}
+
+impl fmt::Debug for Ctl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctl")
+            .field("authentication", &self.authentication)
+            .field("insecure", &self.insecure)
+            .field("cacert", &self.cacert)
+            .field("certfile", &self.certfile)
+            .field("keyfile", &self.keyfile)
+            .field("keyfile_password", &redacted(&self.keyfile_password))
+            .finish()
+    }
 }
 
 impl Ctl {
@@ -184,6 +228,7 @@ impl Ctl {
             cacert: s.path_buf("cacert")?,
             certfile: s.path_buf("certfile")?,
             keyfile: s.path_buf("keyfile")?,
+            keyfile_password: s.string("keyfile_password")?,
         })
     }
 }
@@ -222,6 +267,7 @@ mod tests {
     fn debug_hides_secrets() {
         let api = restapi(json!({
             "listen": "*:8008", "connect_address": "10.0.0.1:8008", "keyfile_password": "kp-secret",
+            "certfile": "/etc/ssl/server.pem",
             "authentication": {"username": "admin", "password": "pw-secret"}
         }))
         .unwrap();
@@ -240,5 +286,47 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(err.key.as_deref(), Some("restapi.verify_client"));
+    }
+
+    #[test]
+    fn tls_settings_without_a_certificate_are_refused() {
+        for (key, value) in [
+            ("keyfile", json!("/etc/ssl/key.pem")),
+            ("keyfile_password", json!("secret")),
+            ("cafile", json!("/etc/ssl/ca.pem")),
+            ("verify_client", json!("required")),
+        ] {
+            let mut doc = json!({"listen": "*:8008", "connect_address": "10.0.0.1:8008"});
+            doc[key] = value.clone();
+            let err = restapi(doc.clone()).unwrap_err();
+            assert_eq!(err.key, Some(format!("restapi.{key}")), "{err}");
+            doc["certfile"] = json!("/etc/ssl/server.pem");
+            restapi(doc).unwrap();
+        }
+        // `none` and empty values say nothing, as Patroni reads them.
+        restapi(json!({
+            "listen": "*:8008", "connect_address": "10.0.0.1:8008",
+            "verify_client": "none", "keyfile": "", "cafile": ""
+        }))
+        .unwrap();
+    }
+
+    #[test]
+    fn https_extra_headers_are_read_like_http_ones() {
+        let api = restapi(json!({
+            "listen": "*:8008", "connect_address": "10.0.0.1:8008", "certfile": "/c.pem",
+            "https_extra_headers": {"Strict-Transport-Security": "max-age=31536000"}
+        }))
+        .unwrap();
+        assert_eq!(
+            api.https_extra_headers["Strict-Transport-Security"],
+            "max-age=31536000"
+        );
+        let err = restapi(json!({
+            "listen": "*:8008", "connect_address": "10.0.0.1:8008",
+            "https_extra_headers": {"X-A": ["list"]}
+        }))
+        .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("restapi.https_extra_headers.X-A"));
     }
 }

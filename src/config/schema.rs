@@ -229,7 +229,7 @@ const RESTAPI: &[Key] = &[
     a("allowlist"),
     a("allowlist_include_members"),
     a("http_extra_headers"),
-    i("https_extra_headers"),
+    a("https_extra_headers"),
     i("ciphers"),
     i("request_queue_size"),
     i("thread_pool_size"),
@@ -242,7 +242,7 @@ const CTL: &[Key] = &[
     a("certfile"),
     a("keyfile"),
     a_in("authentication", USER),
-    i("keyfile_password"),
+    a("keyfile_password"),
 ];
 
 const RAFT: &[Key] = &[

@@ -743,3 +743,26 @@ fn a_reload_applies_tags_parameters_and_pg_hba_and_names_what_needs_a_restart() 
     assert_eq!(same, running);
     assert!(none.is_empty());
 }
+
+#[test]
+fn rest_security_variables_as_patroni_reads_them() {
+    let env = env_of(&[
+        ("PATRONI_RESTAPI_CERTFILE", "/etc/tls/server.pem"),
+        ("PATRONI_RESTAPI_KEYFILE_PASSWORD", "kp"),
+        (
+            "PATRONI_RESTAPI_ALLOWLIST",
+            "['10.0.0.0/8', 'db1.example.com']",
+        ),
+        ("PATRONI_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS", "on"),
+        ("PATRONI_CTL_CERTFILE", "/etc/tls/ctl.pem"),
+        ("PATRONI_CTL_KEYFILE", "/etc/tls/ctl.key"),
+        ("PATRONI_CTL_KEYFILE_PASSWORD", "ckp"),
+    ]);
+    let c = Config::from_yaml_str(MINIMAL, &env).unwrap();
+    assert_eq!(c.restapi.keyfile_password.as_deref(), Some("kp"));
+    assert_eq!(c.restapi.allowlist, ["10.0.0.0/8", "db1.example.com"]);
+    assert!(c.restapi.allowlist_include_members);
+    assert_eq!(c.ctl.certfile, Some(PathBuf::from("/etc/tls/ctl.pem")));
+    assert_eq!(c.ctl.keyfile, Some(PathBuf::from("/etc/tls/ctl.key")));
+    assert_eq!(c.ctl.keyfile_password.as_deref(), Some("ckp"));
+}

@@ -230,6 +230,8 @@ pub async fn run_with_listeners(
     let config = Arc::new(config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let instance = instance_for(&config)?;
+    // Certificates, keys and the allowlist are checked before anything starts.
+    let security = crate::api::Security::load(&config.restapi)?;
     // Before anything starts: `watchdog.mode: required` without a usable device is a refusal.
     let dynamic = &config.bootstrap.dynamic;
     let watchdog = if config.is_witness() {
@@ -328,7 +330,7 @@ pub async fn run_with_listeners(
     );
     let t = tasks_token.clone();
     tasks.spawn(async move {
-        if let Err(err) = crate::api::serve(api_listener, api_state, t).await {
+        if let Err(err) = crate::api::serve(api_listener, api_state, security, t).await {
             error!(error = %err, "REST API server failed");
         }
         "REST API"

@@ -23,18 +23,7 @@ async fn bench_crash_failover() {
         .unwrap_or(20);
     let client = http_client();
     // Tribune's default settings: ttl 3, loop_wait 1, retry_timeout 1, synchronous_mode on.
-    let mut cluster = Cluster::new(
-        3,
-        Options {
-            synchronous_mode: "true",
-            ..Options::default()
-        },
-    );
-    cluster.start_all();
-    let mut p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
-        primary(&client, &cluster).await
-    })
-    .await;
+    let (mut cluster, mut p) = default_cluster(&client).await;
     let pg = connect(&cluster.nodes[p]).await.unwrap();
     pg.batch_execute("CREATE TABLE acked (id bigint PRIMARY KEY)")
         .await
@@ -247,18 +236,7 @@ async fn bench_idle_under_cpu_stress() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
     let client = http_client();
-    let mut cluster = Cluster::new(
-        3,
-        Options {
-            synchronous_mode: "true",
-            ..Options::default()
-        },
-    );
-    cluster.start_all();
-    let p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
-        primary(&client, &cluster).await
-    })
-    .await;
+    let (cluster, p) = default_cluster(&client).await;
     let mut stress = std::process::Command::new("stress-ng")
         .args(["--cpu", "2", "--timeout", &format!("{seconds}s"), "--quiet"])
         .spawn()

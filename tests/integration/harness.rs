@@ -635,6 +635,24 @@ where
     }
 }
 
+/// Three members with Tribune's default settings (ttl 3, loop_wait 1, synchronous_mode on),
+/// started; returns them with the index of the primary once bootstrap is done (90 s).
+pub async fn default_cluster(client: &reqwest::Client) -> (Cluster, usize) {
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            synchronous_mode: "true",
+            ..Options::default()
+        },
+    );
+    cluster.start_all();
+    let p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
+        primary(client, &cluster).await
+    })
+    .await;
+    (cluster, p)
+}
+
 /// The index of the node whose `/primary` answers 200, if exactly one does.
 pub async fn primary(client: &reqwest::Client, cluster: &Cluster) -> Option<usize> {
     let mut found = Vec::new();

@@ -2,6 +2,7 @@
 //! (and real openGauss, where `TRIBUNE_OPENGAUSS_BIN` names its programs).
 
 mod bench;
+mod bench_rest;
 mod cluster;
 mod config_errors;
 mod control;
@@ -12,3 +13,4 @@ mod harness;
 mod members;
 mod opengauss;
 mod rest;
+mod security;
