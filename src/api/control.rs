@@ -662,6 +662,48 @@ pub async fn post_reload(State(s): State<ApiState>) -> Response {
     Reply::new(StatusCode::ACCEPTED, "reload scheduled").into_response()
 }
 
+/// `DELETE /cluster` (Tribune's own, for `tribunectl remove`): wipe the cluster's state and
+/// leave a tombstone, so that no agent manages or bootstraps a database of this cluster any
+/// more. The body must name the cluster (`{"scope": ...}`), and its leader when it has one
+/// (`{"leader": ...}`), as `patronictl remove` makes the operator type them.
+pub async fn delete_cluster(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    remove_cluster(&s.inner, &headers, &body)
+        .await
+        .into_response()
+}
+
+async fn remove_cluster(inner: &Inner, headers: &HeaderMap, body: &Bytes) -> Reply {
+    let map = match body_object(headers, body, true) {
+        Ok(map) => map,
+        Err(reply) => return reply,
+    };
+    let (scope, leader) = match (string_field(&map, "scope"), string_field(&map, "leader")) {
+        (Ok(scope), Ok(leader)) => (scope, leader),
+        (Err(reply), _) | (_, Err(reply)) => return reply,
+    };
+    if scope.as_deref() != Some(inner.config.scope.as_str()) {
+        return bad_request("Cluster names specified do not match");
+    }
+    let cluster = inner.raft.state();
+    if let Some(current) = cluster.leader_name()
+        && leader.as_deref() != Some(current.as_str())
+    {
+        return bad_request("You did not specify the current leader of the cluster");
+    }
+    match propose(inner, Command::RemoveCluster).await {
+        Err(reply) => reply,
+        Ok(Outcome::Applied) => Reply::new(StatusCode::OK, "cluster removed"),
+        Ok(Outcome::Rejected(Rejection::ClusterRemoved)) => {
+            Reply::new(StatusCode::CONFLICT, "the cluster was removed already")
+        }
+        Ok(Outcome::Rejected(r)) => Reply::new(StatusCode::SERVICE_UNAVAILABLE, r.to_string()),
+    }
+}
+
 /// RFC 7386 merge: objects merge key by key, `null` removes, anything else replaces.
 fn merge(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {

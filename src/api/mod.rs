@@ -64,7 +64,13 @@ pub fn router(state: ApiState) -> Router {
         |handler: MethodRouter<ApiState>| handler.head(health_check).fallback(health_check);
     Router::new()
         .route("/patroni", only_get(get(patroni)))
-        .route("/cluster", only_get(get(cluster)))
+        .route(
+            "/cluster",
+            get(cluster)
+                .delete(control::delete_cluster)
+                .head(health_check)
+                .fallback(health_check),
+        )
         .route("/history", only_get(get(history)))
         .route(
             "/config",

@@ -12,6 +12,7 @@
 //!   [`edit`] (assignments, merge patches), [`diff`] and [`yaml`] are its pure parts.
 //! - [`info`]: `history`, `dsn`, `version`.
 //! - [`haproxy`]: the HAProxy configuration `haproxy-config` prints.
+//! - [`remove`]: `remove`, with patronictl's three questions.
 //! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
 //!   [`schedule`] (`--scheduled` times, timestamps).
 //!
@@ -27,6 +28,7 @@ pub mod info;
 pub mod list;
 mod members;
 pub mod prompt;
+pub mod remove;
 pub mod schedule;
 pub mod select;
 pub mod session;
@@ -86,6 +88,8 @@ pub enum Command {
     Dsn(info::DsnArgs),
     /// The version of tribunectl, and of the members of CLUSTER.
     Version(info::VersionArgs),
+    /// Wipe the cluster's state (after typing its name, as patronictl asks).
+    Remove(remove::RemoveArgs),
     /// The Raft membership: list, add or remove a member (Tribune's own; not in patronictl).
     Members(members::MembersArgs),
     /// Print an HAProxy configuration for the cluster's members: a primary (read-write) and a
@@ -150,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(_) => info::version(Some(&mut open()?), args).await,
             None => info::version(None, args).await,
         },
+        Command::Remove(args) => remove::remove(&mut open()?, args, &mut terminal()).await,
         Command::Members(args) => members::run(open()?.urls(), args).await,
         Command::HaproxyConfig {
             primary_port,

@@ -11,6 +11,12 @@ pub fn decide(o: &Observation<'_>) -> Decision {
     if o.settings.witness {
         return Decision::idle(format!("no action. I am ({me}), a witness"));
     }
+    if o.cluster.removed.is_some() {
+        return Decision::idle(
+            "the cluster was removed (tribunectl remove): not managing the database; stop this \
+             agent, and clear raft.data_dir before starting a new cluster",
+        );
+    }
     let Some(disk) = o.disk else {
         return Decision::idle("waiting: the data directory could not be read");
     };

@@ -842,6 +842,20 @@ fn scenarios(now: Instant) -> Vec<Row> {
             ],
             "reinitializing",
         ),
+        row(
+            "a removed cluster: the running primary is left alone, nothing is claimed",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .requests(|c| {
+            *c = ClusterState {
+                removed: Some(UnixMillis(1)),
+                ..ClusterState::default()
+            }
+        })
+        .expect(vec![], "the cluster was removed"),
         // --- pause ---
         row(
             "paused: the primary's stopped database is left alone",

@@ -15,6 +15,10 @@ pub fn apply(state: &mut ClusterState, proposal: &Proposal) -> Outcome {
 
 fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Rejection> {
     let at = proposal.at;
+    // A removed cluster takes only reports (so `/cluster` still lists who is there).
+    if state.removed.is_some() && !matches!(proposal.command, Command::Report { .. }) {
+        return Err(Rejection::ClusterRemoved);
+    }
     match &proposal.command {
         Command::ClaimBootstrap { member, dcs_config } => {
             if let Some(init) = &state.initialize {
@@ -346,6 +350,15 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
         }
         Command::FinishReinit { member } => {
             state.reinitializations.remove(member);
+            Ok(())
+        }
+        Command::RemoveCluster => {
+            *state = ClusterState {
+                removed: Some(at),
+                // Node ids stay retired: a removed node must not come back under its id.
+                retired: std::mem::take(&mut state.retired),
+                ..ClusterState::default()
+            };
             Ok(())
         }
     }
@@ -1020,5 +1033,36 @@ mod tests {
         );
         assert!(s.retired_addr("10.0.0.7:2222").is_some());
         assert!(s.members.contains_key(&name("b")));
+    }
+
+    #[test]
+    fn a_removed_cluster_keeps_a_tombstone_and_takes_only_reports() {
+        let mut s = bootstrapped("a");
+        assert!(run(&mut s, 3, Command::RemoveCluster).is_applied());
+        assert!(s.removed.is_some() && s.leader.is_none() && s.initialize.is_none());
+        assert!(s.members.is_empty());
+        assert_eq!(
+            rejection(run(
+                &mut s,
+                4,
+                Command::ClaimBootstrap {
+                    member: name("b"),
+                    dcs_config: serde_json::json!({}),
+                }
+            )),
+            Rejection::ClusterRemoved
+        );
+        assert!(
+            run(
+                &mut s,
+                5,
+                Command::Report {
+                    member: name("b"),
+                    record: Box::new(member(1)),
+                }
+            )
+            .is_applied()
+        );
+        assert!(s.initialize.is_none() && s.members.contains_key(&name("b")));
     }
 }

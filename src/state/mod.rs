@@ -58,6 +58,10 @@ pub struct ClusterState {
     /// Reinitialisations waiting for their member.
     #[serde(default)]
     pub reinitializations: BTreeMap<MemberName, ReinitRequest>,
+    /// Set by `tribunectl remove`: the cluster's state was wiped and no agent manages its
+    /// database any more, nor bootstraps a new one, until the Raft data is cleared.
+    #[serde(default)]
+    pub removed: Option<UnixMillis>,
     /// The Raft node ids of nodes removed from the cluster, by id. An id is never given to
     /// another node (stack.md, pitfall 5): the Raft leader refuses to add an address whose id is
     /// here, and reports from such an address are rejected.
@@ -290,6 +294,9 @@ pub enum Command {
     },
     /// `member` set its data directory aside for a fresh clone (or gave the request up).
     FinishReinit { member: MemberName },
+    /// An operator removes the cluster (`tribunectl remove`): every key is wiped and a
+    /// tombstone left, so that no agent acts on the databases any more.
+    RemoveCluster,
     /// Forget a member that left the cluster.
     RemoveMember { member: MemberName },
     /// Proposed by the Raft leader once it removed the Raft node `node_id` (at `raft_addr`) from
@@ -326,6 +333,7 @@ impl Command {
             Command::FinishRestart { .. } => "finish_restart",
             Command::RequestReinit { .. } => "request_reinit",
             Command::FinishReinit { .. } => "finish_reinit",
+            Command::RemoveCluster => "remove_cluster",
             Command::RemoveMember { .. } => "remove_member",
             Command::RetireNode { .. } => "retire_node",
         }
@@ -372,6 +380,8 @@ pub enum Rejection {
     UnknownMember { member: MemberName },
     #[error("a quorum of {quorum} exceeds the {standbys} synchronous standbys")]
     QuorumTooLarge { quorum: u32, standbys: usize },
+    #[error("the cluster was removed")]
+    ClusterRemoved,
     #[error("the configuration was changed concurrently")]
     ConfigChanged,
     #[error("leader name does not match")]

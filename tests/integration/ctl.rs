@@ -787,3 +787,88 @@ async fn ctl_reload_asks_every_member() {
         .refused("node9 is not a member of cluster");
     assert_eq!(primary(&client, &cluster).await, Some(p));
 }
+
+/// `remove` asks patronictl's three questions; each wrong answer refuses and changes nothing.
+/// Once removed, no agent manages the databases: the primary keeps running, nobody is promoted
+/// or bootstraps, and the cluster has no leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_remove_asks_three_times_then_leaves_the_databases_alone() {
+    let (client, cluster, p) = healthy_cluster().await;
+    let leader = cluster.nodes[p].name.clone();
+    ctl_answering(&cluster, &["remove", "itest"], "other\n")
+        .refused("Cluster names specified do not match");
+    ctl_answering(&cluster, &["remove", "itest"], "itest\nyes\n")
+        .refused("You did not exactly type \"Yes I am aware\"");
+    ctl_answering(
+        &cluster,
+        &["remove", "itest"],
+        "itest\nYes I am aware\nnobody\n",
+    )
+    .refused("You did not specify the current leader of the cluster");
+    ctl(&cluster, &["remove", "itest"]).refused_with("");
+    assert_eq!(
+        primary(&client, &cluster).await,
+        Some(p),
+        "a refusal changed the cluster"
+    );
+    // The server checks the names again.
+    let answer = client
+        .delete(format!("{}/cluster", cluster.nodes[p].api()))
+        .json(&serde_json::json!({"scope": "itest", "leader": "nobody"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+
+    let answers = format!("itest\nYes I am aware\n{leader}\n");
+    ctl_answering(&cluster, &["remove", "itest"], &answers)
+        .ok()
+        .has("Please confirm the cluster name to remove")
+        .has("Cluster itest removed");
+    wait_for(
+        Duration::from_secs(10),
+        "the removal on every member",
+        &cluster,
+        || async {
+            for node in &cluster.nodes {
+                let doc = get_json(&client, &format!("{}/cluster", node.api())).await?;
+                let leaders = doc["members"]
+                    .as_array()?
+                    .iter()
+                    .filter(|m| m["role"] == "leader")
+                    .count();
+                (leaders == 0).then_some(())?;
+            }
+            Some(())
+        },
+    )
+    .await;
+    // Left alone: the old primary's server still accepts writes, the standbys stay standbys.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let pg = connect(&cluster.nodes[p])
+        .await
+        .expect("the old primary still runs");
+    let in_recovery: bool = pg
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!in_recovery);
+    for i in (0..3).filter(|i| *i != p) {
+        let pg = connect(&cluster.nodes[i])
+            .await
+            .expect("a standby still runs");
+        let in_recovery: bool = pg
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            in_recovery,
+            "{} was promoted after the removal",
+            cluster.nodes[i].name
+        );
+    }
+    ctl_answering(&cluster, &["remove", "itest"], "itest\nYes I am aware\n")
+        .refused_with("Remove failed, details: 409");
+}
