@@ -1,8 +1,7 @@
-//! Failover benchmark (run by `scripts/bench-failover.sh`, ignored in the normal test run):
-//! repeated whole-node crashes (kill -9 of the primary's agent and postmaster) under a write
-//! workload. Prints the write unavailability of each crash (fault to first acknowledged write
-//! on the new primary), its median, p95 and max, and the number of acknowledged writes lost.
-//! Figures are printed, never asserted: speed is shown, not tested.
+//! Benchmarks, ignored in the normal test run and started by `scripts/bench-*.sh`: repeated
+//! crashes (`bench-failover.sh`) and switchovers (`bench-switchover.sh`) under a write
+//! workload, and an idle cluster on busy cores (`bench-idle.sh`). Figures are printed, never
+//! asserted: speed is shown, not tested.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -14,37 +13,54 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run scripts/bench-failover.sh"]
-async fn bench_crash_failover() {
-    let runs: usize = std::env::var("TRIBUNE_BENCH_RUNS")
+/// `TRIBUNE_BENCH_RUNS`, 20 by default.
+fn runs() -> usize {
+    std::env::var("TRIBUNE_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let client = http_client();
-    // Tribune's default settings: ttl 3, loop_wait 1, retry_timeout 1, synchronous_mode on.
-    let (mut cluster, mut p) = default_cluster(&client).await;
-    let pg = connect(&cluster.nodes[p]).await.unwrap();
-    pg.batch_execute("CREATE TABLE acked (id bigint PRIMARY KEY)")
-        .await
-        .unwrap();
-    drop(pg);
+        .unwrap_or(20)
+}
 
-    let acks: Acks = Default::default();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
-    let w = tokio::spawn(writer(conninfos, acks.clone(), stop.clone()));
+/// The default cluster (synchronous mode on) with the write workload running.
+struct Loaded {
+    cluster: Cluster,
+    primary: usize,
+    acks: Acks,
+    stop: tokio_util::sync::CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+}
 
-    let mut gaps = Vec::new();
-    for run in 1..=runs {
-        // Every member healthy and the workload flowing before the fault.
+impl Loaded {
+    async fn start(client: &reqwest::Client) -> Loaded {
+        let (cluster, primary) = default_cluster(client).await;
+        connect(&cluster.nodes[primary])
+            .await
+            .unwrap()
+            .batch_execute("CREATE TABLE acked (id bigint PRIMARY KEY)")
+            .await
+            .unwrap();
+        let acks: Acks = Default::default();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
+        let writer = tokio::spawn(writer(conninfos, acks.clone(), stop.clone()));
+        Loaded {
+            cluster,
+            primary,
+            acks,
+            stop,
+            writer,
+        }
+    }
+
+    /// Every member healthy (the standbys streaming) before the next fault.
+    async fn wait_all_streaming(&self, client: &reqwest::Client) {
         wait_for(
             Duration::from_secs(60),
             "all replicas streaming",
-            &cluster,
+            &self.cluster,
             || async {
-                for node in &cluster.nodes {
-                    let doc = get_json(&client, &format!("{}/patroni", node.api())).await?;
+                for node in &self.cluster.nodes {
+                    let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
                     if doc["role"] != "primary" && doc["replication_state"] != "streaming" {
                         return None;
                     }
@@ -53,17 +69,52 @@ async fn bench_crash_failover() {
             },
         )
         .await;
+    }
+
+    /// Stop the workload; (acknowledged writes, how many of them the final primary lacks).
+    async fn finish(self) -> (Cluster, usize, usize) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.stop.cancel();
+        let _ = self.writer.await;
+        let acked: BTreeSet<i64> = self
+            .acks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _, _)| *id)
+            .collect();
+        let present: BTreeSet<i64> = ids(&self.cluster.nodes[self.primary])
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        let lost = acked.difference(&present).count();
+        (self.cluster, acked.len(), lost)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run scripts/bench-failover.sh"]
+async fn bench_crash_failover() {
+    let runs = runs();
+    let client = http_client();
+    // Tribune's default settings: ttl 3, loop_wait 1, retry_timeout 0.5, synchronous_mode on.
+    let mut load = Loaded::start(&client).await;
+    let mut gaps = Vec::new();
+    for run in 1..=runs {
+        load.wait_all_streaming(&client).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let p = load.primary;
         let crashed_at = Instant::now();
-        cluster.crash(p);
+        load.cluster.crash(p);
         let first = wait_for(
             Duration::from_secs(60),
             "a write after the crash",
-            &cluster,
+            &load.cluster,
             || async {
                 // An insert in flight on the crashed member may still be acknowledged just
                 // after the kill: only a write on another member ends the unavailability.
-                first_ack_elsewhere(&acks, crashed_at, p).map(|(t, _)| t)
+                first_ack_elsewhere(&load.acks, crashed_at, p).map(|(t, _)| t)
             },
         )
         .await;
@@ -71,32 +122,25 @@ async fn bench_crash_failover() {
         let np = wait_for(
             Duration::from_secs(10),
             "the new primary's /primary",
-            &cluster,
-            || async { primary(&client, &cluster).await },
+            &load.cluster,
+            || async { primary(&client, &load.cluster).await },
         )
         .await;
         println!(
             "run {run:2}: {} crashed, {} accepted writes again after {gap:.2}s",
-            cluster.nodes[p].name, cluster.nodes[np].name
+            load.cluster.nodes[p].name, load.cluster.nodes[np].name
         );
         gaps.push(gap);
-        cluster.start(p);
-        p = np;
+        load.cluster.start(p);
+        load.primary = np;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.cancel();
-    let _ = w.await;
-
-    let acked: BTreeSet<i64> = acks.lock().unwrap().iter().map(|(id, _, _)| *id).collect();
-    let present: BTreeSet<i64> = ids(&cluster.nodes[p]).await.unwrap().into_iter().collect();
-    let lost = acked.difference(&present).count();
+    let (_cluster, acked, lost) = load.finish().await;
     gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "crash failover over {runs} runs (default settings: ttl 3 s, synchronous_mode on): median {:.2}s, p95 {:.2}s, max {:.2}s; {} acknowledged writes, {lost} lost",
+        "crash failover over {runs} runs (default settings: ttl 3 s, synchronous_mode on): median {:.2}s, p95 {:.2}s, max {:.2}s; {acked} acknowledged writes, {lost} lost",
         percentile(&gaps, 0.5),
         percentile(&gaps, 0.95),
         gaps.last().unwrap(),
-        acked.len()
     );
 }
 
@@ -108,110 +152,66 @@ async fn bench_crash_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run scripts/bench-switchover.sh"]
 async fn bench_switchover() {
-    let runs: usize = std::env::var("TRIBUNE_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let runs = runs();
     let client = http_client();
-    let mut cluster = Cluster::new(
-        3,
-        Options {
-            synchronous_mode: "true",
-            ..Options::default()
-        },
-    );
-    cluster.start_all();
-    let mut p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
-        primary(&client, &cluster).await
-    })
-    .await;
-    let pg = connect(&cluster.nodes[p]).await.unwrap();
-    pg.batch_execute("CREATE TABLE acked (id bigint PRIMARY KEY)")
-        .await
-        .unwrap();
-    drop(pg);
-
-    let acks: Acks = Default::default();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
-    let w = tokio::spawn(writer(conninfos, acks.clone(), stop.clone()));
-
+    let mut load = Loaded::start(&client).await;
     let mut gaps = Vec::new();
     for run in 1..=runs {
-        wait_for(
-            Duration::from_secs(60),
-            "all replicas streaming",
-            &cluster,
-            || async {
-                for node in &cluster.nodes {
-                    let doc = get_json(&client, &format!("{}/patroni", node.api())).await?;
-                    if doc["role"] != "primary" && doc["replication_state"] != "streaming" {
-                        return None;
-                    }
-                }
-                Some(())
-            },
-        )
-        .await;
+        load.wait_all_streaming(&client).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let p = load.primary;
+        let nodes = &load.cluster.nodes;
         let (candidate, via) = ((p + 1) % 3, (p + 2) % 3);
         let asked = Instant::now();
         let answer = client
-            .post(format!("{}/switchover", cluster.nodes[via].api()))
+            .post(format!("{}/switchover", nodes[via].api()))
             .timeout(Duration::from_secs(40))
-            .json(&serde_json::json!({
-                "leader": cluster.nodes[p].name, "candidate": cluster.nodes[candidate].name
-            }))
+            .json(&serde_json::json!({"leader": nodes[p].name, "candidate": nodes[candidate].name}))
             .send()
             .await
             .expect("POST /switchover");
         let answered = asked.elapsed().as_secs_f64();
         let code = answer.status().as_u16();
         let text = answer.text().await.unwrap_or_default();
-        let first = wait_for(
+        let (first, np) = wait_for(
             Duration::from_secs(60),
             "a write on the new primary",
-            &cluster,
-            || async { first_ack_elsewhere(&acks, asked, p) },
+            &load.cluster,
+            || async { first_ack_elsewhere(&load.acks, asked, p) },
         )
         .await;
-        let last_old = acks
+        let last_old = load
+            .acks
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, t, node)| *node == p && *t < first.0)
+            .filter(|(_, t, node)| *node == p && *t < first)
             .map(|(_, t, _)| *t)
             .max()
             .unwrap_or(asked);
-        let gap = first.0.duration_since(last_old).as_secs_f64();
+        let gap = first.duration_since(last_old).as_secs_f64();
         println!(
             "run {run:2}: {} -> {}: answered {code} ({text}) after {answered:.2}s; no write acknowledged for {gap:.3}s",
-            cluster.nodes[p].name, cluster.nodes[first.1].name,
+            nodes[p].name, nodes[np].name,
         );
         gaps.push(gap);
-        p = first.1;
+        load.primary = np;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.cancel();
-    let _ = w.await;
-
-    let acked: BTreeSet<i64> = acks.lock().unwrap().iter().map(|(id, _, _)| *id).collect();
-    let present: BTreeSet<i64> = ids(&cluster.nodes[p]).await.unwrap().into_iter().collect();
-    let lost = acked.difference(&present).count();
+    let primary = load.primary;
+    let (cluster, acked, lost) = load.finish().await;
     gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "switchover over {runs} runs (default settings, synchronous_mode on): write unavailability median {:.3}s, p95 {:.3}s, max {:.3}s; {} acknowledged writes, {lost} lost",
+        "switchover over {runs} runs (default settings, synchronous_mode on): write unavailability median {:.3}s, p95 {:.3}s, max {:.3}s; {acked} acknowledged writes, {lost} lost",
         percentile(&gaps, 0.5),
         percentile(&gaps, 0.95),
         gaps.last().unwrap(),
-        acked.len()
     );
 
     let mut walls = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tribunectl"))
-            .args(["--url", &cluster.nodes[(p + 1) % 3].api(), "list"])
+            .args(["--url", &cluster.nodes[(primary + 1) % 3].api(), "list"])
             .output()
             .expect("run tribunectl");
         walls.push(started.elapsed().as_secs_f64() * 1000.0);
