@@ -39,15 +39,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             if state.config.is_null() {
                 state.config = dcs_config.clone();
             }
-            state.generation = state.generation.next();
-            state.leader = Some(Leader {
-                member: member.clone(),
-                generation: state.generation,
-                renewals: 0,
-                since: at,
-                renewed_at: at,
-            });
-            state.failover = None;
+            lead_next_generation(state, member, at);
             Ok(())
         }
         Command::FinishBootstrap { member, sysid } => {
@@ -163,21 +155,8 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                     current: state.generation,
                 });
             }
-            if !state.members.contains_key(member) {
-                return Err(Rejection::UnknownMember {
-                    member: member.clone(),
-                });
-            }
-            state.generation = state.generation.next();
-            state.leader = Some(Leader {
-                member: member.clone(),
-                generation: state.generation,
-                renewals: 0,
-                since: at,
-                renewed_at: at,
-            });
-            state.failover = None;
-            state.switchover = None;
+            known_member(state, member)?;
+            lead_next_generation(state, member, at);
             Ok(())
         }
         Command::AddHistory { entry } => {
@@ -281,16 +260,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             if to == member {
                 return Err(Rejection::SameMember);
             }
-            state.generation = state.generation.next();
-            state.leader = Some(Leader {
-                member: to.clone(),
-                generation: state.generation,
-                renewals: 0,
-                since: at,
-                renewed_at: at,
-            });
-            state.failover = None;
-            state.switchover = None;
+            lead_next_generation(state, to, at);
             Ok(())
         }
         Command::RequestRestart { member, request } => {
@@ -362,6 +332,25 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             Ok(())
         }
     }
+}
+
+/// `member` leads the next generation; the failover intent and any switchover request, which
+/// belonged to the ended one, are done.
+fn lead_next_generation(
+    state: &mut ClusterState,
+    member: &crate::types::MemberName,
+    at: crate::types::UnixMillis,
+) {
+    state.generation = state.generation.next();
+    state.leader = Some(Leader {
+        member: member.clone(),
+        generation: state.generation,
+        renewals: 0,
+        since: at,
+        renewed_at: at,
+    });
+    state.failover = None;
+    state.switchover = None;
 }
 
 fn known_member(state: &ClusterState, member: &crate::types::MemberName) -> Result<(), Rejection> {
