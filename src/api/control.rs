@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::{ApiState, Inner, json};
-use crate::config::DynamicConfig;
+use crate::config::{DynamicConfig, merge_patch};
 use crate::state::{
     ClusterState, Command, Outcome, ReinitRequest, Rejection, RestartRequest, RestartResult,
     RestartRole, SwitchoverRequest,
@@ -618,7 +618,7 @@ pub async fn patch_config(State(s): State<ApiState>, headers: HeaderMap, body: B
     } else {
         Value::Object(Map::new())
     };
-    merge(&mut merged, &Value::Object(patch));
+    merge_patch(&mut merged, &Value::Object(patch));
     store_config(&s.inner, merged, Some(current)).await
 }
 
@@ -704,27 +704,6 @@ async fn remove_cluster(inner: &Inner, headers: &HeaderMap, body: &Bytes) -> Rep
     }
 }
 
-/// RFC 7386 merge: objects merge key by key, `null` removes, anything else replaces.
-fn merge(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let Value::Object(target) = target else {
-        return;
-    };
-    for (key, value) in patch {
-        if value.is_null() {
-            target.remove(key);
-        } else {
-            merge(target.entry(key.clone()).or_insert(Value::Null), value);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,7 +712,7 @@ mod tests {
     #[test]
     fn merging_a_patch() {
         let mut config = json!({"ttl": 30, "postgresql": {"parameters": {"a": 1, "b": 2}}});
-        merge(
+        merge_patch(
             &mut config,
             &json!({"ttl": 20, "pause": true, "postgresql": {"parameters": {"a": null, "c": 3}}}),
         );
@@ -741,7 +720,7 @@ mod tests {
             config,
             json!({"ttl": 20, "postgresql": {"parameters": {"b": 2, "c": 3}}, "pause": true})
         );
-        merge(&mut config, &json!({"pause": null}));
+        merge_patch(&mut config, &json!({"pause": null}));
         assert!(config.get("pause").is_none());
     }
 

@@ -12,6 +12,27 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::error::ConfigError;
+
+/// `patch` merged into `config` (RFC 7386, as `PATCH /config` and `tribunectl edit-config`
+/// merge): mappings key by key, `null` removes a key, anything else replaces.
+pub fn merge_patch(config: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *config = patch.clone();
+        return;
+    };
+    if !config.is_object() {
+        *config = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(map) = config {
+        for (key, value) in patch {
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
 use super::value::{Section, as_bool, fmt_secs};
 
 /// Tribune's default lease (`ttl`): 3 s.

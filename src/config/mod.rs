@@ -43,7 +43,7 @@ pub use bootstrap::Bootstrap;
 pub use dynamic::{
     DEFAULT_LOOP_WAIT, DEFAULT_MAXIMUM_LAG_ON_FAILOVER, DEFAULT_PRIMARY_START_TIMEOUT,
     DEFAULT_RETRY_TIMEOUT, DEFAULT_SYNCHRONOUS_MODE, DEFAULT_SYNCHRONOUS_NODE_COUNT, DEFAULT_TTL,
-    DynamicConfig, DynamicPostgresql, SynchronousMode,
+    DynamicConfig, DynamicPostgresql, SynchronousMode, merge_patch,
 };
 pub use error::ConfigError;
 pub use initdb::InitdbOption;

@@ -73,25 +73,8 @@ fn set_below(config: &mut Value, path: &[String], value: Value, above: &[&str]) 
     }
 }
 
-/// `patch` merged into `config`: mappings key by key, `null` removes, anything else replaces.
-pub fn merge(config: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *config = patch.clone();
-        return;
-    };
-    if !config.is_object() {
-        *config = Value::Object(Map::new());
-    }
-    if let Value::Object(map) = config {
-        for (key, value) in patch {
-            if value.is_null() {
-                map.remove(key);
-            } else {
-                merge(map.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
-}
+/// `patch` merged into `config` (RFC 7386), as the server merges `PATCH /config`.
+pub use crate::config::merge_patch as merge;
 
 /// The merge patch that turns `from` into `to` (both mappings): changed and new keys with their
 /// new values, removed keys as `null`, nested mappings patched key by key.
