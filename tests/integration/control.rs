@@ -212,18 +212,7 @@ async fn configuration_pause_restart_reinitialize_and_a_scheduled_switchover() {
     )
     .await;
     assert_eq!(code, 200, "{text}");
-    for i in 0..3 {
-        wait_for(
-            Duration::from_secs(10),
-            "every member to report the pause",
-            &cluster,
-            || async {
-                let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[i].api())).await?;
-                (doc["pause"] == true).then_some(())
-            },
-        )
-        .await;
-    }
+    wait_every_member_paused(&client, &cluster, Duration::from_secs(10)).await;
     let leader = cluster.nodes[p].name.clone();
     let (code, text) = post(
         &client,

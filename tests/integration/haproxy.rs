@@ -407,18 +407,7 @@ async fn haproxy_follows_a_switchover_and_a_paused_cluster() {
         .await
         .expect("PATCH /config");
     assert_eq!(paused.status().as_u16(), 200);
-    for i in 0..3 {
-        wait_for(
-            ROUTING_DEADLINE,
-            "every member to report the pause",
-            &cluster,
-            || async {
-                let doc = get_json(&client, &format!("{}/patroni", cluster.nodes[i].api())).await?;
-                (doc["pause"] == true).then_some(())
-            },
-        )
-        .await;
-    }
+    wait_every_member_paused(&client, &cluster, ROUTING_DEADLINE).await;
     // The standby s2's server stops: in pause nobody starts it again.
     cluster.crash_postmaster(s2);
     let s2_api = cluster.nodes[s2].api();

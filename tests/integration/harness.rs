@@ -827,6 +827,27 @@ pub async fn wait_for_writes_after(
 }
 
 /// Wait until member `i` reports itself a replica streaming from the primary.
+/// Wait until every member's `/patroni` reports the pause (each answers from its own copy of
+/// the replicated configuration).
+pub async fn wait_every_member_paused(
+    client: &reqwest::Client,
+    cluster: &Cluster,
+    limit: Duration,
+) {
+    for node in &cluster.nodes {
+        wait_for(
+            limit,
+            "every member to report the pause",
+            cluster,
+            || async {
+                let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
+                (doc["pause"] == true).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
 pub async fn wait_streaming_replica(
     client: &reqwest::Client,
     cluster: &Cluster,
