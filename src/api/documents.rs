@@ -1,6 +1,7 @@
 //! The JSON documents of `GET /patroni` and `GET /cluster`, with Patroni's field names, and the
 //! facts the health rules read. Built from memory only.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use super::Inner;
 use super::health::HealthFacts;
 use crate::config::DynamicConfig;
 use crate::instance::{DbRole, WalSender};
-use crate::state::{ClusterState, DbState, Member, ReportedRole, Tags};
+use crate::state::{ClusterState, DbState, Member, ParamChange, ReportedRole, Tags};
 use crate::types::{Lsn, UnixMillis};
 
 /// Everything derived per request: health facts plus the timing the liveness rule needs.
@@ -230,6 +231,8 @@ pub struct StatusDocument {
     pub database_system_identifier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pending_restart: Option<bool>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub pending_restart_reason: BTreeMap<String, ParamChange>,
     pub patroni: PatroniInfo,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scheduled_restart: Option<serde_json::Value>,
@@ -320,6 +323,7 @@ pub fn status(inner: &Inner) -> StatusDocument {
             .or_else(|| view.sysid.clone())
             .or_else(|| cluster.sysid().map(str::to_owned)),
         pending_restart: s.pending_restart.then_some(true),
+        pending_restart_reason: s.pending_restart_reason.clone(),
         scheduled_restart: scheduled_restart(&cluster, me.as_str()),
         patroni: PatroniInfo {
             version: crate::VERSION.to_owned(),
@@ -344,6 +348,8 @@ pub struct ClusterMember {
     pub timeline: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pending_restart: Option<bool>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub pending_restart_reason: BTreeMap<String, ParamChange>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scheduled_restart: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Tags::is_empty", default)]
@@ -413,6 +419,7 @@ fn cluster_member(
         port,
         timeline: m.status.timeline.map(|t| t.0),
         pending_restart: m.status.pending_restart.then_some(true),
+        pending_restart_reason: m.status.pending_restart_reason.clone(),
         scheduled_restart: scheduled_restart(cluster, name),
         tags: m.tags.clone(),
         ..Default::default()

@@ -63,6 +63,37 @@ fn tag_value_text(v: &serde_json::Value) -> String {
 struct Row {
     cells: Vec<(String, Option<serde_json::Value>)>,
     tags: Vec<(String, String)>,
+    /// `Pending restart reason`, a line per setting: `name: old->new`.
+    reasons: Vec<String>,
+}
+
+/// In pretty mode a `Pending restart reason` line longer than this shows as
+/// `name: [hidden - too long]`, so one long value does not widen the whole table.
+const REASON_SHOWN_CHARS: usize = 50;
+
+/// The cell's lines of `Pending restart reason` in pretty mode.
+fn shown_reasons(m: &ClusterMember) -> Vec<String> {
+    m.pending_restart_reason
+        .iter()
+        .map(|(name, change)| {
+            let line = format!("{name}: {}->{}", change.old_value, change.new_value);
+            if line.chars().count() > REASON_SHOWN_CHARS {
+                format!("{name}: [hidden - too long]")
+            } else {
+                line
+            }
+        })
+        .collect()
+}
+
+/// `Scheduled restart`: the time, and the version condition if there is one.
+fn scheduled_restart_text(m: &ClusterMember) -> Option<String> {
+    let doc = m.scheduled_restart.as_ref()?;
+    let at = doc.get("schedule")?.as_str()?;
+    Some(match doc.get("postgres_version").and_then(|v| v.as_str()) {
+        Some(version) => format!("{at} if version < {version}"),
+        None => at.to_owned(),
+    })
 }
 
 fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
@@ -82,10 +113,21 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
             hosts.len() != n
         };
     let any_pending = doc.members.iter().any(|m| m.pending_restart == Some(true));
+    let any_reason = doc
+        .members
+        .iter()
+        .any(|m| !m.pending_restart_reason.is_empty());
+    let any_scheduled = doc.members.iter().any(|m| m.scheduled_restart.is_some());
     let any_tags = doc.members.iter().any(|m| !m.tags.is_empty());
     let mut columns: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
     if extended || any_pending {
         columns.push("Pending restart".into());
+    }
+    if extended || any_reason {
+        columns.push("Pending restart reason".into());
+    }
+    if extended || any_scheduled {
+        columns.push("Scheduled restart".into());
     }
     if extended || any_tags {
         columns.push("Tags".into());
@@ -118,6 +160,20 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
                     s(m.pending_restart.map(|_| "*".to_owned())),
                 ));
             }
+            let full_reasons: Vec<String> = m
+                .pending_restart_reason
+                .iter()
+                .map(|(name, c)| format!("{name}: {}->{}", c.old_value, c.new_value))
+                .collect();
+            if columns.iter().any(|c| c == "Pending restart reason") {
+                cells.push((
+                    "Pending restart reason".to_owned(),
+                    s((!full_reasons.is_empty()).then(|| full_reasons.join("\n"))),
+                ));
+            }
+            if columns.iter().any(|c| c == "Scheduled restart") {
+                cells.push(("Scheduled restart".to_owned(), s(scheduled_restart_text(m))));
+            }
             let tags: Vec<(String, String)> = m
                 .tags
                 .iter()
@@ -130,7 +186,11 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
                         .then(|| serde_json::Value::Object(m.tags.clone().into_iter().collect())),
                 ));
             }
-            Row { cells, tags }
+            Row {
+                cells,
+                tags,
+                reasons: shown_reasons(m),
+            }
         })
         .collect();
     (columns, rows)
@@ -162,6 +222,11 @@ pub fn render_list(
                 .map(|(c, v)| {
                     if format == Format::Tsv && c == "Tags" && !row.tags.is_empty() {
                         Some(serde_json::Value::String(flow_tags(&row.tags)))
+                    } else if format == Format::Tsv && c == "Pending restart reason" {
+                        // One line per member: the settings separated by commas.
+                        v.as_ref()
+                            .and_then(|v| v.as_str())
+                            .map(|text| serde_json::Value::String(text.replace('\n', ", ")))
                     } else {
                         v.clone()
                     }
@@ -257,6 +322,12 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row], tags: TagStyl
                         }]
                     } else if c == "Tags" {
                         row.tags.iter().map(|(k, v)| format!("{k}: {v}")).collect()
+                    } else if c == "Pending restart reason" {
+                        if row.reasons.is_empty() {
+                            vec![String::new()]
+                        } else {
+                            row.reasons.clone()
+                        }
                     } else {
                         vec![cell_text(v)]
                     }
@@ -364,6 +435,43 @@ mod tests {
             "database_system_identifier": "7711808967998175761"
         }))
         .unwrap()
+    }
+
+    /// Pending restart (with its reasons) and a scheduled restart add their columns; a long
+    /// reason is hidden in pretty mode and shown whole in the other formats.
+    #[test]
+    fn restart_columns_appear_when_a_member_has_one() {
+        let long = "x".repeat(60);
+        let doc: ClusterDocument = serde_json::from_value(serde_json::json!({
+            "members": [
+                {"name": "node1", "role": "leader", "state": "running", "host": "127.0.0.1", "port": 5433,
+                 "api_url": "http://127.0.0.1:8009/patroni", "timeline": 2, "pending_restart": true,
+                 "pending_restart_reason": {
+                     "max_connections": {"old_value": "100", "new_value": "110"},
+                     "shared_preload_libraries": {"old_value": "", "new_value": long}},
+                 "scheduled_restart": {"schedule": "2026-11-25T10:00:00+00:00", "postgres_version": "15.14"}},
+                {"name": "node2", "role": "replica", "state": "streaming", "host": "127.0.0.1", "port": 5434,
+                 "api_url": "http://127.0.0.1:8010/patroni", "timeline": 2, "receive_lsn": "0/3000060", "receive_lag": 0, "replay_lsn": "0/3000060", "replay_lag": 0}
+            ],
+            "scope": "demo",
+            "database_system_identifier": "7711808967998175761"
+        }))
+        .unwrap();
+        let pretty = render_list(&doc, Format::Pretty, false).unwrap();
+        assert!(pretty.contains("| Pending restart | Pending restart reason"), "{pretty}");
+        assert!(pretty.contains("| max_connections: 100->110 "), "{pretty}");
+        assert!(pretty.contains("| shared_preload_libraries: [hidden - too long] |"), "{pretty}");
+        assert!(pretty.contains("| 2026-11-25T10:00:00+00:00 if version < 15.14 |"), "{pretty}");
+        let tsv = render_list(&doc, Format::Tsv, false).unwrap();
+        let node1 = tsv.lines().nth(1).unwrap();
+        assert!(
+            node1.contains(&format!(
+                "\t*\tmax_connections: 100->110, shared_preload_libraries: ->{long}\t2026-11-25T10:00:00+00:00 if version < 15.14"
+            )),
+            "{tsv}"
+        );
+        let without = render_list(&lab_doc(), Format::Tsv, false).unwrap();
+        assert!(!without.contains("Pending restart"), "{without}");
     }
 
     /// The lab output of patronictl list, reference section 4.3, byte for byte.

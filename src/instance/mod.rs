@@ -133,6 +133,8 @@ pub struct LocalStatus {
     /// Primary: one entry per WAL sender.
     pub replication: Vec<WalSender>,
     pub pending_restart: bool,
+    /// Each setting that waits for a restart: its running value and the configured one.
+    pub pending_restart_reason: std::collections::BTreeMap<String, crate::state::ParamChange>,
     /// The running server's `synchronous_standby_names` (empty: asynchronous).
     pub synchronous_standby_names: String,
 }

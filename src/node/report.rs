@@ -63,6 +63,7 @@ pub fn member_record(
             sysid: status.sysid.clone().or_else(|| view.sysid.clone()),
             server_version: status.server_version,
             pending_restart: status.pending_restart,
+            pending_restart_reason: status.pending_restart_reason.clone(),
             failover_ack: None,
         },
         reported_at: UnixMillis(0),

@@ -78,6 +78,14 @@ impl Member {
     }
 }
 
+/// A setting that takes effect at the next restart (Patroni's `pending_restart_reason`
+/// entries).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamChange {
+    pub old_value: String,
+    pub new_value: String,
+}
+
 /// What the member's database is doing, as last observed by its own agent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemberStatus {
@@ -95,6 +103,10 @@ pub struct MemberStatus {
     pub sysid: Option<String>,
     pub server_version: Option<u32>,
     pub pending_restart: bool,
+    /// The settings waiting for a restart: what the server runs with and what its
+    /// configuration files now say.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_restart_reason: BTreeMap<String, ParamChange>,
     /// The generation this member last saw end, when it acknowledged a failover intent.
     pub failover_ack: Option<Generation>,
 }

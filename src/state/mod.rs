@@ -15,7 +15,7 @@ mod member;
 mod requests;
 
 pub use apply::apply;
-pub use member::{DbState, Member, MemberStatus, ReportedRole, Tags};
+pub use member::{DbState, Member, MemberStatus, ParamChange, ReportedRole, Tags};
 pub use requests::{
     ReinitRequest, RestartOutcome, RestartRequest, RestartResult, RestartRole, SwitchoverRequest,
 };

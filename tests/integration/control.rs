@@ -267,6 +267,45 @@ async fn configuration_pause_restart_reinitialize_and_a_scheduled_switchover() {
         )
         .await;
     }
+    // A parameter that needs a restart is reported pending on every member, with its running
+    // and its configured value (Patroni's `pending_restart_reason`).
+    let (code, text) = call(
+        &client,
+        reqwest::Method::PATCH,
+        &config_url,
+        Some(json!({"postgresql": {"parameters": {"wal_buffers": "1MB"}}})),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    let pending_reason = |i: usize| {
+        let client = client.clone();
+        let url = format!("{}/patroni", cluster.nodes[i].api());
+        async move {
+            let doc = get_json(&client, &url).await?;
+            (doc["pending_restart"] == true).then(|| doc["pending_restart_reason"].clone())
+        }
+    };
+    for i in [p, r1, r2] {
+        let reason = wait_for(
+            Duration::from_secs(10),
+            "wal_buffers pending a restart in /patroni",
+            &cluster,
+            || pending_reason(i),
+        )
+        .await;
+        let change = &reason["wal_buffers"];
+        assert_eq!(change["new_value"], "1MB", "{reason}");
+        assert!(
+            change["old_value"].as_str().is_some_and(|v| !v.is_empty() && v != "1MB"),
+            "{reason}"
+        );
+    }
+    let doc = get_json(&client, &format!("{via}/cluster")).await.unwrap();
+    for m in doc["members"].as_array().unwrap() {
+        assert_eq!(m["pending_restart"], true, "{m}");
+        assert_eq!(m["pending_restart_reason"]["wal_buffers"]["new_value"], "1MB", "{m}");
+    }
+
     // A reload applies edited tags from the local file (POST /reload, as SIGHUP).
     let r2_config = &cluster.nodes[r2].config;
     let mut text = std::fs::read_to_string(r2_config).unwrap();
@@ -317,7 +356,12 @@ async fn configuration_pause_restart_reinitialize_and_a_scheduled_switchover() {
         }
     };
     let before_restart = started(r1).await;
-    let (code, text) = post(&client, &format!("{via}/restart"), json!({})).await;
+    let (code, text) = post(
+        &client,
+        &format!("{via}/restart"),
+        json!({"restart_pending": true}),
+    )
+    .await;
     assert_eq!((code, text.as_str()), (200, "restarted successfully"));
     wait_streaming_replica(&client, &cluster, r1, "the restarted replica to stream").await;
     assert_ne!(
@@ -325,6 +369,19 @@ async fn configuration_pause_restart_reinitialize_and_a_scheduled_switchover() {
         before_restart,
         "the postmaster did not restart"
     );
+    // The restart applied the pending parameter there, and only there.
+    wait_for(
+        Duration::from_secs(10),
+        "the restarted replica to report nothing pending",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &format!("{via}/patroni")).await?;
+            (doc.get("pending_restart").is_none() && doc.get("pending_restart_reason").is_none())
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(pending_reason(p).await.is_some(), "the primary's restart is still pending");
 
     // Reinitialize: refused on the leader; a replica is cloned again.
     let (code, text) = post(&client, &format!("{primary_api}/reinitialize"), json!({})).await;

@@ -16,8 +16,8 @@
 //!
 //! The received position is the receiver's flushed one: the receiver's own `*_location`
 //! columns report the sender's position while they are still zero, which would overstate what
-//! this standby holds in a failover. `pending_restart` is always false: openGauss's
-//! `pg_settings` has no such column. The simple protocol sends every column as text; the parser
+//! this standby holds in a failover. `pending_restart` (and its reason) is always false (empty):
+//! openGauss's `pg_settings` has no such column. The simple protocol sends every column as text; the parser
 //! is pure.
 
 use crate::instance::postgres::status::{in_recovery, lsn, senders, utc};
@@ -134,6 +134,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<Observed, St
         postmaster_start_time: utc(col("start_time")),
         replication,
         pending_restart: false,
+        pending_restart_reason: Default::default(),
         synchronous_standby_names: col("sync_names").unwrap_or_default(),
     };
     Ok(Observed {

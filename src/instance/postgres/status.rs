@@ -29,6 +29,13 @@ SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
   (SELECT timeline_id::text FROM pg_catalog.pg_control_checkpoint()) AS checkpoint_tli,
   (SELECT pg_catalog.count(*) > 0 FROM pg_catalog.pg_settings WHERE pending_restart)
     AS pending_restart,
+  (SELECT pg_catalog.json_object_agg(s.name, pg_catalog.json_build_object(
+            'old_value', pg_catalog.current_setting(s.name),
+            'new_value', COALESCE(f.setting, s.boot_val)))
+     FROM pg_catalog.pg_settings AS s
+     LEFT JOIN LATERAL (SELECT setting FROM pg_catalog.pg_file_settings AS fs
+                         WHERE fs.name = s.name ORDER BY fs.seqno DESC LIMIT 1) AS f ON true
+    WHERE s.pending_restart)::text AS pending_restart_reason,
   pg_catalog.current_setting('synchronous_standby_names') AS sync_names,
   w.status AS receiver_status,
   w.received_tli::text AS received_tli,
@@ -75,6 +82,20 @@ pub fn senders(json: Option<String>) -> Result<Vec<WalSender>, String> {
             flush_lsn: lsn(r.flush_lsn),
         })
         .collect())
+}
+
+/// The `pending_restart_reason` column: a JSON object of `{name: {old_value, new_value}}`
+/// (NULL when nothing waits for a restart). The new value is the configuration files' last
+/// line for the setting; one removed from the files returns to its built-in default, which
+/// `pg_settings` gives in the setting's base unit.
+pub fn pending_changes(
+    json: Option<String>,
+) -> Result<std::collections::BTreeMap<String, crate::state::ParamChange>, String> {
+    match json {
+        None => Ok(Default::default()),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| format!("unreadable pending_restart_reason: {e}")),
+    }
 }
 
 /// An LSN column (`0/3000148`, zero-padded forms too).
@@ -140,6 +161,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
         postmaster_start_time: utc(col("start_time")),
         replication,
         pending_restart: col("pending_restart").as_deref() == Some("t"),
+        pending_restart_reason: pending_changes(col("pending_restart_reason"))?,
         synchronous_standby_names: col("sync_names").unwrap_or_default(),
     })
 }
@@ -162,6 +184,11 @@ mod tests {
             ("checkpoint_tli", "9"),
             ("pending_restart", "t"),
             (
+                "pending_restart_reason",
+                r#"{"max_connections" : {"old_value" : "100", "new_value" : "110"},
+                    "shared_buffers" : {"old_value" : "128MB", "new_value" : "256MB"}}"#,
+            ),
+            (
                 "replication",
                 r#"[{"usename":"replicator","application_name":"node-2","client_addr":"10.0.0.2",
                      "state":"streaming","sync_state":"async","sync_priority":0,"flush_lsn":"0/3000148"}]"#,
@@ -178,6 +205,18 @@ mod tests {
             Some("2026-11-24 20:28:40.123456+00:00")
         );
         assert!(st.pending_restart);
+        let change = |old: &str, new: &str| crate::state::ParamChange {
+            old_value: old.into(),
+            new_value: new.into(),
+        };
+        assert_eq!(
+            st.pending_restart_reason,
+            [
+                ("max_connections".to_owned(), change("100", "110")),
+                ("shared_buffers".to_owned(), change("128MB", "256MB")),
+            ]
+            .into()
+        );
         assert_eq!(
             st.replication,
             vec![WalSender {
