@@ -149,11 +149,10 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| RaftError::InvalidSettings(e.to_string()))?;
-        // Memory: the first Raft::new builds openraft's runtime-statistics histograms, whose
-        // crate (base2histogram 0.2.3) computes its log-scale tables for all 16 bucket widths
-        // at once although one is used: about 26 MB resident, written once and never freed,
-        // the largest part of the agent's RSS (seen with `strace -k -e mmap`). No setting of
-        // openraft =0.10.0-alpha.37 avoids it; only a fix in that crate does.
+        // Memory: Raft::new creates openraft's runtime-statistics histograms. The crate they
+        // come from on crates.io (base2histogram 0.2.3) would build lookup tables for all 16
+        // bucket widths here, about 26 MB resident for good; the workspace patches in
+        // `replacements/base2histogram`, which computes buckets instead.
         let raft = Raft::new(
             id,
             Arc::new(config),
