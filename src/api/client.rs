@@ -53,6 +53,18 @@ pub struct ClientOptions {
     pub ca_file: Option<PathBuf>,
     /// PEM certificate and key of this client, for servers that verify clients.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// The password of an encrypted client key (`ctl.keyfile_password`).
+    pub keyfile_password: Option<KeyPassword>,
+}
+
+/// A private key's password; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPassword(pub String);
+
+impl std::fmt::Debug for KeyPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for ClientOptions {
@@ -63,6 +75,7 @@ impl Default for ClientOptions {
             insecure: false,
             ca_file: None,
             client_cert: None,
+            keyfile_password: None,
         }
     }
 }
@@ -137,7 +150,17 @@ fn build(options: &ClientOptions, system_roots: bool) -> Result<reqwest::Client,
     };
     if let Some((cert, key)) = &options.client_cert {
         let mut pem = read_pem(cert, "client certificate")?;
-        pem.extend(read_pem(key, "client key")?);
+        let key = crate::api::security::tls::private_key(
+            "ctl.keyfile",
+            key,
+            options.keyfile_password.as_ref().map(|p| p.0.as_str()),
+            "ctl.keyfile_password",
+        )
+        .map_err(|e| ClientError::Build(e.to_string()))?;
+        // A key in the certificate file (no `ctl.keyfile`) is there already, and stays in
+        // `pem` only when it is not encrypted: rustls must not meet the encrypted copy.
+        pem = crate::api::security::tls::without_encrypted_key(pem);
+        pem.extend(key.pem);
         let identity = reqwest::Identity::from_pem(&pem)
             .map_err(|e| ClientError::Build(format!("{}: {e}", cert.display())))?;
         builder = builder.identity(identity);

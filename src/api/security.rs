@@ -76,9 +76,7 @@ pub enum SecurityError {
         detail: String,
     },
     #[error(
-        "{key}: {} holds an encrypted private key, which Tribune cannot decrypt ({password_key} \
-         is not supported): store the key unencrypted, readable only by the agent's user \
-         (`openssl pkey -in ENCRYPTED -out PLAIN`)",
+        "{key}: {} holds an encrypted private key: set {password_key} to its password",
         path.display()
     )]
     EncryptedKey {

@@ -200,7 +200,7 @@ pub struct Ctl {
     pub cacert: Option<PathBuf>,
     pub certfile: Option<PathBuf>,
     pub keyfile: Option<PathBuf>,
-    /// Only to say clearly that encrypted client keys are not supported.
+    /// The password of an encrypted `keyfile` (PKCS#8).
     pub keyfile_password: Option<String>,
 }
 

@@ -19,7 +19,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::api::ClusterDocument;
-use crate::api::client::{Client, ClientOptions};
+use crate::api::client::{Client, ClientOptions, KeyPassword};
 use crate::config::Credentials;
 
 /// The options every verb takes, before or after its name.
@@ -58,6 +58,7 @@ pub struct Settings {
     pub insecure: bool,
     pub ca_file: Option<PathBuf>,
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub keyfile_password: Option<KeyPassword>,
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -124,6 +125,11 @@ impl Settings {
                 (Some(cert), None) => Some((cert.clone(), cert)),
                 _ => None,
             },
+            keyfile_password: ctl
+                .and_then(|c| c.get("keyfile_password"))
+                .and_then(Value::as_str)
+                .filter(|p| !p.is_empty())
+                .map(|p| KeyPassword(p.to_owned())),
         }
     }
 
@@ -180,6 +186,7 @@ impl Session {
             insecure: global.insecure || settings.insecure,
             ca_file: settings.ca_file,
             client_cert: settings.client_cert,
+            keyfile_password: settings.keyfile_password,
             ..ClientOptions::default()
         };
         Ok(Session {
@@ -260,7 +267,8 @@ mod tests {
             "restapi": {"listen": "*:8009", "authentication": {"username": "api", "password": "a"},
                         "cafile": "/ca-server.pem"},
             "ctl": {"authentication": {"username": "ctl", "password": "c"}, "insecure": true,
-                    "cacert": "/ca.pem", "certfile": "/me.pem", "keyfile": "/me.key"}
+                    "cacert": "/ca.pem", "certfile": "/me.pem", "keyfile": "/me.key",
+                    "keyfile_password": " pass "}
         }));
         assert_eq!(s.scope, None);
         assert_eq!(s.url.as_deref(), Some("http://127.0.0.1:8009"));
@@ -271,6 +279,7 @@ mod tests {
             s.client_cert,
             Some((PathBuf::from("/me.pem"), PathBuf::from("/me.key")))
         );
+        assert_eq!(s.keyfile_password, Some(KeyPassword(" pass ".into())));
     }
 
     #[test]

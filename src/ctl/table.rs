@@ -458,10 +458,19 @@ mod tests {
         }))
         .unwrap();
         let pretty = render_list(&doc, Format::Pretty, false).unwrap();
-        assert!(pretty.contains("| Pending restart | Pending restart reason"), "{pretty}");
+        assert!(
+            pretty.contains("| Pending restart | Pending restart reason"),
+            "{pretty}"
+        );
         assert!(pretty.contains("| max_connections: 100->110 "), "{pretty}");
-        assert!(pretty.contains("| shared_preload_libraries: [hidden - too long] |"), "{pretty}");
-        assert!(pretty.contains("| 2026-11-25T10:00:00+00:00 if version < 15.14 |"), "{pretty}");
+        assert!(
+            pretty.contains("| shared_preload_libraries: [hidden - too long] |"),
+            "{pretty}"
+        );
+        assert!(
+            pretty.contains("| 2026-11-25T10:00:00+00:00 if version < 15.14 |"),
+            "{pretty}"
+        );
         let tsv = render_list(&doc, Format::Tsv, false).unwrap();
         let node1 = tsv.lines().nth(1).unwrap();
         assert!(

@@ -296,14 +296,19 @@ async fn configuration_pause_restart_reinitialize_and_a_scheduled_switchover() {
         let change = &reason["wal_buffers"];
         assert_eq!(change["new_value"], "1MB", "{reason}");
         assert!(
-            change["old_value"].as_str().is_some_and(|v| !v.is_empty() && v != "1MB"),
+            change["old_value"]
+                .as_str()
+                .is_some_and(|v| !v.is_empty() && v != "1MB"),
             "{reason}"
         );
     }
     let doc = get_json(&client, &format!("{via}/cluster")).await.unwrap();
     for m in doc["members"].as_array().unwrap() {
         assert_eq!(m["pending_restart"], true, "{m}");
-        assert_eq!(m["pending_restart_reason"]["wal_buffers"]["new_value"], "1MB", "{m}");
+        assert_eq!(
+            m["pending_restart_reason"]["wal_buffers"]["new_value"], "1MB",
+            "{m}"
+        );
     }
 
     // A reload applies edited tags from the local file (POST /reload, as SIGHUP).
@@ -381,7 +386,10 @@ async fn configuration_pause_restart_reinitialize_and_a_scheduled_switchover() {
         },
     )
     .await;
-    assert!(pending_reason(p).await.is_some(), "the primary's restart is still pending");
+    assert!(
+        pending_reason(p).await.is_some(),
+        "the primary's restart is still pending"
+    );
 
     // Reinitialize: refused on the leader; a replica is cloned again.
     let (code, text) = post(&client, &format!("{primary_api}/reinitialize"), json!({})).await;

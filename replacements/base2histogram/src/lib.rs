@@ -226,7 +226,12 @@ impl fmt::Display for AsciiChart {
             let range = format!("{}..={}", bucket_min(bucket), bucket_max(bucket));
             write!(f, "{range:>24}")?;
             for (name, h) in &self.series {
-                write!(f, " | {:>width$}", h.counts[bucket], width = name.chars().count())?;
+                write!(
+                    f,
+                    " | {:>width$}",
+                    h.counts[bucket],
+                    width = name.chars().count()
+                )?;
             }
             writeln!(f)?;
         }
@@ -242,7 +247,11 @@ mod tests {
     fn buckets_tile_the_whole_range_in_order() {
         assert_eq!(bucket_min(0), 0);
         for bucket in 1..BUCKETS {
-            assert_eq!(bucket_min(bucket), bucket_max(bucket - 1) + 1, "bucket {bucket}");
+            assert_eq!(
+                bucket_min(bucket),
+                bucket_max(bucket - 1) + 1,
+                "bucket {bucket}"
+            );
         }
         assert_eq!(bucket_max(BUCKETS - 1), u64::MAX);
         assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
@@ -255,7 +264,10 @@ mod tests {
             .chain([u64::MAX, u64::MAX - 1, 0x1234_5678_9abc_def0]);
         for v in samples {
             let b = bucket_of(v);
-            assert!(bucket_min(b) <= v && v <= bucket_max(b), "{v} in bucket {b}");
+            assert!(
+                bucket_min(b) <= v && v <= bucket_max(b),
+                "{v} in bucket {b}"
+            );
         }
     }
 
@@ -318,7 +330,10 @@ mod tests {
         a.record(100);
         let mut b: Histogram = Histogram::new();
         b.record(100);
-        let text = AsciiChart::new().add("first", a).add("second", b).to_string();
+        let text = AsciiChart::new()
+            .add("first", a)
+            .add("second", b)
+            .to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[0].ends_with("| first | second"), "{text}");

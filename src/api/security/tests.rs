@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Security, SecurityError};
-use crate::api::client::{Answer, Client, ClientError, ClientOptions};
+use crate::api::client::{Answer, Client, ClientError, ClientOptions, KeyPassword};
 use crate::api::{ApiState, serve};
 use crate::config::{Config, Credentials};
 use crate::ha::LeaseView;
@@ -56,6 +56,9 @@ impl Pki {
         write("stranger.pem", &stranger.0);
         write("stranger.key", &stranger.1);
         write("client-with-key.pem", &format!("{}{}", client.0, client.1));
+        write("server-encrypted.key", &encrypted(&server.1, KEY_PASSWORD));
+        write("encrypted-client.pem", &client.0);
+        write("encrypted-client.key", &encrypted(&client.1, KEY_PASSWORD));
         Pki { dir }
     }
 
@@ -86,6 +89,25 @@ impl Pki {
             ..ClientOptions::default()
         }
     }
+}
+
+/// The password of the test's encrypted keys.
+const KEY_PASSWORD: &str = "key pass 1";
+
+/// `key_pem` (PKCS#8) encrypted with `password` as `openssl pkcs8 -topk8 -v2 aes-256-cbc`
+/// writes it (PBES2, PBKDF2-SHA256, AES-256-CBC).
+fn encrypted(key_pem: &str, password: &str) -> String {
+    use pkcs8::der::Decode;
+    let (_, der) = pkcs8::der::Document::from_pem(key_pem).unwrap();
+    let info = pkcs8::PrivateKeyInfo::from_der(der.as_bytes()).unwrap();
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, b"salt1234", &[7; 16])
+            .unwrap();
+    info.encrypt_with_params(params, password)
+        .unwrap()
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .unwrap()
+        .to_string()
 }
 
 fn authority(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -511,6 +533,39 @@ async fn verify_client_optional_asks_a_certificate_for_unsafe_methods_only() {
     server.stop().await;
 }
 
+/// Encrypted PKCS#8 keys, as Patroni's `keyfile_password`: the server's key with
+/// `restapi.keyfile_password`, the client's with `ctl.keyfile_password`.
+#[tokio::test]
+async fn encrypted_keys_are_read_with_their_passwords() {
+    let pki = Pki::new();
+    let restapi = format!(
+        "certfile: {}\n  keyfile: {}\n  keyfile_password: {KEY_PASSWORD}\n  cafile: {}\n  verify_client: required\n",
+        pki.path("server.pem").display(),
+        pki.path("server-encrypted.key").display(),
+        pki.path("ca.pem").display(),
+    );
+    let server = Server::start(&restapi).await;
+    let with_key_password = |password: Option<&str>| ClientOptions {
+        keyfile_password: password.map(|p| KeyPassword(p.to_owned())),
+        ..pki.client(Some("encrypted-client"))
+    };
+    let client = server.client("https", &with_key_password(Some(KEY_PASSWORD)));
+    assert_eq!(send(&client, Method::GET, "/patroni").await.status, 200);
+    for (password, expected) in [
+        (None, "ctl.keyfile_password"),
+        (
+            Some("wrong"),
+            "cannot decrypt the key with ctl.keyfile_password",
+        ),
+    ] {
+        let err = Client::with_options(&[server.url("https")], &with_key_password(password))
+            .err()
+            .unwrap_or_else(|| panic!("a client was built with {password:?}"));
+        assert!(err.to_string().contains(expected), "{password:?}: {err}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn verify_client_required_refuses_any_request_without_a_certificate() {
     let pki = Pki::new();
@@ -618,6 +673,37 @@ fn bad_files_and_settings_name_the_key_and_the_file() {
         load(&with(&cert, &encrypted)),
         Err(SecurityError::EncryptedKey { .. })
     ));
+    // An encrypted key: read with its password, refused with a wrong one; a key in OpenSSL's
+    // legacy encrypted format is refused with the command that converts it.
+    let server_encrypted = pki.path("server-encrypted.key");
+    load(&format!(
+        "{}  keyfile_password: {KEY_PASSWORD}\n",
+        with(&cert, &server_encrypted)
+    ))
+    .unwrap();
+    let err = load(&format!(
+        "{}  keyfile_password: nope\n",
+        with(&cert, &server_encrypted)
+    ))
+    .err()
+    .expect("a wrong password is refused")
+    .to_string();
+    assert!(
+        err.starts_with("restapi.keyfile: ")
+            && err.contains("cannot decrypt the key with restapi.keyfile_password"),
+        "{err}"
+    );
+    let legacy = pki.path("legacy.key");
+    std::fs::write(
+        &legacy,
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let err = load(&format!("{}  keyfile_password: x\n", with(&cert, &legacy)))
+        .err()
+        .expect("a legacy encrypted key is refused")
+        .to_string();
+    assert!(err.contains("openssl pkcs8 -topk8"), "{err}");
     // The key may also be in certfile.
     let combined = pki.path("combined.pem");
     std::fs::write(

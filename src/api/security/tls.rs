@@ -1,9 +1,9 @@
 //! PEM files to rustls: the REST server's configuration (`restapi.certfile`, `keyfile`,
 //! `keyfile_password`, `cafile`, `verify_client`) and the readers the client uses for `ctl.*`.
 //!
-//! Every error names the key and the file. Encrypted private keys are refused rather than
-//! ignored: decrypting them would need a PKCS#5/PKCS#8 stack this build does not carry, and a
-//! key that silently fails to load at a later reload is worse than a clear refusal at start.
+//! Every error names the key and the file. Encrypted PKCS#8 keys are decrypted with their
+//! `keyfile_password` (the `pkcs8` crate: PBES2 with PBKDF2 or scrypt and AES); keys in
+//! OpenSSL's legacy encrypted format are refused with the command that converts them.
 //!
 //! Hazards: rustls is built without a process-wide default crypto provider; every
 //! configuration here names ring's explicitly, so nothing depends on an earlier
@@ -53,38 +53,103 @@ pub(crate) fn certificates(
     Ok(certs)
 }
 
-/// Whether PEM text holds an encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
-/// traditional key with a `Proc-Type: 4,ENCRYPTED` header).
-fn is_encrypted_key(pem: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(pem);
-    text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
-        || text.contains("Proc-Type: 4,ENCRYPTED")
+/// The PEM label of an encrypted PKCS#8 key (`openssl genpkey -aes256`, `openssl pkcs8 -topk8`).
+const ENCRYPTED_PKCS8_LABEL: &str = "ENCRYPTED PRIVATE KEY";
+
+/// A private key read from a PEM file: what rustls loads, and an unencrypted PEM of it for
+/// clients that take PEM text (reqwest's identity).
+pub(crate) struct LoadedKey {
+    pub der: PrivateKeyDer<'static>,
+    pub pem: Vec<u8>,
 }
 
-/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1), with its PEM text. An encrypted
-/// key is refused, naming `password_key`; an unencrypted one ignores the password, as
-/// OpenSSL does.
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1). An encrypted PKCS#8 key is
+/// decrypted with `password`; without one, the error names `password_key`. An unencrypted
+/// key ignores the password, as OpenSSL does. Keys encrypted in OpenSSL's legacy format
+/// (`Proc-Type: 4,ENCRYPTED`) are refused with the command that converts them.
 pub(crate) fn private_key(
     key: &'static str,
     path: &Path,
+    password: Option<&str>,
     password_key: &'static str,
-) -> Result<(PrivateKeyDer<'static>, Vec<u8>), SecurityError> {
+) -> Result<LoadedKey, SecurityError> {
     let pem = read(key, path)?;
-    if is_encrypted_key(&pem) {
-        return Err(SecurityError::EncryptedKey {
-            key,
-            path: path.to_owned(),
-            password_key,
+    let invalid = |detail: String| SecurityError::Invalid {
+        key,
+        path: path.to_owned(),
+        detail,
+    };
+    let text = String::from_utf8_lossy(&pem);
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(invalid(
+            "holds a key encrypted in OpenSSL's legacy format, which Tribune cannot read: \
+             convert it to encrypted PKCS#8 (`openssl pkcs8 -topk8 -in OLD -out NEW`)"
+                .into(),
+        ));
+    }
+    if let Some(block) = pem_block(&text, ENCRYPTED_PKCS8_LABEL) {
+        let Some(password) = password else {
+            return Err(SecurityError::EncryptedKey {
+                key,
+                path: path.to_owned(),
+                password_key,
+            });
+        };
+        let decrypted = decrypt_pkcs8(block, password).map_err(|detail| {
+            invalid(format!(
+                "cannot decrypt the key with {password_key}: {detail}"
+            ))
+        })?;
+        let der = PrivateKeyDer::Pkcs8(decrypted.as_bytes().to_vec().into());
+        let plain = decrypted
+            .to_pem("PRIVATE KEY", pkcs8::LineEnding::LF)
+            .map_err(|e| invalid(format!("cannot re-encode the decrypted key: {e}")))?;
+        return Ok(LoadedKey {
+            der,
+            pem: plain.as_bytes().to_vec(),
         });
     }
-    match PrivateKeyDer::from_pem_slice(&pem) {
-        Ok(der) => Ok((der, pem)),
-        Err(e) => Err(SecurityError::Invalid {
-            key,
-            path: path.to_owned(),
-            detail: format!("holds no usable PEM private key (PKCS#8, RSA or EC): {e}"),
-        }),
+    if password.is_some() {
+        tracing::warn!(
+            "{password_key} is set but {} is not encrypted: the password is not used",
+            path.display()
+        );
     }
+    match PrivateKeyDer::from_pem_slice(&pem) {
+        Ok(der) => Ok(LoadedKey { der, pem }),
+        Err(e) => Err(invalid(format!(
+            "holds no usable PEM private key (PKCS#8, RSA or EC): {e}"
+        ))),
+    }
+}
+
+/// The first PEM block labelled `label` in `text`, armour included.
+fn pem_block<'t>(text: &'t str, label: &str) -> Option<&'t str> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)?;
+    let stop = text[start..].find(&end)? + start + end.len();
+    Some(&text[start..stop])
+}
+
+/// PEM text without its encrypted PKCS#8 key block, if it has one.
+pub(crate) fn without_encrypted_key(pem: Vec<u8>) -> Vec<u8> {
+    let text = String::from_utf8_lossy(&pem);
+    match pem_block(&text, ENCRYPTED_PKCS8_LABEL) {
+        Some(block) => text.replacen(block, "", 1).into_bytes(),
+        None => pem,
+    }
+}
+
+/// An encrypted PKCS#8 PEM block decrypted (PBES2: PBKDF2 or scrypt with AES-CBC).
+fn decrypt_pkcs8(block: &str, password: &str) -> Result<pkcs8::SecretDocument, String> {
+    let encrypted = pkcs8::der::Document::from_pem(block)
+        .map_err(|e| format!("not a PEM encrypted key: {e}"))?
+        .1;
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(encrypted.as_bytes())
+        .map_err(|e| format!("not an encrypted PKCS#8 key: {e}"))?;
+    info.decrypt(password)
+        .map_err(|_| "wrong password, or a cipher other than PBES2 with AES".to_owned())
 }
 
 /// The server's TLS configuration, `None` without `certfile` (plain HTTP).
@@ -100,13 +165,13 @@ pub(super) fn server_config(
         Some(path) => ("restapi.keyfile", path),
         None => ("restapi.certfile", certfile),
     };
-    let (key, _) = private_key(key_name, key_path, "restapi.keyfile_password")?;
-    if api.keyfile_password.is_some() {
-        tracing::warn!(
-            "restapi.keyfile_password is set but {} is not encrypted: the password is not used",
-            key_path.display()
-        );
-    }
+    let key = private_key(
+        key_name,
+        key_path,
+        api.keyfile_password.as_deref(),
+        "restapi.keyfile_password",
+    )?
+    .der;
     let provider = provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
