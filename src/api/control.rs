@@ -631,8 +631,16 @@ pub async fn put_config(State(s): State<ApiState>, headers: HeaderMap, body: Byt
 }
 
 async fn store_config(inner: &Inner, config: Value, expected: Option<Value>) -> Response {
-    if let Err(err) = DynamicConfig::from_json(&config) {
-        return bad_request(format!("invalid configuration: {err}")).into_response();
+    let wanted = match DynamicConfig::from_json(&config) {
+        Ok(wanted) => wanted,
+        Err(err) => {
+            return bad_request(format!("invalid configuration: {err}")).into_response();
+        }
+    };
+    let cluster = inner.raft.state();
+    let current = super::documents::dynamic(inner, &cluster);
+    if let Err(why) = standby_cluster_change(&cluster, &current, &wanted) {
+        return bad_request(why).into_response();
     }
     let command = Command::SetConfig {
         config: config.clone(),
@@ -653,6 +661,35 @@ async fn store_config(inner: &Inner, config: Value, expected: Option<Value>) -> 
         )
         .into_response(),
     }
+}
+
+/// Whether the change of `standby_cluster` from `current` to `wanted` may be stored: set at
+/// bootstrap, changed (another remote) or removed (`promote-cluster`) on a standby cluster; never
+/// added to a cluster that was initialised as a normal one (`demote-cluster`).
+///
+/// Why demotion is refused: the primary would have to stop and restart as a standby of the
+/// remote, which works only if the remote's WAL history contains everything this primary
+/// wrote; nothing here can check that before the primary is stopped, and a primary that cannot
+/// follow the remote would leave the cluster with no writable member and no way back but an
+/// operator. Patroni's own demotion releases the lock in that case; Tribune refuses up front.
+fn standby_cluster_change(
+    cluster: &ClusterState,
+    current: &DynamicConfig,
+    wanted: &DynamicConfig,
+) -> Result<(), String> {
+    if wanted.standby_cluster.is_none()
+        || current.standby_cluster.is_some()
+        || cluster.initialize.is_none()
+    {
+        return Ok(());
+    }
+    Err(
+        "standby_cluster refused: demoting a running cluster to a standby cluster \
+         (demote-cluster) is not supported, because Tribune cannot verify before stopping the \
+         primary that the remote's WAL history contains everything this primary wrote; set \
+         standby_cluster in bootstrap.dcs of a new cluster instead"
+            .to_owned(),
+    )
 }
 
 /// `POST /reload`: read the local configuration file again and apply what can change while
@@ -722,6 +759,43 @@ mod tests {
         );
         merge_patch(&mut config, &json!({"pause": null}));
         assert!(config.get("pause").is_none());
+    }
+
+    #[test]
+    fn standby_cluster_may_be_set_at_bootstrap_changed_or_removed_but_not_added_later() {
+        let config = |v: Value| DynamicConfig::from_json(&v).unwrap();
+        let normal = config(json!({}));
+        let standby = config(json!({"standby_cluster": {"host": "10.0.0.1", "port": 5432}}));
+        let moved = config(json!({"standby_cluster": {"host": "10.0.0.2", "port": 5432}}));
+        let fresh = ClusterState::default();
+        let initialised = ClusterState {
+            initialize: Some(crate::state::Initialize {
+                by: MemberName::from("node0"),
+                sysid: Some("42".into()),
+                at: UnixMillis(0),
+            }),
+            ..ClusterState::default()
+        };
+        assert_eq!(standby_cluster_change(&fresh, &normal, &standby), Ok(()));
+        assert_eq!(
+            standby_cluster_change(&initialised, &standby, &moved),
+            Ok(())
+        );
+        assert_eq!(
+            standby_cluster_change(&initialised, &standby, &normal),
+            Ok(()),
+            "promote-cluster"
+        );
+        assert_eq!(
+            standby_cluster_change(&initialised, &normal, &normal),
+            Ok(())
+        );
+        let refused = standby_cluster_change(&initialised, &normal, &standby).unwrap_err();
+        assert!(
+            refused.contains("demote-cluster) is not supported"),
+            "{refused}"
+        );
+        assert!(!refused.contains('\n'));
     }
 
     #[test]

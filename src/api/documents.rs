@@ -84,9 +84,14 @@ pub fn facts(inner: &Inner) -> Facts {
         tags.get("noloadbalance"),
         Some(serde_json::Value::Bool(true))
     );
+    let standby_cluster = dynamic.standby_cluster.is_some();
+    // The standby leader leads as a standby; a primary in a standby cluster (only when
+    // standby_cluster was set under it, which the API refuses) still answers as a leader.
+    let leads = view.is_running_primary() || (standby_cluster && view.is_running_standby());
     Facts {
         health: HealthFacts {
-            is_leader: holds_lease && view.is_running_primary(),
+            is_leader: holds_lease && leads,
+            standby_cluster,
             running: view.state() == DbState::Running,
             running_replica: view.is_running_standby(),
             noloadbalance,
@@ -112,7 +117,12 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
     let s = &view.status;
     let running = view.state() == DbState::Running;
     let primary = running && s.role == Some(DbRole::Primary);
-    let replica = running && s.role == Some(DbRole::Standby);
+    let standby_leader = running
+        && s.role == Some(DbRole::Standby)
+        && dynamic.standby_cluster.is_some()
+        && cluster.leader_name() == Some(me);
+    let replica = running && s.role == Some(DbRole::Standby) && !standby_leader;
+    let received = running && s.role == Some(DbRole::Standby);
     let lease_valid = cluster.leader.as_ref().is_some_and(|l| {
         &l.member == me
             && inner
@@ -134,6 +144,7 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         state: view.state(),
         running,
         primary,
+        standby_leader,
         replica,
         sync_standby: replica && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Sync,
         quorum_standby: replica && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Quorum,
@@ -148,12 +159,12 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         } else {
             0
         },
-        received_location: if replica {
+        received_location: if received {
             s.received_lsn.map_or(0, |l| l.0)
         } else {
             0
         },
-        replayed_location: if replica {
+        replayed_location: if received {
             s.replayed_lsn.map_or(0, |l| l.0)
         } else {
             0
@@ -164,7 +175,7 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
             .and_then(epoch_seconds)
             .unwrap_or(0.0),
         replay_paused: s.replay_paused,
-        streaming: replica.then_some(s.streaming),
+        streaming: received.then_some(s.streaming),
         server_version: if running {
             s.server_version.unwrap_or(0)
         } else {
@@ -265,8 +276,10 @@ pub fn status(inner: &Inner) -> StatusDocument {
     let me = &inner.config.name;
     let s = &view.status;
     let running = view.state() == DbState::Running;
+    let standby_leader = dynamic.standby_cluster.is_some() && cluster.leader_name() == Some(me);
     let role = match (running, s.role) {
         (true, Some(DbRole::Primary)) => "primary".to_owned(),
+        (true, Some(DbRole::Standby)) if standby_leader => "standby_leader".to_owned(),
         (true, Some(DbRole::Standby)) => "replica".to_owned(),
         _ => cluster
             .members
@@ -393,7 +406,9 @@ fn cluster_member(
     let (host, port) = m
         .host_port()
         .map_or((None, None), |(h, p)| (Some(h), Some(p)));
-    let state = if is_leader {
+    let standby_leader = is_leader && dynamic.standby_cluster.is_some();
+    // A standby leader shows its replication state, as the replicas do.
+    let state = if is_leader && !standby_leader {
         m.status.state.as_str().to_owned()
     } else {
         m.status
@@ -403,7 +418,9 @@ fn cluster_member(
     };
     let mut out = ClusterMember {
         name: name.to_owned(),
-        role: if is_leader {
+        role: if standby_leader {
+            "standby_leader"
+        } else if is_leader {
             "leader"
         } else {
             match sync_role(cluster, dynamic, name) {

@@ -10,8 +10,11 @@ use crate::state::Tags;
 #[derive(Clone, Debug, Default)]
 pub struct HealthFacts {
     /// Holds the leader record of the current generation with a valid lease, and its database
-    /// runs as primary.
+    /// runs as primary (or, in a standby cluster, as the standby leader).
     pub is_leader: bool,
+    /// The cluster is a standby cluster (`standby_cluster` is set): its leader is a standby
+    /// leader, never a primary.
+    pub standby_cluster: bool,
     pub running: bool,
     pub running_replica: bool,
     pub noloadbalance: bool,
@@ -82,16 +85,17 @@ pub fn health_code(path: &str, query: &HashMap<String, String>, facts: &HealthFa
     };
     let ok = |b: bool| if b { 200 } else { 503 };
     let leader = facts.is_leader;
-    let replica = || replica_rule(facts, query);
+    let standby_leader = leader && facts.standby_cluster;
+    // The standby leader runs as a standby but is not a replica (Patroni reports its role).
+    let replica = || !standby_leader && replica_rule(facts, query);
     if path.contains("standby_leader") || path.contains("standby-leader") {
-        // Tribune does not run standby clusters: no member is a standby leader.
-        return 503;
+        return ok(standby_leader);
     }
     if path.contains("leader") {
         return ok(leader);
     }
     if path.contains("master") || path.contains("primary") || path.contains("read-write") {
-        return ok(leader);
+        return ok(leader && !facts.standby_cluster);
     }
     if path.contains("replica") {
         return ok(replica());
@@ -146,31 +150,59 @@ mod tests {
         HealthFacts::default()
     }
 
+    /// The lease holder of a standby cluster, running as a standby streaming from the remote.
+    fn standby_leader() -> HealthFacts {
+        HealthFacts {
+            is_leader: true,
+            standby_cluster: true,
+            running: true,
+            running_replica: true,
+            replay_lag: Some(0),
+            ..Default::default()
+        }
+    }
+
+    /// A member of a standby cluster cascading from the standby leader.
+    fn standby_cluster_replica() -> HealthFacts {
+        HealthFacts {
+            standby_cluster: true,
+            ..replica()
+        }
+    }
+
     /// Patroni's lab matrix (reference section 1.2): path -> codes for primary, streaming
-    /// replica, noloadbalance replica, stopped member.
+    /// replica, noloadbalance replica, stopped member, standby leader (standby cluster), and a
+    /// replica of a standby cluster (not in the lab matrix: the replica rule).
     #[test]
     fn lab_matrix() {
-        let rows: &[(&str, [u16; 4])] = &[
-            ("/", [200, 503, 503, 503]),
-            ("/primary", [200, 503, 503, 503]),
-            ("/master", [200, 503, 503, 503]),
-            ("/read-write", [200, 503, 503, 503]),
-            ("/leader", [200, 503, 503, 503]),
-            ("/standby-leader", [503, 503, 503, 503]),
-            ("/standby_leader", [503, 503, 503, 503]),
-            ("/replica", [503, 200, 503, 503]),
-            ("/read-only", [200, 200, 503, 503]),
-            ("/sync", [503, 503, 503, 503]),
-            ("/synchronous", [503, 503, 503, 503]),
-            ("/read-only-sync", [200, 503, 503, 503]),
-            ("/quorum", [503, 503, 503, 503]),
-            ("/read-only-quorum", [200, 503, 503, 503]),
-            ("/async", [503, 200, 503, 503]),
-            ("/asynchronous", [503, 200, 503, 503]),
-            ("/health", [200, 200, 200, 503]),
-            ("/nonexistent", [503, 503, 503, 503]),
+        let rows: &[(&str, [u16; 6])] = &[
+            ("/", [200, 503, 503, 503, 503, 503]),
+            ("/primary", [200, 503, 503, 503, 503, 503]),
+            ("/master", [200, 503, 503, 503, 503, 503]),
+            ("/read-write", [200, 503, 503, 503, 503, 503]),
+            ("/leader", [200, 503, 503, 503, 200, 503]),
+            ("/standby-leader", [503, 503, 503, 503, 200, 503]),
+            ("/standby_leader", [503, 503, 503, 503, 200, 503]),
+            ("/replica", [503, 200, 503, 503, 503, 200]),
+            ("/read-only", [200, 200, 503, 503, 200, 200]),
+            ("/sync", [503, 503, 503, 503, 503, 503]),
+            ("/synchronous", [503, 503, 503, 503, 503, 503]),
+            ("/read-only-sync", [200, 503, 503, 503, 200, 503]),
+            ("/quorum", [503, 503, 503, 503, 503, 503]),
+            ("/read-only-quorum", [200, 503, 503, 503, 200, 503]),
+            ("/async", [503, 200, 503, 503, 503, 200]),
+            ("/asynchronous", [503, 200, 503, 503, 503, 200]),
+            ("/health", [200, 200, 200, 503, 200, 200]),
+            ("/nonexistent", [503, 503, 503, 503, 503, 503]),
         ];
-        let members = [primary(), replica(), noloadbalance(), stopped()];
+        let members = [
+            primary(),
+            replica(),
+            noloadbalance(),
+            stopped(),
+            standby_leader(),
+            standby_cluster_replica(),
+        ];
         let q = HashMap::new();
         for (path, codes) in rows {
             for (facts, want) in members.iter().zip(codes) {

@@ -16,6 +16,8 @@ pub struct MetricsInput {
     pub state: DbState,
     pub running: bool,
     pub primary: bool,
+    /// The standby leader of a standby cluster.
+    pub standby_leader: bool,
     pub replica: bool,
     pub sync_standby: bool,
     pub quorum_standby: bool,
@@ -120,7 +122,7 @@ pub fn render(m: &MetricsInput) -> String {
         "patroni_standby_leader",
         "gauge",
         "Value is 1 if this node is the standby_leader, 0 otherwise.",
-        &0,
+        &b(m.standby_leader),
     );
     metric(
         "patroni_replica",
@@ -377,6 +379,39 @@ mod tests {
             text.contains(
                 "patroni_postgres_in_archive_recovery{scope=\"batman\",name=\"node1\"} 0\n"
             )
+        );
+    }
+
+    #[test]
+    fn a_standby_leader_is_neither_primary_nor_replica() {
+        let m = MetricsInput {
+            primary: false,
+            standby_leader: true,
+            xlog_location: 0,
+            received_location: 134217824,
+            streaming: Some(true),
+            ..primary()
+        };
+        let text = render(&m);
+        let value = |metric: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{metric}{{")))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(value("patroni_standby_leader").as_deref(), Some("1"));
+        assert_eq!(value("patroni_primary").as_deref(), Some("0"));
+        assert_eq!(value("patroni_replica").as_deref(), Some("0"));
+        assert_eq!(
+            value("patroni_xlog_received_location").as_deref(),
+            Some("134217824")
+        );
+        assert_eq!(
+            render(&primary())
+                .lines()
+                .find(|l| l.starts_with("patroni_standby_leader{"))
+                .and_then(|l| l.rsplit(' ').next()),
+            Some("0")
         );
     }
 

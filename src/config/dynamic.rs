@@ -101,6 +101,8 @@ pub struct DynamicConfig {
     pub pause: bool,
     pub failsafe_mode: bool,
     pub postgresql: DynamicPostgresql,
+    /// Set: the cluster is a standby cluster replicating from this remote source.
+    pub standby_cluster: Option<super::StandbyCluster>,
 }
 
 /// `postgresql` inside the dynamic configuration.
@@ -141,6 +143,7 @@ impl Default for DynamicConfig {
             pause: false,
             failsafe_mode: false,
             postgresql: DynamicPostgresql::default(),
+            standby_cluster: None,
         }
     }
 }
@@ -236,6 +239,7 @@ impl DynamicConfig {
                 use_slots: pg.bool("use_slots")?.unwrap_or(d.postgresql.use_slots),
                 pg_hba: pg.string_list("pg_hba")?.unwrap_or_default(),
             },
+            standby_cluster: super::StandbyCluster::parse(s)?,
         })
     }
 }

@@ -178,6 +178,17 @@ const DCS_POSTGRESQL: &[Key] = &[
     i("authentication"),
 ];
 
+/// `bootstrap.dcs.standby_cluster` (read by `config::standby`).
+const STANDBY_CLUSTER: &[Key] = &[
+    a("host"),
+    a("port"),
+    a("primary_slot_name"),
+    a("create_replica_methods"),
+    a("restore_command"),
+    a("archive_cleanup_command"),
+    a("recovery_min_apply_delay"),
+];
+
 /// Patroni's dynamic configuration keys (§3.9), as written under `bootstrap.dcs`.
 const DCS: &[Key] = &[
     a("ttl"),
@@ -198,7 +209,7 @@ const DCS: &[Key] = &[
     a_in("postgresql", DCS_POSTGRESQL),
     i("maximum_lag_on_syncnode"),
     i("member_slots_ttl"),
-    i("standby_cluster"),
+    a_in("standby_cluster", STANDBY_CLUSTER),
     i("slots"),
     i("permanent_slots"),
     i("permanent_replication_slots"),

@@ -766,3 +766,29 @@ fn rest_security_variables_as_patroni_reads_them() {
     assert_eq!(c.ctl.keyfile, Some(PathBuf::from("/etc/tls/ctl.key")));
     assert_eq!(c.ctl.keyfile_password.as_deref(), Some("ckp"));
 }
+
+#[test]
+fn bootstrap_dcs_standby_cluster_is_read_and_checked_at_start_up() {
+    let yaml = minimal_with(
+        "bootstrap.dcs.standby_cluster",
+        Some(r#"{"host": "10.0.0.1", "port": 5433, "primary_slot_name": "dr"}"#),
+    );
+    let c = Config::from_yaml_str(&yaml, &no_env).unwrap();
+    let remote = c
+        .bootstrap
+        .dynamic
+        .standby_cluster
+        .expect("a standby cluster");
+    assert_eq!(remote.host.as_deref(), Some("10.0.0.1"));
+    assert_eq!(remote.port, Some(5433));
+    assert!(!c.ignored_keys.iter().any(|k| k.contains("standby_cluster")));
+    let err = error_of(&minimal_with(
+        "bootstrap.dcs.standby_cluster",
+        Some(r#"{"host": "10.0.0.1", "port": 99999}"#),
+    ));
+    assert_eq!(
+        err.key.as_deref(),
+        Some("bootstrap.dcs.standby_cluster.port"),
+        "{err}"
+    );
+}

@@ -13,6 +13,7 @@
 //! - [`info`]: `history`, `dsn`, `version`.
 //! - [`haproxy`]: the HAProxy configuration `haproxy-config` prints.
 //! - [`remove`]: `remove`, with patronictl's three questions.
+//! - [`standby`]: `promote-cluster`, `demote-cluster` (the `standby_cluster` key).
 //! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
 //!   [`schedule`] (`--scheduled` times, timestamps).
 //!
@@ -32,6 +33,7 @@ pub mod remove;
 pub mod schedule;
 pub mod select;
 pub mod session;
+pub mod standby;
 pub mod switchover;
 pub mod table;
 pub mod topology;
@@ -90,6 +92,10 @@ pub enum Command {
     Version(info::VersionArgs),
     /// Wipe the cluster's state (after typing its name, as patronictl asks).
     Remove(remove::RemoveArgs),
+    /// Make a standby cluster a normal one: its standby leader becomes the primary.
+    PromoteCluster(standby::PromoteClusterArgs),
+    /// Make the cluster a standby cluster of a remote primary.
+    DemoteCluster(standby::DemoteClusterArgs),
     /// The Raft membership: list, add or remove a member (Tribune's own; not in patronictl).
     Members(members::MembersArgs),
     /// Print an HAProxy configuration for the cluster's members: a primary (read-write) and a
@@ -155,6 +161,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             None => info::version(None, args).await,
         },
         Command::Remove(args) => remove::remove(&mut open()?, args, &mut terminal()).await,
+        Command::PromoteCluster(args) => {
+            standby::promote_cluster(&mut open()?, args, &mut terminal()).await
+        }
+        Command::DemoteCluster(args) => {
+            standby::demote_cluster(&mut open()?, args, &mut terminal()).await
+        }
         Command::Members(args) => members::run(open()?.urls(), args).await,
         Command::HaproxyConfig {
             primary_port,

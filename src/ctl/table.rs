@@ -557,6 +557,22 @@ mod tests {
     }
 
     #[test]
+    fn a_standby_leader_is_listed_as_standby_leader() {
+        let mut doc = lab_doc();
+        doc.members[1].role = "standby_leader".into();
+        doc.members[1].state = "streaming".into();
+        let out = render_list(&doc, Format::Json, false).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v[1]["Role"], "Standby Leader");
+        assert_eq!(v[1]["State"], "streaming");
+        let pretty = render_list(&doc, Format::Pretty, false).unwrap();
+        assert!(
+            pretty.contains("| node1  | 127.0.0.1:5433 | Standby Leader | streaming |"),
+            "{pretty}"
+        );
+    }
+
+    #[test]
     fn lag_is_shown_in_whole_megabytes() {
         assert_eq!(
             lag_mb(&Some(serde_json::json!(5_335_720))),

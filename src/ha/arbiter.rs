@@ -51,6 +51,10 @@ pub struct ArbiterSettings {
     pub synchronous: bool,
     /// `synchronous_mode_strict`: with no synchronous standby recorded, promote nobody.
     pub strict: bool,
+    /// A standby cluster: nobody writes locally, every member replicates the remote, so the
+    /// next standby leader is chosen without the synchronous record or the lag limit (it
+    /// streams whatever it lacks from the remote).
+    pub standby_cluster: bool,
 }
 
 /// What the Raft leader should propose now, with the reason; `None` when nothing is due.
@@ -90,7 +94,7 @@ pub fn arbitrate(
     // commits are: on all but `quorum` of its standbys. With none recorded the primary ran
     // asynchronously (degraded, non-strict: any standby will do) or blocked every commit
     // (strict: nobody may be promoted on a guess).
-    let record = if settings.synchronous {
+    let record = if settings.synchronous && !settings.standby_cluster {
         let record = Some(&cluster.sync)
             .filter(|r| r.former_leader_matches(intent.former_leader.as_ref()))
             .filter(|r| r.copies_of(intent.ended) > 0);
@@ -125,14 +129,14 @@ pub fn arbitrate(
         // Fewer than `quorum + 1` voters reported: an acknowledged commit may be on the others.
         return None;
     }
-    let best = candidate::ranked(
-        cluster,
-        intent,
-        settings.maximum_lag_on_failover,
-        holders.as_ref(),
-    )
-    .into_iter()
-    .next()?;
+    let maximum_lag = if settings.standby_cluster {
+        u64::MAX
+    } else {
+        settings.maximum_lag_on_failover
+    };
+    let best = candidate::ranked(cluster, intent, maximum_lag, holders.as_ref())
+        .into_iter()
+        .next()?;
     Some((
         Command::Promote {
             member: best.clone(),
@@ -185,6 +189,7 @@ mod tests {
             paused: false,
             synchronous: false,
             strict: false,
+            standby_cluster: false,
         }
     }
 
@@ -292,6 +297,37 @@ mod tests {
         }
         c.failover = Some(intent);
         c
+    }
+
+    #[test]
+    fn a_standby_cluster_picks_its_next_standby_leader_without_lag_or_sync_limits() {
+        // The former standby leader had received far more than the others (cascading lag),
+        // and a strict synchronous mode is configured: neither applies to a standby cluster.
+        let mut c = leaderless(&[("b", 10), ("c", 20)], &["a", "b", "c"], 10_000);
+        c.failover.as_mut().unwrap().former_lsn = Some(Lsn(100 << 20));
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        let strict = ArbiterSettings {
+            synchronous: true,
+            strict: true,
+            ..settings()
+        };
+        assert_eq!(
+            arbitrate(&c, &strict, &watch, Instant::now(), UnixMillis(10_100)),
+            None,
+            "a normal cluster in strict mode promotes nobody without a sync record"
+        );
+        let standby = ArbiterSettings {
+            standby_cluster: true,
+            ..strict
+        };
+        let (cmd, _) = arbitrate(&c, &standby, &watch, Instant::now(), UnixMillis(10_100)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "c".into(),
+                ended: Generation(4)
+            }
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! system-id guard, bootstrap, then the lease holder, a follower, or a member of a leaderless
 //! cluster. The reason sentences use Patroni's wording where Patroni has one.
 
-use super::{Action, Decision, LeaseView, Observation, operator};
+use super::{Action, Decision, LeaseView, Observation, StreamFrom, operator};
+use crate::config::StandbyCluster;
 use crate::instance::{ClusterStateOnDisk, DataDir, DbRole, StopMode};
 use crate::state::{DbState, FailoverReport, Leader, ReportedRole};
 
@@ -56,6 +57,9 @@ pub fn decide(o: &Observation<'_>) -> Decision {
         if !o.lease.valid_for(generation, o.now) {
             return Decision::idle("waiting to confirm the leader lease before bootstrapping");
         }
+        if let Some(remote) = &o.settings.standby_cluster {
+            return bootstrap_standby_cluster(o, remote, disk, running_primary);
+        }
         return match disk {
             DataDir::Empty => Decision::act(vec![Action::Bootstrap], "bootstrapping a new cluster"),
             DataDir::Initialized(_) if running_primary => {
@@ -77,6 +81,87 @@ pub fn decide(o: &Observation<'_>) -> Decision {
 
 fn is_running(o: &Observation<'_>) -> bool {
     o.db.state == DbState::Running
+}
+
+/// The bootstrap claimer of a standby cluster runs no initdb: it copies the remote primary and
+/// starts as its standby; the cluster takes the remote's system identifier.
+fn bootstrap_standby_cluster(
+    o: &Observation<'_>,
+    remote: &StandbyCluster,
+    disk: &DataDir,
+    running_primary: bool,
+) -> Decision {
+    let source = StreamFrom::Remote(remote.clone());
+    match disk {
+        DataDir::Empty if !remote.streams() => Decision::idle(
+            "cannot bootstrap the standby cluster: standby_cluster names no host or port of a \
+             remote primary to take a base backup from",
+        ),
+        DataDir::Empty => Decision::act(
+            vec![
+                Action::Clone {
+                    from: source.clone(),
+                },
+                Action::Start {
+                    upstream: Some(source),
+                },
+                Action::FinishBootstrap,
+            ],
+            format!(
+                "bootstrapping a standby cluster: creating a replica from the remote primary ({})",
+                remote.address()
+            ),
+        ),
+        DataDir::Initialized(_) if running_primary => Decision::idle(
+            "cannot bootstrap the standby cluster: the data directory holds a primary, not a \
+             copy of the remote; move it aside",
+        ),
+        DataDir::Initialized(_) if is_running(o) => Decision::act(
+            vec![Action::FinishBootstrap],
+            "initialized a standby cluster",
+        ),
+        DataDir::Initialized(_) if o.db.state == DbState::Starting => {
+            Decision::idle("waiting for postgres to start")
+        }
+        DataDir::Initialized(_) => Decision::act(
+            vec![
+                Action::Start {
+                    upstream: Some(source),
+                },
+                Action::FinishBootstrap,
+            ],
+            "starting the standby leader of the new standby cluster",
+        ),
+    }
+}
+
+/// The lease holder of a standby cluster, its database running as a standby: it replicates
+/// from the remote and never promotes.
+fn standby_leader(
+    o: &Observation<'_>,
+    generation: crate::types::Generation,
+    remote: &StandbyCluster,
+) -> Decision {
+    let me = o.me;
+    if let Some(switchover) = operator::standby_leader_switchover(o, generation) {
+        return switchover;
+    }
+    let source = StreamFrom::Remote(remote.clone());
+    if o.memory.following.as_ref() != Some(&source) {
+        return Decision::act(
+            vec![
+                Action::Follow {
+                    upstream: source.clone(),
+                },
+                Action::SyncSlots,
+            ],
+            format!("changing primary_conninfo to follow {source} as the standby leader"),
+        );
+    }
+    Decision::act(
+        vec![Action::SyncSlots],
+        format!("no action. I am ({me}), the standby leader with the lock"),
+    )
 }
 
 /// This member holds the leader record of the current generation.
@@ -110,10 +195,29 @@ fn lease_holder(
             "removed leader lock because the data directory is empty",
         );
     }
+    let remote = o.settings.standby_cluster.as_ref();
+    // Whom the lease holder's own database streams from: nobody (a primary), or the remote.
+    let own_upstream = remote.map(|r| StreamFrom::Remote(r.clone()));
     if o.db.state != DbState::Starting
-        && let Some(restart) = operator::restart(o, operator::restart_role(o, true), None)
+        && let Some(restart) =
+            operator::restart(o, operator::restart_role(o, true), own_upstream.clone())
     {
         return restart;
+    }
+    if is_running(o)
+        && let Some(remote) = remote
+    {
+        return match o.db.role {
+            Some(DbRole::Primary) => Decision::act(
+                vec![Action::SyncSlots],
+                format!(
+                    "no action. I am ({me}), the leader with the lock: standby_cluster is set, \
+                     but a running primary is never demoted to a standby leader in place"
+                ),
+            ),
+            Some(DbRole::Standby) => standby_leader(o, generation, remote),
+            None => Decision::idle("waiting for postgres to report its role"),
+        };
     }
     if is_running(o) {
         return match o.db.role {
@@ -147,6 +251,13 @@ fn lease_holder(
                     ),
                 }
             }
+            Some(DbRole::Standby) if matches!(o.memory.following, Some(StreamFrom::Remote(_))) => {
+                Decision::act(
+                    vec![Action::Promote { generation }, Action::SyncSlots],
+                    "promoting the standby leader to primary: standby_cluster was removed, the \
+                     cluster is no longer a standby cluster",
+                )
+            }
             Some(DbRole::Standby) => Decision::act(
                 vec![Action::Promote { generation }, Action::SyncSlots],
                 "promoted self to leader by acquiring session lock",
@@ -162,6 +273,11 @@ fn lease_holder(
             "PAUSE: no action. I am ({me}), the leader with the lock; postgres is not running"
         ));
     }
+    let what = if remote.is_some() {
+        "standby leader"
+    } else {
+        "primary"
+    };
     let down_for = o
         .memory
         .primary_down_since
@@ -179,8 +295,10 @@ fn lease_holder(
         );
     }
     Decision::act(
-        vec![Action::Start { upstream: None }],
-        "starting primary after failure",
+        vec![Action::Start {
+            upstream: own_upstream,
+        }],
+        format!("starting {what} after failure"),
     )
 }
 
@@ -205,9 +323,14 @@ fn follower(
         return reinit;
     }
     let leader_record = o.cluster.members.get(name);
+    // A standby cluster's members cascade from its standby leader as from a primary.
     let leader_ready = leader_record.is_some_and(|m| {
-        m.status.role == ReportedRole::Primary && m.status.state == DbState::Running
+        matches!(
+            m.status.role,
+            ReportedRole::Primary | ReportedRole::StandbyLeader
+        ) && m.status.state == DbState::Running
     });
+    let from_leader = StreamFrom::member(name);
     let cd = match disk {
         DataDir::Empty if !leader_ready => {
             return Decision::idle(format!(
@@ -217,9 +340,11 @@ fn follower(
         DataDir::Empty => {
             return Decision::act(
                 vec![
-                    Action::Clone { from: name.clone() },
+                    Action::Clone {
+                        from: from_leader.clone(),
+                    },
                     Action::Start {
-                        upstream: Some(name.clone()),
+                        upstream: Some(from_leader),
                     },
                 ],
                 format!("creating replica from leader ({name})"),
@@ -228,17 +353,20 @@ fn follower(
         DataDir::Initialized(cd) => cd,
     };
     if o.db.state != DbState::Starting
-        && let Some(restart) =
-            operator::restart(o, operator::restart_role(o, false), Some(name.clone()))
+        && let Some(restart) = operator::restart(
+            o,
+            operator::restart_role(o, false),
+            Some(from_leader.clone()),
+        )
     {
         return restart;
     }
 
     if is_running(o) {
-        if o.memory.following.as_ref() != Some(name) {
+        if o.memory.following.as_ref() != Some(&from_leader) {
             return Decision::act(
                 vec![Action::Follow {
-                    upstream: name.clone(),
+                    upstream: from_leader,
                 }],
                 format!("changing primary_conninfo to follow new leader ({name})"),
             );
@@ -271,9 +399,11 @@ fn follower(
         return Decision::act(
             vec![
                 Action::SetAsideDataDir,
-                Action::Clone { from: name.clone() },
+                Action::Clone {
+                    from: from_leader.clone(),
+                },
                 Action::Start {
-                    upstream: Some(name.clone()),
+                    upstream: Some(from_leader),
                 },
             ],
             format!("re-creating the replica from leader ({name}) because it could not be rewound"),
@@ -289,7 +419,7 @@ fn follower(
             vec![
                 Action::Rewind { from: name.clone() },
                 Action::Start {
-                    upstream: Some(name.clone()),
+                    upstream: Some(from_leader),
                 },
             ],
             format!("running pg_rewind from {name}"),
@@ -297,7 +427,7 @@ fn follower(
     }
     Decision::act(
         vec![Action::Start {
-            upstream: Some(name.clone()),
+            upstream: Some(from_leader),
         }],
         format!("starting as a secondary of leader ({name})"),
     )

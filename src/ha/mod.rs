@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::config::StandbyCluster;
 use crate::instance::{DataDir, LocalStatus, StopMode};
 use crate::state::ClusterState;
 use crate::types::{Generation, MemberName, Timeline};
@@ -58,6 +59,35 @@ pub struct HaSettings {
     pub use_pg_rewind: bool,
     pub paused: bool,
     pub sync: sync::SyncSettings,
+    /// Set: a standby cluster. The lease holder is a standby leader replicating from this
+    /// remote source and never promotes; synchronous replication is not managed.
+    pub standby_cluster: Option<StandbyCluster>,
+}
+
+/// Where a standby of this cluster streams from, as `decide` names it; the executor resolves a
+/// member to its address (`instance::WalSource`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamFrom {
+    /// Another member: the leader (a primary or a standby leader).
+    Member(MemberName),
+    /// The remote source of a standby cluster, as configured when decided (a changed
+    /// `standby_cluster` is a new source to follow).
+    Remote(StandbyCluster),
+}
+
+impl StreamFrom {
+    pub fn member(name: &MemberName) -> Self {
+        StreamFrom::Member(name.clone())
+    }
+}
+
+impl std::fmt::Display for StreamFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamFrom::Member(name) => write!(f, "{name}"),
+            StreamFrom::Remote(remote) => write!(f, "the remote primary ({})", remote.address()),
+        }
+    }
 }
 
 /// The agent's lease as its lease keeper sees it.
@@ -93,7 +123,7 @@ pub struct Memory {
     pub rewind_failed: bool,
     /// The upstream this agent last configured its standby to stream from (by clone, start,
     /// rewind or follow); `None` after a restart of the agent, so the first tick re-applies it.
-    pub following: Option<MemberName>,
+    pub following: Option<StreamFrom>,
     /// The ended generation whose former primary this agent already tried to fence.
     pub fenced_after: Option<Generation>,
     /// The ended generation for which this standby stopped streaming from the old primary.
@@ -147,13 +177,14 @@ pub enum Action {
     Bootstrap,
     /// Propose `FinishBootstrap` with the running primary's system identifier.
     FinishBootstrap,
-    /// Base backup from a member into the empty data directory.
+    /// Base backup from a member (or a standby cluster's remote primary) into the empty data
+    /// directory.
     Clone {
-        from: MemberName,
+        from: StreamFrom,
     },
     /// Start as primary (`upstream: None`) or as a standby of `upstream`.
     Start {
-        upstream: Option<MemberName>,
+        upstream: Option<StreamFrom>,
     },
     Stop {
         mode: StopMode,
@@ -166,13 +197,20 @@ pub enum Action {
         generation: Generation,
         to: MemberName,
     },
+    /// The standby leader of a standby cluster, stopped, hands the lease to `to` at once: it
+    /// wrote nothing of its own, so there is nothing for `to` to catch up with (`to` streams
+    /// from the remote itself).
+    PassLease {
+        generation: Generation,
+        to: MemberName,
+    },
     /// Withdraw the pending switchover (it cannot be carried out), saying why in the log.
     CancelSwitchover,
     /// Stop and start this member's database for the restart request made at `requested_at`,
     /// then report the outcome (`FinishRestart`).
     Restart {
         requested_at: crate::types::UnixMillis,
-        upstream: Option<MemberName>,
+        upstream: Option<StreamFrom>,
         timeout: Option<Duration>,
     },
     /// Report that the restart request made at `requested_at` was dropped: its conditions
@@ -187,7 +225,7 @@ pub enum Action {
     },
     /// Point a running standby at another upstream.
     Follow {
-        upstream: MemberName,
+        upstream: StreamFrom,
     },
     /// pg_rewind the stopped former primary from `from` and configure it as its standby.
     Rewind {

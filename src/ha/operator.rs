@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::time::Duration;
 
-use super::{Action, Decision, Observation};
+use super::{Action, Decision, Observation, StreamFrom};
 use crate::instance::{DbRole, StopMode};
 use crate::state::{
     ClusterState, DbState, ReportedRole, RestartRequest, RestartRole, SwitchoverRequest,
@@ -39,6 +39,34 @@ pub fn switchover(o: &Observation<'_>, generation: Generation) -> Option<Decisio
                 },
             ],
             format!("switching over to {to}: stopping the primary cleanly"),
+        )),
+        Err(why) => Some(Decision::act(
+            vec![Action::CancelSwitchover],
+            format!("giving the switchover up: {why}"),
+        )),
+    }
+}
+
+/// The pending switchover the standby leader of a standby cluster must carry out now: stop,
+/// and pass the lease at once (nothing was written here that the target could lack: every
+/// member replicates the remote, and the target streams from it directly once it leads).
+pub fn standby_leader_switchover(o: &Observation<'_>, generation: Generation) -> Option<Decision> {
+    let request = o.cluster.switchover.as_ref()?;
+    if &request.leader != o.me || request.scheduled_at.is_some_and(|at| at > o.wall_now) {
+        return None;
+    }
+    match switchover_target(o.cluster, o.me, request, o.wall_now, o.settings.ttl) {
+        Ok(to) => Some(Decision::act(
+            vec![
+                Action::Stop {
+                    mode: StopMode::Fast,
+                },
+                Action::PassLease {
+                    generation,
+                    to: to.clone(),
+                },
+            ],
+            format!("switching over to {to}: stopping the standby leader and passing the lease"),
         )),
         Err(why) => Some(Decision::act(
             vec![Action::CancelSwitchover],
@@ -105,7 +133,7 @@ pub fn switchover_target(
 pub fn restart(
     o: &Observation<'_>,
     role: RestartRole,
-    upstream: Option<MemberName>,
+    upstream: Option<StreamFrom>,
 ) -> Option<Decision> {
     let request = o.cluster.restarts.get(o.me)?;
     if request.schedule.is_some_and(|at| at > o.wall_now) {
@@ -134,7 +162,12 @@ fn restart_conditions(
     o: &Observation<'_>,
 ) -> Result<(), String> {
     if request.role.is_some_and(|wanted| wanted != role) {
-        return Err(format!("the role is not {:?}", request.role.unwrap_or(role)).to_lowercase());
+        let wanted = match request.role.unwrap_or(role) {
+            RestartRole::Primary => "primary",
+            RestartRole::Replica => "replica",
+            RestartRole::StandbyLeader => "standby_leader",
+        };
+        return Err(format!("the role is not {wanted}"));
     }
     let running = o.db.state == DbState::Running;
     if let Some(wanted) = request.postgres_version
@@ -148,9 +181,12 @@ fn restart_conditions(
     Ok(())
 }
 
-/// The role a restart request's `role` filter compares with.
+/// The role a restart request's `role` filter compares with: the lease holder of a standby
+/// cluster running as a standby is its `standby_leader`.
 pub fn restart_role(o: &Observation<'_>, leader: bool) -> RestartRole {
+    let standby_cluster = o.settings.standby_cluster.is_some();
     match (leader, o.db.role) {
+        (true, Some(DbRole::Standby) | None) if standby_cluster => RestartRole::StandbyLeader,
         (true, Some(DbRole::Primary)) | (true, None) => RestartRole::Primary,
         _ => RestartRole::Replica,
     }

@@ -261,6 +261,7 @@ fn run(row: &Row, me: &str, now: Instant) -> Decision {
         use_pg_rewind: true,
         paused: false,
         sync: Default::default(),
+        standby_cluster: None,
     };
     (row.settings)(&mut settings);
     let disk = data_dir(row.disk);
@@ -319,10 +320,39 @@ fn stop_immediate() -> Action {
     }
 }
 
+fn member_source(m: &str) -> StreamFrom {
+    StreamFrom::Member(n(m))
+}
+
 fn start_following(m: &str) -> Action {
     Action::Start {
-        upstream: Some(n(m)),
+        upstream: Some(member_source(m)),
     }
+}
+
+/// The remote primary of the standby cluster in the standby-cluster rows.
+fn remote() -> crate::config::StandbyCluster {
+    crate::config::StandbyCluster {
+        host: Some("10.9.9.9".into()),
+        port: Some(5432),
+        ..Default::default()
+    }
+}
+
+fn from_remote() -> StreamFrom {
+    StreamFrom::Remote(remote())
+}
+
+/// A standby cluster, with synchronous mode on (which a standby cluster ignores).
+fn standby_cluster(s: &mut HaSettings) {
+    s.standby_cluster = Some(remote());
+    s.sync.mode = sync::SyncMode::On;
+}
+
+/// The leader reports itself as a standby leader.
+fn led_by_standby_leader(c: &mut ClusterState) {
+    let leader = c.leader_name().cloned().unwrap();
+    c.members.get_mut(&leader).unwrap().status.role = ReportedRole::StandbyLeader;
 }
 
 fn scenarios(now: Instant) -> Vec<Row> {
@@ -500,7 +530,12 @@ fn scenarios(now: Instant) -> Vec<Row> {
             Db::Down,
         )
         .expect(
-            vec![Action::Clone { from: n("b") }, start_following("b")],
+            vec![
+                Action::Clone {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
             "creating replica from leader (b)",
         ),
         row(
@@ -510,7 +545,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             Db::Standby { lsn: 60 },
         )
         .memory(Memory {
-            following: Some(n("b")),
+            following: Some(member_source("b")),
             ..Default::default()
         })
         .expect(vec![], "a secondary, and following a leader (b)"),
@@ -521,11 +556,13 @@ fn scenarios(now: Instant) -> Vec<Row> {
             Db::Standby { lsn: 60 },
         )
         .memory(Memory {
-            following: Some(n("c")),
+            following: Some(member_source("c")),
             ..Default::default()
         })
         .expect(
-            vec![Action::Follow { upstream: n("b") }],
+            vec![Action::Follow {
+                upstream: member_source("b"),
+            }],
             "follow new leader (b)",
         ),
         row(
@@ -565,7 +602,9 @@ fn scenarios(now: Instant) -> Vec<Row> {
         .expect(
             vec![
                 Action::SetAsideDataDir,
-                Action::Clone { from: n("b") },
+                Action::Clone {
+                    from: member_source("b"),
+                },
                 start_following("b"),
             ],
             "re-creating the replica",
@@ -583,7 +622,9 @@ fn scenarios(now: Instant) -> Vec<Row> {
         .expect(
             vec![
                 Action::SetAsideDataDir,
-                Action::Clone { from: n("b") },
+                Action::Clone {
+                    from: member_source("b"),
+                },
                 start_following("b"),
             ],
             "could not be rewound",
@@ -813,7 +854,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
         .expect(
             vec![Action::Restart {
                 requested_at: UnixMillis(1_500),
-                upstream: Some(n("a")),
+                upstream: Some(member_source("a")),
                 timeout: None,
             }],
             "restarting postgres",
@@ -856,6 +897,299 @@ fn scenarios(now: Instant) -> Vec<Row> {
             }
         })
         .expect(vec![], "the cluster was removed"),
+        // --- standby cluster ---
+        row(
+            "standby cluster: the bootstrap claimer copies the remote primary instead of initdb",
+            BootstrappingBy("a"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .expect(
+            vec![
+                Action::Clone {
+                    from: from_remote(),
+                },
+                Action::Start {
+                    upstream: Some(from_remote()),
+                },
+                Action::FinishBootstrap,
+            ],
+            "bootstrapping a standby cluster: creating a replica from the remote primary \
+             (10.9.9.9:5432)",
+        ),
+        row(
+            "standby cluster: the claimer whose copy runs records the remote's system id",
+            BootstrappingBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .expect(
+            vec![Action::FinishBootstrap],
+            "initialized a standby cluster",
+        ),
+        row(
+            "standby cluster: a stopped copy starts as the remote's standby before finishing",
+            BootstrappingBy("a"),
+            Disk::Standby,
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .expect(
+            vec![
+                Action::Start {
+                    upstream: Some(from_remote()),
+                },
+                Action::FinishBootstrap,
+            ],
+            "starting the standby leader",
+        ),
+        row(
+            "standby cluster: an archive-only source cannot bootstrap a copy",
+            BootstrappingBy("a"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .settings(|s| {
+            s.standby_cluster = Some(crate::config::StandbyCluster {
+                restore_command: Some("cp /archive/%f %p".into()),
+                ..Default::default()
+            })
+        })
+        .expect(vec![], "names no host or port"),
+        row(
+            "standby leader healthy, following the remote; synchronous mode is ignored",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .requests(led_by_standby_leader)
+        .memory(Memory {
+            following: Some(from_remote()),
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::SyncSlots],
+            "no action. I am (a), the standby leader with the lock",
+        ),
+        row(
+            "standby leader never promotes: its standby is pointed at the remote",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .expect(
+            vec![
+                Action::Follow {
+                    upstream: from_remote(),
+                },
+                Action::SyncSlots,
+            ],
+            "changing primary_conninfo to follow the remote primary (10.9.9.9:5432) as the \
+             standby leader",
+        ),
+        row(
+            "new standby leader after a failover repoints from the old one to the remote",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .memory(Memory {
+            following: Some(member_source("c")),
+            detached_after: Some(Generation(4)),
+            ..Default::default()
+        })
+        .expect(
+            vec![
+                Action::Follow {
+                    upstream: from_remote(),
+                },
+                Action::SyncSlots,
+            ],
+            "to follow the remote primary",
+        ),
+        row(
+            "standby leader follows a changed standby_cluster",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .memory(Memory {
+            following: Some(StreamFrom::Remote(crate::config::StandbyCluster {
+                host: Some("10.8.8.8".into()),
+                ..remote()
+            })),
+            ..Default::default()
+        })
+        .expect(
+            vec![
+                Action::Follow {
+                    upstream: from_remote(),
+                },
+                Action::SyncSlots,
+            ],
+            "to follow the remote primary (10.9.9.9:5432)",
+        ),
+        row(
+            "crashed standby leader restarts as a standby of the remote",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .memory(Memory {
+            primary_down_since: Some(now - Duration::from_secs(5)),
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::Start {
+                upstream: Some(from_remote()),
+            }],
+            "starting standby leader after failure",
+        ),
+        row(
+            "follower of a standby cluster clones from the standby leader",
+            LedBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .settings(standby_cluster)
+        .requests(led_by_standby_leader)
+        .expect(
+            vec![
+                Action::Clone {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
+            "creating replica from leader (b)",
+        ),
+        row(
+            "follower of a standby cluster streams from the standby leader (cascading)",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .settings(standby_cluster)
+        .requests(led_by_standby_leader)
+        .memory(Memory {
+            following: Some(member_source("c")),
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::Follow {
+                upstream: member_source("b"),
+            }],
+            "follow new leader (b)",
+        ),
+        row(
+            "promote-cluster: standby_cluster removed, the standby leader promotes",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .requests(led_by_standby_leader)
+        .memory(Memory {
+            following: Some(from_remote()),
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::Promote { generation: GEN }, Action::SyncSlots],
+            "promoting the standby leader to primary: standby_cluster was removed",
+        ),
+        row(
+            "switchover of a standby leader: stop, pass the lease at once",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .requests(|c| {
+            led_by_standby_leader(c);
+            c.switchover = Some(switchover_to(Some("b"), None));
+        })
+        .memory(Memory {
+            following: Some(from_remote()),
+            ..Default::default()
+        })
+        .expect(
+            vec![
+                Action::Stop {
+                    mode: StopMode::Fast,
+                },
+                Action::PassLease {
+                    generation: GEN,
+                    to: n("b"),
+                },
+            ],
+            "switching over to b: stopping the standby leader",
+        ),
+        row(
+            "a restart for the standby_leader role restarts it as the remote's standby",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .requests(|c| {
+            c.restarts
+                .insert(n("a"), restart_request(Some(RestartRole::StandbyLeader)));
+        })
+        .expect(
+            vec![Action::Restart {
+                requested_at: UnixMillis(1_500),
+                upstream: Some(from_remote()),
+                timeout: None,
+            }],
+            "restarting postgres",
+        ),
+        row(
+            "a restart for the primary role is dropped on a standby leader",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .requests(|c| {
+            c.restarts
+                .insert(n("a"), restart_request(Some(RestartRole::Primary)));
+        })
+        .expect(
+            vec![Action::SkipRestart {
+                requested_at: UnixMillis(1_500),
+            }],
+            "not restarting: the role is not primary",
+        ),
+        row(
+            "a running primary is never demoted in place when standby_cluster appears",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .settings(standby_cluster)
+        .expect(
+            vec![Action::SyncSlots],
+            "never demoted to a standby leader in place",
+        ),
         // --- pause ---
         row(
             "paused: the primary's stopped database is left alone",

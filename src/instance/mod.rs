@@ -26,12 +26,32 @@ use serde::{Deserialize, Serialize};
 use crate::state::DbState;
 use crate::types::{Generation, Lsn, MemberName, Timeline};
 
-/// Which server the local database should stream from.
+/// Another member's database: its name and address (a standby's upstream, a clone's or a
+/// rewind's source, a peer to fence).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upstream {
     pub member: MemberName,
     pub host: String,
     pub port: u16,
+}
+
+/// Where a standby takes its WAL from: another member of this cluster, or, for the standby
+/// leader of a standby cluster, the remote source outside it (`standby_cluster`), which may be
+/// a primary to stream from, a WAL archive (`restore_command`), or both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalSource {
+    Member(Upstream),
+    Remote(crate::config::StandbyCluster),
+}
+
+impl WalSource {
+    /// Who this is, for logs and file comments.
+    pub fn describe(&self) -> String {
+        match self {
+            WalSource::Member(up) => format!("member {}", up.member),
+            WalSource::Remote(remote) => format!("the remote source {}", remote.address()),
+        }
+    }
 }
 
 /// How to stop: `Fast` checkpoints and disconnects clients (switchover, shutdown); `Immediate`
@@ -99,7 +119,7 @@ pub enum DbRole {
 
 impl DbRole {
     /// The role of a server started with this upstream: its standby, or a primary.
-    pub fn wanted(upstream: Option<&Upstream>) -> DbRole {
+    pub fn wanted(upstream: Option<&WalSource>) -> DbRole {
         match upstream {
             Some(_) => DbRole::Standby,
             None => DbRole::Primary,
@@ -235,6 +255,14 @@ pub enum InstanceError {
         "the data directory belongs to another cluster (system identifier {found}, expected {expected})"
     )]
     SystemIdMismatch { found: String, expected: String },
+    /// The engine cannot do this at all (not a transient failure): the operator must change
+    /// the configuration.
+    #[error("{engine} cannot {operation}: {why}")]
+    Unsupported {
+        engine: &'static str,
+        operation: &'static str,
+        why: &'static str,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -273,13 +301,13 @@ pub trait Instance: Send + Sync {
     /// kept for when it does).
     async fn set_replication_peers(&self, peers: &[Upstream]) -> Result<(), InstanceError>;
 
-    /// Fill the empty data directory with a base backup of `source`, configured as its standby.
-    /// Does not start the server.
-    async fn clone_from(&self, source: &Upstream) -> Result<(), InstanceError>;
+    /// Fill the empty data directory with a base backup of `source` (a member, or the remote
+    /// primary of a standby cluster), configured as its standby. Does not start the server.
+    async fn clone_from(&self, source: &WalSource) -> Result<(), InstanceError>;
 
     /// Start the server as a primary (no upstream) or as a standby of `upstream`. Waits until it
     /// accepts connections.
-    async fn start(&self, upstream: Option<&Upstream>) -> Result<(), InstanceError>;
+    async fn start(&self, upstream: Option<&WalSource>) -> Result<(), InstanceError>;
 
     async fn stop(&self, mode: StopMode) -> Result<(), InstanceError>;
 
@@ -288,7 +316,7 @@ pub trait Instance: Send + Sync {
     async fn promote(&self, generation: Generation) -> Result<(), InstanceError>;
 
     /// Point the running standby at another upstream (reload or restart as the engine needs).
-    async fn follow(&self, upstream: &Upstream) -> Result<(), InstanceError>;
+    async fn follow(&self, upstream: &WalSource) -> Result<(), InstanceError>;
 
     /// Detach the running standby from its upstream: the WAL receiver stops, so the position it
     /// reports next is final (phase 1 of a failover); it stays a standby and keeps replaying.
@@ -302,8 +330,9 @@ pub trait Instance: Send + Sync {
     /// base backup can be taken. Returns where it went.
     async fn set_aside_data_dir(&self) -> Result<std::path::PathBuf, InstanceError>;
 
-    /// On the primary: keep a physical replication slot for each of `members` (normalised
-    /// names) and drop the other slots this agent created.
+    /// On the primary, or the standby leader of a standby cluster (whose members cascade from
+    /// it): keep a physical replication slot for each of `members` (normalised names) and drop
+    /// the other slots this agent created.
     async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError>;
 
     /// Make the primary wait for these standbys (`FIRST n (...)`, `ANY k (...)`, `*`, or empty

@@ -62,6 +62,7 @@ impl Arbiter {
                     paused: dynamic.pause,
                     synchronous: dynamic.synchronous_mode != SynchronousMode::Off,
                     strict: dynamic.synchronous_mode_strict,
+                    standby_cluster: dynamic.standby_cluster.is_some(),
                 };
                 if cluster.leader.is_some() {
                     wake_at = wake_at.min(w.since + settings.ttl);

@@ -20,9 +20,11 @@ use tracing::{debug, info, warn};
 use crate::clock::Clock;
 use crate::config::{Config, DynamicConfig, SynchronousMode};
 use crate::ha::sync::{SyncMode, SyncSettings};
-use crate::ha::{Action, HaSettings, LeaseView, Memory, Observation, SyncNamesApplied, decide};
+use crate::ha::{
+    Action, HaSettings, LeaseView, Memory, Observation, StreamFrom, SyncNamesApplied, decide,
+};
 use crate::instance::{ClusterStateOnDisk, StopMode};
-use crate::instance::{DataDir, Instance, Upstream};
+use crate::instance::{DataDir, Instance, Upstream, WalSource};
 use crate::node::report::{member_record, worth_reporting};
 use crate::node::view::LocalView;
 use crate::raft::{JoinState, RaftNode, Standing};
@@ -293,6 +295,7 @@ impl HaLoop {
                 .unwrap_or(dynamic.postgresql.use_pg_rewind),
             paused: dynamic.pause,
             sync: sync_settings(dynamic),
+            standby_cluster: dynamic.standby_cluster.clone(),
         };
         let lease = *self.lease.borrow();
         let decision = decide(&Observation {
@@ -425,6 +428,14 @@ impl HaLoop {
         })
     }
 
+    /// The address of what a standby is to stream from: a member's database, or the remote.
+    fn source(&self, cluster: &ClusterState, from: &StreamFrom) -> anyhow::Result<WalSource> {
+        Ok(match from {
+            StreamFrom::Member(member) => WalSource::Member(self.upstream(cluster, member)?),
+            StreamFrom::Remote(remote) => WalSource::Remote(remote.clone()),
+        })
+    }
+
     /// Fail unless this agent holds a valid lease for the cluster's current leader generation.
     fn require_lease(&self) -> anyhow::Result<()> {
         let cluster = self.raft.state();
@@ -489,6 +500,22 @@ impl HaLoop {
         Ok(())
     }
 
+    /// The standby leader's switchover: stopped, it passes the lease to `to` at once (see
+    /// `Action::PassLease`).
+    async fn pass_lease(&mut self, generation: Generation, to: &MemberName) -> anyhow::Result<()> {
+        self.require_lease()?;
+        info!(%to, "the standby leader stopped; passing the leader lease");
+        self.propose(Command::HandOver {
+            member: self.me().clone(),
+            generation,
+            to: to.clone(),
+        })
+        .await?;
+        self.memory.following = None;
+        self.memory.handed_over = true;
+        Ok(())
+    }
+
     async fn cancel_switchover(&self) {
         match self.raft.propose(Command::CancelSwitchover).await {
             Ok(Outcome::Applied | Outcome::Rejected(Rejection::NoSwitchover)) => {}
@@ -501,7 +528,7 @@ impl HaLoop {
     async fn restart(
         &mut self,
         cluster: &ClusterState,
-        upstream: Option<&MemberName>,
+        upstream: Option<&StreamFrom>,
         timeout: Option<Duration>,
         loop_wait: Duration,
     ) -> anyhow::Result<()> {
@@ -509,7 +536,7 @@ impl HaLoop {
         if upstream.is_none() {
             self.require_lease()?;
         }
-        let up = upstream.map(|m| self.upstream(cluster, m)).transpose()?;
+        let up = upstream.map(|m| self.source(cluster, m)).transpose()?;
         self.announce(DbState::Stopping, loop_wait).await;
         instance.stop(StopMode::Fast).await?;
         if upstream.is_none() {
@@ -580,10 +607,10 @@ impl HaLoop {
                     .await
             }
             Action::Clone { from } => {
-                let upstream = self.upstream(cluster, from)?;
+                let source = self.source(cluster, from)?;
                 self.announce(DbState::CreatingReplica, loop_wait).await;
                 // Fully qualified: `clone_from` is also `Clone::clone_from` on the `Arc`.
-                Instance::clone_from(self.instance()?.as_ref(), &upstream)
+                Instance::clone_from(self.instance()?.as_ref(), &source)
                     .await
                     .with_context(|| format!("creating a replica from {from}"))?;
                 self.memory.following = Some(from.clone());
@@ -599,11 +626,11 @@ impl HaLoop {
                         self.memory.following = None;
                         self.slots_for = None;
                     }
-                    Some(member) => {
-                        let up = self.upstream(cluster, member)?;
+                    Some(from) => {
+                        let source = self.source(cluster, from)?;
                         self.announce(DbState::Starting, loop_wait).await;
-                        instance.start(Some(&up)).await?;
-                        self.memory.following = Some(member.clone());
+                        instance.start(Some(&source)).await?;
+                        self.memory.following = Some(from.clone());
                         self.memory.handed_over = false;
                     }
                 }
@@ -627,6 +654,13 @@ impl HaLoop {
                     self.cancel_switchover().await;
                 }
                 handed
+            }
+            Action::PassLease { generation, to } => {
+                let passed = self.pass_lease(*generation, to).await;
+                if passed.is_err() {
+                    self.cancel_switchover().await;
+                }
+                passed
             }
             Action::CancelSwitchover => {
                 self.cancel_switchover().await;
@@ -695,8 +729,8 @@ impl HaLoop {
                 Ok(())
             }
             Action::Follow { upstream } => {
-                let up = self.upstream(cluster, upstream)?;
-                self.instance()?.follow(&up).await?;
+                let source = self.source(cluster, upstream)?;
+                self.instance()?.follow(&source).await?;
                 self.memory.following = Some(upstream.clone());
                 Ok(())
             }

@@ -23,6 +23,11 @@ pub fn member_record(
                 ReportedRole::Primary
             }
             (true, Some(DbRole::Primary)) => ReportedRole::Demoted,
+            (true, Some(DbRole::Standby))
+                if cluster.leader_name() == Some(me) && is_standby_cluster(config, cluster) =>
+            {
+                ReportedRole::StandbyLeader
+            }
             (true, Some(DbRole::Standby)) => ReportedRole::Replica,
             // Not running: keep the last role we reported, as Patroni does.
             _ => previous.map_or(ReportedRole::Uninitialized, |p| p.status.role),
@@ -68,6 +73,17 @@ pub fn member_record(
         },
         reported_at: UnixMillis(0),
     }
+}
+
+/// Whether the cluster is a standby cluster: `standby_cluster` in the dynamic configuration
+/// (the stored one, else `bootstrap.dcs` while none is stored).
+pub fn is_standby_cluster(config: &Config, cluster: &ClusterState) -> bool {
+    if cluster.config.is_null() {
+        return config.bootstrap.dynamic.standby_cluster.is_some();
+    }
+    crate::config::DynamicConfig::from_json(&cluster.config)
+        .map(|d| d.standby_cluster.is_some())
+        .unwrap_or_else(|_| config.bootstrap.dynamic.standby_cluster.is_some())
 }
 
 /// Whether a new report is worth a Raft write: something an operator or the HA logic reads

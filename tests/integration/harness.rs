@@ -65,10 +65,11 @@ pub struct PortPool {
     held: Vec<std::net::TcpListener>,
 }
 
-/// Each node has a loopback address of its own (127.0.0.11, .12, ...), so that a partition can
-/// cut one node off with nftables rules on its address.
-fn node_ip(i: usize) -> String {
-    format!("127.0.0.{}", 11 + i)
+/// Each node has a loopback address of its own (127.0.0.11, .12, ... from `first`), so that a
+/// partition can cut one node off with nftables rules on its address, and two clusters of one
+/// test (`Options::first_ip`) share no address.
+fn node_ip(first: u8, i: usize) -> String {
+    format!("127.0.0.{}", usize::from(first) + i)
 }
 
 impl PortPool {
@@ -203,6 +204,13 @@ pub struct Options {
     /// device.
     pub stand_in_watchdog: bool,
     pub database: Database,
+    /// The last octet of the first node's loopback address (the next nodes count up).
+    pub first_ip: u8,
+    /// `scope`, and the prefix of the member names (`node0`, `node1`, ...).
+    pub scope: &'static str,
+    pub name_prefix: &'static str,
+    /// Written under `bootstrap.dcs`, indented by the caller (e.g. a `standby_cluster`).
+    pub extra_dcs: String,
 }
 
 impl Default for Options {
@@ -216,6 +224,10 @@ impl Default for Options {
             synchronous_node_count: 1,
             stand_in_watchdog: false,
             database: Database::Postgres,
+            first_ip: 11,
+            scope: "itest",
+            name_prefix: "node",
+            extra_dcs: String::new(),
         }
     }
 }
@@ -232,7 +244,7 @@ impl Cluster {
             root,
             binary,
             nodes: Vec::new(),
-            scope: "itest".to_owned(),
+            scope: options.scope.to_owned(),
             options,
         };
         let mut ports = PortPool::new();
@@ -277,10 +289,10 @@ impl Cluster {
     }
 
     fn new_node(&self, i: usize, ports: &mut PortPool) -> Node {
-        let name = format!("node{i}");
+        let name = format!("{}{i}", self.options.name_prefix);
         let dir = self.root.path().join(&name);
         fs::create_dir_all(&dir).unwrap();
-        let ip = node_ip(i);
+        let ip = node_ip(self.options.first_ip, i);
         let api_port = ports.take(&ip);
         let pg_port = match &self.options.database {
             Database::Postgres => ports.take(&ip),
@@ -337,7 +349,7 @@ bootstrap:
     synchronous_mode: {sync}
     synchronous_mode_strict: {strict}
     synchronous_node_count: {sync_count}
-    postgresql:
+{extra_dcs}    postgresql:
       use_pg_rewind: true
       use_slots: true
 {database}{watchdog}
@@ -357,6 +369,7 @@ log:
             sync = options.synchronous_mode,
             strict = options.synchronous_mode_strict,
             sync_count = options.synchronous_node_count,
+            extra_dcs = options.extra_dcs,
             watchdog = if options.stand_in_watchdog && !witness {
                 fs::write(node.dir.join("watchdog"), b"").unwrap();
                 format!(

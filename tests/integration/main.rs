@@ -14,3 +14,4 @@ mod members;
 mod opengauss;
 mod rest;
 mod security;
+mod standby;

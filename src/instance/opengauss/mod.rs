@@ -64,7 +64,7 @@ use super::server::{CTL_MARGIN, LocalServer, POLL, QUERY_TIMEOUT, RELOAD_TIMEOUT
 use super::sql::{LocalSql, SqlError, rows_column};
 use super::{
     ClusterStateOnDisk, DataDir, DbRole, Instance, InstanceError, LocalStatus, PeerFence, StopMode,
-    TimelineSwitch, Upstream,
+    TimelineSwitch, Upstream, WalSource,
 };
 use crate::state::DbState;
 use crate::types::{Generation, Lsn, MemberName, Timeline};
@@ -115,6 +115,26 @@ enum ConfRole<'a> {
     /// Being built from `source`: its channel is the only one, so that `gs_ctl build`, which
     /// copies from the first primary it finds among the channels, copies from it.
     Building(&'a Upstream),
+}
+
+/// The member a standby of this adapter streams from. openGauss standbys stream only through
+/// the `replconninfoN` channels the agent writes for the cluster's members; the remote primary
+/// of a standby cluster is no member, so a standby cluster is refused with a typed error rather
+/// than half configured.
+fn member_source<'a>(
+    operation: &'static str,
+    source: &'a WalSource,
+) -> Result<&'a Upstream, InstanceError> {
+    match source {
+        WalSource::Member(up) => Ok(up),
+        WalSource::Remote(_) => Err(InstanceError::Unsupported {
+            engine: "openGauss",
+            operation,
+            why: "a standby cluster (standby_cluster) needs a standby streaming from a primary \
+                  outside the cluster, and this adapter streams only through the replconninfo \
+                  channels of the cluster's own members; remove standby_cluster",
+        }),
+    }
 }
 
 /// Where a standby pointed at its upstream stands.
@@ -533,7 +553,7 @@ impl OpenGauss {
             tracing::warn!(error = %e, "incremental build failed; making a fresh copy");
             let aside = datadir::set_aside(&self.s.data_dir)?;
             tracing::warn!(moved_to = %aside.display(), "set the data directory aside");
-            Instance::clone_from(self, up).await?;
+            Instance::clone_from(self, &WalSource::Member(up.clone())).await?;
         }
         self.start_server(ServerMode::Standby).await
     }
@@ -692,8 +712,9 @@ impl Instance for OpenGauss {
         }
     }
 
-    async fn clone_from(&self, source: &Upstream) -> Result<(), InstanceError> {
+    async fn clone_from(&self, source: &WalSource) -> Result<(), InstanceError> {
         const OP: &str = "clone";
+        let source = member_source(OP, source)?;
         // gs_ctl build keeps the target's postgresql.conf, so the new member gets its own first.
         self.initdb(OP).await?;
         let built = self.build_from(OP, source, BuildMode::Full).await;
@@ -706,12 +727,14 @@ impl Instance for OpenGauss {
         built
     }
 
-    async fn start(&self, upstream: Option<&Upstream>) -> Result<(), InstanceError> {
+    async fn start(&self, upstream: Option<&WalSource>) -> Result<(), InstanceError> {
         const OP: &str = "start";
+        let source = upstream;
+        let upstream = upstream.map(|u| member_source(OP, u)).transpose()?;
         self.server.require_cluster(OP)?;
-        let want = DbRole::wanted(upstream);
+        let want = DbRole::wanted(source);
         if self.server.runs_as(OP, want).await? {
-            return match upstream {
+            return match source {
                 Some(up) => self.follow(up).await,
                 None => self.write_config(ConfRole::Primary).map(|_| ()),
             };
@@ -728,7 +751,7 @@ impl Instance for OpenGauss {
             tracing::warn!("an interrupted gs_ctl build: making a fresh copy");
             let aside = datadir::set_aside(&self.s.data_dir)?;
             tracing::warn!(moved_to = %aside.display(), "set the data directory aside");
-            Instance::clone_from(self, up).await?;
+            Instance::clone_from(self, &WalSource::Member(up.clone())).await?;
         }
         match upstream {
             Some(up) => {
@@ -800,8 +823,9 @@ impl Instance for OpenGauss {
         Ok(())
     }
 
-    async fn follow(&self, upstream: &Upstream) -> Result<(), InstanceError> {
+    async fn follow(&self, upstream: &WalSource) -> Result<(), InstanceError> {
         const OP: &str = "follow";
+        let upstream = member_source(OP, upstream)?;
         self.server.require_cluster(OP)?;
         if !self.postmaster_running() {
             // Pinned when it starts.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::instance::conf::conninfo;
 use crate::instance::process::{CommandLine, shell_quote};
-use crate::instance::{StopMode, Upstream};
+use crate::instance::{InstanceError, StopMode, Upstream, WalSource};
 
 use super::gucs;
 use super::settings::PostgresSettings;
@@ -103,20 +103,48 @@ pub fn pg_controldata(s: &PostgresSettings) -> CommandLine {
         .env("LC_ALL", "C")
 }
 
-/// `pg_basebackup` of `source` into the data directory as the replication user. No slot: the
-/// primary creates members' slots itself.
-pub fn pg_basebackup(s: &PostgresSettings, source: &Upstream) -> CommandLine {
-    CommandLine::new(s.program("pg_basebackup"))
+/// `pg_basebackup` of `source` into the data directory as the replication user. From a member:
+/// no slot (the primary creates members' slots itself). From a standby cluster's remote: through
+/// its `primary_slot_name` when one is configured; a remote of `restore_command` only cannot
+/// be copied.
+pub fn pg_basebackup(
+    s: &PostgresSettings,
+    source: &WalSource,
+) -> Result<CommandLine, InstanceError> {
+    let mut cmd = CommandLine::new(s.program("pg_basebackup"))
         .arg("-D")
-        .arg(path(&s.data_dir))
-        .arg("-h")
-        .arg(&source.host)
-        .arg("-p")
-        .arg(source.port.to_string())
+        .arg(path(&s.data_dir));
+    match source {
+        WalSource::Member(up) => {
+            cmd = cmd
+                .arg("-h")
+                .arg(&up.host)
+                .arg("-p")
+                .arg(up.port.to_string());
+        }
+        WalSource::Remote(remote) => {
+            if !remote.streams() {
+                return Err(InstanceError::failed(
+                    "clone",
+                    "standby_cluster names no host or port of a remote primary to take a base                      backup from (restore_command alone cannot create a replica)",
+                ));
+            }
+            if let Some(host) = &remote.host {
+                cmd = cmd.arg("-h").arg(host);
+            }
+            if let Some(port) = remote.port {
+                cmd = cmd.arg("-p").arg(port.to_string());
+            }
+            if let Some(slot) = &remote.primary_slot_name {
+                cmd = cmd.arg("-S").arg(slot);
+            }
+        }
+    }
+    Ok(cmd
         .arg("-U")
         .arg(&s.replication.0)
         .args(["-X", "stream", "-c", "fast", "--no-password"])
-        .env("PGPASSFILE", path(&s.pgpass))
+        .env("PGPASSFILE", path(&s.pgpass)))
 }
 
 /// The libpq connection string pg_rewind reads the source with.
@@ -240,11 +268,38 @@ mod tests {
     #[test]
     fn basebackup_line() {
         assert_eq!(
-            pg_basebackup(&sample(), &source()).to_string(),
+            pg_basebackup(&sample(), &WalSource::Member(source()))
+                .unwrap()
+                .to_string(),
             "PGPASSFILE=/var/lib/postgresql/pgpass /usr/lib/postgresql/15/bin/pg_basebackup \
              -D /var/lib/postgresql/15/main -h 10.0.0.2 -p 5433 -U replicator -X stream -c fast \
              --no-password"
         );
+    }
+
+    #[test]
+    fn basebackup_of_a_standby_clusters_remote_uses_its_slot() {
+        use crate::config::StandbyCluster;
+        let remote = StandbyCluster {
+            host: Some("10.9.9.9".into()),
+            port: Some(6432),
+            primary_slot_name: Some("dr_site".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            pg_basebackup(&sample(), &WalSource::Remote(remote))
+                .unwrap()
+                .to_string(),
+            "PGPASSFILE=/var/lib/postgresql/pgpass /usr/lib/postgresql/15/bin/pg_basebackup \
+             -D /var/lib/postgresql/15/main -h 10.9.9.9 -p 6432 -S dr_site -U replicator \
+             -X stream -c fast --no-password"
+        );
+        let archive_only = StandbyCluster {
+            restore_command: Some("cp %f %p".into()),
+            ..Default::default()
+        };
+        let err = pg_basebackup(&sample(), &WalSource::Remote(archive_only)).unwrap_err();
+        assert!(err.to_string().contains("names no host or port"), "{err}");
     }
 
     #[test]

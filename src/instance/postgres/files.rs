@@ -7,8 +7,9 @@
 
 use std::fmt::Write;
 
-use crate::instance::Upstream;
+use crate::config::StandbyCluster;
 use crate::instance::conf::{conninfo, guc_line, guc_text, hba_file, hba_token, pgpass};
+use crate::instance::{Upstream, WalSource};
 
 use super::gucs;
 use super::settings::PostgresSettings;
@@ -50,13 +51,46 @@ pub fn primary_conninfo(s: &PostgresSettings, upstream: &Upstream) -> String {
     ])
 }
 
+/// `primary_conninfo` for the standby leader of a standby cluster: the remote primary with this
+/// cluster's replication credentials; empty when the remote names no host or port (WAL from
+/// the archive only).
+pub fn remote_conninfo(s: &PostgresSettings, remote: &StandbyCluster) -> String {
+    if !remote.streams() {
+        return String::new();
+    }
+    let port = remote.port.map(|p| p.to_string());
+    let passfile = s.pgpass.to_string_lossy();
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    if let Some(host) = &remote.host {
+        pairs.push(("host", host));
+    }
+    if let Some(port) = &port {
+        pairs.push(("port", port));
+    }
+    pairs.extend([
+        ("user", s.replication.0.as_str()),
+        ("passfile", &passfile),
+        ("application_name", s.name.as_str()),
+        ("sslmode", "prefer"),
+    ]);
+    conninfo(&pairs)
+}
+
+/// `primary_conninfo` for streaming from `source`.
+pub fn source_conninfo(s: &PostgresSettings, source: &WalSource) -> String {
+    match source {
+        WalSource::Member(up) => primary_conninfo(s, up),
+        WalSource::Remote(remote) => remote_conninfo(s, remote),
+    }
+}
+
 /// Our `postgresql.conf`: the base file, user parameters, our defaults, and, for a standby of
 /// `upstream`, the recovery settings.
 /// `sync_names` is the agent's `synchronous_standby_names` (empty: asynchronous replication);
 /// it is written for a primary only.
 pub fn postgresql_conf(
     s: &PostgresSettings,
-    upstream: Option<&Upstream>,
+    upstream: Option<&WalSource>,
     sync_names: &str,
 ) -> String {
     let mut out = String::new();
@@ -98,13 +132,38 @@ pub fn postgresql_conf(
         out.push_str("\n# synchronous replication, managed by the agent\n");
         out.push_str(&guc_line("synchronous_standby_names", sync_names));
     }
-    if let Some(up) = upstream {
-        let _ = writeln!(out, "\n# standby of member {}", up.member);
-        out.push_str(&guc_line("primary_conninfo", &primary_conninfo(s, up)));
-        if s.use_slots {
-            out.push_str(&guc_line("primary_slot_name", &s.name.slot_name()));
+    match upstream {
+        None => {}
+        Some(WalSource::Member(up)) => {
+            let _ = writeln!(out, "\n# standby of member {}", up.member);
+            out.push_str(&guc_line("primary_conninfo", &primary_conninfo(s, up)));
+            if s.use_slots {
+                out.push_str(&guc_line("primary_slot_name", &s.name.slot_name()));
+            }
+            out.push_str(&guc_line("recovery_target_timeline", "latest"));
         }
-        out.push_str(&guc_line("recovery_target_timeline", "latest"));
+        Some(WalSource::Remote(remote)) => {
+            let _ = writeln!(
+                out,
+                "\n# standby leader of a standby cluster: replicating from {}",
+                remote.address()
+            );
+            if remote.streams() {
+                out.push_str(&guc_line("primary_conninfo", &remote_conninfo(s, remote)));
+            }
+            let optional = [
+                ("primary_slot_name", &remote.primary_slot_name),
+                ("restore_command", &remote.restore_command),
+                ("archive_cleanup_command", &remote.archive_cleanup_command),
+                ("recovery_min_apply_delay", &remote.recovery_min_apply_delay),
+            ];
+            for (name, value) in optional {
+                if let Some(value) = value {
+                    out.push_str(&guc_line(name, value));
+                }
+            }
+            out.push_str(&guc_line("recovery_target_timeline", "latest"));
+        }
     }
     out
 }
@@ -163,6 +222,10 @@ mod tests {
         }
     }
 
+    fn member_source() -> WalSource {
+        WalSource::Member(upstream())
+    }
+
     #[test]
     fn primary_conf() {
         let s = sample();
@@ -202,14 +265,21 @@ mod tests {
             primary.contains("synchronous_standby_names = 'FIRST 1 (\"node1\",\"node2\")'"),
             "{primary}"
         );
-        assert!(!postgresql_conf(&s, Some(&upstream()), names).contains("synchronous_standby"));
+        assert!(
+            !postgresql_conf(&s, Some(&member_source()), names).contains("synchronous_standby")
+        );
+        let remote = WalSource::Remote(StandbyCluster {
+            host: Some("10.9.9.9".into()),
+            ..Default::default()
+        });
+        assert!(!postgresql_conf(&s, Some(&remote), names).contains("synchronous_standby"));
         assert!(!postgresql_conf(&s, None, "").contains("synchronous_standby"));
     }
 
     #[test]
     fn standby_conf() {
         let s = sample();
-        let conf = postgresql_conf(&s, Some(&upstream()), "");
+        let conf = postgresql_conf(&s, Some(&member_source()), "");
         let standby = conf.split_once("# standby of member node-2\n").unwrap().1;
         assert_eq!(
             standby,
@@ -225,7 +295,53 @@ mod tests {
     fn standby_conf_without_slots() {
         let mut s = sample();
         s.use_slots = false;
-        assert!(!postgresql_conf(&s, Some(&upstream()), "").contains("primary_slot_name"));
+        assert!(!postgresql_conf(&s, Some(&member_source()), "").contains("primary_slot_name"));
+    }
+
+    #[test]
+    fn standby_leader_conf_streams_from_the_remote_with_its_recovery_settings() {
+        let s = sample();
+        let remote = StandbyCluster {
+            host: Some("10.9.9.9".into()),
+            port: Some(6432),
+            primary_slot_name: Some("dr_site".into()),
+            restore_command: Some("cp /archive/%f %p".into()),
+            archive_cleanup_command: Some("pg_archivecleanup /archive %r".into()),
+            recovery_min_apply_delay: Some("5min".into()),
+        };
+        let conf = postgresql_conf(&s, Some(&WalSource::Remote(remote)), "");
+        let standby = conf
+            .split_once("# standby leader of a standby cluster: replicating from 10.9.9.9:6432\n")
+            .unwrap()
+            .1;
+        assert_eq!(
+            standby,
+            "primary_conninfo = 'host=10.9.9.9 port=6432 user=replicator \
+             passfile=/var/lib/postgresql/pgpass application_name=node-1 sslmode=prefer'\n\
+             primary_slot_name = 'dr_site'\n\
+             restore_command = 'cp /archive/%f %p'\n\
+             archive_cleanup_command = 'pg_archivecleanup /archive %r'\n\
+             recovery_min_apply_delay = '5min'\n\
+             recovery_target_timeline = 'latest'\n"
+        );
+        // The member's own slot is not used on the remote: only the configured one.
+        assert!(!conf.contains("node_1'"));
+    }
+
+    #[test]
+    fn an_archive_only_standby_cluster_has_no_primary_conninfo() {
+        let s = sample();
+        let remote = StandbyCluster {
+            restore_command: Some("cp /archive/%f %p".into()),
+            ..Default::default()
+        };
+        assert_eq!(remote_conninfo(&s, &remote), "");
+        let conf = postgresql_conf(&s, Some(&WalSource::Remote(remote)), "");
+        assert!(!conf.contains("primary_conninfo"), "{conf}");
+        assert!(
+            conf.contains("restore_command = 'cp /archive/%f %p'\n"),
+            "{conf}"
+        );
     }
 
     #[test]

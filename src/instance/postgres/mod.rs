@@ -45,7 +45,7 @@ use super::server::{CTL_MARGIN, LocalServer, POLL, QUERY_TIMEOUT, RELOAD_TIMEOUT
 use super::sql::{LocalSql, SqlError, rows_column};
 use super::{
     ClusterStateOnDisk, DataDir, DbRole, Instance, InstanceError, LocalStatus, PeerFence, StopMode,
-    Upstream,
+    Upstream, WalSource,
 };
 use crate::state::DbState;
 use crate::types::{Generation, Lsn, MemberName};
@@ -68,7 +68,7 @@ const SINGLE_USER_TIMEOUT: Duration = Duration::from_secs(3600);
 enum ConfRole<'a> {
     Primary,
     /// A standby of the upstream, or of nobody (its WAL receiver stopped, replay goes on).
-    Standby(Option<&'a Upstream>),
+    Standby(Option<&'a WalSource>),
 }
 
 /// How the agent connects to its own server: the Unix socket as the superuser, or TCP with the
@@ -104,7 +104,7 @@ pub struct Postgres {
     live: std::sync::Mutex<Option<LiveConf>>,
     /// The upstream the configuration files last named (a standby's `primary_conninfo`), so
     /// that a rewrite for new parameters keeps it.
-    upstream: std::sync::Mutex<Option<Upstream>>,
+    upstream: std::sync::Mutex<Option<WalSource>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -227,7 +227,7 @@ impl Postgres {
     }
 
     /// Writes every file for running as a primary (`None`) or a standby of `upstream`.
-    fn write_config(&self, upstream: Option<&Upstream>) -> std::io::Result<()> {
+    fn write_config(&self, upstream: Option<&WalSource>) -> std::io::Result<()> {
         match upstream {
             Some(up) => self.write_config_as(ConfRole::Standby(Some(up))),
             None => self.write_config_as(ConfRole::Primary),
@@ -473,16 +473,12 @@ impl Instance for Postgres {
         Ok(())
     }
 
-    async fn clone_from(&self, source: &Upstream) -> Result<(), InstanceError> {
+    async fn clone_from(&self, source: &WalSource) -> Result<(), InstanceError> {
         const OP: &str = "clone";
+        let basebackup = commands::pg_basebackup(&self.s, source)?;
         self.prepare_empty_data_dir(OP)?;
         self.write_pgpass()?;
-        process::run(
-            OP,
-            &commands::pg_basebackup(&self.s, source),
-            BASEBACKUP_TIMEOUT,
-        )
-        .await?;
+        process::run(OP, &basebackup, BASEBACKUP_TIMEOUT).await?;
         if !has_pg_version(&self.s.data_dir) {
             return Err(InstanceError::failed(
                 OP,
@@ -494,7 +490,7 @@ impl Instance for Postgres {
         Ok(())
     }
 
-    async fn start(&self, upstream: Option<&Upstream>) -> Result<(), InstanceError> {
+    async fn start(&self, upstream: Option<&WalSource>) -> Result<(), InstanceError> {
         const OP: &str = "start";
         self.server.require_cluster(OP)?;
         let want = DbRole::wanted(upstream);
@@ -549,7 +545,7 @@ impl Instance for Postgres {
         Ok(())
     }
 
-    async fn follow(&self, upstream: &Upstream) -> Result<(), InstanceError> {
+    async fn follow(&self, upstream: &WalSource) -> Result<(), InstanceError> {
         const OP: &str = "follow";
         if !has_pg_version(&self.s.data_dir) {
             return Err(InstanceError::failed(OP, "the data directory is empty"));
@@ -581,7 +577,7 @@ impl Instance for Postgres {
         }
         self.write_config(Some(upstream))?;
         if running {
-            self.reload_primary_conninfo(&files::primary_conninfo(&self.s, upstream))
+            self.reload_primary_conninfo(&files::source_conninfo(&self.s, upstream))
                 .await?;
         }
         Ok(())
@@ -629,7 +625,7 @@ impl Instance for Postgres {
         let out = process::run(OP, &commands::pg_rewind(&self.s, source), REWIND_TIMEOUT).await?;
         tracing::info!(output = %out.stderr.trim(), "pg_rewind finished");
         // pg_rewind copied the source's configuration files: put ours back.
-        self.write_config(Some(source))?;
+        self.write_config(Some(&WalSource::Member(source.clone())))?;
         Ok(())
     }
 
@@ -642,9 +638,9 @@ impl Instance for Postgres {
         if !self.s.use_slots {
             return Ok(());
         }
-        if self.server.answering_role(OP).await? == DbRole::Standby {
-            return Ok(());
-        }
+        // A standby may hold slots too: the standby leader of a standby cluster keeps one for
+        // each member cascading from it. The server must answer, whatever its role.
+        self.server.answering_role(OP).await?;
         let existing = slots::list(&self.sql_for(OP, slots::LIST_SQL, QUERY_TIMEOUT).await?);
         let plan = slots::plan(&existing, members, &self.s.name);
         for name in &plan.create {

@@ -59,6 +59,10 @@ fn upstream(pg: &Postgres) -> Upstream {
     }
 }
 
+fn source(pg: &Postgres) -> WalSource {
+    WalSource::Member(upstream(pg))
+}
+
 async fn exec(pg: &Postgres, sql: &str) -> Vec<String> {
     let rows = pg.sql(sql, Duration::from_secs(10)).await.expect(sql);
     rows_column(&rows, 0)
@@ -163,7 +167,7 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
     );
 
     // Clone a standby and stream.
-    b.clone_from(&upstream(&a)).await.expect("clone");
+    b.clone_from(&source(&a)).await.expect("clone");
     match b.data_dir().await.unwrap() {
         DataDir::Initialized(cd) => {
             assert_eq!(cd.sysid, sysid);
@@ -171,7 +175,7 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
         }
         DataDir::Empty => panic!("clone left an empty data directory"),
     }
-    b.start(Some(&upstream(&a))).await.expect("start standby");
+    b.start(Some(&source(&a))).await.expect("start standby");
     let st = wait_status(&b, "standby streams", |s| s.streaming).await;
     assert_eq!(st.role, Some(DbRole::Standby));
     assert_eq!(
@@ -186,10 +190,10 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
     .await;
     assert_eq!(st.replication[0].application_name, "node-b");
     assert_eq!(st.replication[0].usename, "replicator");
-    b.follow(&upstream(&a))
+    b.follow(&source(&a))
         .await
         .expect("follow the same upstream");
-    b.start(Some(&upstream(&a)))
+    b.start(Some(&source(&a)))
         .await
         .expect("start standby is idempotent");
     let st = wait_status(&b, "standby streams after reloads", |s| s.streaming).await;
@@ -228,7 +232,7 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
     a.stop(StopMode::Immediate).await.unwrap();
     assert_eq!(a.status().await.state, DbState::Stopped);
     a.rewind(&upstream(&b)).await.expect("rewind");
-    a.start(Some(&upstream(&b)))
+    a.start(Some(&source(&b)))
         .await
         .expect("start rewound standby");
     let st = wait_status(&a, "old primary streams from the new one", |s| s.streaming).await;
@@ -237,7 +241,7 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
     wait_rows(&a, &["one", "three", "two"]).await;
 
     // Wrong-role requests fail without side effects.
-    assert!(b.follow(&upstream(&a)).await.is_err());
+    assert!(b.follow(&source(&a)).await.is_err());
     assert!(a.start(None).await.is_err());
 
     // Shut down, set aside.
