@@ -489,15 +489,7 @@ impl HaLoop {
             tokio::time::sleep(SWITCHOVER_POLL).await;
         }
         info!(%to, %last, "the target replayed all WAL; handing the leader lease over");
-        self.propose(Command::HandOver {
-            member: self.me().clone(),
-            generation,
-            to: to.clone(),
-        })
-        .await?;
-        self.memory.following = None;
-        self.memory.handed_over = true;
-        Ok(())
+        self.give_lease(generation, to).await
     }
 
     /// The standby leader's switchover: stopped, it passes the lease to `to` at once (see
@@ -505,6 +497,12 @@ impl HaLoop {
     async fn pass_lease(&mut self, generation: Generation, to: &MemberName) -> anyhow::Result<()> {
         self.require_lease()?;
         info!(%to, "the standby leader stopped; passing the leader lease");
+        self.give_lease(generation, to).await
+    }
+
+    /// Commit the hand-over of this member's lease of `generation` to `to`; this member then
+    /// rejoins as a standby (even in pause: the operator asked for it).
+    async fn give_lease(&mut self, generation: Generation, to: &MemberName) -> anyhow::Result<()> {
         self.propose(Command::HandOver {
             member: self.me().clone(),
             generation,
