@@ -113,6 +113,13 @@ pub fn router(state: ApiState) -> Router {
             "/members/{name}",
             delete(members::delete_member).fallback(health_check),
         )
+        .route(
+            "/failsafe",
+            get(failsafe)
+                .post(failsafe)
+                .head(health_check)
+                .fallback(health_check),
+        )
         .route("/liveness", only_get(get(liveness)))
         .route("/readiness", only_get(get(readiness)))
         .route("/metrics", only_get(get(metrics_handler)))
@@ -190,6 +197,18 @@ async fn metrics_handler(State(s): State<ApiState>) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         metrics::render(&input),
+    )
+        .into_response()
+}
+
+/// `GET` and `POST /failsafe`: 502, Patroni's answer when failsafe mode is off. Tribune never
+/// needs it: the agents are the coordination store, so a primary that still reaches every
+/// member (what Patroni's failsafe mode asks) also reaches a Raft majority and keeps its lease.
+async fn failsafe() -> Response {
+    (
+        StatusCode::BAD_GATEWAY,
+        "failsafe_mode is not used by Tribune: a primary keeps its lease while it reaches a \
+         majority of the agents",
     )
         .into_response()
 }

@@ -129,6 +129,10 @@ async fn endpoints_answer_as_patroni_for_each_role() {
         (Method::GET, "/nonexistent", 503),
         (Method::GET, "/liveness", 200),
         (Method::GET, "/readiness", 200),
+        // Section 1.9: failsafe mode is never on (the agents are the coordination store).
+        (Method::GET, "/failsafe", 502),
+        (Method::POST, "/failsafe", 502),
+        (Method::OPTIONS, "/failsafe", 503),
     ] {
         assert_eq!(
             code(&client, method.clone(), &format!("{}{path}", api(s))).await,
