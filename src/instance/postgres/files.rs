@@ -36,6 +36,14 @@ const MANAGED: &[&str] = &[
 /// Patroni's default for `wal_keep_size` (written to the file, not the command line).
 const DEFAULT_WAL_KEEP_SIZE: &str = "128MB";
 
+/// How long a standby's startup process waits before it looks for WAL again once streaming
+/// stopped (PostgreSQL's default is 5 s). When a primary stops cleanly for a switchover, its
+/// WAL receiver can die before the target replayed the last bytes it wrote, and the target
+/// then sits out this interval before it reads them from `pg_wal`: the switchover waited up
+/// to 3 s for it (1 run in 40 of `bench-switchover.sh`). The same wait delays a standby's
+/// reconnection to a new primary.
+const DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL: &str = "500ms";
+
 /// `primary_conninfo` for streaming from `upstream`. The password comes from the password file,
 /// never from this string (it is visible in `pg_settings` and `pg_stat_wal_receiver`).
 pub fn primary_conninfo(s: &PostgresSettings, upstream: &Upstream) -> String {
@@ -127,6 +135,12 @@ pub fn postgresql_conf(
     }
     if gucs::lookup(&s.parameters, "wal_keep_size").is_none() {
         out.push_str(&guc_line("wal_keep_size", DEFAULT_WAL_KEEP_SIZE));
+    }
+    if gucs::lookup(&s.parameters, "wal_retrieve_retry_interval").is_none() {
+        out.push_str(&guc_line(
+            "wal_retrieve_retry_interval",
+            DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL,
+        ));
     }
     if upstream.is_none() && !sync_names.is_empty() {
         out.push_str("\n# synchronous replication, managed by the agent\n");
@@ -252,7 +266,8 @@ mod tests {
              shared_preload_libraries = 'pg_stat_statements'\n\
              work_mem = '8MB'\n\
              unix_socket_directories = '/var/lib/postgresql/15'\n\
-             wal_keep_size = '128MB'\n"
+             wal_keep_size = '128MB'\n\
+             wal_retrieve_retry_interval = '500ms'\n"
         );
     }
 
