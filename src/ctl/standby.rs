@@ -98,23 +98,14 @@ pub async fn promote_cluster(
     args: &PromoteClusterArgs,
     terminal: &mut Terminal,
 ) -> anyhow::Result<()> {
-    let doc = session.cluster(args.cluster.as_deref()).await?;
-    let config = session
-        .client
-        .config()
-        .await
-        .context("reading the configuration (GET /config)")?;
-    if config.get("standby_cluster").is_none_or(Value::is_null) {
-        bail!("Cluster is not in standby mode");
-    }
-    if !args.force
-        && !terminal.confirm(&format!(
-            "Are you sure you want to promote {} cluster?",
-            doc.scope
-        ))?
-    {
-        bail!("Aborted cluster promotion");
-    }
+    let doc = confirmed(
+        session,
+        args.cluster.as_deref(),
+        args.force,
+        terminal,
+        Turn::Promote,
+    )
+    .await?;
     change(session, &doc, json!({ "standby_cluster": null }), "leader").await?;
     println!("Success: cluster {} was promoted", doc.scope);
     Ok(())
@@ -126,23 +117,14 @@ pub async fn demote_cluster(
     terminal: &mut Terminal,
 ) -> anyhow::Result<()> {
     let section = demote_section(args)?;
-    let doc = session.cluster(args.cluster.as_deref()).await?;
-    let config = session
-        .client
-        .config()
-        .await
-        .context("reading the configuration (GET /config)")?;
-    if config.get("standby_cluster").is_some_and(|v| !v.is_null()) {
-        bail!("Cluster is already in standby mode");
-    }
-    if !args.force
-        && !terminal.confirm(&format!(
-            "Are you sure you want to demote {} cluster?",
-            doc.scope
-        ))?
-    {
-        bail!("Aborted cluster demotion");
-    }
+    let doc = confirmed(
+        session,
+        args.cluster.as_deref(),
+        args.force,
+        terminal,
+        Turn::Demote,
+    )
+    .await?;
     change(
         session,
         &doc,
@@ -152,6 +134,46 @@ pub async fn demote_cluster(
     .await?;
     println!("Success: cluster {} was demoted", doc.scope);
     Ok(())
+}
+
+/// Which way a cluster is turned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Promote,
+    Demote,
+}
+
+/// The cluster, once its configuration allows the turn (a promotion needs a standby cluster, a
+/// demotion a normal one) and the operator confirmed it (unless `force`).
+async fn confirmed(
+    session: &mut Session,
+    cluster: Option<&str>,
+    force: bool,
+    terminal: &mut Terminal,
+    turn: Turn,
+) -> anyhow::Result<ClusterDocument> {
+    let doc = session.cluster(cluster).await?;
+    let config = session
+        .client
+        .config()
+        .await
+        .context("reading the configuration (GET /config)")?;
+    let standby = config.get("standby_cluster").is_some_and(|v| !v.is_null());
+    let (verb, noun) = match turn {
+        Turn::Promote if !standby => bail!("Cluster is not in standby mode"),
+        Turn::Demote if standby => bail!("Cluster is already in standby mode"),
+        Turn::Promote => ("promote", "promotion"),
+        Turn::Demote => ("demote", "demotion"),
+    };
+    if !force
+        && !terminal.confirm(&format!(
+            "Are you sure you want to {verb} {} cluster?",
+            doc.scope
+        ))?
+    {
+        bail!("Aborted cluster {noun}");
+    }
+    Ok(doc)
 }
 
 /// PATCH `/config` with `patch` (the leader first), then print a status line every second until

@@ -71,12 +71,24 @@ struct Row {
 /// `name: [hidden - too long]`, so one long value does not widen the whole table.
 const REASON_SHOWN_CHARS: usize = 50;
 
-/// The cell's lines of `Pending restart reason` in pretty mode.
-fn shown_reasons(m: &ClusterMember) -> Vec<String> {
+/// `Pending restart reason` as (setting, `setting: old->new`) pairs.
+fn reasons(m: &ClusterMember) -> Vec<(&str, String)> {
     m.pending_restart_reason
         .iter()
-        .map(|(name, change)| {
-            let line = format!("{name}: {}->{}", change.old_value, change.new_value);
+        .map(|(name, c)| {
+            (
+                name.as_str(),
+                format!("{name}: {}->{}", c.old_value, c.new_value),
+            )
+        })
+        .collect()
+}
+
+/// The cell's lines of `Pending restart reason` in pretty mode.
+fn shown_reasons(m: &ClusterMember) -> Vec<String> {
+    reasons(m)
+        .into_iter()
+        .map(|(name, line)| {
             if line.chars().count() > REASON_SHOWN_CHARS {
                 format!("{name}: [hidden - too long]")
             } else {
@@ -160,11 +172,7 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
                     s(m.pending_restart.map(|_| "*".to_owned())),
                 ));
             }
-            let full_reasons: Vec<String> = m
-                .pending_restart_reason
-                .iter()
-                .map(|(name, c)| format!("{name}: {}->{}", c.old_value, c.new_value))
-                .collect();
+            let full_reasons: Vec<String> = reasons(m).into_iter().map(|(_, l)| l).collect();
             if columns.iter().any(|c| c == "Pending restart reason") {
                 cells.push((
                     "Pending restart reason".to_owned(),
