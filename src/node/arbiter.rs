@@ -40,6 +40,8 @@ impl Arbiter {
         let mut watch: Option<LeaseWatch> = None;
         let mut last_transfer: Option<tokio::time::Instant> = None;
         let mut transfers = 0usize;
+        // The lease (generation, renewals) when this agent became the Raft leader.
+        let mut renewals_at_election = None;
         loop {
             let cluster = self.raft.state();
             let now = self.clock.now();
@@ -49,6 +51,13 @@ impl Arbiter {
             if !is_leader {
                 watch = None;
             } else {
+                if watch.is_none() {
+                    // Newly elected, typically because the old Raft leader's host died: the
+                    // primary's lease renewals failed during the election, so it must renew
+                    // under this leader before a hand-off makes Raft refuse writes again.
+                    renewals_at_election =
+                        cluster.leader.as_ref().map(|l| (l.generation, l.renewals));
+                }
                 let w = watch.get_or_insert_with(|| {
                     info!("Raft leader: starting every lease countdown afresh");
                     LeaseWatch::restart(&cluster, now)
@@ -76,12 +85,12 @@ impl Arbiter {
                         Ok(outcome) => info!(?outcome, "{kind} not applied"),
                         Err(err) => warn!(error = %err, "could not propose {kind}"),
                     }
-                } else if cluster
-                    .leader
-                    .as_ref()
-                    .is_some_and(|l| l.member == self.me && l.renewals >= SETTLED_RENEWALS)
-                    && last_transfer
-                        .is_none_or(|t| now.saturating_duration_since(t) >= TRANSFER_BACKOFF)
+                } else if cluster.leader.as_ref().is_some_and(|l| {
+                    l.member == self.me
+                        && l.renewals >= SETTLED_RENEWALS
+                        && renewals_at_election.is_none_or(|at| at != (l.generation, l.renewals))
+                }) && last_transfer
+                    .is_none_or(|t| now.saturating_duration_since(t) >= TRANSFER_BACKOFF)
                 {
                     last_transfer = Some(now);
                     self.hand_leadership_away(&cluster, &dynamic, transfers)
@@ -99,8 +108,11 @@ impl Arbiter {
     }
 
     /// This agent is the Raft leader and runs the primary: hand Raft leadership to another
-    /// voter whose agent reported recently (a hand-off to a dead voter stalls Raft until an
-    /// election, long enough for the primary to fence itself), a different one on each attempt.
+    /// voter that Raft has just heard from and whose agent reported recently, a different one
+    /// on each attempt. A hand-off to a dead voter stalls Raft until an election, long enough
+    /// for the primary to fence itself; the agent's report alone is not evidence enough, as it
+    /// stays fresh for two loops after its host died (a new Raft leader elected because the old
+    /// one's host died handed leadership straight back to that host).
     async fn hand_leadership_away(
         &self,
         cluster: &crate::state::ClusterState,
@@ -116,10 +128,11 @@ impl Arbiter {
                     && now_ms.saturating_sub(m.reported_at.0) <= fresh_ms
             })
         };
+        let heard = self.raft.recently_heard();
         let others: Vec<_> = status
             .voters
             .iter()
-            .filter(|(id, addr)| *id != status.node_id && alive(addr))
+            .filter(|(id, addr)| *id != status.node_id && heard.contains(id) && alive(addr))
             .cloned()
             .collect();
         if others.is_empty() {

@@ -321,6 +321,27 @@ impl RaftNode {
         matches!(confirmed, Ok(Ok(_)))
     }
 
+    /// On the Raft leader: the other nodes that acknowledged a heartbeat or an append within
+    /// the shortest election timeout, i.e. that Raft itself has just heard from. Empty on a
+    /// follower, and for a node a new leader has not heard from yet.
+    pub fn recently_heard(&self) -> Vec<NodeId> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let Some(heartbeats) = &metrics.heartbeat else {
+            return Vec::new();
+        };
+        heartbeats
+            .iter()
+            .filter(|(id, acked)| {
+                **id != self.inner.id
+                    && acked.as_ref().is_some_and(|at| {
+                        openraft::Instant::elapsed(&**at) <= self.inner.confirm_timeout
+                    })
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Ask the leader to hand leadership to `target`, a voter. `Ok(())` once requested; the
     /// election that follows is observed through [`RaftNode::status`].
     pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), ProposeError> {
