@@ -67,9 +67,21 @@ pub struct PortPool {
 
 /// Each node has a loopback address of its own (127.0.0.11, .12, ... from `first`), so that a
 /// partition can cut one node off with nftables rules on its address, and two clusters of one
-/// test (`Options::first_ip`) share no address.
+/// test (`Options::first_ip`) share no address. `TRIBUNE_TEST_NET=N` moves every address to
+/// 127.N.0.x, so that test runs of two checkouts on one machine never cut each other's members
+/// off (all of 127.0.0.0/8 is loopback).
 fn node_ip(first: u8, i: usize) -> String {
-    format!("127.0.0.{}", usize::from(first) + i)
+    format!("127.{}.0.{}", test_net(), usize::from(first) + i)
+}
+
+/// The second octet of every member's loopback address (`TRIBUNE_TEST_NET`, default 0).
+pub fn test_net() -> u8 {
+    match std::env::var("TRIBUNE_TEST_NET") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("TRIBUNE_TEST_NET={v:?} is not a number from 0 to 255")),
+        Err(_) => 0,
+    }
 }
 
 impl PortPool {
