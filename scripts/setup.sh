@@ -17,6 +17,18 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # configuration that listens on nothing; Tribune never uses that service.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 
+# openGauss: when the shared builds are beside this checkout (../shared/opengauss/, or
+# TRIBUNE_OPENGAUSS_TARBALLS), their runtime libraries are installed here and the builds unpacked
+# below (after the package installation).
+og_tarballs=${TRIBUNE_OPENGAUSS_TARBALLS:-$(cd "$(dirname "$0")/.." && pwd)/../shared/opengauss}
+og_runtime=(libboost-atomic1.74.0 libboost-chrono1.74.0 libboost-system1.74.0 libboost-thread1.74.0
+            libcjson1 libcurl4 libedit2 libgomp1 liblz4-1 libminizip1 libzstd1 libssl3)
+if ls "$og_tarballs"/opengauss-*-debian12-x86_64.tar.xz >/dev/null 2>&1; then
+  for p in "${og_runtime[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+  done
+fi
+
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages: ${need[*]}; install them as root (apt-get install ${need[*]})" >&2
@@ -34,3 +46,30 @@ if ! id postgres >/dev/null 2>&1; then
   exit 1
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust) is required" >&2; exit 1; }
+
+# Each openGauss build unpacked once to /opt/tribune/opengauss/<version>/ (TRIBUNE_OPENGAUSS_HOME
+# changes the place), readable by everyone; `omm` is the OS user it runs as (it refuses root).
+# scripts/test.sh runs the openGauss suite against what is found there.
+if ls "$og_tarballs"/opengauss-*-debian12-x86_64.tar.xz >/dev/null 2>&1; then
+  og_home=${TRIBUNE_OPENGAUSS_HOME:-/opt/tribune/opengauss}
+  for tarball in "$og_tarballs"/opengauss-*-debian12-x86_64.tar.xz; do
+    version=$(basename "$tarball" | sed -E 's/^opengauss-(.*)-lite-debian12-x86_64\.tar\.xz$/\1/')
+    [ -x "$og_home/$version/bin/gaussdb" ] && continue
+    if [ "$(id -u)" -ne 0 ] && ! mkdir -p "$og_home" 2>/dev/null; then
+      echo "setup: cannot write $og_home; run as root or set TRIBUNE_OPENGAUSS_HOME" >&2
+      exit 1
+    fi
+    echo "setup: unpacking openGauss $version to $og_home/$version"
+    mkdir -p "$og_home"
+    tmp=$(mktemp -d "$og_home/.unpack.XXXXXX")
+    tar -xJf "$tarball" -C "$tmp"
+    # The tarball holds one directory, opengauss-<version>/.
+    mv "$tmp"/opengauss-*/ "$og_home/$version"
+    rmdir "$tmp"
+    chmod -R a+rX "$og_home/$version"
+  done
+  if [ "$(id -u)" -eq 0 ] && ! id omm >/dev/null 2>&1; then
+    echo "setup: creating the omm OS user that runs openGauss in the tests"
+    useradd --create-home --shell /bin/bash omm
+  fi
+fi
