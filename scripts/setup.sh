@@ -19,10 +19,11 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy
 
 # openGauss: when the shared builds are beside this checkout (../shared/opengauss/, or
 # TRIBUNE_OPENGAUSS_TARBALLS), their runtime libraries are installed here and the builds unpacked
-# below (after the package installation).
+# below (after the package installation). The list is the builds' README's plus libcgroup2: the
+# 6.0.2 build links libcgroup.so.2 and does not carry it (found with ldd on every program).
 og_tarballs=${TRIBUNE_OPENGAUSS_TARBALLS:-$(cd "$(dirname "$0")/.." && pwd)/../shared/opengauss}
 og_runtime=(libboost-atomic1.74.0 libboost-chrono1.74.0 libboost-system1.74.0 libboost-thread1.74.0
-            libcjson1 libcurl4 libedit2 libgomp1 liblz4-1 libminizip1 libzstd1 libssl3)
+            libcgroup2 libcjson1 libcurl4 libedit2 libgomp1 liblz4-1 libminizip1 libzstd1 libssl3)
 if ls "$og_tarballs"/opengauss-*-debian12-x86_64.tar.xz >/dev/null 2>&1; then
   for p in "${og_runtime[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
