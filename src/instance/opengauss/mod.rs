@@ -3,7 +3,7 @@
 //! | the trait asks for | openGauss does |
 //! |---|---|
 //! | bootstrap | `gs_initdb` (node name, initial user and password), `gs_ctl start -M primary`, the replication administrator |
-//! | clone | `gs_initdb`, then `gs_ctl build -b full` from the source |
+//! | clone | `gs_ctl build -b full` from the source into a directory holding only the `postgresql.conf` gs_initdb would have written (`initconf`) |
 //! | start | `gs_ctl start -M primary` or `-M standby`, then the standby pinned to its upstream with `disable_conn('specify_connection', ...)` |
 //! | promote | `gs_ctl failover -T <term>`, the term being the generation: no promote verb |
 //! | follow | the channel written and reloaded, the standby pinned to the new upstream |
@@ -18,6 +18,7 @@
 //!
 //! Layout: `settings` (what the caller gives, openGauss's checks), `term` (generation to term),
 //! `commands` (tool command lines), `files` (`postgresql.conf` block, `pg_hba.conf`),
+//! `initconf` (a copy's first `postgresql.conf`),
 //! `replconninfo` (channels), `syncnames` (`synchronous_standby_names` rules), `status` (the
 //! per-tick query), `hastate` (openGauss's role and state words), `gs_ctl_output` (what gs_ctl
 //! prints), `roles`, `slots`, `fence` (SQL plans), `detect` (engine selection). Everything
@@ -38,6 +39,7 @@ pub mod fence;
 pub mod files;
 pub mod gs_ctl_output;
 pub mod hastate;
+pub mod initconf;
 pub mod replconninfo;
 pub mod roles;
 pub mod settings;
@@ -428,6 +430,64 @@ impl OpenGauss {
         Ok(())
     }
 
+    /// Makes the empty data directory ready for a full build from `source`: it holds only the
+    /// `postgresql.conf` gs_initdb would have written (see `initconf`). Falls back to gs_initdb
+    /// when the installation has no sample file or the source does not tell its settings (no
+    /// replication administrator's password, unreachable): slower, same result.
+    async fn prepare_copy(
+        &self,
+        operation: &'static str,
+        source: &Upstream,
+    ) -> Result<(), InstanceError> {
+        let sample = std::fs::read_to_string(self.s.conf_sample());
+        let chosen = match self.peer_config(source, "tribune-clone") {
+            Some(config) => {
+                super::sql::peer_value(
+                    &config,
+                    PEER_CONNECT_TIMEOUT,
+                    "read the source's settings",
+                    &initconf::initdb_chosen_sql(),
+                    QUERY_TIMEOUT,
+                )
+                .await
+            }
+            None => Ok(None),
+        };
+        let (sample, chosen) = match (sample, chosen) {
+            (Ok(sample), Ok(Some(chosen))) => (sample, chosen),
+            (sample, chosen) => {
+                tracing::info!(
+                    sample = ?sample.err().map(|e| format!("{}: {e}", self.s.conf_sample().display())),
+                    source_settings = ?chosen,
+                    "preparing the copy with gs_initdb"
+                );
+                return self.initdb(operation).await;
+            }
+        };
+        datadir::prepare_empty(
+            &self.s.data_dir,
+            has_pg_version(&self.s.data_dir),
+            operation,
+        )?;
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.s.data_dir)?;
+            // openGauss refuses a data directory others can enter.
+            std::fs::set_permissions(&self.s.data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let mut settings = initconf::parse_initdb_chosen(&chosen);
+        settings.insert("pgxc_node_name".to_owned(), self.s.node_name());
+        write_atomic(
+            &self.s.file(files::CONF),
+            initconf::render(&sample, &settings).as_bytes(),
+            0o600,
+        )?;
+        Ok(())
+    }
+
     /// `gs_ctl build` from `source` (its channel the only one while it runs); done when the
     /// build's tag file is gone and the directory holds a cluster. Leaves the server stopped and
     /// the configuration that of a standby of `source`.
@@ -716,7 +776,7 @@ impl Instance for OpenGauss {
         const OP: &str = "clone";
         let source = member_source(OP, source)?;
         // gs_ctl build keeps the target's postgresql.conf, so the new member gets its own first.
-        self.initdb(OP).await?;
+        self.prepare_copy(OP, source).await?;
         let built = self.build_from(OP, source, BuildMode::Full).await;
         if built.is_err() {
             // What is there is gs_initdb's cluster of its own (or part of a copy): left in place

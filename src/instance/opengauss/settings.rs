@@ -69,6 +69,12 @@ impl OpenGaussSettings {
         self.bin_dir.join(name)
     }
 
+    /// openGauss's `postgresql.conf.sample`, from which gs_initdb writes a new file: in the
+    /// installation `bin_dir` belongs to (`$GAUSSHOME/share/postgresql`).
+    pub fn conf_sample(&self) -> PathBuf {
+        parent_dir(&self.bin_dir).join("share/postgresql/postgresql.conf.sample")
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.data_dir.join(name)
     }
