@@ -303,9 +303,44 @@ pub fn default_pg_hba(s: &OpenGaussSettings) -> Vec<String> {
     ]
 }
 
-/// `pg_hba.conf`, the same on every member: `gs_ctl build` copies the source's over ours.
-pub fn pg_hba(s: &OpenGaussSettings) -> String {
-    hba_file(s.name.as_str(), &s.pg_hba, || default_pg_hba(s))
+/// `pg_hba.conf`: the configured lines (else [`default_pg_hba`]), after one line per member
+/// (`members`: the database addresses of the cluster's members, this one's included) that trusts
+/// the initial user from that member's address, when the former primary rejoins with
+/// `gs_ctl build -b incremental`.
+///
+/// That build's rewind logs in to the source as the OS user, which is the initial user, with no
+/// password: it takes none on its command line, and openGauss's client library reads neither
+/// `PGPASSWORD` nor a password file. openGauss's own cluster tools trust the cluster's hosts the
+/// same way. The price: a process on a member's host that reaches another member's database
+/// port over TCP logs in there as the initial user. `use_pg_rewind: false` drops these lines
+/// (a former primary is then always copied afresh).
+pub fn pg_hba(s: &OpenGaussSettings, members: &[String]) -> String {
+    let mut lines = member_trust(s, members);
+    lines.extend(if s.pg_hba.is_empty() {
+        default_pg_hba(s)
+    } else {
+        s.pg_hba.clone()
+    });
+    hba_file(s.name.as_str(), &lines, Vec::new)
+}
+
+/// The lines of [`pg_hba`] that trust the initial user from each member's address.
+fn member_trust(s: &OpenGaussSettings, members: &[String]) -> Vec<String> {
+    if !s.use_incremental_build {
+        return Vec::new();
+    }
+    let user = hba_token(&s.superuser.0);
+    let hosts: BTreeSet<&str> = members.iter().map(String::as_str).collect();
+    hosts
+        .into_iter()
+        .filter_map(|host| {
+            let prefix = match host.parse::<std::net::IpAddr>().ok()? {
+                std::net::IpAddr::V4(_) => 32,
+                std::net::IpAddr::V6(_) => 128,
+            };
+            Some(format!("host all {user} {host}/{prefix} trust"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -487,8 +522,9 @@ replconninfo2 = ''
     #[test]
     fn hba_default_and_given() {
         let mut s = sample();
+        s.use_incremental_build = false;
         assert_eq!(
-            pg_hba(&s),
+            pg_hba(&s, &["10.0.0.1".into(), "10.0.0.2".into()]),
             "# Written by the tribune agent for member og-1; edits are overwritten.\n\
              local all all trust\n\
              host all tribune_admin 0.0.0.0/0 md5\n\
@@ -497,6 +533,28 @@ replconninfo2 = ''
              host all all ::/0 sha256\n"
         );
         s.pg_hba = vec!["host all all 10.0.0.0/8 sha256".into()];
-        assert!(pg_hba(&s).ends_with("\nhost all all 10.0.0.0/8 sha256\n"));
+        assert!(pg_hba(&s, &[]).ends_with("\nhost all all 10.0.0.0/8 sha256\n"));
+    }
+
+    #[test]
+    fn the_rewind_login_is_trusted_from_every_member_before_any_configured_line() {
+        let mut s = sample();
+        s.use_incremental_build = true;
+        s.pg_hba = vec!["host all all 0.0.0.0/0 sha256".into()];
+        let members = [
+            "10.0.0.2".into(),
+            "10.0.0.1".into(),
+            "fd00::3".into(),
+            "10.0.0.2".into(),
+        ];
+        assert_eq!(
+            pg_hba(&s, &members),
+            "# Written by the tribune agent for member og-1; edits are overwritten.\n\
+             host all omm 10.0.0.1/32 trust\n\
+             host all omm 10.0.0.2/32 trust\n\
+             host all omm fd00::3/128 trust\n\
+             host all all 0.0.0.0/0 sha256\n",
+            "one line per address, sorted, first: pg_hba.conf takes the first line that matches"
+        );
     }
 }

@@ -363,9 +363,11 @@ impl OpenGauss {
             files::merge(&existing, &block).as_bytes(),
             0o600,
         )?;
+        let mut member_hosts: Vec<String> = self.peers().into_iter().map(|p| p.host).collect();
+        member_hosts.push(self.s.connect_host.clone());
         write_atomic(
             &self.s.file(files::HBA),
-            files::pg_hba(&settings).as_bytes(),
+            files::pg_hba(&settings, &member_hosts).as_bytes(),
             0o600,
         )?;
         let marker = self.s.file(files::STANDBY_MARKER);
