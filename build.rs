@@ -1,8 +1,18 @@
 //! Generates the gRPC code for `proto/tribune.proto` with the vendored protoc: no system protoc
 //! and no environment mutation.
+//!
+//! It also decides whether the openGauss end-to-end tests run: they need openGauss's programs,
+//! named by `TRIBUNE_OPENGAUSS_BIN` when the tests are built (cfg `tribune_opengauss`); built
+//! without it, they are compiled as ignored tests that say what they need, so a test run never
+//! counts them as passed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/tribune.proto");
+    println!("cargo::rustc-check-cfg=cfg(tribune_opengauss)");
+    println!("cargo:rerun-if-env-changed=TRIBUNE_OPENGAUSS_BIN");
+    if std::env::var_os("TRIBUNE_OPENGAUSS_BIN").is_some_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=tribune_opengauss");
+    }
     let mut cfg = prost_build::Config::new();
     cfg.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure().compile_with_config(

@@ -33,6 +33,21 @@ pub enum Database {
 }
 
 impl Database {
+    /// How the tests log in at `host:port` (a member, or a proxy in front of one), over TCP as
+    /// clients do. On openGauss that is the replication administrator the agent creates: its
+    /// password is stored for md5, the one password method both openGauss and tokio-postgres
+    /// know (openGauss's own sha256 login is beyond tokio-postgres, and the initial user is
+    /// trusted only over the Unix socket and only from its own OS user).
+    pub fn conninfo(&self, host: &str, port: u16) -> String {
+        let (user, password) = match self {
+            Database::Postgres => (SUPERUSER, SUPERUSER_PASSWORD),
+            Database::OpenGauss { .. } => (OPENGAUSS_ADMIN, OPENGAUSS_ADMIN_PASSWORD),
+        };
+        format!(
+            "host={host} port={port} user={user} password={password} dbname=postgres connect_timeout=2"
+        )
+    }
+
     fn os_user(&self) -> &str {
         match self {
             Database::Postgres => "postgres",
@@ -72,6 +87,68 @@ pub struct PortPool {
 /// off (all of 127.0.0.0/8 is loopback).
 fn node_ip(first: u8, i: usize) -> String {
     format!("127.{}.0.{}", test_net(), usize::from(first) + i)
+}
+
+/// openGauss members' addresses: 198.18.N.x (RFC 2544's benchmarking range; N is
+/// `TRIBUNE_TEST_NET`), added to the loopback interface for the cluster's life
+/// ([`LocalAddresses`]). openGauss demands a password from every login that comes from
+/// 127.0.0.1, the one its own `gs_ctl build -b incremental` makes included, and a connection
+/// from this host to any 127.x address comes from 127.0.0.1; to one of these it comes from the
+/// address itself, as between the hosts of a real cluster. Nothing leaves the machine.
+fn opengauss_ip(first: u8, i: usize) -> String {
+    format!("198.18.{}.{}", test_net(), usize::from(first) + i)
+}
+
+/// Addresses added to the loopback interface, removed on drop. Connections between them stay
+/// on this machine, each coming from the address it was made to.
+pub struct LocalAddresses {
+    added: std::cell::RefCell<Vec<String>>,
+}
+
+impl LocalAddresses {
+    /// Adds each of `addresses` (a leftover of an earlier run is replaced). Needs root.
+    pub fn add_all(addresses: &[String]) -> LocalAddresses {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "openGauss members need addresses other than 127.0.0.1, which only root can add to \
+             the loopback interface (CI runs as root)"
+        );
+        let local = LocalAddresses {
+            added: Default::default(),
+        };
+        for address in addresses {
+            local.add(address);
+        }
+        local
+    }
+
+    pub fn add(&self, address: &str) {
+        let cidr = format!("{address}/32");
+        let _ = ip(&["addr", "del", &cidr, "dev", "lo"]);
+        assert!(
+            ip(&["addr", "add", &cidr, "dev", "lo"]),
+            "ip addr add {cidr} dev lo"
+        );
+        self.added.borrow_mut().push(cidr);
+    }
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run ip (iproute2)")
+        .success()
+}
+
+impl Drop for LocalAddresses {
+    fn drop(&mut self) {
+        for cidr in self.added.borrow().iter() {
+            let _ = ip(&["addr", "del", cidr, "dev", "lo"]);
+        }
+    }
 }
 
 /// The second octet of every member's loopback address (`TRIBUNE_TEST_NET`, default 0).
@@ -190,9 +267,7 @@ impl Node {
 
 /// How the tests log in to PostgreSQL at `host:port` (a member, or a proxy in front of one).
 pub fn conninfo(host: &str, port: u16) -> String {
-    format!(
-        "host={host} port={port} user={SUPERUSER} password={SUPERUSER_PASSWORD} dbname=postgres connect_timeout=2"
-    )
+    Database::Postgres.conninfo(host, port)
 }
 
 pub struct Cluster {
@@ -202,6 +277,8 @@ pub struct Cluster {
     pub scope: String,
     /// What every node's configuration was written with.
     pub options: Options,
+    /// openGauss members' addresses (removed after the processes, with the cluster).
+    addresses: Option<LocalAddresses>,
 }
 
 pub struct Options {
@@ -252,12 +329,21 @@ impl Cluster {
             .unwrap();
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let binary = agent_binary(root.path());
+        let addresses = match options.database {
+            Database::Postgres => None,
+            Database::OpenGauss { .. } => Some(LocalAddresses::add_all(
+                &(0..size)
+                    .map(|i| opengauss_ip(options.first_ip, i))
+                    .collect::<Vec<_>>(),
+            )),
+        };
         let mut cluster = Cluster {
             root,
             binary,
             nodes: Vec::new(),
             scope: options.scope.to_owned(),
             options,
+            addresses,
         };
         let mut ports = PortPool::new();
         for i in 0..size {
@@ -283,6 +369,9 @@ impl Cluster {
     /// not started (`start`); it joins the Raft cluster once a member adds it.
     pub fn add_node(&mut self, witness: bool) -> usize {
         let i = self.nodes.len();
+        if let Some(addresses) = &self.addresses {
+            addresses.add(&opengauss_ip(self.options.first_ip, i));
+        }
         let mut ports = PortPool::new();
         let node = self.new_node(i, &mut ports);
         let partners: Vec<String> = (0..i).map(|j| self.raft_addr(j)).collect();
@@ -304,21 +393,16 @@ impl Cluster {
         let name = format!("{}{i}", self.options.name_prefix);
         let dir = self.root.path().join(&name);
         fs::create_dir_all(&dir).unwrap();
-        let ip = node_ip(self.options.first_ip, i);
+        let ip = match &self.options.database {
+            Database::Postgres => node_ip(self.options.first_ip, i),
+            Database::OpenGauss { .. } => opengauss_ip(self.options.first_ip, i),
+        };
         let api_port = ports.take(&ip);
         let pg_port = match &self.options.database {
             Database::Postgres => ports.take(&ip),
             Database::OpenGauss { .. } => ports.take_range(&ip, 6),
         };
-        let conninfo = match &self.options.database {
-            Database::Postgres => conninfo(&ip, pg_port),
-            // The Unix socket is in the data directory's parent.
-            Database::OpenGauss { .. } => format!(
-                "host={} port={pg_port} user={OPENGAUSS_SUPERUSER} dbname=postgres \
-                 connect_timeout=2",
-                dir.display()
-            ),
-        };
+        let conninfo = self.options.database.conninfo(&ip, pg_port);
         Node {
             config: dir.join("tribune.yml"),
             name,
@@ -487,6 +571,10 @@ log:
 /// openGauss's initial user in the tests (its password meets openGauss's policy).
 pub const OPENGAUSS_SUPERUSER: &str = "omm";
 pub const OPENGAUSS_SUPERUSER_PASSWORD: &str = "Tribune@2024";
+/// The replication administrator (`postgresql.authentication.replication`): a SYSADMIN the
+/// agent creates with an md5-compatible password, which the tests log in as.
+pub const OPENGAUSS_ADMIN: &str = "tribune_admin";
+pub const OPENGAUSS_ADMIN_PASSWORD: &str = "Admin#2024x";
 
 /// The database's part of a node's configuration: its dynamic parameters, `initdb` options and
 /// the `postgresql` section.
@@ -543,8 +631,8 @@ postgresql:
       username: {OPENGAUSS_SUPERUSER}
       password: "{OPENGAUSS_SUPERUSER_PASSWORD}"
     replication:
-      username: tribune_admin
-      password: "Admin#2024x"
+      username: {OPENGAUSS_ADMIN}
+      password: "{OPENGAUSS_ADMIN_PASSWORD}"
   parameters:
     max_connections: 40
     shared_buffers: 64MB
