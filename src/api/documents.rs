@@ -219,6 +219,11 @@ pub struct StatusDocument {
     pub role: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub server_version: Option<u32>,
+    /// Tribune's own field, for engines whose `server_version` is not their version: openGauss
+    /// reports its PostgreSQL base there (90204); this says `openGauss 6.0.2`. Absent for
+    /// PostgreSQL, so its document is Patroni's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub engine: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub xlog: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -305,6 +310,7 @@ pub fn status(inner: &Inner) -> StatusDocument {
         postmaster_start_time: running.then(|| s.postmaster_start_time.clone()).flatten(),
         role,
         server_version: running.then_some(s.server_version).flatten(),
+        engine: running.then(|| s.engine_version.clone()).flatten(),
         xlog,
         sync_standby: (s.role == Some(DbRole::Standby)
             && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Sync)

@@ -138,10 +138,11 @@ pub async fn version(session: Option<&mut Session>, args: &VersionArgs) -> anyho
     {
         match session.client.status_of(&base_url(&m.api_url)).await {
             Ok(s) => {
-                let pg = s
-                    .server_version
-                    .map(|v| format!(" PostgreSQL {}", pg_version(v)))
-                    .unwrap_or_default();
+                let pg = match (&s.engine, s.server_version) {
+                    (Some(engine), _) => format!(" {engine}"),
+                    (None, Some(v)) => format!(" PostgreSQL {}", pg_version(v)),
+                    (None, None) => String::new(),
+                };
                 println!("{}: Tribune {}{pg}", m.name, s.patroni.version);
             }
             Err(e) => println!("{}: failed to get version: {e}", m.name),

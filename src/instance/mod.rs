@@ -148,6 +148,10 @@ pub struct LocalStatus {
     pub upstream: Option<String>,
     pub sysid: Option<String>,
     pub server_version: Option<u32>,
+    /// The engine and its version as the server names itself, where `server_version` would
+    /// mislead: openGauss reports its PostgreSQL base there (90204), and `openGauss 6.0.2` here.
+    /// `None` for PostgreSQL, whose `server_version` says it all.
+    pub engine_version: Option<String>,
     /// `YYYY-MM-DD HH:MM:SS.ffffff+00:00`
     pub postmaster_start_time: Option<String>,
     /// Primary: one entry per WAL sender.

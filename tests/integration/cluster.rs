@@ -59,6 +59,12 @@ pub async fn wait_rows(cluster: &Cluster, i: usize, expected: &[i64], limit: Dur
     .await
 }
 
+/// The first id above every one in `acked` (and above 1000: tests write their first rows
+/// below it).
+fn next_free_id(acked: &[i64]) -> i64 {
+    acked.iter().copied().max().unwrap_or(0).max(1000) + 1
+}
+
 /// Crashes the host of the primary `p` (agent and postmaster, kill -9) and waits until another
 /// member acknowledges a write; returns it, the write added to `acked`.
 pub async fn crash_and_fail_over(
@@ -70,7 +76,8 @@ pub async fn crash_and_fail_over(
     let crashed_at = Instant::now();
     cluster.crash(p);
     let others: Vec<usize> = (0..cluster.nodes.len()).filter(|i| *i != p).collect();
-    let mut next_id = 1000;
+    // Ids no earlier write took: a duplicate would fail like an unavailable primary.
+    let mut next_id = next_free_id(acked);
     let cluster = &*cluster;
     let (np, first_id) = wait_for(
         limit,
@@ -111,10 +118,12 @@ pub async fn rejoin_after_failover(
     acked: &mut Vec<i64>,
     limit: Duration,
 ) -> String {
-    write_and_replicate(cluster, np, other, 2000..2010, acked, limit).await;
+    let first = next_free_id(acked);
+    write_and_replicate(cluster, np, other, first..first + 10, acked, limit).await;
     cluster.start(p);
     wait_streaming_replica(client, cluster, p, "the old primary to rejoin as a replica").await;
-    write_and_replicate(cluster, np, p, 3000..3010, acked, limit).await;
+    let first = next_free_id(acked);
+    write_and_replicate(cluster, np, p, first..first + 10, acked, limit).await;
     assert_eq!(primary(client, cluster).await, Some(np));
     std::fs::read_to_string(cluster.nodes[p].log()).unwrap_or_default()
 }

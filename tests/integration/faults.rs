@@ -12,6 +12,7 @@ use crate::harness::*;
 /// A cluster in synchronous mode (strict if asked), healthy, with the workload running.
 pub async fn loaded_cluster_with(
     strict: bool,
+    database: Database,
 ) -> (
     reqwest::Client,
     Cluster,
@@ -20,7 +21,7 @@ pub async fn loaded_cluster_with(
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
-    let (client, cluster, p) = sync_cluster(strict).await;
+    let (client, cluster, p) = sync_cluster(strict, database).await;
     let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
     let (acks, stop, writer) = start_workload(&cluster, p, conninfos).await;
     (client, cluster, p, acks, stop, writer)
@@ -28,13 +29,14 @@ pub async fn loaded_cluster_with(
 
 /// A three-node cluster in synchronous mode (strict if asked) with a primary and a
 /// synchronous standby; returns the primary.
-pub async fn sync_cluster(strict: bool) -> (reqwest::Client, Cluster, usize) {
+pub async fn sync_cluster(strict: bool, database: Database) -> (reqwest::Client, Cluster, usize) {
     let client = http_client();
     let mut cluster = Cluster::new(
         3,
         Options {
             synchronous_mode: "true",
             synchronous_mode_strict: strict,
+            database,
             ..Options::default()
         },
     );
@@ -97,17 +99,6 @@ pub async fn start_workload(
     (acks, stop, writer)
 }
 
-async fn loaded_cluster() -> (
-    reqwest::Client,
-    Cluster,
-    usize,
-    Acks,
-    tokio_util::sync::CancellationToken,
-    tokio::task::JoinHandle<()>,
-) {
-    loaded_cluster_with(false).await
-}
-
 /// The member the REST API names as synchronous standby, if exactly one.
 async fn sync_standby(client: &reqwest::Client, cluster: &Cluster, p: usize) -> Option<usize> {
     let doc = get_json(client, &format!("{}/cluster", cluster.nodes[p].api())).await?;
@@ -154,7 +145,13 @@ pub async fn check_history(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_primary_agent_is_fenced_before_another_member_is_promoted() {
-    let (client, cluster, p, acks, stop, writer) = loaded_cluster().await;
+    frozen_primary_agent_is_fenced(Database::Postgres).await;
+}
+
+/// The primary's agent frozen (SIGSTOP) past `ttl` under writes: the standbys fence its
+/// database over SQL before one of them is promoted; thawed, it rejoins as a standby.
+pub async fn frozen_primary_agent_is_fenced(database: Database) {
+    let (client, cluster, p, acks, stop, writer) = loaded_cluster_with(false, database).await;
     let frozen_at = Instant::now();
     cluster.signal_agent(p, Signal::SIGSTOP);
     let np = wait_for(
@@ -196,7 +193,8 @@ async fn a_frozen_primary_agent_is_fenced_before_another_member_is_promoted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_postmaster_restarts_in_place_while_the_lease_holds() {
-    let (client, cluster, p, acks, stop, writer) = loaded_cluster().await;
+    let (client, cluster, p, acks, stop, writer) =
+        loaded_cluster_with(false, Database::Postgres).await;
     let crashed_at = Instant::now();
     cluster.crash_postmaster(p);
     wait_for(
@@ -232,7 +230,14 @@ async fn a_crashed_postmaster_restarts_in_place_while_the_lease_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_mode_replaces_a_lost_synchronous_standby_and_blocks_without_one() {
-    let (client, mut cluster, p, acks, stop, writer) = loaded_cluster_with(true).await;
+    strict_mode_replaces_and_blocks(Database::Postgres).await;
+}
+
+/// Strict synchronous mode under writes: a lost synchronous standby is replaced by the other;
+/// with no standby replicating, commits block (rather than being acknowledged by the primary
+/// alone) until replication is repaired.
+pub async fn strict_mode_replaces_and_blocks(database: Database) {
+    let (client, mut cluster, p, acks, stop, writer) = loaded_cluster_with(true, database).await;
     let first = wait_for(
         Duration::from_secs(20),
         "a synchronous standby",
@@ -264,15 +269,7 @@ async fn strict_mode_replaces_a_lost_synchronous_standby_and_blocks_without_one(
     // The remaining standby's host stays up (so does the Raft majority) but its replication
     // breaks: no synchronous standby is left, and strict mode blocks commits rather than
     // acknowledging them alone.
-    let standby = connect(&cluster.nodes[second]).await.unwrap();
-    standby
-        .batch_execute("ALTER SYSTEM SET primary_conninfo = ''")
-        .await
-        .unwrap();
-    standby
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    cluster.break_replication(second).await;
     wait_for(
         Duration::from_secs(20),
         "the degraded metric",
@@ -303,14 +300,7 @@ async fn strict_mode_replaces_a_lost_synchronous_standby_and_blocks_without_one(
     );
 
     // Replication is repaired: the standby becomes synchronous and commits resume.
-    standby
-        .batch_execute("ALTER SYSTEM RESET primary_conninfo")
-        .await
-        .unwrap();
-    standby
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    cluster.repair_replication(second).await;
     let back = Instant::now();
     wait_for_writes_after(
         &acks,
@@ -392,7 +382,8 @@ async fn a_primary_cut_off_from_its_peers_fences_itself_and_another_takes_over()
         eprintln!("skipped: a partition needs root to load nftables rules (CI runs as root)");
         return;
     }
-    let (client, cluster, p, acks, stop, writer) = loaded_cluster().await;
+    let (client, cluster, p, acks, stop, writer) =
+        loaded_cluster_with(false, Database::Postgres).await;
     let cut_at = Instant::now();
     let partition = Partition::isolate(&cluster.nodes[p].ip).unwrap();
     let np = wait_for(
@@ -453,7 +444,8 @@ fn the_overlap_check_accepts_a_clean_handover() {
 /// keeps running, and writes go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_raft_leader_does_not_stop_the_primary() {
-    let (client, mut cluster, p, acks, stop, writer) = loaded_cluster().await;
+    let (client, mut cluster, p, acks, stop, writer) =
+        loaded_cluster_with(false, Database::Postgres).await;
     let raft_leader = wait_for(
         Duration::from_secs(20),
         "the Raft leader on a standby",

@@ -81,6 +81,8 @@ pub struct Haproxy {
     pub replica_port: u16,
     pub stats_port: u16,
     log: PathBuf,
+    /// How clients log in to the databases behind it.
+    database: Database,
 }
 
 /// The installed `haproxy`: on PATH, or in /usr/sbin where Debian puts it (not on an ordinary
@@ -138,6 +140,7 @@ impl Haproxy {
             replica_port,
             stats_port,
             log,
+            database: cluster.options.database.clone(),
         };
         haproxy.wait_listening(&config);
         haproxy
@@ -171,7 +174,7 @@ impl Haproxy {
     }
 
     pub fn conninfo(&self, listener: Listener) -> String {
-        conninfo(BIND, self.port(listener))
+        self.database.conninfo(BIND, self.port(listener))
     }
 
     /// What HAProxy's own output says so far (server state changes, errors).
@@ -304,8 +307,18 @@ impl Drop for Haproxy {
 /// remaining standby.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_reaches_the_primary_and_standbys_and_follows_a_failover() {
+    haproxy_follows_a_failover(Database::Postgres).await;
+}
+
+pub async fn haproxy_follows_a_failover(database: Database) {
     let client = http_client();
-    let mut cluster = Cluster::new(3, Options::default());
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            database,
+            ..Options::default()
+        },
+    );
     cluster.start_all();
     let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
     let haproxy = Haproxy::start(&cluster);
@@ -387,8 +400,18 @@ const PRIMARY_PORT_SWITCHOVER_DEADLINE: Duration = Duration::from_millis(
 /// switchover to a named candidate, allowed in pause, moves the primary port within a deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_follows_a_switchover_and_a_paused_cluster() {
+    haproxy_follows_a_switchover_in_pause(Database::Postgres).await;
+}
+
+pub async fn haproxy_follows_a_switchover_in_pause(database: Database) {
     let client = http_client();
-    let mut cluster = Cluster::new(3, Options::default());
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            database,
+            ..Options::default()
+        },
+    );
     cluster.start_all();
     let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
     let haproxy = Haproxy::start(&cluster);

@@ -554,6 +554,55 @@ log:
         }
     }
 
+    /// Stops member `i`'s standby from replicating, its host and agent running (PostgreSQL:
+    /// `primary_conninfo` emptied with `ALTER SYSTEM`, which wins over the agent's file;
+    /// openGauss: its WAL receiver pinned to a channel that does not exist, its own address).
+    /// The agent leaves it so, since it already follows the primary.
+    pub async fn break_replication(&self, i: usize) {
+        let node = &self.nodes[i];
+        let pin_nowhere = format!(
+            "SELECT pg_catalog.disable_conn('specify_connection', '{}', {})",
+            node.ip,
+            node.pg_port + 1
+        );
+        let statements: Vec<&str> = match self.options.database {
+            Database::Postgres => vec![
+                "ALTER SYSTEM SET primary_conninfo = ''",
+                "SELECT pg_reload_conf()",
+            ],
+            Database::OpenGauss { .. } => vec![&pin_nowhere],
+        };
+        self.run_sql(i, &statements).await;
+    }
+
+    /// Undoes [`Cluster::break_replication`].
+    pub async fn repair_replication(&self, i: usize) {
+        let statements: &[&str] = match self.options.database {
+            Database::Postgres => &[
+                "ALTER SYSTEM RESET primary_conninfo",
+                "SELECT pg_reload_conf()",
+            ],
+            Database::OpenGauss { .. } => {
+                &["SELECT pg_catalog.disable_conn('polling_connection', '', 0)"]
+            }
+        };
+        self.run_sql(i, statements).await;
+    }
+
+    async fn run_sql(&self, i: usize, statements: &[&str]) {
+        let client = connect(&self.nodes[i])
+            .await
+            .unwrap_or_else(|| panic!("connect to {}", self.nodes[i].name));
+        for statement in statements {
+            client.batch_execute(statement).await.unwrap_or_else(|e| {
+                let why = e
+                    .as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+                panic!("{statement} on {}: {why}", self.nodes[i].name)
+            });
+        }
+    }
+
     pub fn log_tail(&self, i: usize, lines: usize) -> String {
         let text = fs::read_to_string(self.nodes[i].log()).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();

@@ -96,7 +96,7 @@ async fn cluster_member(client: &reqwest::Client, api: &str, name: &str) -> Opti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_grows_to_five_fails_over_and_shrinks_back_to_three_under_writes() {
     let started = Instant::now();
-    let (client, mut cluster, p) = sync_cluster(false).await;
+    let (client, mut cluster, p) = sync_cluster(false, Database::Postgres).await;
     let d = cluster.add_node(false);
     let w = cluster.add_node(true);
     let (d_name, w_name) = (cluster.nodes[d].name.clone(), cluster.nodes[w].name.clone());

@@ -38,11 +38,20 @@ fn patroni_time(v: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_answer_as_patroni_for_each_role() {
+    endpoints_answer_as_patroni(Database::Postgres).await;
+}
+
+/// Patroni's health endpoints, status documents and topology for each role, and scheduled
+/// actions in the documents. On openGauss the documents carry Tribune's `engine` field too
+/// (openGauss's `server_version` is its PostgreSQL base, 90204).
+pub async fn endpoints_answer_as_patroni(database: Database) {
+    let opengauss = matches!(database, Database::OpenGauss { .. });
     let client = http_client();
     let mut cluster = Cluster::new(
         3,
         Options {
             synchronous_mode: "true",
+            database,
             ..Options::default()
         },
     );
@@ -152,9 +161,16 @@ async fn endpoints_answer_as_patroni_for_each_role() {
     let primary_doc = get_json(&client, &format!("{}/patroni", api(p)))
         .await
         .unwrap();
+    let with_engine = |mut keys: Vec<&'static str>| {
+        if opengauss {
+            keys.push("engine");
+            keys.sort();
+        }
+        keys
+    };
     assert_eq!(
         keys(&primary_doc),
-        vec![
+        with_engine(vec![
             "database_system_identifier",
             "dcs_last_seen",
             "patroni",
@@ -165,19 +181,29 @@ async fn endpoints_answer_as_patroni_for_each_role() {
             "state",
             "timeline",
             "xlog",
-        ],
+        ]),
         "{primary_doc}"
     );
+    if opengauss {
+        assert!(
+            primary_doc["engine"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("openGauss ")),
+            "{primary_doc}"
+        );
+    }
     assert_eq!(primary_doc["role"], "primary");
     assert!(primary_doc["xlog"]["location"].is_u64(), "{primary_doc}");
     assert!(
         patroni_time(&primary_doc["postmaster_start_time"]),
         "{primary_doc}"
     );
+    let oldest = if opengauss { 90_204 } else { 150_000 };
     assert!(
         primary_doc["server_version"]
             .as_u64()
-            .is_some_and(|v| v >= 150_000)
+            .is_some_and(|v| v >= oldest),
+        "{primary_doc}"
     );
     assert_eq!(
         keys(&primary_doc["patroni"]),
@@ -216,7 +242,7 @@ async fn endpoints_answer_as_patroni_for_each_role() {
             expected.push("sync_standby");
             expected.sort();
         }
-        assert_eq!(keys(&doc), expected, "{doc}");
+        assert_eq!(keys(&doc), with_engine(expected), "{doc}");
         assert_eq!(
             keys(&doc["xlog"]),
             vec![

@@ -176,6 +176,15 @@ pub fn pg_controldata(s: &OpenGaussSettings) -> CommandLine {
         .env("LC_ALL", "C")
 }
 
+/// The statement that pins a standby's WAL receiver to the channel of `host` and `ha_port`
+/// (openGauss's `disable_conn` in `specify_connection` mode): it streams from there only.
+pub fn pin_sql(host: &str, ha_port: u16) -> String {
+    format!(
+        "SELECT pg_catalog.disable_conn('specify_connection', {}, {ha_port})",
+        crate::instance::conf::sql_literal(host)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +271,14 @@ mod tests {
             pg_controldata(&s).to_string(),
             "GAUSSHOME=/usr/local/opengauss LC_ALL=C /usr/local/opengauss/bin/pg_controldata \
              /var/lib/opengauss/data"
+        );
+    }
+
+    #[test]
+    fn the_pin_names_the_channel_by_address_and_replication_port() {
+        assert_eq!(
+            pin_sql("10.0.0.2", 26001),
+            "SELECT pg_catalog.disable_conn('specify_connection', '10.0.0.2', 26001)"
         );
     }
 }

@@ -540,10 +540,7 @@ impl OpenGauss {
     async fn pin_and_wait(&self, up: &Upstream) -> Result<Pointed, InstanceError> {
         const OP: &str = "follow";
         let ha_port = up.port.saturating_add(settings::HA_PORT_OFFSET);
-        let pin = format!(
-            "SELECT pg_catalog.disable_conn('specify_connection', {}, {ha_port})",
-            super::conf::sql_literal(&up.host)
-        );
+        let pin = commands::pin_sql(&up.host, ha_port);
         // disable_conn returns once the mode is in the file and in shared memory.
         self.server.db.query_for(OP, &pin, ADMIN_TIMEOUT).await?;
         let expected = format!("{}:{ha_port}", up.host);
@@ -931,9 +928,16 @@ impl Instance for OpenGauss {
         if self.server.answering_role(OP).await? == DbRole::Primary {
             return Err(InstanceError::failed(OP, "the server runs as a primary"));
         }
-        // Refused until the standby has replayed all it received; the first refusal already
-        // asks the WAL receiver to stop, so asking again converges (openGauss's cluster
-        // manager does the same).
+        // openGauss refuses to prohibit connections while received WAL waits for replay, and a
+        // former primary that is fenced but alive (its agent frozen) keeps sending WAL: client
+        // sessions still write records whose commits never return. So the standby is first
+        // pinned to a channel that does not exist (its own address): its WAL receiver leaves
+        // the upstream, nothing more arrives, replay finishes and the prohibition is accepted.
+        let pin_nowhere = commands::pin_sql(&self.s.connect_host, self.s.ha_port());
+        self.server
+            .db
+            .query_for(OP, &pin_nowhere, ADMIN_TIMEOUT)
+            .await?;
         let deadline = Instant::now() + self.s.gs_ctl_timeout;
         loop {
             let prohibit = "SELECT pg_catalog.disable_conn('prohibit_connection', '', 0)";
@@ -1052,7 +1056,7 @@ impl Instance for OpenGauss {
             &config,
             PEER_CONNECT_TIMEOUT,
             "read a peer's replay position",
-            "SELECT pg_catalog.pg_last_xlog_replay_location()::text",
+            status::REPLAY_LSN_SQL,
             QUERY_TIMEOUT,
         )
         .await?;

@@ -58,6 +58,22 @@ SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
 FROM pg_catalog.pg_stat_get_stream_replications() AS r,
      pg_catalog.pg_last_xlog_replay_location() AS x";
 
+/// A standby's replay position alone (a switchover waits for the target's). openGauss's
+/// `pg_last_xlog_replay_location()` returns a row of `term` and `lsn`, not an LSN: cast whole
+/// to text it reads `(1,0/5042948)`, which is no position.
+pub const REPLAY_LSN_SQL: &str = "SELECT lsn::text FROM pg_catalog.pg_last_xlog_replay_location()";
+
+/// `openGauss 6.0.2` out of `version()`'s `(openGauss 6.0.2 build f696efc6) compiled at ...`.
+pub fn engine_version(version: &str) -> Option<String> {
+    let start = version.find("openGauss ")?;
+    let rest = &version[start + "openGauss ".len()..];
+    let number: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    (!number.is_empty()).then(|| format!("openGauss {number}"))
+}
+
 /// What one status query says, beyond [`LocalStatus`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
@@ -131,6 +147,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<Observed, St
         upstream: col("receiver_channel").and_then(|c| channel_upstream(&c)),
         sysid: col("sysid"),
         server_version: col("server_version").and_then(|v| v.parse().ok()),
+        engine_version: col("version").as_deref().and_then(engine_version),
         postmaster_start_time: utc(col("start_time")),
         replication,
         pending_restart: false,
@@ -188,6 +205,7 @@ mod tests {
         assert_eq!(observed.term, Some(3));
         assert!(observed.version.unwrap().contains("openGauss 6.0.0"));
         let st = observed.status;
+        assert_eq!(st.engine_version.as_deref(), Some("openGauss 6.0.0"));
         assert_eq!(st.state, DbState::Running);
         assert_eq!(st.role, Some(DbRole::Primary));
         assert_eq!(st.timeline, Some(Timeline(1)));
@@ -350,5 +368,39 @@ mod tests {
             channel_upstream("10.244.44.52:27001-->10.244.44.52:35912"),
             None
         );
+    }
+
+    #[test]
+    fn a_peers_replay_position_is_the_lsn_column_the_status_query_reads() {
+        // The function returns (term, lsn); only its lsn column parses as a position.
+        assert!(STATUS_SQL.contains("x.lsn AS replay_lsn"));
+        assert!(STATUS_SQL.contains("pg_catalog.pg_last_xlog_replay_location() AS x"));
+        assert_eq!(
+            REPLAY_LSN_SQL,
+            "SELECT lsn::text FROM pg_catalog.pg_last_xlog_replay_location()"
+        );
+        assert!(
+            "(1,0/5042948)".parse::<Lsn>().is_err(),
+            "the whole row is no position"
+        );
+        assert_eq!("0/5042948".parse::<Lsn>().ok(), Some(Lsn(0x5042948)));
+    }
+
+    #[test]
+    fn the_engine_version_is_read_from_version() {
+        for (text, want) in [
+            (
+                "(openGauss 6.0.2 build f696efc6) compiled at 2026-12-06 23:58:52 commit 0 last mr  release",
+                Some("openGauss 6.0.2"),
+            ),
+            (
+                "(openGauss 7.0.0-RC2 build 8741ecec) compiled at 2026-12-06 release",
+                Some("openGauss 7.0.0-RC2"),
+            ),
+            ("PostgreSQL 9.2.4 on x86_64", None),
+            ("(openGauss ) compiled", None),
+        ] {
+            assert_eq!(engine_version(text).as_deref(), want, "{text}");
+        }
     }
 }
