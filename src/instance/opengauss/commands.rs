@@ -87,9 +87,12 @@ fn gs_ctl(s: &OpenGaussSettings, verb: &str) -> CommandLine {
 }
 
 /// `gs_initdb` of a new data directory: the node name, the initial user with its password from
-/// `pwfile`, local logins trusted (the agent's), the user's extra arguments.
+/// `pwfile`, local logins trusted (the agent's), the user's extra arguments. `--nosync`: it
+/// would fsync each of the directory's files in turn (a quarter of its run, 2.7 s of 11.6 here);
+/// the caller flushes the whole file system once instead (`syncfs`) before using it.
 pub fn gs_initdb(s: &OpenGaussSettings, pwfile: &Path) -> CommandLine {
     tool(s, "gs_initdb")
+        .arg("--nosync")
         .arg("-D")
         .arg(path(&s.data_dir))
         .arg(format!("--nodename={}", s.node_name()))
@@ -202,7 +205,7 @@ mod tests {
         let s = sample();
         assert_eq!(
             gs_initdb(&s, Path::new("/var/lib/opengauss/.pw")).to_string(),
-            "GAUSSHOME=/usr/local/opengauss /usr/local/opengauss/bin/gs_initdb \
+            "GAUSSHOME=/usr/local/opengauss /usr/local/opengauss/bin/gs_initdb --nosync \
              -D /var/lib/opengauss/data --nodename=og_1 -U omm \
              --pwfile=/var/lib/opengauss/.pw --auth-local=trust --auth-host=sha256 \
              --encoding=UTF8 --locale=C"

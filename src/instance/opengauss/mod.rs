@@ -429,6 +429,12 @@ impl OpenGauss {
                 "gs_initdb succeeded but left no PG_VERSION",
             ));
         }
+        // gs_initdb ran with --nosync: everything it wrote reaches the disk here, in one flush
+        // of the file system, before the server starts on it.
+        let dir = std::fs::File::open(&self.s.data_dir)?;
+        nix::unistd::syncfs(&dir).map_err(|e| {
+            InstanceError::failed(operation, format!("syncfs of {}: {e}", self.s.data_dir.display()))
+        })?;
         Ok(())
     }
 
