@@ -34,6 +34,8 @@ pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a wait for the server checks again: every such wait lies on the failover path, and
 /// a check is one local query.
 pub const POLL: Duration = Duration::from_millis(20);
+/// A control command that only signals the server (`gs_ctl stop -W`): it returns at once.
+const GS_CTL_SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct LocalServer {
     pub data_dir: PathBuf,
@@ -235,6 +237,32 @@ impl LocalServer {
         }
     }
 
+    /// Stops the server with `signal` (a stop that does not wait, such as `gs_ctl stop -W`),
+    /// then waits until the postmaster is gone, looking every [`POLL`]. gs_ctl's own wait looks
+    /// once a second: a switchover sat out up to a second after openGauss had exited.
+    pub async fn stop_polling(&self, signal: &CommandLine) -> Result<(), InstanceError> {
+        const OP: &str = "stop";
+        self.db.reset().await;
+        if !self.running() {
+            return Ok(());
+        }
+        let signalled = process::run(OP, signal, GS_CTL_SIGNAL_TIMEOUT).await;
+        let deadline = tokio::time::Instant::now() + self.ctl_timeout;
+        while self.running() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(match signalled {
+                    Err(e @ InstanceError::Io(_)) => e,
+                    _ => InstanceError::Unknown {
+                        operation: OP,
+                        timeout: self.ctl_timeout,
+                    },
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
+    }
+
     pub fn log_tail(&self) -> String {
         datadir::log_tail(&self.log_file)
     }
@@ -352,5 +380,73 @@ impl LocalServer {
             .query_for("checkpoint", "CHECKPOINT", self.ctl_timeout)
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server stand-in: a `sleep` whose PID is in `postmaster.pid`, reaped when it exits (a
+    /// zombie would still count as alive).
+    fn stand_in(dir: &std::path::Path) -> u32 {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        std::fs::write(
+            dir.join("postmaster.pid"),
+            format!("{pid}\n{}\n", dir.display()),
+        )
+        .unwrap();
+        std::thread::spawn(move || child.wait());
+        pid
+    }
+
+    fn server(dir: &std::path::Path, ctl_timeout: Duration) -> LocalServer {
+        LocalServer {
+            data_dir: dir.to_owned(),
+            db: LocalSql::new(tokio_postgres::Config::new(), Duration::from_millis(10)),
+            ctl_timeout,
+            log_file: dir.join("log"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_that_only_signals_returns_once_the_server_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = stand_in(dir.path());
+        let server = server(dir.path(), Duration::from_secs(10));
+        assert!(server.running());
+        let kill = CommandLine::new("kill").arg("-TERM").arg(pid.to_string());
+        let started = std::time::Instant::now();
+        server.stop_polling(&kill).await.unwrap();
+        assert!(!server.running());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_outlives_the_timeout_leaves_the_outcome_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = stand_in(dir.path());
+        let server = server(dir.path(), Duration::from_millis(200));
+        let nothing = CommandLine::new("true");
+        assert!(matches!(
+            server.stop_polling(&nothing).await,
+            Err(InstanceError::Unknown {
+                operation: "stop",
+                ..
+            })
+        ));
+        assert!(server.running());
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }

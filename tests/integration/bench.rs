@@ -21,6 +21,21 @@ fn runs() -> usize {
         .unwrap_or(20)
 }
 
+/// The database the benchmarks run on: `TRIBUNE_BENCH_ENGINE=opengauss` takes openGauss's
+/// programs from `TRIBUNE_OPENGAUSS_BIN` (default: the 6.0.2 build `scripts/setup.sh` unpacks)
+/// and runs them as `TRIBUNE_OPENGAUSS_USER` (default `omm`); anything else is PostgreSQL.
+fn bench_database() -> Database {
+    match std::env::var("TRIBUNE_BENCH_ENGINE").as_deref() {
+        Ok("opengauss") => Database::OpenGauss {
+            bin_dir: std::env::var_os("TRIBUNE_OPENGAUSS_BIN")
+                .map_or_else(|| "/opt/tribune/opengauss/6.0.2/bin".into(), Into::into),
+            user: std::env::var("TRIBUNE_OPENGAUSS_USER").unwrap_or_else(|_| "omm".into()),
+        },
+        Ok("postgres") | Err(_) => Database::Postgres,
+        Ok(other) => panic!("TRIBUNE_BENCH_ENGINE={other:?}: postgres or opengauss"),
+    }
+}
+
 /// The default cluster (synchronous mode on) with the write workload running.
 struct Loaded {
     cluster: Cluster,
@@ -32,7 +47,14 @@ struct Loaded {
 
 impl Loaded {
     async fn start(client: &reqwest::Client) -> Loaded {
-        let (cluster, primary) = default_cluster(client).await;
+        let database = bench_database();
+        println!("engine: {database:?}");
+        let started = Instant::now();
+        let (cluster, primary) = default_cluster_on(client, database).await;
+        println!(
+            "bootstrap: three members, a primary after {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         connect(&cluster.nodes[primary])
             .await
             .unwrap()

@@ -800,10 +800,16 @@ where
 /// Three members with Tribune's default settings (ttl 3, loop_wait 1, synchronous_mode on),
 /// started; returns them with the index of the primary once bootstrap is done (90 s).
 pub async fn default_cluster(client: &reqwest::Client) -> (Cluster, usize) {
+    default_cluster_on(client, Database::Postgres).await
+}
+
+/// [`default_cluster`] on `database`.
+pub async fn default_cluster_on(client: &reqwest::Client, database: Database) -> (Cluster, usize) {
     let mut cluster = Cluster::new(
         3,
         Options {
             synchronous_mode: "true",
+            database,
             ..Options::default()
         },
     );

@@ -118,13 +118,10 @@ pub fn start(s: &OpenGaussSettings, mode: ServerMode) -> CommandLine {
         .arg(path(&s.log_file()))
 }
 
+/// `gs_ctl stop -W`: it signals the server and returns; the adapter waits for the exit itself
+/// (gs_ctl's `-w` looks once a second).
 pub fn stop(s: &OpenGaussSettings, mode: StopMode) -> CommandLine {
-    gs_ctl(s, "stop")
-        .arg("-m")
-        .arg(stop_mode(mode))
-        .arg("-w")
-        .arg("-t")
-        .arg(seconds(s.gs_ctl_timeout))
+    gs_ctl(s, "stop").arg("-m").arg(stop_mode(mode)).arg("-W")
 }
 
 /// `gs_ctl failover -T <term>` without waiting (`-W`): it writes the term file, creates the
@@ -226,7 +223,7 @@ mod tests {
         s.gs_ctl_timeout = Duration::from_millis(1500);
         assert_eq!(
             stop(&s, StopMode::Immediate).to_string(),
-            format!("{GS_CTL} stop -D /var/lib/opengauss/data -m immediate -w -t 2")
+            format!("{GS_CTL} stop -D /var/lib/opengauss/data -m immediate -W")
         );
         assert_eq!(stop(&s, StopMode::Fast).args[4], "fast");
         assert_eq!(

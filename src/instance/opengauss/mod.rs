@@ -433,7 +433,10 @@ impl OpenGauss {
         // of the file system, before the server starts on it.
         let dir = std::fs::File::open(&self.s.data_dir)?;
         nix::unistd::syncfs(&dir).map_err(|e| {
-            InstanceError::failed(operation, format!("syncfs of {}: {e}", self.s.data_dir.display()))
+            InstanceError::failed(
+                operation,
+                format!("syncfs of {}: {e}", self.s.data_dir.display()),
+            )
         })?;
         Ok(())
     }
@@ -832,7 +835,9 @@ impl Instance for OpenGauss {
     }
 
     async fn stop(&self, mode: StopMode) -> Result<(), InstanceError> {
-        self.server.stop(&commands::stop(&self.s, mode)).await
+        self.server
+            .stop_polling(&commands::stop(&self.s, mode))
+            .await
     }
 
     async fn promote(&self, generation: Generation) -> Result<(), InstanceError> {
