@@ -70,7 +70,6 @@ impl Arbiter {
                     maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
                     paused: dynamic.pause,
                     synchronous: dynamic.synchronous_mode != SynchronousMode::Off,
-                    strict: dynamic.synchronous_mode_strict,
                     standby_cluster: dynamic.standby_cluster.is_some(),
                 };
                 if cluster.leader.is_some() {

@@ -78,40 +78,81 @@ impl Loaded {
     async fn wait_all_streaming(&self, client: &reqwest::Client) {
         wait_for(
             Duration::from_secs(60),
-            "all replicas streaming",
+            "all replicas streaming and a synchronous standby",
             &self.cluster,
             || async {
                 for node in &self.cluster.nodes {
                     let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
-                    if doc["role"] != "primary" && doc["replication_state"] != "streaming" {
+                    // A member whose database is down reports the role of its last record (a
+                    // crashed primary's stays "primary", as in Patroni): it must run too.
+                    let serving = doc["state"] == "running"
+                        && (doc["role"] == "primary" || doc["replication_state"] == "streaming");
+                    if !serving {
                         return None;
                     }
                 }
+                // And a synchronous standby recorded: without one, a crash of the primary is
+                // not failed over (its acknowledged commits would be on no standby).
+                let doc = get_json(client, &format!("{}/cluster", self.cluster.nodes[0].api()))
+                    .await?;
+                doc["members"]
+                    .as_array()?
+                    .iter()
+                    .any(|m| m["role"] == "sync_standby")
+                    .then_some(())?;
                 Some(())
             },
         )
         .await;
     }
 
-    /// Stop the workload; (acknowledged writes, how many of them the final primary lacks).
-    async fn finish(self) -> (Cluster, usize, usize) {
+    /// Stop the workload; (acknowledged writes, how many of them the primary lacks). The
+    /// primary is asked for again at the end: a failover after the last run (a false one, on a
+    /// loaded machine) must not make a lagging standby's rows count as the cluster's. Lost
+    /// writes are described by the member that acknowledged them and when.
+    async fn finish(self, client: &reqwest::Client) -> (Cluster, usize, usize) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         self.stop.cancel();
         let _ = self.writer.await;
-        let acked: BTreeSet<i64> = self
-            .acks
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, _, _)| *id)
-            .collect();
-        let present: BTreeSet<i64> = ids(&self.cluster.nodes[self.primary])
+        let primary = wait_for(
+            Duration::from_secs(30),
+            "a primary at the end",
+            &self.cluster,
+            || async { primary(client, &self.cluster).await },
+        )
+        .await;
+        if primary != self.primary {
+            println!(
+                "the primary at the end is {}, not {} (a failover after the last run)",
+                self.cluster.nodes[primary].name, self.cluster.nodes[self.primary].name
+            );
+        }
+        let acks = self.acks.lock().unwrap().clone();
+        let acked: BTreeSet<i64> = acks.iter().map(|(id, _, _)| *id).collect();
+        let present: BTreeSet<i64> = ids(&self.cluster.nodes[primary])
             .await
             .unwrap()
             .into_iter()
             .collect();
-        let lost = acked.difference(&present).count();
-        (self.cluster, acked.len(), lost)
+        let lost: Vec<&(i64, Instant, usize)> = acks
+            .iter()
+            .filter(|(id, _, _)| !present.contains(id))
+            .collect();
+        if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
+            let start = acks.first().map_or(first.1, |a| a.1);
+            println!(
+                "LOST: {} acknowledged writes, ids {}..{}, acknowledged by {:?} between {:.2}s and {:.2}s into the run",
+                lost.len(),
+                first.0,
+                last.0,
+                lost.iter()
+                    .map(|(_, _, n)| self.cluster.nodes[*n].name.as_str())
+                    .collect::<BTreeSet<_>>(),
+                first.1.duration_since(start).as_secs_f64(),
+                last.1.duration_since(start).as_secs_f64(),
+            );
+        }
+        (self.cluster, acked.len(), lost.len())
     }
 }
 
@@ -156,7 +197,7 @@ async fn bench_crash_failover() {
         load.cluster.start(p);
         load.primary = np;
     }
-    let (_cluster, acked, lost) = load.finish().await;
+    let (_cluster, acked, lost) = load.finish(&client).await;
     gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
         "crash failover over {runs} runs (default settings: ttl 3 s, synchronous_mode on): median {:.2}s, p95 {:.2}s, max {:.2}s; {acked} acknowledged writes, {lost} lost",
@@ -220,7 +261,7 @@ async fn bench_switchover() {
         load.primary = np;
     }
     let primary = load.primary;
-    let (cluster, acked, lost) = load.finish().await;
+    let (cluster, acked, lost) = load.finish(&client).await;
     gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
         "switchover over {runs} runs (default settings, synchronous_mode on): write unavailability median {:.3}s, p95 {:.3}s, max {:.3}s; {acked} acknowledged writes, {lost} lost",
