@@ -48,7 +48,7 @@ use super::{
     Upstream, WalSource,
 };
 use crate::state::DbState;
-use crate::types::{Generation, Lsn, MemberName};
+use crate::types::{Generation, Lsn, MemberName, Timeline};
 use settings::has_pg_version;
 
 /// Connecting to the local server.
@@ -61,6 +61,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 const INITDB_TIMEOUT: Duration = Duration::from_secs(600);
 /// Base backups and rewinds copy data; these only catch a tool that hangs for good.
 const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// `IDENTIFY_SYSTEM` of the local server (connect timeout 2 s, included).
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
 const REWIND_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 const SINGLE_USER_TIMEOUT: Duration = Duration::from_secs(3600);
 /// What the configuration files are written for.
@@ -96,6 +98,8 @@ pub struct Postgres {
     server: LocalServer,
     /// The last reason `status()` could not query a live server, logged once per change.
     last_status_error: std::sync::Mutex<Option<String>>,
+    /// The last reason a standby's replay timeline could not be read, logged once per change.
+    last_identify_error: std::sync::Mutex<Option<String>>,
     /// The `synchronous_standby_names` the agent asked for (empty: asynchronous); written into
     /// every `postgresql.conf` of a primary so a restart keeps it.
     sync_names: std::sync::Mutex<String>,
@@ -124,6 +128,7 @@ impl Postgres {
             },
             s: settings,
             last_status_error: std::sync::Mutex::new(None),
+            last_identify_error: std::sync::Mutex::new(None),
             sync_names: std::sync::Mutex::new(String::new()),
             live: std::sync::Mutex::new(None),
             upstream: std::sync::Mutex::new(None),
@@ -167,6 +172,37 @@ impl Postgres {
     }
 
     // ----- files -----
+
+    /// A standby's replay timeline and WAL position (`IDENTIFY_SYSTEM`), asked only while it
+    /// does not stream; `None`, logged once per change of reason, when it cannot be had (for
+    /// instance a `pg_hba.conf` without a replication line for this member's own address).
+    async fn replay_position(&self) -> Option<(Timeline, Lsn)> {
+        let answer = process::run(
+            "identify system",
+            &commands::identify_system(&self.s),
+            IDENTIFY_TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|out| commands::parse_identify_system(&out.stdout));
+        let mut last = self
+            .last_identify_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match answer {
+            Ok(position) => {
+                *last = None;
+                Some(position)
+            }
+            Err(e) => {
+                if last.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(error = %e, "cannot read the standby's replay timeline");
+                    *last = Some(e);
+                }
+                None
+            }
+        }
+    }
 
     fn postmaster_running(&self) -> bool {
         self.server.running()
@@ -391,30 +427,36 @@ impl Instance for Postgres {
             Err(SqlError::Timeout(t)) => Err(format!("the status query timed out after {t:?}")),
             Err(SqlError::Other(e)) => Err(e),
         };
-        let mut last = self
-            .last_status_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(st) => {
-                *last = None;
-                st
-            }
-            Err(e) => {
-                if last.as_deref() != Some(e.as_str()) {
-                    tracing::warn!(error = %e, "cannot query the running server");
-                    *last = Some(e);
+        let mut st = {
+            let mut last = self
+                .last_status_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok(st) => {
+                    *last = None;
+                    st
                 }
-                let state = match pid_file.status.as_deref() {
-                    Some("stopping") => DbState::Stopping,
-                    _ => DbState::Starting,
-                };
-                LocalStatus {
-                    state,
-                    ..LocalStatus::default()
+                Err(e) => {
+                    if last.as_deref() != Some(e.as_str()) {
+                        tracing::warn!(error = %e, "cannot query the running server");
+                        *last = Some(e);
+                    }
+                    let state = match pid_file.status.as_deref() {
+                        Some("stopping") => DbState::Stopping,
+                        _ => DbState::Starting,
+                    };
+                    LocalStatus {
+                        state,
+                        ..LocalStatus::default()
+                    }
                 }
             }
+        };
+        if st.role == Some(DbRole::Standby) && !st.streaming {
+            st.replay_position = self.replay_position().await;
         }
+        st
     }
 
     async fn bootstrap(&self) -> Result<String, InstanceError> {
