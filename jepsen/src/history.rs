@@ -362,7 +362,13 @@ pub mod tests {
     use super::*;
 
     /// Hand-made histories for the checkers' tests.
-    pub fn insert(process: &str, id: i64, invoked: f64, completed: f64, outcome: Outcome) -> [Event; 2] {
+    pub fn insert(
+        process: &str,
+        id: i64,
+        invoked: f64,
+        completed: f64,
+        outcome: Outcome,
+    ) -> [Event; 2] {
         let op = OpValue::Insert { id };
         [
             Event::Invoke {

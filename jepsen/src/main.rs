@@ -152,9 +152,10 @@ fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => {
             let spec: RunSpec = read_json(&dir.join("run.json"))?;
             let schedule: Vec<FaultSpec> = read_json(&dir.join("schedule.json"))?;
-            let out = cli.out.clone().unwrap_or_else(|| {
-                PathBuf::from(format!("{}-replay-{stamp}", dir.display()))
-            });
+            let out = cli
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{}-replay-{stamp}", dir.display())));
             (spec, schedule, out)
         }
         None => {
@@ -192,12 +193,24 @@ fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
             (spec, schedule, out)
         }
     };
-    if out.exists() && std::fs::read_dir(&out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("{} exists and is not empty: choose another --out", out.display());
+    if out.exists()
+        && std::fs::read_dir(&out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "{} exists and is not empty: choose another --out",
+            out.display()
+        );
     }
     std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    let out = out.canonicalize().with_context(|| format!("resolve {}", out.display()))?;
-    std::fs::write(out.join("run.json"), serde_json::to_string_pretty(&spec)? + "\n")?;
+    let out = out
+        .canonicalize()
+        .with_context(|| format!("resolve {}", out.display()))?;
+    std::fs::write(
+        out.join("run.json"),
+        serde_json::to_string_pretty(&spec)? + "\n",
+    )?;
     std::fs::write(
         out.join("schedule.json"),
         serde_json::to_string_pretty(&schedule)? + "\n",

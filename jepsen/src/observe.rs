@@ -80,7 +80,9 @@ pub fn convergence(members: &[MemberStatus]) -> Result<String, String> {
             None
         }
     };
-    let downstream = primary.map(MemberStatus::streaming_standbys).unwrap_or_default();
+    let downstream = primary
+        .map(MemberStatus::streaming_standbys)
+        .unwrap_or_default();
     for m in members {
         if m.doc.is_none() {
             wrong.push(format!("{}: its REST API does not answer", m.name));
@@ -94,7 +96,10 @@ pub fn convergence(members: &[MemberStatus]) -> Result<String, String> {
                 "{}: {} ({})",
                 m.name,
                 m.role(),
-                m.doc.as_ref().and_then(|d| d["state"].as_str()).unwrap_or("?")
+                m.doc
+                    .as_ref()
+                    .and_then(|d| d["state"].as_str())
+                    .unwrap_or("?")
             ));
         } else if !m.streaming() {
             wrong.push(format!("{}: a replica that does not stream", m.name));
@@ -162,7 +167,10 @@ pub async fn cluster_roles(
                     .as_array()?
                     .iter()
                     .filter_map(|m| {
-                        Some((m["name"].as_str()?.to_owned(), m["role"].as_str()?.to_owned()))
+                        Some((
+                            m["name"].as_str()?.to_owned(),
+                            m["role"].as_str()?.to_owned(),
+                        ))
                     })
                     .collect(),
             );
@@ -182,7 +190,9 @@ pub async fn raft_leader(client: &reqwest::Client, targets: &Targets) -> Option<
         };
         let leads = text
             .lines()
-            .filter(|l| l.starts_with("tribune_raft_leader{") || l.starts_with("tribune_raft_leader "))
+            .filter(|l| {
+                l.starts_with("tribune_raft_leader{") || l.starts_with("tribune_raft_leader ")
+            })
             .any(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) == Some(1.0));
         if leads {
             return Some(name.clone());
@@ -201,10 +211,7 @@ pub async fn sample_roles(
 ) {
     let mut last: BTreeMap<String, (String, bool, Option<u32>)> = BTreeMap::new();
     while !stop.is_cancelled() {
-        let now = targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let now = targets.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for m in statuses(&client, &now).await {
             let seen = (m.role().to_owned(), m.streaming(), m.timeline());
             if last.get(&m.name) != Some(&seen) {
@@ -282,11 +289,22 @@ mod tests {
 
     #[test]
     fn two_primaries_or_none_are_not_converged() {
-        let members = [primary("n1", &[]), primary("n2", &[]), replica("n3", "streaming")];
-        assert!(convergence(&members).unwrap_err().contains("several primaries"));
+        let members = [
+            primary("n1", &[]),
+            primary("n2", &[]),
+            replica("n3", "streaming"),
+        ];
+        assert!(
+            convergence(&members)
+                .unwrap_err()
+                .contains("several primaries")
+        );
         let members = [replica("n1", "streaming"), member("n2", None)];
         let err = convergence(&members).unwrap_err();
-        assert!(err.contains("no running primary") && err.contains("n2: its REST API"), "{err}");
+        assert!(
+            err.contains("no running primary") && err.contains("n2: its REST API"),
+            "{err}"
+        );
     }
 
     #[test]

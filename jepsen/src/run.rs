@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::checkers::{self, Findings};
 use crate::history::{Event, History, ReadFrom, Recorder};
 use crate::hosts::{self, Hosts, Net, Plan, config};
-use crate::nemesis::inject::{self, Injector};
 use crate::nemesis::FaultSpec;
+use crate::nemesis::inject::{self, Injector};
 use crate::observe::{self, Targets};
 use crate::options::{Engine, RunSpec};
 use crate::report;
@@ -44,7 +44,9 @@ fn conninfo(engine: Engine, host: &str, port: u16) -> String {
         Engine::Postgres => (config::SUPERUSER, config::SUPERUSER_PASSWORD),
         Engine::Opengauss => (config::OPENGAUSS_ADMIN, config::OPENGAUSS_ADMIN_PASSWORD),
     };
-    format!("host={host} port={port} user={user} password='{password}' dbname=postgres connect_timeout=1")
+    format!(
+        "host={host} port={port} user={user} password='{password}' dbname=postgres connect_timeout=1"
+    )
 }
 
 fn probe_targets(hosts: &Hosts, engine: Engine) -> Vec<(String, String)> {
@@ -91,10 +93,19 @@ pub async fn execute(
     {
         let interrupted = interrupted.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("chaos: interrupted; healing, checking what ran and cleaning up");
-                interrupted.cancel();
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
+            eprintln!("chaos: interrupted; healing, checking what ran and cleaning up");
+            interrupted.cancel();
         });
     }
     let uses_clock = schedule
@@ -129,7 +140,10 @@ pub async fn execute(
             out.display()
         );
     }
-    println!("chaos: cluster up in {:.1} s: {detail}", waited.as_secs_f64());
+    println!(
+        "chaos: cluster up in {:.1} s: {detail}",
+        waited.as_secs_f64()
+    );
     hosts.start_proxy()?;
     let proxy = conninfo(spec.engine, "127.0.0.1", hosts::PRIMARY_PORT);
     let schema_deadline = Instant::now() + Duration::from_secs(30);
@@ -174,7 +188,11 @@ pub async fn execute(
         let injected = injector.run(fault).await;
         let membership_changed = injector.membership_changed;
         if let Err(e) = injected {
-            eprintln!("chaos: fault {} ({}) could not be injected: {e:#}", fault.index, fault.nemesis.name());
+            eprintln!(
+                "chaos: fault {} ({}) could not be injected: {e:#}",
+                fault.index,
+                fault.nemesis.name()
+            );
             inject::heal_everything(&mut hosts).await?;
         }
         if membership_changed {
@@ -199,7 +217,11 @@ pub async fn execute(
             fault.index + 1,
             schedule.len(),
             fault.nemesis.name(),
-            if ok { "converged in" } else { "NOT CONVERGED after" },
+            if ok {
+                "converged in"
+            } else {
+                "NOT CONVERGED after"
+            },
             waited.as_secs_f64(),
             run_started.elapsed().as_secs_f64()
         );
@@ -211,13 +233,8 @@ pub async fn execute(
 
     // The end: everything healed, one last convergence, the workload stopped, the final read.
     inject::heal_everything(&mut hosts).await?;
-    let (ok, waited, detail) = await_convergence(
-        &client,
-        &now_targets(),
-        deadline,
-        &CancellationToken::new(),
-    )
-    .await;
+    let (ok, waited, detail) =
+        await_convergence(&client, &now_targets(), deadline, &CancellationToken::new()).await;
     recorder.record(Event::Convergence {
         t: recorder.now(),
         index: schedule.len(),

@@ -74,7 +74,12 @@ async fn operate<F, Fut>(
     statement: F,
 ) where
     F: FnOnce(tokio_postgres::Client) -> Fut,
-    Fut: std::future::Future<Output = (tokio_postgres::Client, Result<OpValue, tokio_postgres::Error>)>,
+    Fut: std::future::Future<
+            Output = (
+                tokio_postgres::Client,
+                Result<OpValue, tokio_postgres::Error>,
+            ),
+        >,
 {
     recorder.invoke(process, op.clone());
     let c = match client.take() {
@@ -125,7 +130,9 @@ async fn inserter(
             &mut client,
             OpValue::Insert { id },
             |c| async move {
-                let r = c.execute("INSERT INTO inserts(id) VALUES ($1)", &[&id]).await;
+                let r = c
+                    .execute("INSERT INTO inserts(id) VALUES ($1)", &[&id])
+                    .await;
                 let r = r.map(|_| OpValue::Insert { id });
                 (c, r)
             },
@@ -135,7 +142,12 @@ async fn inserter(
     }
 }
 
-async fn reader(conninfo: String, ids: Arc<AtomicI64>, recorder: Recorder, stop: CancellationToken) {
+async fn reader(
+    conninfo: String,
+    ids: Arc<AtomicI64>,
+    recorder: Recorder,
+    stop: CancellationToken,
+) {
     let mut client = None;
     while !stop.is_cancelled() {
         let floor = ids.load(Ordering::SeqCst) - READ_WINDOW;
@@ -198,7 +210,10 @@ async fn prober(
             },
             |c| async move {
                 let r = c
-                    .execute("INSERT INTO probe(id, member) VALUES ($1, $2)", &[&id, &name])
+                    .execute(
+                        "INSERT INTO probe(id, member) VALUES ($1, $2)",
+                        &[&id, &name],
+                    )
                     .await
                     .map(|_| OpValue::Probe { member: name, id });
                 (c, r)
@@ -280,7 +295,9 @@ pub async fn read_all(conninfo: &str) -> anyhow::Result<Vec<i64>> {
 
 /// Runs `sql` once through `conninfo` (the schema at start).
 pub async fn execute(conninfo: &str, sql: &str) -> anyhow::Result<()> {
-    let client = connect(conninfo).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = connect(conninfo)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     client.batch_execute(sql).await?;
     Ok(())
 }

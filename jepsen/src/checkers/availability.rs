@@ -134,7 +134,9 @@ impl Availability {
                 .take(LISTED)
                 .map(|(index, nemesis, t)| Violation {
                     t: *t,
-                    what: format!("no write was acknowledged after fault {index} ({nemesis}) began"),
+                    what: format!(
+                        "no write was acknowledged after fault {index} ({nemesis}) began"
+                    ),
                 })
                 .collect(),
         }
@@ -177,9 +179,16 @@ mod tests {
         events.extend(writes(13.0, 20.0, &mut id));
         events.push(start(1, 20.05, "kill-agent"));
         events.extend(writes(20.1, 30.0, &mut id));
-        let found = check(&History::from_events(events.clone()), &History::from_events(events).operations().unwrap());
+        let found = check(
+            &History::from_events(events.clone()),
+            &History::from_events(events).operations().unwrap(),
+        );
         assert_eq!(found.per_fault.len(), 2);
-        assert!((found.per_fault[0].3 - 2.96).abs() < 0.01, "{:?}", found.per_fault);
+        assert!(
+            (found.per_fault[0].3 - 2.96).abs() < 0.01,
+            "{:?}",
+            found.per_fault
+        );
         assert!(found.per_fault[1].3 < 0.2);
         assert_eq!(found.windows.len(), 1);
         assert!(found.verdict().passed());
@@ -196,7 +205,11 @@ mod tests {
         events.extend(writes(4.0, 6.0, &mut id));
         let h = History::from_events(events);
         let found = check(&h, &h.operations().unwrap());
-        assert!((found.per_fault[0].3 - 1.5).abs() < 0.02, "{:?}", found.per_fault);
+        assert!(
+            (found.per_fault[0].3 - 1.5).abs() < 0.02,
+            "{:?}",
+            found.per_fault
+        );
     }
 
     #[test]

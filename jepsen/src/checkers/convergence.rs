@@ -52,7 +52,10 @@ pub fn check(history: &History, deadline_s: f64) -> Convergence {
             result.unconverged.push((
                 heal,
                 fault.index,
-                format!("fault {} ({}) healed and was never checked", fault.index, fault.nemesis),
+                format!(
+                    "fault {} ({}) healed and was never checked",
+                    fault.index, fault.nemesis
+                ),
             ));
         }
     }
@@ -151,7 +154,11 @@ mod tests {
     fn converging_after_the_deadline_fails() {
         let mut events = fault(0, 1.0, 3.0);
         events.push(converged(0, 63.0, 60.0, true));
-        assert!(!check(&History::from_events(events), 45.0).verdict().passed());
+        assert!(
+            !check(&History::from_events(events), 45.0)
+                .verdict()
+                .passed()
+        );
     }
 
     #[test]

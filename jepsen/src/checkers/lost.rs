@@ -92,7 +92,9 @@ impl LostWrites {
         }
         violations.extend(self.lost.iter().take(LISTED).map(|(id, t)| Violation {
             t: *t,
-            what: format!("insert {id} was acknowledged at {t:.3}s and is missing from the final read"),
+            what: format!(
+                "insert {id} was acknowledged at {t:.3}s and is missing from the final read"
+            ),
         }));
         violations.extend(self.phantom.iter().take(LISTED).map(|(id, t)| Violation {
             t: *t,

@@ -47,7 +47,9 @@ pub fn check(ops: &[Operation]) -> Overlap {
         if let (OpValue::Probe { member, id }, Outcome::Ok, Some(done)) =
             (&op.op, op.outcome, op.completed)
         {
-            acks.entry(member).or_default().push((op.invoked, done, *id));
+            acks.entry(member)
+                .or_default()
+                .push((op.invoked, done, *id));
         }
     }
     let mut result = Overlap::default();

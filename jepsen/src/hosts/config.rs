@@ -66,7 +66,9 @@ pub fn render(agent: &AgentFile, cluster: &ClusterFile) -> String {
         Some(Engine::Opengauss) => "      parameters:\n        wal_keep_segments: 16\n",
         // Bounded WAL: the volume is small, and a slot of a member that stays down must not
         // fill it (max_slot_wal_keep_size) before the wal-full nemesis does.
-        _ => "      parameters:\n        wal_keep_size: 64MB\n        max_wal_size: 128MB\n        min_wal_size: 32MB\n        max_slot_wal_keep_size: 256MB\n",
+        _ => {
+            "      parameters:\n        wal_keep_size: 64MB\n        max_wal_size: 128MB\n        min_wal_size: 32MB\n        max_slot_wal_keep_size: 256MB\n"
+        }
     };
     format!(
         r#"scope: {SCOPE}
@@ -218,6 +220,9 @@ mod tests {
         assert!(text.contains("synchronous_mode_strict: true\n"));
         let text = render(&agent(None), &cluster(Mode::Quorum));
         assert!(text.contains("synchronous_mode: quorum\n"));
-        assert!(!text.contains("postgresql:\n  listen"), "a witness has no database");
+        assert!(
+            !text.contains("postgresql:\n  listen"),
+            "a witness has no database"
+        );
     }
 }

@@ -299,8 +299,24 @@ impl Hosts {
         cmd.args(["netns", "exec", &host.ns, "setpriv"])
             .arg(format!("--reuid={}", self.user.uid))
             .arg(format!("--regid={}", self.user.gid))
-            .args(["--init-groups", "--"])
-            .arg(&self.agent_bin)
+            .args(["--init-groups", "--"]);
+        if self.plan.faketime {
+            // The wall clock follows the offset in the host's file (re-read every second);
+            // monotonic clocks are left alone, as a real clock step would leave them. Preloaded
+            // only from the agent on (through env, after the change of user): libfaketime
+            // keeps shared memory named after the first process it loads into, which the
+            // agent's children open, so that process must be the agent, as its user.
+            cmd.arg("/usr/bin/env")
+                .arg(format!("LD_PRELOAD={LIBFAKETIME}"))
+                .arg(format!(
+                    "FAKETIME_TIMESTAMP_FILE={}",
+                    host.clock_file().display()
+                ))
+                .arg("FAKETIME_CACHE_DURATION=1")
+                .arg("FAKETIME_DONT_FAKE_MONOTONIC=1")
+                .arg("DONT_FAKE_MONOTONIC=1");
+        }
+        cmd.arg(&self.agent_bin)
             .arg(host.config_path())
             .current_dir(&host.dir)
             .stdin(Stdio::null())
@@ -313,15 +329,6 @@ impl Hosts {
                 "info,openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn",
             )
             .env_remove("PGPASSWORD");
-        if self.plan.faketime {
-            // The wall clock follows the offset in the host's file (re-read every second);
-            // monotonic clocks are left alone, as a real clock step would leave them.
-            cmd.env("LD_PRELOAD", LIBFAKETIME)
-                .env("FAKETIME_TIMESTAMP_FILE", host.clock_file())
-                .env("FAKETIME_CACHE_DURATION", "1")
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-                .env("DONT_FAKE_MONOTONIC", "1");
-        }
         let child = cmd
             .spawn()
             .with_context(|| format!("start the agent of {}", host.name))?;
@@ -332,9 +339,13 @@ impl Hosts {
     /// SIGKILL host `i`'s agent (its database lives on).
     pub fn kill_agent(&mut self, i: usize) {
         if let Some(mut child) = self.hosts[i].agent.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let pid = child.id();
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
             let _ = child.kill();
             let _ = child.wait();
+            // What libfaketime's creator removes on a clean exit, and a SIGKILL leaves.
+            let _ = fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+            let _ = fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
         }
     }
 
@@ -356,8 +367,7 @@ impl Hosts {
         }
         // The port is free again once the last backend is gone.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline && !Net::pids_in(&self.hosts[i].ns).is_empty()
-        {
+        while std::time::Instant::now() < deadline && !Net::pids_in(&self.hosts[i].ns).is_empty() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }

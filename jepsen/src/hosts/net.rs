@@ -86,7 +86,13 @@ impl Net {
         run("ip", &["link", "add", &bridge, "type", "bridge"])?;
         run(
             "ip",
-            &["addr", "add", &format!("{}/24", self.hub_ip()), "dev", &bridge],
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", self.hub_ip()),
+                "dev",
+                &bridge,
+            ],
         )?;
         run("ip", &["link", "set", &bridge, "up"])?;
         Ok(())
@@ -99,9 +105,14 @@ impl Net {
         run("ip", &["netns", "add", &ns])?;
         run(
             "ip",
-            &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns],
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
         )?;
-        run("ip", &["link", "set", &veth, "master", &self.bridge(), "up"])?;
+        run(
+            "ip",
+            &["link", "set", &veth, "master", &self.bridge(), "up"],
+        )?;
         let addr = format!("{}/24", self.host_ip(i));
         run("ip", &["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
         run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
@@ -114,7 +125,14 @@ impl Net {
         let rules = nft_rules(cut);
         run_input_async(
             "ip",
-            vec!["netns".into(), "exec".into(), self.host_ns(i), "nft".into(), "-f".into(), "-".into()],
+            vec![
+                "netns".into(),
+                "exec".into(),
+                self.host_ns(i),
+                "nft".into(),
+                "-f".into(),
+                "-".into(),
+            ],
             rules,
         )
         .await
@@ -126,7 +144,14 @@ impl Net {
     pub async fn mend(&self, i: usize) -> anyhow::Result<()> {
         run_input_async(
             "ip",
-            vec!["netns".into(), "exec".into(), self.host_ns(i), "nft".into(), "-f".into(), "-".into()],
+            vec![
+                "netns".into(),
+                "exec".into(),
+                self.host_ns(i),
+                "nft".into(),
+                "-f".into(),
+                "-".into(),
+            ],
             format!("table inet {PARTITION_TABLE}\ndelete table inet {PARTITION_TABLE}\n"),
         )
         .await

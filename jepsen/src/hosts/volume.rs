@@ -30,7 +30,14 @@ impl Volume {
         let options = format!("size={SIZE},uid={uid},gid={gid},mode=0700");
         run(
             "mount",
-            &["-t", "tmpfs", "-o", &options, source, &path.to_string_lossy()],
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &options,
+                source,
+                &path.to_string_lossy(),
+            ],
         )?;
         Ok(Volume {
             path: path.to_owned(),
@@ -46,12 +53,7 @@ impl Volume {
         let file = std::fs::File::create(&ballast)
             .with_context(|| format!("create {}", ballast.display()))?;
         // tmpfs allocates on fallocate; whatever it refuses at the end, write() takes.
-        let _ = nix::fcntl::fallocate(
-            &file,
-            nix::fcntl::FallocateFlags::empty(),
-            0,
-            free as i64,
-        );
+        let _ = nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, free as i64);
         use std::io::Write as _;
         let mut file = file;
         let chunk = vec![0u8; 64 * 1024];

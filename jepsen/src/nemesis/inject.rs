@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
-use rand::seq::SliceRandom as _;
 use rand::SeedableRng as _;
+use rand::seq::SliceRandom as _;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
@@ -99,7 +99,13 @@ impl Injector<'_> {
     }
 
     /// The host a fault hits: the spec's role, then `pick` among its holders.
-    fn resolve(&self, view: &View, target: Target, pick: u32, database_only: bool) -> Option<usize> {
+    fn resolve(
+        &self,
+        view: &View,
+        target: Target,
+        pick: u32,
+        database_only: bool,
+    ) -> Option<usize> {
         let candidates: Vec<usize> = match target {
             Target::Primary => self.leader(view).into_iter().collect(),
             Target::Replica => self.replicas(view),
@@ -159,7 +165,13 @@ impl Injector<'_> {
         let who = format!("{} ({})", self.name(i), self.role_of(&view, i));
         match spec.nemesis {
             Nemesis::KillAgent => {
-                self.start(spec, &format!("kill -9 the agent of {who}; restart after {:.1}s", spec.hold_s));
+                self.start(
+                    spec,
+                    &format!(
+                        "kill -9 the agent of {who}; restart after {:.1}s",
+                        spec.hold_s
+                    ),
+                );
                 self.hosts.kill_agent(i);
                 tokio::time::sleep(hold).await;
                 self.hosts.start_agent(i)?;
@@ -175,7 +187,10 @@ impl Injector<'_> {
                 self.heal(spec, "left to the agent to restart");
             }
             Nemesis::KillHost => {
-                self.start(spec, &format!("crash the host of {who}; restart after {:.1}s", spec.hold_s));
+                self.start(
+                    spec,
+                    &format!("crash the host of {who}; restart after {:.1}s", spec.hold_s),
+                );
                 self.hosts.crash(i);
                 tokio::time::sleep(hold).await;
                 self.hosts.start_agent(i)?;
@@ -189,7 +204,9 @@ impl Injector<'_> {
                 };
                 // Continue exactly the processes that were stopped.
                 let agent_pid = agent.then(|| self.hosts.hosts[i].agent_pid()).flatten();
-                let pm_pid = postmaster.then(|| self.hosts.hosts[i].postmaster_pid()).flatten();
+                let pm_pid = postmaster
+                    .then(|| self.hosts.hosts[i].postmaster_pid())
+                    .flatten();
                 self.start(
                     spec,
                     &format!(
@@ -199,24 +216,35 @@ impl Injector<'_> {
                     ),
                 );
                 for pid in agent_pid.into_iter().chain(pm_pid) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGSTOP);
+                    let _ =
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGSTOP);
                 }
                 tokio::time::sleep(hold).await;
                 for pid in agent_pid.into_iter().chain(pm_pid) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGCONT);
+                    let _ =
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGCONT);
                 }
                 self.heal(spec, &format!("SIGCONT {what} of {}", self.name(i)));
             }
             Nemesis::PartitionPrimary => {
                 let peers = self.peers_ips(&view, i);
-                self.start(spec, &format!("cut {who} off from its peers (clients still reach it) for {:.1}s", spec.hold_s));
+                self.start(
+                    spec,
+                    &format!(
+                        "cut {who} off from its peers (clients still reach it) for {:.1}s",
+                        spec.hold_s
+                    ),
+                );
                 self.hosts.net.cut(i, &Cut::Both(peers)).await?;
                 tokio::time::sleep(hold).await;
                 self.hosts.net.mend(i).await?;
                 self.heal(spec, "partition removed");
             }
             Nemesis::PartitionNode => {
-                self.start(spec, &format!("cut {who} off from everything for {:.1}s", spec.hold_s));
+                self.start(
+                    spec,
+                    &format!("cut {who} off from everything for {:.1}s", spec.hold_s),
+                );
                 self.hosts.net.cut(i, &Cut::Everything).await?;
                 tokio::time::sleep(hold).await;
                 self.hosts.net.mend(i).await?;
@@ -224,7 +252,13 @@ impl Injector<'_> {
             }
             Nemesis::PartitionOneWay => {
                 let peers = self.peers_ips(&view, i);
-                self.start(spec, &format!("{who} receives nothing from its peers for {:.1}s", spec.hold_s));
+                self.start(
+                    spec,
+                    &format!(
+                        "{who} receives nothing from its peers for {:.1}s",
+                        spec.hold_s
+                    ),
+                );
                 self.hosts.net.cut(i, &Cut::Incoming(peers)).await?;
                 tokio::time::sleep(hold).await;
                 self.hosts.net.mend(i).await?;
@@ -243,10 +277,18 @@ impl Injector<'_> {
                     (rest[..half].to_vec(), rest[half..].to_vec(), Some(bridge))
                 };
                 let names = |side: &[usize]| {
-                    side.iter().map(|i| self.name(*i)).collect::<Vec<_>>().join(",")
+                    side.iter()
+                        .map(|i| self.name(*i))
+                        .collect::<Vec<_>>()
+                        .join(",")
                 };
                 let detail = match bridge {
-                    None => format!("split [{}] | [{}] for {:.1}s", names(&a), names(&c), spec.hold_s),
+                    None => format!(
+                        "split [{}] | [{}] for {:.1}s",
+                        names(&a),
+                        names(&c),
+                        spec.hold_s
+                    ),
                     Some(b) => format!(
                         "bridge [{}] - {} - [{}] for {:.1}s",
                         names(&a),
@@ -256,7 +298,9 @@ impl Injector<'_> {
                     ),
                 };
                 let ips = |side: &[usize]| -> Vec<String> {
-                    side.iter().map(|i| self.hosts.hosts[*i].ip.clone()).collect()
+                    side.iter()
+                        .map(|i| self.hosts.hosts[*i].ip.clone())
+                        .collect()
                 };
                 self.start(spec, &detail);
                 for (side, other) in [(&a, &c), (&c, &a)] {
@@ -280,8 +324,18 @@ impl Injector<'_> {
                     .next()
                     .or_else(|| self.replicas(&view).first().copied());
                 let hit: Vec<usize> = std::iter::once(primary).chain(sync).collect();
-                let names: Vec<String> = hit.iter().map(|h| format!("{} ({})", self.name(*h), self.role_of(&view, *h))).collect();
-                self.start(spec, &format!("crash the hosts of {} together; restart after {:.1}s", names.join(" and "), spec.hold_s));
+                let names: Vec<String> = hit
+                    .iter()
+                    .map(|h| format!("{} ({})", self.name(*h), self.role_of(&view, *h)))
+                    .collect();
+                self.start(
+                    spec,
+                    &format!(
+                        "crash the hosts of {} together; restart after {:.1}s",
+                        names.join(" and "),
+                        spec.hold_s
+                    ),
+                );
                 for h in &hit {
                     self.hosts.crash(*h);
                 }
@@ -297,14 +351,23 @@ impl Injector<'_> {
                     .and_then(|n| self.hosts.index_of(&n))
                     .unwrap_or(i);
                 let who = format!("{} ({})", self.name(leader), self.role_of(&view, leader));
-                self.start(spec, &format!("crash the Raft leader's host {who}; restart after {:.1}s", spec.hold_s));
+                self.start(
+                    spec,
+                    &format!(
+                        "crash the Raft leader's host {who}; restart after {:.1}s",
+                        spec.hold_s
+                    ),
+                );
                 self.hosts.crash(leader);
                 tokio::time::sleep(hold).await;
                 self.hosts.start_agent(leader)?;
                 self.heal(spec, &format!("{} restarted", self.name(leader)));
             }
             Nemesis::RestartStorm => {
-                self.start(spec, "kill -9 and restart every agent, one after another, 300 ms apart");
+                self.start(
+                    spec,
+                    "kill -9 and restart every agent, one after another, 300 ms apart",
+                );
                 for m in view.members.clone() {
                     self.hosts.kill_agent(m);
                     self.hosts.start_agent(m)?;
@@ -314,19 +377,35 @@ impl Injector<'_> {
             }
             Nemesis::WalFull => {
                 let bytes = self.hosts.fill_volume(i)?;
-                self.start(spec, &format!("fill the WAL volume of {who} ({} MB of ballast) for {:.1}s", bytes >> 20, spec.hold_s));
+                self.start(
+                    spec,
+                    &format!(
+                        "fill the WAL volume of {who} ({} MB of ballast) for {:.1}s",
+                        bytes >> 20,
+                        spec.hold_s
+                    ),
+                );
                 tokio::time::sleep(hold).await;
                 self.hosts.free_volume(i)?;
                 self.heal(spec, "volume freed");
             }
             Nemesis::ClockJump => {
-                self.start(spec, &format!("the wall clock of {who} jumps {:+} s for {:.1}s", spec.jump_s, spec.hold_s));
+                self.start(
+                    spec,
+                    &format!(
+                        "the wall clock of {who} jumps {:+} s for {:.1}s",
+                        spec.jump_s, spec.hold_s
+                    ),
+                );
                 self.hosts.set_clock_offset(i, spec.jump_s)?;
                 tokio::time::sleep(hold).await;
                 self.hosts.set_clock_offset(i, 0)?;
                 self.heal(spec, "the wall clock jumps back");
             }
-            Nemesis::Switchover | Nemesis::Failover | Nemesis::Maintenance | Nemesis::Membership => {
+            Nemesis::Switchover
+            | Nemesis::Failover
+            | Nemesis::Maintenance
+            | Nemesis::Membership => {
                 self.operator(spec, &view).await?;
             }
         }
@@ -337,7 +416,8 @@ impl Injector<'_> {
     async fn operator(&mut self, spec: &FaultSpec, view: &View) -> anyhow::Result<()> {
         let replicas = self.replicas(view);
         let leader = self.leader(view);
-        let candidate = (!replicas.is_empty()).then(|| replicas[spec.pick as usize % replicas.len()]);
+        let candidate =
+            (!replicas.is_empty()).then(|| replicas[spec.pick as usize % replicas.len()]);
         // The background fault hits another replica than the candidate when there is one.
         let victim = replicas
             .iter()
@@ -381,19 +461,48 @@ impl Injector<'_> {
                     target.map_or("any replica".to_owned(), |c| self.name(c))
                 );
                 self.start(spec, &format!("{what}{background_detail}"));
-                self.call("POST", &format!("{api}/switchover"), Some(body)).await
+                self.call("POST", &format!("{api}/switchover"), Some(body))
+                    .await
             }
             Nemesis::Failover => {
                 let name = candidate.map(|c| self.name(c));
-                self.start(spec, &format!("failover to {}{background_detail}", name.as_deref().unwrap_or("?")));
-                self.call("POST", &format!("{api}/failover"), Some(json!({ "candidate": name })))
-                    .await
+                self.start(
+                    spec,
+                    &format!(
+                        "failover to {}{background_detail}",
+                        name.as_deref().unwrap_or("?")
+                    ),
+                );
+                self.call(
+                    "POST",
+                    &format!("{api}/failover"),
+                    Some(json!({ "candidate": name })),
+                )
+                .await
             }
             Nemesis::Maintenance => {
-                self.start(spec, &format!("pause for {:.1}s, then resume{background_detail}", spec.hold_s));
-                let paused = self.call("PATCH", &format!("{api}/config"), Some(json!({"pause": true}))).await;
+                self.start(
+                    spec,
+                    &format!(
+                        "pause for {:.1}s, then resume{background_detail}",
+                        spec.hold_s
+                    ),
+                );
+                let paused = self
+                    .call(
+                        "PATCH",
+                        &format!("{api}/config"),
+                        Some(json!({"pause": true})),
+                    )
+                    .await;
                 tokio::time::sleep(Duration::from_secs_f64(spec.hold_s)).await;
-                let resumed = self.call("PATCH", &format!("{api}/config"), Some(json!({"pause": false}))).await;
+                let resumed = self
+                    .call(
+                        "PATCH",
+                        &format!("{api}/config"),
+                        Some(json!({"pause": false})),
+                    )
+                    .await;
                 format!("pause: {paused}; resume: {resumed}")
             }
             _ => self.membership(spec, &api, &background_detail).await?,
@@ -406,8 +515,14 @@ impl Injector<'_> {
                 Background::PartitionReplica => self.hosts.net.mend(v).await?,
                 Background::PauseReplicaAgent => {
                     if let Some(pid) = stopped_agent {
-                        tokio::time::sleep(Duration::from_secs_f64(self.ttl - 1.0).max(Duration::ZERO)).await;
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGCONT);
+                        tokio::time::sleep(
+                            Duration::from_secs_f64(self.ttl - 1.0).max(Duration::ZERO),
+                        )
+                        .await;
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            Signal::SIGCONT,
+                        );
                     }
                 }
             }
@@ -417,7 +532,12 @@ impl Injector<'_> {
     }
 
     /// Adds the spare as a new database member, or removes it.
-    async fn membership(&mut self, spec: &FaultSpec, api: &str, background: &str) -> anyhow::Result<String> {
+    async fn membership(
+        &mut self,
+        spec: &FaultSpec,
+        api: &str,
+        background: &str,
+    ) -> anyhow::Result<String> {
         let s = self.hosts.spare;
         let name = self.name(s);
         if !self.hosts.spare_joined {
@@ -428,7 +548,11 @@ impl Injector<'_> {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
             loop {
                 let (code, text) = self
-                    .call_raw("POST", &format!("{api}/members"), Some(json!({"name": name, "raft_addr": raft_addr})))
+                    .call_raw(
+                        "POST",
+                        &format!("{api}/members"),
+                        Some(json!({"name": name, "raft_addr": raft_addr})),
+                    )
                     .await;
                 if code == Some(200) || code == Some(201) || code == Some(202) {
                     self.hosts.set_spare_joined(true);
@@ -440,7 +564,10 @@ impl Injector<'_> {
                 {
                     // Not added: take the spare down again.
                     self.hosts.crash(s);
-                    return Ok(format!("add {name} refused: {} {text}", code.map_or("no answer".into(), |c| c.to_string())));
+                    return Ok(format!(
+                        "add {name} refused: {} {text}",
+                        code.map_or("no answer".into(), |c| c.to_string())
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -455,14 +582,25 @@ impl Injector<'_> {
                 self.membership_changed = true;
                 Ok(format!("removed {name}: {}", code.unwrap_or_default()))
             } else {
-                Ok(format!("remove {name} refused: {} {text}", code.map_or("no answer".into(), |c| c.to_string())))
+                Ok(format!(
+                    "remove {name} refused: {} {text}",
+                    code.map_or("no answer".into(), |c| c.to_string())
+                ))
             }
         }
     }
 
-    async fn call_raw(&self, method: &str, url: &str, body: Option<serde_json::Value>) -> (Option<u16>, String) {
+    async fn call_raw(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> (Option<u16>, String) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let mut req = self.client.request(method, url).timeout(Duration::from_secs(10));
+        let mut req = self
+            .client
+            .request(method, url)
+            .timeout(Duration::from_secs(10));
         if let Some(b) = body {
             req = req.json(&b);
         }

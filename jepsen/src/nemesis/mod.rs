@@ -17,7 +17,9 @@ use rand::{Rng as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Nemesis {
     /// kill -9 of a member's agent (its database lives on), restarted after 1-3 s.
@@ -191,7 +193,11 @@ pub fn schedule(seed: u64, count: usize, nemeses: &[Nemesis], ttl: f64) -> Vec<F
         };
         let jump_s = if nemesis == Nemesis::ClockJump {
             let minutes = rng.gen_range(2..=10);
-            if rng.gen_bool(0.5) { minutes * 60 } else { -minutes * 60 }
+            if rng.gen_bool(0.5) {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
         } else {
             0
         };

@@ -77,7 +77,9 @@ pub fn summarize(spec: &RunSpec, history: &History, findings: &Findings) -> Summ
         per_nemesis.keys().map(|k| (k.clone(), 0)).collect();
     for verdict in findings.verdicts.iter().filter(|v| v.enforced) {
         for v in &verdict.violations {
-            *violations_per_nemesis.entry(nemesis_at(history, v.t)).or_default() += 1;
+            *violations_per_nemesis
+                .entry(nemesis_at(history, v.t))
+                .or_default() += 1;
         }
     }
     Summary {
@@ -133,7 +135,11 @@ pub fn text(summary: &Summary, out: &Path) -> String {
         "nemesis", "count", "median s", "p95 s", "max s", "violations"
     );
     for (name, count) in &summary.faults.per_nemesis {
-        let st = summary.unavailability_s.get(name).copied().unwrap_or_default();
+        let st = summary
+            .unavailability_s
+            .get(name)
+            .copied()
+            .unwrap_or_default();
         let _ = writeln!(
             s,
             "{:<22} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>10}",
@@ -142,7 +148,11 @@ pub fn text(summary: &Summary, out: &Path) -> String {
             st.median,
             st.p95,
             st.max,
-            summary.violations_per_nemesis.get(name).copied().unwrap_or(0)
+            summary
+                .violations_per_nemesis
+                .get(name)
+                .copied()
+                .unwrap_or(0)
         );
     }
     let _ = writeln!(
@@ -162,7 +172,11 @@ pub fn text(summary: &Summary, out: &Path) -> String {
             c.checker,
             if c.passed { "ok" } else { "FAIL" },
             c.summary,
-            if c.enforced { "" } else { " (not enforced in this mode)" }
+            if c.enforced {
+                ""
+            } else {
+                " (not enforced in this mode)"
+            }
         );
     }
     let _ = writeln!(
@@ -247,8 +261,16 @@ pub fn write_html(
           flow after it.</p><table><tr><th class=l>nemesis</th><th>faults</th><th>median s</th>\
           <th>p95 s</th><th>max s</th><th>violations</th></tr>";
     for (name, count) in &summary.faults.per_nemesis {
-        let st = summary.unavailability_s.get(name).copied().unwrap_or_default();
-        let v = summary.violations_per_nemesis.get(name).copied().unwrap_or(0);
+        let st = summary
+            .unavailability_s
+            .get(name)
+            .copied()
+            .unwrap_or_default();
+        let v = summary
+            .violations_per_nemesis
+            .get(name)
+            .copied()
+            .unwrap_or(0);
         let _ = write!(
             h,
             "<tr><td class=l>{}</td><td>{count}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td class=\"{}\">{v}</td></tr>",
@@ -299,15 +321,13 @@ pub fn write_html(
         .map(|(i, _, _, s)| (*i, *s))
         .collect();
     for f in history.faults() {
-        let conv = convergence
-            .get(&f.index)
-            .map_or("-".to_owned(), |(ok, w)| {
-                if *ok {
-                    format!("{w:.1}")
-                } else {
-                    format!("<span class=fail>not within {w:.0}</span>")
-                }
-            });
+        let conv = convergence.get(&f.index).map_or("-".to_owned(), |(ok, w)| {
+            if *ok {
+                format!("{w:.1}")
+            } else {
+                format!("<span class=fail>not within {w:.0}</span>")
+            }
+        });
         let _ = write!(
             h,
             "<tr><td>{}</td><td class=l>{}</td><td class=l>{}</td><td>{:.1}</td><td>{}</td><td>{conv}</td><td>{:.2}</td><td class=l>{}</td></tr>",
@@ -347,7 +367,12 @@ fn checker_html(h: &mut String, v: &Verdict) {
     } else {
         h.push_str("<table><tr><th>t s</th><th class=l>offending operation</th></tr>");
         for x in &v.violations {
-            let _ = write!(h, "<tr><td>{:.3}</td><td class=l>{}</td></tr>", x.t, esc(&x.what));
+            let _ = write!(
+                h,
+                "<tr><td>{:.3}</td><td class=l>{}</td></tr>",
+                x.t,
+                esc(&x.what)
+            );
         }
         h.push_str("</table>");
     }

@@ -121,7 +121,8 @@ impl TimelineData {
             .collect();
         let mut acks_per_s = vec![0u32; end.ceil() as usize + 1];
         for op in ops {
-            if let (OpValue::Insert { .. }, Outcome::Ok, Some(done)) = (&op.op, op.outcome, op.completed)
+            if let (OpValue::Insert { .. }, Outcome::Ok, Some(done)) =
+                (&op.op, op.outcome, op.completed)
                 && let Some(slot) = acks_per_s.get_mut(done as usize)
             {
                 *slot += 1;
@@ -221,9 +222,17 @@ where
         .draw()
         .map_err(err)?;
     roles
-        .draw_series(data.faults.iter().filter(|f| f.1 > from && f.0 < to).map(|f| {
-            Rectangle::new([(f.0.max(from), 0.0), (f.1.min(to), n as f64)], band.filled())
-        }))
+        .draw_series(
+            data.faults
+                .iter()
+                .filter(|f| f.1 > from && f.0 < to)
+                .map(|f| {
+                    Rectangle::new(
+                        [(f.0.max(from), 0.0), (f.1.min(to), n as f64)],
+                        band.filled(),
+                    )
+                }),
+        )
         .map_err(err)?;
     for (k, member) in members.iter().enumerate() {
         let row = (n - 1 - k) as f64;
@@ -255,13 +264,18 @@ where
     }
     // Fault numbers above the bands.
     roles
-        .draw_series(data.faults.iter().filter(|f| f.0 >= from && f.0 < to).map(|f| {
-            Text::new(
-                f.2.split(' ').next().unwrap_or("").to_owned(),
-                (f.0, n as f64 - 0.02),
-                (FONT, 11).into_font().color(&BLACK),
-            )
-        }))
+        .draw_series(
+            data.faults
+                .iter()
+                .filter(|f| f.0 >= from && f.0 < to)
+                .map(|f| {
+                    Text::new(
+                        f.2.split(' ').next().unwrap_or("").to_owned(),
+                        (f.0, n as f64 - 0.02),
+                        (FONT, 11).into_font().color(&BLACK),
+                    )
+                }),
+        )
         .map_err(err)?;
     for lane in [
         Lane::Primary,
@@ -294,9 +308,17 @@ where
 
     let lo = from.max(0.0) as usize;
     let hi = (to.ceil() as usize).min(data.acks_per_s.len());
-    let peak = data.acks_per_s[lo.min(hi)..hi].iter().copied().max().unwrap_or(1).max(1) as f64;
+    let peak = data.acks_per_s[lo.min(hi)..hi]
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let mut writes = ChartBuilder::on(&bottom)
-        .caption("Acknowledged writes per second (red: no write acknowledged for over 1 s)", (FONT, 15))
+        .caption(
+            "Acknowledged writes per second (red: no write acknowledged for over 1 s)",
+            (FONT, 15),
+        )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(60)
@@ -310,24 +332,40 @@ where
         .draw()
         .map_err(err)?;
     writes
-        .draw_series(data.faults.iter().filter(|f| f.1 > from && f.0 < to).map(|f| {
-            Rectangle::new([(f.0.max(from), 0.0), (f.1.min(to), peak * 1.1)], band.filled())
-        }))
+        .draw_series(
+            data.faults
+                .iter()
+                .filter(|f| f.1 > from && f.0 < to)
+                .map(|f| {
+                    Rectangle::new(
+                        [(f.0.max(from), 0.0), (f.1.min(to), peak * 1.1)],
+                        band.filled(),
+                    )
+                }),
+        )
         .map_err(err)?;
     writes
-        .draw_series(data.unavailable.iter().filter(|w| w.1 > from && w.0 < to).map(|w| {
-            Rectangle::new(
-                [(w.0.max(from), 0.0), (w.1.min(to), peak * 1.1)],
-                RGBAColor(214, 39, 40, 0.35).filled(),
+        .draw_series(
+            data.unavailable
+                .iter()
+                .filter(|w| w.1 > from && w.0 < to)
+                .map(|w| {
+                    Rectangle::new(
+                        [(w.0.max(from), 0.0), (w.1.min(to), peak * 1.1)],
+                        RGBAColor(214, 39, 40, 0.35).filled(),
+                    )
+                }),
+        )
+        .map_err(err)?;
+    writes
+        .draw_series(
+            AreaSeries::new(
+                (lo..hi).map(|s| (s as f64 + 0.5, data.acks_per_s[s] as f64)),
+                0.0,
+                RGBAColor(31, 119, 180, 0.5),
             )
-        }))
-        .map_err(err)?;
-    writes
-        .draw_series(AreaSeries::new(
-            (lo..hi).map(|s| (s as f64 + 0.5, data.acks_per_s[s] as f64)),
-            0.0,
-            RGBAColor(31, 119, 180, 0.5),
-        ).border_style(RGBColor(31, 119, 180)))
+            .border_style(RGBColor(31, 119, 180)),
+        )
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
@@ -351,7 +389,13 @@ mod tests {
             });
         }
         for i in 0..100 {
-            events.extend(insert("w0", i, i as f64 * 0.1, i as f64 * 0.1 + 0.01, Outcome::Ok));
+            events.extend(insert(
+                "w0",
+                i,
+                i as f64 * 0.1,
+                i as f64 * 0.1 + 0.01,
+                Outcome::Ok,
+            ));
         }
         events.push(Event::Nemesis {
             t: 3.0,
@@ -375,7 +419,9 @@ mod tests {
     #[test]
     fn the_timeline_draws_every_member_and_fault_as_svg() {
         if std::fs::metadata(FONT_FILE).is_err() {
-            eprintln!("skipped: {FONT_FILE} is missing (scripts/setup.sh installs fonts-dejavu-core)");
+            eprintln!(
+                "skipped: {FONT_FILE} is missing (scripts/setup.sh installs fonts-dejavu-core)"
+            );
             return;
         }
         let (h, ops) = sample();
