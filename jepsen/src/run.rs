@@ -60,7 +60,13 @@ fn probe_targets(hosts: &Hosts, engine: Engine) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Polls until the cluster converges or `deadline` passes: `(converged, waited, detail)`.
+/// How long the cluster must look converged, poll after poll, to count as converged: longer
+/// than an agent takes to notice a fault (loop_wait), so that a fault whose heal is immediate
+/// (a killed postmaster) is not judged before the members have seen it.
+const STABLE: Duration = Duration::from_millis(2500);
+
+/// Polls until the cluster has looked converged for [`STABLE`], or `deadline` passes:
+/// `(converged, waited until the stable state began, detail)`.
 async fn await_convergence(
     client: &reqwest::Client,
     targets: &Targets,
@@ -68,13 +74,21 @@ async fn await_convergence(
     interrupted: &CancellationToken,
 ) -> (bool, Duration, String) {
     let started = Instant::now();
+    let mut since: Option<Duration> = None;
     loop {
         let statuses = observe::statuses(client, targets).await;
+        let now = started.elapsed();
         match observe::convergence(&statuses) {
-            Ok(detail) => return (true, started.elapsed(), detail),
+            Ok(detail) => {
+                let first = *since.get_or_insert(now);
+                if now - first >= STABLE {
+                    return (true, first, detail);
+                }
+            }
             Err(wrong) => {
-                if started.elapsed() >= deadline || interrupted.is_cancelled() {
-                    return (false, started.elapsed(), wrong);
+                since = None;
+                if now >= deadline + STABLE || interrupted.is_cancelled() {
+                    return (false, now, wrong);
                 }
             }
         }
@@ -178,11 +192,13 @@ pub async fn execute(
         if interrupted.is_cancelled() {
             break;
         }
+        let login = |ip: &str| conninfo(spec.engine, ip, config::PG_PORT);
         let mut injector = Injector {
             hosts: &mut hosts,
             client: &client,
             recorder: &recorder,
             ttl: spec.ttl,
+            login: &login,
             membership_changed: false,
         };
         let injected = injector.run(fault).await;

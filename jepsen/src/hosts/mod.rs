@@ -27,8 +27,14 @@ use crate::options::{Engine, Mode, Shape};
 pub use net::{Cut, Net};
 use volume::Volume;
 
-/// Where the preloaded libfaketime reads each host's clock offset from.
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+/// Debian's libfaketime (multi-threaded variant), preloaded into the agents when the
+/// clock-jump nemesis is scheduled: each host's wall clock follows the offset in its own file.
+fn libfaketime() -> PathBuf {
+    PathBuf::from(format!(
+        "/usr/lib/{}-linux-gnu/faketime/libfaketimeMT.so.1",
+        std::env::consts::ARCH
+    ))
+}
 
 /// HAProxy's listeners, in the hub.
 pub const PRIMARY_PORT: u16 = 5000;
@@ -155,10 +161,11 @@ impl Hosts {
             Engine::Postgres => "postgres",
             Engine::Opengauss => "omm",
         })?;
-        if plan.faketime && !Path::new(LIBFAKETIME).exists() {
+        if plan.faketime && !libfaketime().exists() {
             bail!(
-                "{LIBFAKETIME} is missing: the clock-jump nemesis needs libfaketime \
-                 (apt-get install libfaketime; scripts/setup.sh does)"
+                "{} is missing: the clock-jump nemesis needs libfaketime \
+                 (apt-get install libfaketime; scripts/setup.sh does)",
+                libfaketime().display()
             );
         }
         if plan.engine == Engine::Opengauss && !plan.opengauss_bin.join("gaussdb").exists() {
@@ -307,7 +314,7 @@ impl Hosts {
             // keeps shared memory named after the first process it loads into, which the
             // agent's children open, so that process must be the agent, as its user.
             cmd.arg("/usr/bin/env")
-                .arg(format!("LD_PRELOAD={LIBFAKETIME}"))
+                .arg(format!("LD_PRELOAD={}", libfaketime().display()))
                 .arg(format!(
                     "FAKETIME_TIMESTAMP_FILE={}",
                     host.clock_file().display()

@@ -43,6 +43,8 @@ pub struct Injector<'a> {
     pub client: &'a reqwest::Client,
     pub recorder: &'a Recorder,
     pub ttl: f64,
+    /// How to log in to a member's database, by address.
+    pub login: &'a dyn Fn(&str) -> String,
     /// Set when the membership changed (HAProxy's configuration must follow).
     pub membership_changed: bool,
 }
@@ -380,12 +382,16 @@ impl Injector<'_> {
                 self.start(
                     spec,
                     &format!(
-                        "fill the WAL volume of {who} ({} MB of ballast) for {:.1}s",
+                        "fill the WAL volume of {who} ({} MB of ballast) for {:.1}s, with a \
+                         burst of WAL segment switches",
                         bytes >> 20,
                         spec.hold_s
                     ),
                 );
-                tokio::time::sleep(hold).await;
+                let filled_at = tokio::time::Instant::now();
+                let burst = wal_burst((self.login)(&self.hosts.hosts[i].ip));
+                let _ = tokio::time::timeout(hold, burst).await;
+                tokio::time::sleep(hold.saturating_sub(filled_at.elapsed())).await;
                 self.hosts.free_volume(i)?;
                 self.heal(spec, "volume freed");
             }
@@ -620,6 +626,32 @@ impl Injector<'_> {
         match code {
             Some(code) => format!("{code} {}", text.trim()),
             None => format!("no answer: {text}"),
+        }
+    }
+}
+
+/// WAL that needs new segment files: a few rows, then a segment switch, ten times. With the
+/// volume full, the first segment PostgreSQL cannot recycle fails to be created (the server
+/// panics); the errors are the point and are not reported.
+async fn wal_burst(conninfo: String) {
+    let Ok(Ok((client, conn))) = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio_postgres::connect(&conninfo, tokio_postgres::NoTls),
+    )
+    .await
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    for _ in 0..10 {
+        let step = client.batch_execute(
+            "CREATE TABLE IF NOT EXISTS wal_burst (x int); INSERT INTO wal_burst \
+             SELECT generate_series(1, 100); SELECT pg_switch_wal();",
+        );
+        if !matches!(tokio::time::timeout(Duration::from_secs(1), step).await, Ok(Ok(()))) {
+            return;
         }
     }
 }

@@ -185,6 +185,10 @@ pub fn text(summary: &Summary, out: &Path) -> String {
         summary.verdict.to_uppercase(),
         out.display()
     );
+    // The plain closing line test runners' readers look for.
+    let enforced: Vec<&CheckerSummary> = summary.checkers.iter().filter(|c| c.enforced).collect();
+    let failed = enforced.iter().filter(|c| !c.passed).count();
+    let _ = writeln!(s, "checkers: {} passed, {failed} failed", enforced.len() - failed);
     s
 }
 

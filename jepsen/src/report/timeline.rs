@@ -160,7 +160,7 @@ fn font() -> anyhow::Result<()> {
 const PX_PER_S: f64 = 6.0;
 
 fn size(from: f64, to: f64, members: usize) -> (u32, u32) {
-    let width = ((to - from) * PX_PER_S).clamp(900.0, 4000.0) as u32;
+    let width = ((to - from) * PX_PER_S).clamp(1000.0, 4000.0) as u32;
     (width, 170 + 26 * members as u32 + 230)
 }
 
@@ -203,12 +203,15 @@ where
     let (top, bottom) = root.split_vertically(height - 230);
     let band = RGBAColor(70, 130, 180, 0.18);
 
+    top.draw(&Text::new(
+        format!("Members' roles and faults, {from:.0}-{to:.0} s"),
+        (70, 6),
+        (FONT, 17).into_font().color(&BLACK),
+    ))
+    .map_err(err)?;
     let mut roles = ChartBuilder::on(&top)
-        .caption(
-            format!("Members' roles and faults, {from:.0}-{to:.0} s"),
-            (FONT, 18),
-        )
         .margin(10)
+        .margin_top(45)
         .x_label_area_size(25)
         .y_label_area_size(60)
         .build_cartesian_2d(from..to, 0.0..n as f64)
@@ -277,34 +280,31 @@ where
                 }),
         )
         .map_err(err)?;
-    for lane in [
+    // The legend, in one row under the title, so that it hides no member's row.
+    let mut x = 70;
+    let legend: Vec<(RGBAColor, &str)> = [
         Lane::Primary,
         Lane::Streaming,
         Lane::NotStreaming,
         Lane::Down,
         Lane::Unreachable,
         Lane::Witness,
-    ] {
-        let color = lane.color();
-        roles
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(err)?
-            .label(lane.label())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
-    }
-    roles
-        .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-        .map_err(err)?
-        .label("fault, until converged")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], band.filled()));
-    roles
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 12))
-        .draw()
+    ]
+    .iter()
+    .map(|l| (l.color().to_rgba(), l.label()))
+    .chain(std::iter::once((band, "fault, until converged")))
+    .collect();
+    for (color, label) in legend {
+        top.draw(&Rectangle::new([(x, 32), (x + 14, 42)], color.filled()))
+            .map_err(err)?;
+        top.draw(&Text::new(
+            label.to_owned(),
+            (x + 18, 31),
+            (FONT, 12).into_font().color(&BLACK),
+        ))
         .map_err(err)?;
+        x += 26 + 6 * label.len() as i32;
+    }
 
     let lo = from.max(0.0) as usize;
     let hi = (to.ceil() as usize).min(data.acks_per_s.len());
