@@ -188,6 +188,7 @@ pub async fn execute(
 
     let deadline = Duration::from_secs_f64(spec.convergence_deadline_s);
     let run_started = Instant::now();
+    let mut unchecked = None;
     for fault in schedule {
         if interrupted.is_cancelled() {
             break;
@@ -217,6 +218,11 @@ pub async fn execute(
         }
         let (ok, waited, detail) =
             await_convergence(&client, &now_targets(), deadline, &interrupted).await;
+        if interrupted.is_cancelled() {
+            // Cut short by the operator, not stuck: the final check below judges this fault.
+            unchecked = Some(fault.index);
+            break;
+        }
         recorder.record(Event::Convergence {
             t: recorder.now(),
             index: fault.index,
@@ -253,7 +259,7 @@ pub async fn execute(
         await_convergence(&client, &now_targets(), deadline, &CancellationToken::new()).await;
     recorder.record(Event::Convergence {
         t: recorder.now(),
-        index: schedule.len(),
+        index: unchecked.unwrap_or(schedule.len()),
         converged: ok,
         waited_s: waited.as_secs_f64(),
         deadline_s: spec.convergence_deadline_s,
