@@ -86,7 +86,10 @@ mod tests {
             fork: Lsn(fork),
             position: Lsn(position),
         };
-        let cases: [(&str, (u32, u64), u32, &[HistoryEntry], Divergence); 7] = [
+        /// (case, the standby's replay timeline and position, the leader's timeline, the
+        /// history, the verdict)
+        type Case<'a> = (&'a str, (u32, u64), u32, &'a [HistoryEntry], Divergence);
+        let cases: [Case; 7] = [
             (
                 "on the leader's timeline",
                 (3, 500),

@@ -650,7 +650,10 @@ async fn wal_burst(conninfo: String) {
             "CREATE TABLE IF NOT EXISTS wal_burst (x int); INSERT INTO wal_burst \
              SELECT generate_series(1, 100); SELECT pg_switch_wal();",
         );
-        if !matches!(tokio::time::timeout(Duration::from_secs(1), step).await, Ok(Ok(()))) {
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(1), step).await,
+            Ok(Ok(()))
+        ) {
             return;
         }
     }

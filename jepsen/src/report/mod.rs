@@ -188,7 +188,11 @@ pub fn text(summary: &Summary, out: &Path) -> String {
     // The plain closing line test runners' readers look for.
     let enforced: Vec<&CheckerSummary> = summary.checkers.iter().filter(|c| c.enforced).collect();
     let failed = enforced.iter().filter(|c| !c.passed).count();
-    let _ = writeln!(s, "checkers: {} passed, {failed} failed", enforced.len() - failed);
+    let _ = writeln!(
+        s,
+        "checkers: {} passed, {failed} failed",
+        enforced.len() - failed
+    );
     s
 }
 
