@@ -348,13 +348,19 @@ impl Partition {
             eprintln!("skipped: a partition needs root to load nftables rules (CI runs as root)");
             return None;
         }
-        let table = format!("tribune_test_{}", std::process::id());
-        let rules = format!(
+        Some(Partition::load(
+            format!("tribune_test_{}", std::process::id()),
+            &format!("ip saddr {ip} ip daddr != {ip} drop\nip daddr {ip} ip saddr != {ip} drop"),
+        ))
+    }
+
+    /// A table `table` whose input chain holds `rules`, loaded with `nft -f -`.
+    fn load(table: String, rules: &str) -> Partition {
+        let script = format!(
             "table inet {table} {{\n\
                chain input {{\n\
                  type filter hook input priority 0; policy accept;\n\
-                 ip saddr {ip} ip daddr != {ip} drop\n\
-                 ip daddr {ip} ip saddr != {ip} drop\n\
+                 {rules}\n\
                }}\n\
              }}\n"
         );
@@ -368,13 +374,13 @@ impl Partition {
             .stdin
             .take()
             .unwrap()
-            .write_all(rules.as_bytes())
+            .write_all(script.as_bytes())
             .unwrap();
         assert!(
             child.wait().unwrap().success(),
-            "nft refused the partition rules"
+            "nft refused the rules:\n{script}"
         );
-        Some(Partition { table })
+        Partition { table }
     }
 }
 
@@ -382,29 +388,10 @@ impl Partition {
     /// Drops the packets the server at `from:port` sends to the client port `to_port` (the other
     /// direction passes). Needs root.
     fn drop_stream(from: &str, port: u16, to_port: i32) -> Partition {
-        let table = format!("tribune_test_oneway_{}", std::process::id());
-        let rules = format!(
-            "table inet {table} {{\n\
-               chain input {{\n\
-                 type filter hook input priority 0; policy accept;\n\
-                 ip saddr {from} tcp sport {port} tcp dport {to_port} drop\n\
-               }}\n\
-             }}\n"
-        );
-        let mut child = std::process::Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("run nft (scripts/setup.sh installs nftables)");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(rules.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "nft refused the rules");
-        Partition { table }
+        Partition::load(
+            format!("tribune_test_oneway_{}", std::process::id()),
+            &format!("ip saddr {from} tcp sport {port} tcp dport {to_port} drop"),
+        )
     }
 }
 

@@ -122,40 +122,25 @@ impl Net {
 
     /// Replaces host `i`'s partition rules with `cut`.
     pub async fn cut(&self, i: usize, cut: &Cut) -> anyhow::Result<()> {
-        let rules = nft_rules(cut);
-        run_input_async(
-            "ip",
-            vec![
-                "netns".into(),
-                "exec".into(),
-                self.host_ns(i),
-                "nft".into(),
-                "-f".into(),
-                "-".into(),
-            ],
-            rules,
-        )
-        .await
-        .with_context(|| format!("load partition rules in {}", self.host_ns(i)))?;
-        Ok(())
+        self.nft_in(i, nft_rules(cut))
+            .await
+            .with_context(|| format!("load partition rules in {}", self.host_ns(i)))
     }
 
     /// Removes host `i`'s partition rules (none is fine).
     pub async fn mend(&self, i: usize) -> anyhow::Result<()> {
-        run_input_async(
-            "ip",
-            vec![
-                "netns".into(),
-                "exec".into(),
-                self.host_ns(i),
-                "nft".into(),
-                "-f".into(),
-                "-".into(),
-            ],
+        self.nft_in(
+            i,
             format!("table inet {PARTITION_TABLE}\ndelete table inet {PARTITION_TABLE}\n"),
         )
         .await
-        .with_context(|| format!("remove partition rules in {}", self.host_ns(i)))?;
+        .with_context(|| format!("remove partition rules in {}", self.host_ns(i)))
+    }
+
+    /// Runs the nftables `script` inside host `i`'s namespace.
+    async fn nft_in(&self, i: usize, script: String) -> anyhow::Result<()> {
+        let args = ["netns", "exec", &self.host_ns(i), "nft", "-f", "-"];
+        run_input_async("ip", args.map(str::to_owned).to_vec(), script).await?;
         Ok(())
     }
 
