@@ -84,8 +84,8 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     recheck: Option<PathBuf>,
     /// Which of ten side-by-side runs this is (0-9): names (trc<slot>-*) and addresses
-    /// (10.212.<slot>.0/24) of its namespaces.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..10))]
+    /// (10.212.<slot>.0/24) of its namespaces. A slot in use by another run is refused.
+    #[arg(long, env = "TRIBUNE_CHAOS_SLOT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..10))]
     slot: u8,
     /// The built `tribune` agent (default: beside this program).
     #[arg(long)]
@@ -238,7 +238,7 @@ fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
     // Namespaces first, while this process has one thread: every thread started later
     // (the runtime's) lives in the hub.
     let net = hosts::Net { slot: cli.slot };
-    net.enter_hub()?;
+    let _slot = net.enter_hub()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -202,6 +202,7 @@ impl Hosts {
                 Some(Volume::mount(
                     &dir.join("vol"),
                     &net.host_ns(i),
+                    volume::size(plan.engine),
                     user.uid,
                     user.gid,
                 )?)

@@ -21,6 +21,11 @@ use super::command::{run, run_input_async, run_with_input};
 /// The table every partition rule lives in, inside a host's namespace.
 const PARTITION_TABLE: &str = "trc_part";
 
+/// Held for a whole run: no other run takes the same slot.
+pub struct SlotLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Net {
     pub slot: u8,
@@ -65,15 +70,26 @@ impl Net {
         format!("10.212.{}.0/24", self.slot)
     }
 
-    /// Removes what an earlier run of this slot left (its processes, mounts and namespaces),
-    /// creates the hub and moves this process into it. Call before any thread is started.
-    pub fn enter_hub(&self) -> anyhow::Result<()> {
+    /// Takes the slot (a run already using it is an error: removing its "leftovers" would end
+    /// it), removes what an earlier run of this slot left (its processes, mounts and
+    /// namespaces), creates the hub and moves this process into it. Call before any thread is
+    /// started; keep the returned lock for the whole run.
+    pub fn enter_hub(&self) -> anyhow::Result<SlotLock> {
         if !nix::unistd::geteuid().is_root() {
             bail!(
                 "the chaos suite must run as root: it creates network namespaces, nftables rules and \
                  mounts (the agents and databases still run as their own users)"
             );
         }
+        let path = format!("/run/lock/trc-chaos-slot-{}.lock", self.slot);
+        let file = std::fs::File::create(&path).with_context(|| format!("create {path}"))?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "slot {} is in use by another chaos run ({path} is locked): choose another --slot",
+                    self.slot
+                )
+            })?;
         self.remove_leftovers()?;
         run("ip", &["netns", "add", &self.hub()])?;
         let path = format!("/run/netns/{}", self.hub());
@@ -95,7 +111,7 @@ impl Net {
             ],
         )?;
         run("ip", &["link", "set", &bridge, "up"])?;
-        Ok(())
+        Ok(SlotLock { _lock: lock })
     }
 
     /// The namespace of host `i`, joined to the hub's bridge, with its address.

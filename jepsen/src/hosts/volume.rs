@@ -13,8 +13,15 @@ use anyhow::Context as _;
 use super::command::run;
 
 /// How big each host's volume is: room for the data directory, `wal_keep_size` and the
-/// slots' retained WAL (`max_slot_wal_keep_size`), with headroom.
-pub const SIZE: &str = "768m";
+/// slots' retained WAL (`max_slot_wal_keep_size`), and a data directory set aside by a re-clone.
+/// openGauss's fresh data directory alone takes about 750 MB. A tmpfs takes memory only for
+/// what it holds.
+pub fn size(engine: crate::options::Engine) -> &'static str {
+    match engine {
+        crate::options::Engine::Postgres => "768m",
+        crate::options::Engine::Opengauss => "4g",
+    }
+}
 
 /// The file that fills a volume.
 const BALLAST: &str = "trc-ballast";
@@ -25,9 +32,15 @@ pub struct Volume {
 }
 
 impl Volume {
-    pub fn mount(path: &Path, source: &str, uid: u32, gid: u32) -> anyhow::Result<Volume> {
+    pub fn mount(
+        path: &Path,
+        source: &str,
+        size: &str,
+        uid: u32,
+        gid: u32,
+    ) -> anyhow::Result<Volume> {
         std::fs::create_dir_all(path).with_context(|| format!("create {}", path.display()))?;
-        let options = format!("size={SIZE},uid={uid},gid={gid},mode=0700");
+        let options = format!("size={size},uid={uid},gid={gid},mode=0700");
         run(
             "mount",
             &[
