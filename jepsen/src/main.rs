@@ -83,6 +83,10 @@ struct Cli {
     /// Check the history stored in DIR again and rewrite its summary and report; starts nothing.
     #[arg(long, value_name = "DIR")]
     recheck: Option<PathBuf>,
+    /// Pool the runs stored in these directories (comma separated) into one table per nemesis
+    /// (Markdown, on stdout); starts nothing.
+    #[arg(long, value_name = "DIR,DIR", value_delimiter = ',')]
+    combine: Vec<PathBuf>,
     /// Which of ten side-by-side runs this is (0-9): names (trc<slot>-*) and addresses
     /// (10.212.<slot>.0/24) of its namespaces. A slot in use by another run is refused.
     #[arg(long, env = "TRIBUNE_CHAOS_SLOT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..10))]
@@ -141,6 +145,10 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
 }
 
 fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !cli.combine.is_empty() {
+        print!("{}", report::combine::combine(&cli.combine)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(dir) = &cli.recheck {
         let spec: RunSpec = read_json(&dir.join("run.json"))?;
         let history = history::History::read(&dir.join("history.jsonl"))?;

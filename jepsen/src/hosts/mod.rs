@@ -152,6 +152,7 @@ pub struct Hosts {
     user: OsUser,
     agent_bin: PathBuf,
     proxy: Option<Child>,
+    torn_down: bool,
 }
 
 impl Hosts {
@@ -232,6 +233,7 @@ impl Hosts {
             user,
             agent_bin,
             proxy: None,
+            torn_down: false,
         };
         for i in 0..built.hosts.len() {
             built.write_config(i)?;
@@ -496,6 +498,9 @@ impl Hosts {
     /// Every process the hosts started, ended; logs copied out of the volumes; volumes and
     /// namespaces removed.
     pub fn teardown(&mut self) {
+        if std::mem::replace(&mut self.torn_down, true) {
+            return;
+        }
         if let Some(mut p) = self.proxy.take() {
             let _ = p.kill();
             let _ = p.wait();

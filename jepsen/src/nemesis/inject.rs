@@ -565,9 +565,10 @@ impl Injector<'_> {
                     self.membership_changed = true;
                     return Ok(format!("added {name}: {}", code.unwrap_or_default()));
                 }
-                if code != Some(412) && code.is_some() && code != Some(503) && code != Some(409)
-                    || tokio::time::Instant::now() >= deadline
-                {
+                // 412 (not ready to be added yet), 409 (another change in progress) and 503 (no
+                // quorum) may pass; anything else is the answer.
+                let retry = matches!(code, None | Some(409 | 412 | 503));
+                if !retry || tokio::time::Instant::now() >= deadline {
                     // Not added: take the spare down again.
                     self.hosts.crash(s);
                     return Ok(format!(

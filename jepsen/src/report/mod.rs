@@ -4,6 +4,7 @@
 //!
 //! Owns presentation only: every figure comes from the checkers' findings.
 
+pub mod combine;
 pub mod timeline;
 
 use std::collections::BTreeMap;
