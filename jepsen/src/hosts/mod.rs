@@ -7,6 +7,10 @@
 //! primitive faults on them (kill, stop/continue, partition, fill, clock offset). It must not
 //! decide which fault to inject or when: that is the nemesis. Every host's agent log, its
 //! database's log and HAProxy's log end up in the run directory.
+//!
+//! Hazard: the process primitives are synchronous (kill, reap, wait until a crashed host's
+//! processes are gone: milliseconds, at most 10 s); the runtime has a second worker for the
+//! workload meanwhile.
 
 pub mod command;
 pub mod config;
