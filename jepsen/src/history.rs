@@ -128,11 +128,13 @@ impl Event {
     }
 }
 
-/// Appends events to memory (and to `history.jsonl` once the run ends). Cloned into every task.
+/// Appends events to memory and, as they come, to a journal file (so that a run that dies
+/// leaves its history; the run rewrites it in time order at the end). Cloned into every task.
 #[derive(Clone)]
 pub struct Recorder {
     start: Instant,
     events: Arc<Mutex<Vec<Event>>>,
+    journal: Arc<Mutex<Option<std::io::BufWriter<std::fs::File>>>>,
 }
 
 impl Recorder {
@@ -140,6 +142,30 @@ impl Recorder {
         Self {
             start,
             events: Arc::default(),
+            journal: Arc::default(),
+        }
+    }
+
+    /// As [`Recorder::new`], also appending each event to `path` (written when its buffer
+    /// fills and with every fault and convergence event).
+    pub fn with_journal(start: Instant, path: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("create the history {}", path.display()))?;
+        Ok(Self {
+            journal: Arc::new(Mutex::new(Some(std::io::BufWriter::new(file)))),
+            ..Self::new(start)
+        })
+    }
+
+    /// Stops the journal (before the whole history replaces it).
+    pub fn close_journal(&self) {
+        let journal = self
+            .journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut out) = journal {
+            let _ = out.flush();
         }
     }
 
@@ -149,6 +175,20 @@ impl Recorder {
     }
 
     pub fn record(&self, event: Event) {
+        if let Some(out) = self
+            .journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            // A journal that cannot be written loses only the journal: the run still writes the
+            // whole history at its end.
+            let _ = serde_json::to_writer(&mut *out, &event);
+            let _ = out.write_all(b"\n");
+            if matches!(event, Event::Nemesis { .. } | Event::Convergence { .. }) {
+                let _ = out.flush();
+            }
+        }
         self.events
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -421,6 +461,21 @@ pub mod tests {
             History::from_events(events).operations(),
             Err(HistoryError::OverlappingInvoke { .. })
         ));
+    }
+
+    #[test]
+    fn the_journal_holds_every_event_as_it_came() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let recorder = Recorder::with_journal(Instant::now(), &path).unwrap();
+        recorder.invoke("w0", OpValue::Insert { id: 1 });
+        recorder.complete("w0", Outcome::Ok, OpValue::Insert { id: 1 }, None);
+        recorder.close_journal();
+        // Closed: later events stay in memory only.
+        recorder.invoke("w0", OpValue::Insert { id: 2 });
+        let stored = History::read(&path).unwrap();
+        assert_eq!(stored.events.len(), 2);
+        assert_eq!(recorder.snapshot().events.len(), 3);
     }
 
     #[test]

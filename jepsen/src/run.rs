@@ -168,7 +168,7 @@ pub async fn execute(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let recorder = Recorder::new(Instant::now());
+    let recorder = Recorder::with_journal(Instant::now(), &out.join("history.jsonl"))?;
     let probes: ProbeTargets = Arc::new(Mutex::new(probe_targets(&hosts, spec.engine)));
     let all_names: Vec<String> = hosts
         .hosts
@@ -297,6 +297,7 @@ pub async fn execute(
     }
     sampler_stop.cancel();
     let _ = sampler.await;
+    recorder.close_journal();
     let history = recorder.snapshot();
     history.write(&out.join("history.jsonl"))?;
     hosts.teardown();
