@@ -18,7 +18,7 @@ use super::command::run;
 /// what it holds.
 pub fn size(engine: crate::options::Engine) -> &'static str {
     match engine {
-        crate::options::Engine::Postgres => "768m",
+        crate::options::Engine::Postgres => "1536m",
         crate::options::Engine::Opengauss => "4g",
     }
 }
