@@ -624,3 +624,58 @@ async fn an_asynchronous_standby_past_the_new_timelines_fork_is_rewound() {
     assert!(present.contains(&1), "the acknowledged write was lost");
     assert_eq!(ids(&cluster.nodes[a]).await.unwrap(), present);
 }
+
+/// In asynchronous mode a commit waits for no one: a primary whose agent and postmaster are
+/// frozen (its backends still run) went on acknowledging writes on the sessions it had while
+/// another member was promoted, for as long as it stayed frozen: two writable primaries (found
+/// by the chaos suite, seed 201, `pause-host` of the leader for 5 x ttl). No new session can
+/// reach it to fence it; the standbys now fence it through the session each keeps open to the
+/// member it streams from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_frozen_with_its_agent_in_asynchronous_mode_is_fenced_through_a_held_session() {
+    let client = http_client();
+    let mut cluster = Cluster::new(3, Options::default());
+    cluster.start_all();
+    let p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
+        primary(&client, &cluster).await
+    })
+    .await;
+    for i in (0..3).filter(|i| *i != p) {
+        wait_streaming_replica(&client, &cluster, i, "both standbys streaming").await;
+    }
+    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
+    let (acks, stop, writer) = start_workload(&cluster, p, conninfos).await;
+
+    let postmaster = cluster.nodes[p]
+        .postmaster_pid()
+        .expect("a running postmaster");
+    let postmaster = nix::unistd::Pid::from_raw(postmaster);
+    let frozen_at = Instant::now();
+    cluster.signal_agent(p, Signal::SIGSTOP);
+    nix::sys::signal::kill(postmaster, Signal::SIGSTOP).unwrap();
+    // Before the fix, the workload's writer never left the frozen primary: its session there
+    // went on committing. So: the promotion as the API reports it.
+    let np = wait_for(
+        Duration::from_secs(30),
+        "a new primary",
+        &cluster,
+        || async { primary(&client, &cluster).await.filter(|np| *np != p) },
+    )
+    .await;
+    println!(
+        "{} promoted {:.1}s after the freeze",
+        cluster.nodes[np].name,
+        frozen_at.elapsed().as_secs_f64()
+    );
+    // The old primary stays frozen a while longer: its sessions must not commit meanwhile.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    nix::sys::signal::kill(postmaster, Signal::SIGCONT).unwrap();
+    cluster.signal_agent(p, Signal::SIGCONT);
+    wait_streaming_replica(&client, &cluster, p, "the thawed member to rejoin").await;
+    assert_eq!(primary(&client, &cluster).await, Some(np));
+    stop.cancel();
+    // The workload's writes and the 100 ms probes of every member: no overlap in either
+    // (asynchronous mode may lose acknowledged writes, so nothing else is checked).
+    writer.await.unwrap();
+    assert_no_overlap("the write workload", &acks.lock().unwrap());
+}

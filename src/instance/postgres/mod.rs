@@ -109,6 +109,9 @@ pub struct Postgres {
     /// The upstream the configuration files last named (a standby's `primary_conninfo`), so
     /// that a rewrite for new parameters keeps it.
     upstream: std::sync::Mutex<Option<WalSource>>,
+    /// A session to the upstream this standby streams from, opened while it answers and kept
+    /// for the fence ([`super::sql::HeldSession`]): the upstream and the session.
+    held: tokio::sync::Mutex<Option<(Upstream, super::sql::HeldSession)>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -132,6 +135,7 @@ impl Postgres {
             sync_names: std::sync::Mutex::new(String::new()),
             live: std::sync::Mutex::new(None),
             upstream: std::sync::Mutex::new(None),
+            held: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -202,6 +206,29 @@ impl Postgres {
                 None
             }
         }
+    }
+
+    /// Keeps a session open to the member this standby streams from (opened again when it
+    /// closed or the upstream changed), for [`Instance::fence_peer`]. Only a member upstream:
+    /// a standby cluster's remote is never fenced.
+    async fn hold_session_to_upstream(&self) {
+        let upstream = match &*self.upstream.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(WalSource::Member(up)) => up.clone(),
+            _ => return,
+        };
+        let mut held = self.held.lock().await;
+        if held
+            .as_ref()
+            .is_some_and(|(peer, session)| *peer == upstream && !session.is_closed())
+        {
+            return;
+        }
+        *held = super::sql::HeldSession::open(
+            &self.peer_config(&upstream, "tribune-fence"),
+            PEER_CONNECT_TIMEOUT,
+        )
+        .await
+        .map(|session| (upstream, session));
     }
 
     fn postmaster_running(&self) -> bool {
@@ -455,6 +482,9 @@ impl Instance for Postgres {
         };
         if st.role == Some(DbRole::Standby) && !st.streaming {
             st.replay_position = self.replay_position().await;
+        }
+        if st.role == Some(DbRole::Standby) && st.streaming {
+            self.hold_session_to_upstream().await;
         }
         st
     }
@@ -716,6 +746,26 @@ impl Instance for Postgres {
     }
 
     async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError> {
+        // The session held since the peer was healthy first: it reaches a primary whose
+        // postmaster no longer accepts connections. A held session that does not answer at
+        // once (the peer cut off) gives way to a new connection, as before.
+        let held = self.held.lock().await.take();
+        if let Some((held_peer, session)) = held
+            && held_peer == *peer
+            && !session.is_closed()
+        {
+            let outcome = session
+                .fence(
+                    PEER_CONNECT_TIMEOUT,
+                    "SELECT pg_catalog.pg_is_in_recovery()::text",
+                    &fence::FENCE_STATEMENTS,
+                    ADMIN_TIMEOUT,
+                )
+                .await?;
+            if outcome != PeerFence::Unreachable {
+                return Ok(outcome);
+            }
+        }
         super::sql::fence_over_sql(
             &self.peer_config(peer, "tribune-fence"),
             PEER_CONNECT_TIMEOUT,
