@@ -181,10 +181,14 @@ impl Hosts {
         }
         let bin_dir = root.join("bin");
         fs::create_dir_all(&bin_dir).with_context(|| format!("create {}", bin_dir.display()))?;
-        // The agent's user must be able to execute it, wherever the checkout is.
+        // The agent's user must be able to execute it, wherever the checkout is: a hard link
+        // when the run directory is on the same filesystem (a debug build is 240 MB), else a
+        // copy.
         let agent_bin = bin_dir.join("tribune");
-        fs::copy(&plan.agent_bin, &agent_bin)
-            .with_context(|| format!("copy {}", plan.agent_bin.display()))?;
+        if fs::hard_link(&plan.agent_bin, &agent_bin).is_err() {
+            fs::copy(&plan.agent_bin, &agent_bin)
+                .with_context(|| format!("copy {}", plan.agent_bin.display()))?;
+        }
         for dir in [root, bin_dir.as_path()] {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("chmod {}", dir.display()))?;
