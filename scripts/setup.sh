@@ -16,6 +16,15 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # /usr/sbin, which is not on an ordinary user's PATH. Its packaged service starts with a
 # configuration that listens on nothing; Tribune never uses that service.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+# The chaos suite (scripts/chaos.sh, root only): hosts in network namespaces (iproute2), agents
+# started as the database's user (setpriv, util-linux), wall-clock jumps (libfaketime), and the
+# font its report's plots are drawn with (fonts-dejavu-core).
+if [ "$(id -u)" -eq 0 ]; then
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+  dpkg-query -W -f='${Status}' libfaketime 2>/dev/null | grep -q "ok installed" || need+=(libfaketime)
+fi
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 
 # openGauss: when the shared builds are beside this checkout (../shared/opengauss/, or
 # TRIBUNE_OPENGAUSS_TARBALLS), their runtime libraries are installed here and the builds unpacked

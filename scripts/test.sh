@@ -35,3 +35,12 @@ if [ -n "$og_next" ]; then
   TRIBUNE_OPENGAUSS_BIN=$og_next cargo test --test integration -- --test-threads=1 \
     opengauss_three_nodes opengauss_a_switchover opengauss_synchronous_mode
 fi
+
+# The chaos suite's smoke run: 20 faults of every kind in synchronous mode with a fixed seed, on
+# real clusters in network namespaces (so only as root, as CI runs); fails on any violation. Its
+# report stays in runs/.
+if [ "$(id -u)" -eq 0 ]; then
+  scripts/chaos.sh --faults 20 --seed 7 --out "runs/ci-smoke-$(date +%Y%m%d-%H%M%S)"
+else
+  echo "chaos smoke run skipped: it needs root (network namespaces, nftables, mounts); CI runs as root"
+fi

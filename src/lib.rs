@@ -10,7 +10,8 @@
 //! - [`state`]: the replicated cluster state and the pure `apply` of committed commands.
 //! - [`raft`]: the only module that names openraft, sled or tonic: storage, network, service.
 //! - [`ha`]: the pure decision layer: `decide` (each agent), `arbiter` (the Raft leader: lease
-//!   expiry, promotion), `sync` (synchronous standbys), `candidate` (failover order).
+//!   expiry, promotion), `sync` (synchronous standbys), `candidate` (failover order),
+//!   `divergence` (a standby that went past where the leader's timeline forked).
 //! - [`instance`]: the `Instance` trait, the PostgreSQL and openGauss adapters (including the SQL
 //!   fence of a peer's database), and what they share (the local SQL session, the data
 //!   directory's `postmaster.pid`, running tools).

@@ -2,10 +2,12 @@
 //! system-id guard, bootstrap, then the lease holder, a follower, or a member of a leaderless
 //! cluster. The reason sentences use Patroni's wording where Patroni has one.
 
+use super::divergence::{Divergence, standby_divergence};
 use super::{Action, Decision, LeaseView, Observation, StreamFrom, operator};
 use crate::config::StandbyCluster;
 use crate::instance::{ClusterStateOnDisk, DataDir, DbRole, StopMode};
 use crate::state::{DbState, FailoverReport, Leader, ReportedRole};
+use crate::types::MemberName;
 
 pub fn decide(o: &Observation<'_>) -> Decision {
     let me = o.me;
@@ -371,6 +373,9 @@ fn follower(
                 format!("changing primary_conninfo to follow new leader ({name})"),
             );
         }
+        if let Some(rejoin) = diverged_replica(o, name, leader_ready) {
+            return rejoin;
+        }
         return Decision::idle(format!(
             "no action. I am ({me}), a secondary, and following a leader ({name})"
         ));
@@ -431,6 +436,65 @@ fn follower(
         }],
         format!("starting as a secondary of leader ({name})"),
     )
+}
+
+/// A running replica that cannot stream from the leader because it replayed WAL past the point
+/// where the leader's timeline forked off its own: stopped cleanly and rewound (or cloned
+/// again when rewind is off), as Patroni does. Left alone in pause, or while the leader is not
+/// running (its timeline would not be known), or when the history does not say where the
+/// replica's timeline ended.
+fn diverged_replica(
+    o: &Observation<'_>,
+    leader: &MemberName,
+    leader_ready: bool,
+) -> Option<Decision> {
+    if o.settings.paused || !leader_ready || o.db.streaming || o.db.role != Some(DbRole::Standby) {
+        return None;
+    }
+    let replay = o.db.replay_position?;
+    let leader_timeline = o.cluster.members.get(leader)?.status.timeline?;
+    let Divergence::Diverged {
+        timeline,
+        fork,
+        position,
+    } = standby_divergence(replay, leader_timeline, &o.cluster.history)
+    else {
+        return None;
+    };
+    let from = StreamFrom::member(leader);
+    let stop = Action::Stop {
+        mode: StopMode::Fast,
+    };
+    let why = format!(
+        "this replica replayed timeline {timeline} up to {position}, past {fork} where the \
+         timeline of leader ({leader}) forked off it"
+    );
+    Some(if o.settings.use_pg_rewind {
+        Decision::act(
+            vec![
+                stop,
+                Action::Rewind {
+                    from: leader.clone(),
+                },
+                Action::Start {
+                    upstream: Some(from),
+                },
+            ],
+            format!("running pg_rewind from {leader}: {why}"),
+        )
+    } else {
+        Decision::act(
+            vec![
+                stop,
+                Action::SetAsideDataDir,
+                Action::Clone { from: from.clone() },
+                Action::Start {
+                    upstream: Some(from),
+                },
+            ],
+            format!("re-creating the replica from leader ({leader}): {why}"),
+        )
+    })
 }
 
 /// Nobody holds the lease: a failed primary is fenced, standbys report how far they got, and

@@ -13,6 +13,7 @@
 pub mod arbiter;
 pub mod candidate;
 mod decide;
+pub mod divergence;
 pub mod operator;
 #[cfg(test)]
 mod scenarios;

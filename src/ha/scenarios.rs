@@ -29,7 +29,14 @@ enum Db {
     Down,
     Starting,
     Primary,
-    Standby { lsn: u64 },
+    Standby {
+        lsn: u64,
+    },
+    /// Running in recovery, not streaming, replaying `timeline` with WAL up to `lsn`.
+    NotStreaming {
+        timeline: u32,
+        lsn: u64,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -171,7 +178,9 @@ fn cluster_state(c: Cluster) -> ClusterState {
         Cluster::LedBy(m) | Cluster::JustPromoted(m) => {
             s.initialize = Some(init("a", Some("42")));
             s.leader = Some(leader(m));
-            s.members.get_mut(&n(m)).unwrap().status.role = ReportedRole::Primary;
+            let status = &mut s.members.get_mut(&n(m)).unwrap().status;
+            status.role = ReportedRole::Primary;
+            status.timeline = Some(Timeline(2));
             if matches!(c, Cluster::LedBy(_)) {
                 s.history.push(crate::state::HistoryEntry {
                     timeline: Timeline(1),
@@ -244,6 +253,16 @@ fn local_status(db: Db) -> LocalStatus {
             replayed_lsn: Some(Lsn(lsn)),
             timeline: Some(Timeline(2)),
             streaming: true,
+            ..Default::default()
+        },
+        Db::NotStreaming { timeline, lsn } => LocalStatus {
+            state: DbState::Running,
+            role: Some(DbRole::Standby),
+            received_lsn: Some(Lsn(lsn)),
+            replayed_lsn: Some(Lsn(lsn)),
+            timeline: Some(Timeline(timeline)),
+            streaming: false,
+            replay_position: Some((Timeline(timeline), Lsn(lsn))),
             ..Default::default()
         },
     }
@@ -549,6 +568,113 @@ fn scenarios(now: Instant) -> Vec<Row> {
             ..Default::default()
         })
         .expect(vec![], "a secondary, and following a leader (b)"),
+        row(
+            "standby that replayed past the fork of the leader's timeline is rewound",
+            LedBy("b"),
+            Disk::Standby,
+            Db::NotStreaming {
+                timeline: 1,
+                lsn: 70,
+            },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .expect(
+            vec![
+                Action::Stop {
+                    mode: StopMode::Fast,
+                },
+                Action::Rewind { from: n("b") },
+                start_following("b"),
+            ],
+            "running pg_rewind from b: this replica replayed timeline 1 up to 0/46, past 0/32",
+        ),
+        row(
+            "standby past the fork is cloned again when rewind is off",
+            LedBy("b"),
+            Disk::Standby,
+            Db::NotStreaming {
+                timeline: 1,
+                lsn: 70,
+            },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .settings(|s| s.use_pg_rewind = false)
+        .expect(
+            vec![
+                Action::Stop {
+                    mode: StopMode::Fast,
+                },
+                Action::SetAsideDataDir,
+                Action::Clone {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
+            "re-creating the replica from leader (b): this replica replayed timeline 1",
+        ),
+        row(
+            "standby stopped at the fork point is left to follow",
+            LedBy("b"),
+            Disk::Standby,
+            Db::NotStreaming {
+                timeline: 1,
+                lsn: 50,
+            },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .expect(vec![], "a secondary, and following a leader (b)"),
+        row(
+            "standby on the leader's timeline that does not stream is left alone",
+            LedBy("b"),
+            Disk::Standby,
+            Db::NotStreaming {
+                timeline: 2,
+                lsn: 70,
+            },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .expect(vec![], "a secondary, and following a leader (b)"),
+        row(
+            "standby past an unrecorded fork is left alone",
+            JustPromoted("b"),
+            Disk::Standby,
+            Db::NotStreaming {
+                timeline: 1,
+                lsn: 70,
+            },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .expect(vec![], "a secondary, and following a leader (b)"),
+        row(
+            "standby past the fork is left alone in pause",
+            LedBy("b"),
+            Disk::Standby,
+            Db::NotStreaming {
+                timeline: 1,
+                lsn: 70,
+            },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .settings(|s| s.paused = true)
+        .expect(vec![], "following a leader (b)"),
         row(
             "standby of the old leader follows the new one",
             LedBy("b"),

@@ -161,6 +161,10 @@ pub struct LocalStatus {
     pub pending_restart_reason: std::collections::BTreeMap<String, crate::state::ParamChange>,
     /// The running server's `synchronous_standby_names` (empty: asynchronous).
     pub synchronous_standby_names: String,
+    /// A standby that does not stream: the timeline it replays and how far it has WAL on it
+    /// (PostgreSQL: `IDENTIFY_SYSTEM` over a replication connection to itself). `None` when it
+    /// streams, or when the adapter cannot tell.
+    pub replay_position: Option<(Timeline, Lsn)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -120,7 +120,7 @@ pub async fn run(
         }
     }
     // Read-only probes run every tick; only commands that change something are worth INFO.
-    if operation == "pg_controldata" {
+    if operation == "pg_controldata" || operation == "identify system" {
         tracing::debug!(operation, command = %cmd, "running");
     } else {
         tracing::info!(operation, command = %cmd, "running");

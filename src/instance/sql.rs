@@ -224,41 +224,96 @@ pub async fn fence_over_sql(
     statements: &[&str],
     timeout: Duration,
 ) -> Result<PeerFence, InstanceError> {
-    const OP: &str = "fence peer";
-    let connect = config.connect(tokio_postgres::NoTls);
-    let (client, connection) = match tokio::time::timeout(connect_timeout, connect).await {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %error_text(&e), "peer's database unreachable");
-            return Ok(PeerFence::Unreachable);
-        }
-        Err(_) => return Ok(PeerFence::Unreachable),
+    let Some(session) = HeldSession::open(config, connect_timeout).await else {
+        return Ok(PeerFence::Unreachable);
     };
-    let task = tokio::spawn(connection);
-    let run = async {
-        let rows = client.simple_query(in_recovery_sql).await?;
+    session
+        .fence(timeout, in_recovery_sql, statements, timeout)
+        .await
+}
+
+/// A session to another member's database opened while it was healthy and kept, so that a
+/// fence can still reach it when it no longer accepts connections: a primary whose postmaster
+/// is frozen (SIGSTOP, a stalled process) with its agent goes on committing on the sessions it
+/// has, in asynchronous mode without waiting for anyone, while no new session can be opened to
+/// fence it. Ending its client sessions needs no postmaster (`pg_terminate_backend` signals
+/// them directly), and no client can connect again while the postmaster is frozen.
+pub struct HeldSession {
+    client: tokio_postgres::Client,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl HeldSession {
+    /// `None` when the peer cannot be reached within `connect_timeout`.
+    pub async fn open(config: &tokio_postgres::Config, connect_timeout: Duration) -> Option<Self> {
+        let connect = config.connect(tokio_postgres::NoTls);
+        let (client, connection) = match tokio::time::timeout(connect_timeout, connect).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %error_text(&e), "peer's database unreachable");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Some(Self { client, connection })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The fence over this session. A session that does not answer `in_recovery_sql` within
+    /// `answer_timeout` (a peer cut off, or frozen whole) is [`PeerFence::Unreachable`].
+    pub async fn fence(
+        &self,
+        answer_timeout: Duration,
+        in_recovery_sql: &str,
+        statements: &[&str],
+        timeout: Duration,
+    ) -> Result<PeerFence, InstanceError> {
+        const OP: &str = "fence peer";
+        let rows =
+            match tokio::time::timeout(answer_timeout, self.client.simple_query(in_recovery_sql))
+                .await
+            {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %error_text(&e), "peer's database unreachable");
+                    return Ok(PeerFence::Unreachable);
+                }
+                Err(_) => return Ok(PeerFence::Unreachable),
+            };
         let in_recovery = rows.iter().any(
             |m| matches!(m, SimpleQueryMessage::Row(r) if matches!(r.get(0), Some("t" | "true"))),
         );
         if in_recovery {
             return Ok(PeerFence::NotPrimary);
         }
-        for statement in statements {
-            client.simple_query(statement).await?;
+        let run = async {
+            for statement in statements {
+                self.client.simple_query(statement).await?;
+            }
+            Ok::<_, tokio_postgres::Error>(PeerFence::Fenced)
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            // Our own session can be among those ended by the fence: it succeeded if the server
+            // now refuses to acknowledge writes, which the caller's next probe shows.
+            Ok(Err(e)) => Err(InstanceError::failed(OP, error_text(&e))),
+            Err(_) => Err(InstanceError::Unknown {
+                operation: OP,
+                timeout,
+            }),
         }
-        Ok::<_, tokio_postgres::Error>(PeerFence::Fenced)
-    };
-    let result = tokio::time::timeout(timeout, run).await;
-    task.abort();
-    match result {
-        Ok(Ok(outcome)) => Ok(outcome),
-        // Our own session can be among those ended by the fence: it succeeded if the server
-        // now refuses to acknowledge writes, which the caller's next probe shows.
-        Ok(Err(e)) => Err(InstanceError::failed(OP, error_text(&e))),
-        Err(_) => Err(InstanceError::Unknown {
-            operation: OP,
-            timeout,
-        }),
+    }
+}
+
+impl Drop for HeldSession {
+    fn drop(&mut self) {
+        self.connection.abort();
     }
 }
 

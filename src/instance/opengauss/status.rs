@@ -153,6 +153,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<Observed, St
         pending_restart: false,
         pending_restart_reason: Default::default(),
         synchronous_standby_names: col("sync_names").unwrap_or_default(),
+        replay_position: None,
     };
     Ok(Observed {
         status,

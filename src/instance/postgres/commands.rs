@@ -160,6 +160,52 @@ pub fn rewind_source(s: &PostgresSettings, source: &Upstream) -> String {
     ])
 }
 
+/// `IDENTIFY_SYSTEM` over a replication connection to this server (at its connect address, as
+/// the replication user, as peers stream from it): on a standby it answers the timeline its
+/// startup process replays and how far it has WAL on it, which SQL on PostgreSQL 15 does not
+/// (Patroni asks the same). Output: `sysid|timeline|xlogpos|dbname`.
+pub fn identify_system(s: &PostgresSettings) -> CommandLine {
+    let port = s.connect_port.to_string();
+    let passfile = path(&s.pgpass);
+    let target = conninfo(&[
+        ("host", &s.connect_host),
+        ("port", &port),
+        ("user", &s.replication.0),
+        ("dbname", "replication"),
+        ("replication", "true"),
+        ("passfile", &passfile),
+        ("connect_timeout", "2"),
+        ("application_name", "tribune"),
+    ]);
+    CommandLine::new(s.program("psql"))
+        .args(["-X", "-A", "-t", "-F", "|", "-c", "IDENTIFY_SYSTEM", "-d"])
+        .arg(target)
+}
+
+/// The timeline and WAL position of `IDENTIFY_SYSTEM`'s answer; `Err` says what is wrong.
+pub fn parse_identify_system(
+    out: &str,
+) -> Result<(crate::types::Timeline, crate::types::Lsn), String> {
+    let line = out
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .ok_or("IDENTIFY_SYSTEM printed nothing")?;
+    let fields: Vec<&str> = line.split('|').collect();
+    let (Some(timeline), Some(lsn)) = (fields.get(1), fields.get(2)) else {
+        return Err(format!(
+            "IDENTIFY_SYSTEM printed {line:?}, not sysid|timeline|xlogpos|dbname"
+        ));
+    };
+    let timeline = timeline
+        .parse()
+        .map_err(|_| format!("IDENTIFY_SYSTEM printed the timeline {timeline:?}"))?;
+    let lsn = lsn
+        .parse()
+        .map_err(|_| format!("IDENTIFY_SYSTEM printed the position {lsn:?}"))?;
+    Ok((crate::types::Timeline(timeline), lsn))
+}
+
 /// `pg_rewind` of the (cleanly stopped) data directory from `source`.
 pub fn pg_rewind(s: &PostgresSettings, source: &Upstream) -> CommandLine {
     CommandLine::new(s.program("pg_rewind"))
@@ -262,6 +308,42 @@ mod tests {
         assert_eq!(
             pg_controldata(&s).to_string(),
             "LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D /var/lib/postgresql/15/main"
+        );
+    }
+
+    #[test]
+    fn identify_system_asks_the_server_itself_over_replication() {
+        let line = identify_system(&sample()).to_string();
+        assert!(
+            line.starts_with(
+                "/usr/lib/postgresql/15/bin/psql -X -A -t -F '|' -c IDENTIFY_SYSTEM -d"
+            ),
+            "{line}"
+        );
+        assert!(line.contains("user=replicator dbname=replication replication=true passfile=/var/lib/postgresql/pgpass"), "{line}");
+        assert!(
+            !line.contains("password="),
+            "never a password on a command line: {line}"
+        );
+    }
+
+    #[test]
+    fn identify_system_answers_parse() {
+        use crate::types::{Lsn, Timeline};
+        assert_eq!(
+            parse_identify_system("7300000000000000001|3|0/5000148|\n"),
+            Ok((Timeline(3), Lsn(0x5000148)))
+        );
+        assert!(parse_identify_system("").is_err());
+        assert!(
+            parse_identify_system("7300|x|0/1|")
+                .unwrap_err()
+                .contains("timeline")
+        );
+        assert!(
+            parse_identify_system("7300|2")
+                .unwrap_err()
+                .contains("sysid|timeline")
         );
     }
 

@@ -48,7 +48,7 @@ use super::{
     Upstream, WalSource,
 };
 use crate::state::DbState;
-use crate::types::{Generation, Lsn, MemberName};
+use crate::types::{Generation, Lsn, MemberName, Timeline};
 use settings::has_pg_version;
 
 /// Connecting to the local server.
@@ -61,6 +61,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 const INITDB_TIMEOUT: Duration = Duration::from_secs(600);
 /// Base backups and rewinds copy data; these only catch a tool that hangs for good.
 const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// `IDENTIFY_SYSTEM` of the local server (connect timeout 2 s, included).
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
 const REWIND_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 const SINGLE_USER_TIMEOUT: Duration = Duration::from_secs(3600);
 /// What the configuration files are written for.
@@ -96,6 +98,8 @@ pub struct Postgres {
     server: LocalServer,
     /// The last reason `status()` could not query a live server, logged once per change.
     last_status_error: std::sync::Mutex<Option<String>>,
+    /// The last reason a standby's replay timeline could not be read, logged once per change.
+    last_identify_error: std::sync::Mutex<Option<String>>,
     /// The `synchronous_standby_names` the agent asked for (empty: asynchronous); written into
     /// every `postgresql.conf` of a primary so a restart keeps it.
     sync_names: std::sync::Mutex<String>,
@@ -105,6 +109,9 @@ pub struct Postgres {
     /// The upstream the configuration files last named (a standby's `primary_conninfo`), so
     /// that a rewrite for new parameters keeps it.
     upstream: std::sync::Mutex<Option<WalSource>>,
+    /// A session to the upstream this standby streams from, opened while it answers and kept
+    /// for the fence ([`super::sql::HeldSession`]): the upstream and the session.
+    held: tokio::sync::Mutex<Option<(Upstream, super::sql::HeldSession)>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -124,9 +131,11 @@ impl Postgres {
             },
             s: settings,
             last_status_error: std::sync::Mutex::new(None),
+            last_identify_error: std::sync::Mutex::new(None),
             sync_names: std::sync::Mutex::new(String::new()),
             live: std::sync::Mutex::new(None),
             upstream: std::sync::Mutex::new(None),
+            held: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -167,6 +176,60 @@ impl Postgres {
     }
 
     // ----- files -----
+
+    /// A standby's replay timeline and WAL position (`IDENTIFY_SYSTEM`), asked only while it
+    /// does not stream; `None`, logged once per change of reason, when it cannot be had (for
+    /// instance a `pg_hba.conf` without a replication line for this member's own address).
+    async fn replay_position(&self) -> Option<(Timeline, Lsn)> {
+        let answer = process::run(
+            "identify system",
+            &commands::identify_system(&self.s),
+            IDENTIFY_TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|out| commands::parse_identify_system(&out.stdout));
+        let mut last = self
+            .last_identify_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match answer {
+            Ok(position) => {
+                *last = None;
+                Some(position)
+            }
+            Err(e) => {
+                if last.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(error = %e, "cannot read the standby's replay timeline");
+                    *last = Some(e);
+                }
+                None
+            }
+        }
+    }
+
+    /// Keeps a session open to the member this standby streams from (opened again when it
+    /// closed or the upstream changed), for [`Instance::fence_peer`]. Only a member upstream:
+    /// a standby cluster's remote is never fenced.
+    async fn hold_session_to_upstream(&self) {
+        let upstream = match &*self.upstream.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(WalSource::Member(up)) => up.clone(),
+            _ => return,
+        };
+        let mut held = self.held.lock().await;
+        if held
+            .as_ref()
+            .is_some_and(|(peer, session)| *peer == upstream && !session.is_closed())
+        {
+            return;
+        }
+        *held = super::sql::HeldSession::open(
+            &self.peer_config(&upstream, "tribune-fence"),
+            PEER_CONNECT_TIMEOUT,
+        )
+        .await
+        .map(|session| (upstream, session));
+    }
 
     fn postmaster_running(&self) -> bool {
         self.server.running()
@@ -391,30 +454,39 @@ impl Instance for Postgres {
             Err(SqlError::Timeout(t)) => Err(format!("the status query timed out after {t:?}")),
             Err(SqlError::Other(e)) => Err(e),
         };
-        let mut last = self
-            .last_status_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(st) => {
-                *last = None;
-                st
-            }
-            Err(e) => {
-                if last.as_deref() != Some(e.as_str()) {
-                    tracing::warn!(error = %e, "cannot query the running server");
-                    *last = Some(e);
+        let mut st = {
+            let mut last = self
+                .last_status_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok(st) => {
+                    *last = None;
+                    st
                 }
-                let state = match pid_file.status.as_deref() {
-                    Some("stopping") => DbState::Stopping,
-                    _ => DbState::Starting,
-                };
-                LocalStatus {
-                    state,
-                    ..LocalStatus::default()
+                Err(e) => {
+                    if last.as_deref() != Some(e.as_str()) {
+                        tracing::warn!(error = %e, "cannot query the running server");
+                        *last = Some(e);
+                    }
+                    let state = match pid_file.status.as_deref() {
+                        Some("stopping") => DbState::Stopping,
+                        _ => DbState::Starting,
+                    };
+                    LocalStatus {
+                        state,
+                        ..LocalStatus::default()
+                    }
                 }
             }
+        };
+        if st.role == Some(DbRole::Standby) && !st.streaming {
+            st.replay_position = self.replay_position().await;
         }
+        if st.role == Some(DbRole::Standby) && st.streaming {
+            self.hold_session_to_upstream().await;
+        }
+        st
     }
 
     async fn bootstrap(&self) -> Result<String, InstanceError> {
@@ -674,6 +746,26 @@ impl Instance for Postgres {
     }
 
     async fn fence_peer(&self, peer: &Upstream) -> Result<PeerFence, InstanceError> {
+        // The session held since the peer was healthy first: it reaches a primary whose
+        // postmaster no longer accepts connections. A held session that does not answer at
+        // once (the peer cut off) gives way to a new connection, as before.
+        let held = self.held.lock().await.take();
+        if let Some((held_peer, session)) = held
+            && held_peer == *peer
+            && !session.is_closed()
+        {
+            let outcome = session
+                .fence(
+                    PEER_CONNECT_TIMEOUT,
+                    "SELECT pg_catalog.pg_is_in_recovery()::text",
+                    &fence::FENCE_STATEMENTS,
+                    ADMIN_TIMEOUT,
+                )
+                .await?;
+            if outcome != PeerFence::Unreachable {
+                return Ok(outcome);
+            }
+        }
         super::sql::fence_over_sql(
             &self.peer_config(peer, "tribune-fence"),
             PEER_CONNECT_TIMEOUT,

@@ -164,6 +164,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
         pending_restart: col("pending_restart").as_deref() == Some("t"),
         pending_restart_reason: pending_changes(col("pending_restart_reason"))?,
         synchronous_standby_names: col("sync_names").unwrap_or_default(),
+        replay_position: None,
     })
 }
 
