@@ -80,10 +80,7 @@ pub fn facts(inner: &Inner) -> Facts {
         _ => None,
     };
     let tags = inner.views.config.borrow().tags.clone();
-    let noloadbalance = matches!(
-        tags.get("noloadbalance"),
-        Some(serde_json::Value::Bool(true))
-    );
+    let noloadbalance = tags.noloadbalance();
     let standby_cluster = dynamic.standby_cluster.is_some();
     // The standby leader leads as a standby; a primary in a standby cluster (only when
     // standby_cluster was set under it, which the API refuses) still answers as a leader.

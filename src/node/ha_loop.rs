@@ -363,12 +363,7 @@ impl HaLoop {
     }
 
     fn nofailover(&self) -> bool {
-        let config = self.local_config();
-        let t = &config.tags;
-        t.get("nofailover")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false)
-            || t.get("failover_priority").and_then(|v| v.as_i64()) == Some(0)
+        self.local_config().tags.nofailover()
     }
 
     fn publish(&self, f: impl FnOnce(&mut LocalView)) {

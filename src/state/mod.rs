@@ -13,12 +13,14 @@
 mod apply;
 mod member;
 mod requests;
+mod tags;
 
 pub use apply::apply;
-pub use member::{DbState, Member, MemberStatus, ParamChange, ReportedRole, Tags};
+pub use member::{DbState, Member, MemberStatus, ParamChange, ReportedRole};
 pub use requests::{
     ReinitRequest, RestartOutcome, RestartRequest, RestartResult, RestartRole, SwitchoverRequest,
 };
+pub use tags::Tags;
 
 use std::collections::{BTreeMap, BTreeSet};
 
