@@ -30,7 +30,8 @@ pub struct Arbiter {
     pub me: MemberName,
     pub raft: RaftNode,
     pub clock: Arc<dyn Clock>,
-    pub fallback_config: DynamicConfig,
+    /// `bootstrap.dcs`, the dynamic configuration until the cluster has committed one.
+    pub bootstrap_dynamic: DynamicConfig,
 }
 
 impl Arbiter {
@@ -63,8 +64,7 @@ impl Arbiter {
                     LeaseWatch::restart(&cluster, now)
                 });
                 w.observe(&cluster, now);
-                let dynamic = DynamicConfig::from_json(&cluster.config)
-                    .unwrap_or_else(|_| self.fallback_config.clone());
+                let dynamic = cluster.dynamic_or(&self.bootstrap_dynamic);
                 let settings = ArbiterSettings {
                     ttl: dynamic.ttl,
                     maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
@@ -93,7 +93,7 @@ impl Arbiter {
                     .is_none_or(|t| now.saturating_duration_since(t) >= TRANSFER_BACKOFF)
                 {
                     last_transfer = Some(now);
-                    self.hand_leadership_away(&cluster, &dynamic, transfers)
+                    self.hand_leadership_away(&cluster, dynamic, transfers)
                         .await;
                     transfers += 1;
                 }

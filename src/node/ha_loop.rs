@@ -153,11 +153,9 @@ impl HaLoop {
     }
 
     fn dynamic(&self, cluster: &ClusterState) -> DynamicConfig {
-        let fallback = || self.config.borrow().bootstrap.dynamic.clone();
-        if cluster.config.is_null() {
-            return fallback();
-        }
-        DynamicConfig::from_json(&cluster.config).unwrap_or_else(|_| fallback())
+        cluster
+            .dynamic_or(&self.config.borrow().bootstrap.dynamic)
+            .clone()
     }
 
     /// Give the database the user parameters and `pg_hba` lines of the dynamic configuration

@@ -47,7 +47,8 @@ pub struct LeaseKeeper {
     pub instance: Option<Arc<dyn Instance>>,
     pub local: watch::Receiver<Arc<LocalView>>,
     pub lease: watch::Sender<LeaseView>,
-    pub fallback_config: DynamicConfig,
+    /// `bootstrap.dcs`, the dynamic configuration until the cluster has committed one.
+    pub bootstrap_dynamic: Arc<DynamicConfig>,
 }
 
 impl LeaseKeeper {
@@ -57,8 +58,8 @@ impl LeaseKeeper {
         let mut fenced: Option<Generation> = None;
         loop {
             let cluster = self.raft.state();
-            let dynamic = DynamicConfig::from_json(&cluster.config)
-                .unwrap_or_else(|_| self.fallback_config.clone());
+            let bootstrap = self.bootstrap_dynamic.clone();
+            let dynamic = cluster.dynamic_or(&bootstrap);
             let mine = cluster
                 .leader
                 .as_ref()
@@ -75,8 +76,8 @@ impl LeaseKeeper {
                 Some(generation) if now >= next_renewal || !self.held(generation) => {
                     // After a failure (no Raft leader yet), try again at the next check: the
                     // moment a new Raft leader is elected counts.
-                    next_renewal = if self.renew(generation, &dynamic).await {
-                        now + renewal_period(&dynamic)
+                    next_renewal = if self.renew(generation, dynamic).await {
+                        now + renewal_period(dynamic)
                     } else {
                         now + FENCE_CHECK
                     };

@@ -277,7 +277,7 @@ pub async fn run_with_listeners(
         instance: instance.clone(),
         local: local_rx.clone(),
         lease: lease_tx,
-        fallback_config: config.bootstrap.dynamic.clone(),
+        bootstrap_dynamic: Arc::new(config.bootstrap.dynamic.clone()),
     };
     let t = tasks_token.clone();
     tasks.spawn(async move {
@@ -289,7 +289,7 @@ pub async fn run_with_listeners(
         me: config.name.clone(),
         raft: raft.clone(),
         clock: clock.clone(),
-        fallback_config: config.bootstrap.dynamic.clone(),
+        bootstrap_dynamic: config.bootstrap.dynamic.clone(),
     };
     let t = tasks_token.clone();
     tasks.spawn(async move {
