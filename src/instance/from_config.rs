@@ -6,6 +6,7 @@
 //!
 //! Must not: start anything. It only reads the configuration and looks at the file system.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use super::Instance;
 use super::opengauss::detect::{self, Selection};
 use super::opengauss::{OpenGauss, OpenGaussSettings};
 use super::postgres::{Postgres, PostgresSettings};
-use crate::config::{Config, ConfigError, Postgresql};
+use crate::config::{Config, ConfigError, DynamicConfig, Postgresql};
 
 /// Build the database adapter the configuration asks for (`None` for a witness):
 /// `postgresql.engine`, else the programs in `postgresql.bin_dir` (logged), else PostgreSQL.
@@ -39,36 +40,43 @@ pub fn from_config(config: &Config) -> anyhow::Result<Option<Arc<dyn Instance>>>
     }
 }
 
-/// The user GUCs: the dynamic configuration's, overridden by the local ones.
-fn parameters(
-    config: &Config,
-    pg: &Postgresql,
-) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let mut parameters = config.bootstrap.dynamic.postgresql.parameters.clone();
-    parameters.extend(pg.parameters.clone());
-    parameters
+/// The user parameters and `pg_hba` lines a database runs with.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserConfiguration {
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    pub pg_hba: Vec<String>,
 }
 
-/// `pg_hba` lines: local, else the dynamic configuration's, else `bootstrap.pg_hba` (the same
-/// precedence as the HA loop's `apply_postgresql_conf`).
-fn pg_hba(config: &Config, pg: &Postgresql) -> Vec<String> {
-    [
+/// What the local configuration and the cluster's dynamic one give the database, as Patroni
+/// merges them: the dynamic parameters overridden by the local ones; the local `pg_hba`, else
+/// the dynamic one, else `bootstrap.pg_hba`.
+pub fn user_configuration(
+    config: &Config,
+    pg: &Postgresql,
+    dynamic: &DynamicConfig,
+) -> UserConfiguration {
+    let mut parameters = dynamic.postgresql.parameters.clone();
+    parameters.extend(pg.parameters.clone());
+    let pg_hba = [
         &pg.pg_hba,
-        &config.bootstrap.dynamic.postgresql.pg_hba,
+        &dynamic.postgresql.pg_hba,
         &config.bootstrap.pg_hba,
     ]
     .into_iter()
     .find(|lines| !lines.is_empty())
     .cloned()
-    .unwrap_or_default()
+    .unwrap_or_default();
+    UserConfiguration { parameters, pg_hba }
 }
 
-fn use_pg_rewind(config: &Config, pg: &Postgresql) -> bool {
-    pg.use_pg_rewind
-        .unwrap_or(config.bootstrap.dynamic.postgresql.use_pg_rewind)
+/// Whether a former primary is rewound (`postgresql.use_pg_rewind`, else the dynamic one).
+pub fn use_pg_rewind(pg: &Postgresql, dynamic: &DynamicConfig) -> bool {
+    pg.use_pg_rewind.unwrap_or(dynamic.postgresql.use_pg_rewind)
 }
 
 fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
+    // Until the HA loop applies the cluster's dynamic configuration: bootstrap.dcs's.
+    let start = user_configuration(config, pg, &config.bootstrap.dynamic);
     let credentials = |c: &crate::config::Credentials| (c.username.clone(), c.password.clone());
     let settings = PostgresSettings {
         name: config.name.clone(),
@@ -85,11 +93,11 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
         replication: credentials(&pg.authentication.replication),
         rewind: pg.authentication.rewind.as_ref().map(credentials),
         pgpass: pg.pgpass.clone(),
-        parameters: parameters(config, pg),
-        pg_hba: pg_hba(config, pg),
+        parameters: start.parameters.clone(),
+        pg_hba: start.pg_hba.clone(),
         initdb_args: config.bootstrap.initdb.iter().map(|o| o.to_arg()).collect(),
         use_slots: config.bootstrap.dynamic.postgresql.use_slots,
-        use_pg_rewind: use_pg_rewind(config, pg),
+        use_pg_rewind: use_pg_rewind(pg, &config.bootstrap.dynamic),
         pg_ctl_timeout: pg.pg_ctl_timeout,
     };
     Arc::new(Postgres::new(settings))
@@ -97,6 +105,7 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
 
 /// The openGauss adapter, its configuration checked (errors name the key).
 fn opengauss_instance(config: &Config, pg: &Postgresql) -> Result<Arc<dyn Instance>, ConfigError> {
+    let start = user_configuration(config, pg, &config.bootstrap.dynamic);
     let env = |key: &str| std::env::var_os(key);
     let bin_dir = match &pg.bin_dir {
         Some(dir) => dir.clone(),
@@ -127,11 +136,11 @@ fn opengauss_instance(config: &Config, pg: &Postgresql) -> Result<Arc<dyn Instan
         connect_port: pg.connect_port,
         superuser: (superuser.username.clone(), superuser_password),
         replication: (replication.username.clone(), replication.password.clone()),
-        parameters: parameters(config, pg),
-        pg_hba: pg_hba(config, pg),
+        parameters: start.parameters.clone(),
+        pg_hba: start.pg_hba.clone(),
         initdb_args: config.bootstrap.initdb.iter().map(|o| o.to_arg()).collect(),
         use_slots: config.bootstrap.dynamic.postgresql.use_slots,
-        use_incremental_build: use_pg_rewind(config, pg),
+        use_incremental_build: use_pg_rewind(pg, &config.bootstrap.dynamic),
         gs_ctl_timeout: pg.pg_ctl_timeout,
     };
     settings.validate()?;
@@ -287,6 +296,45 @@ postgresql:
             empty.path().display()
         ));
         assert_eq!(config_error(&c).key.as_deref(), Some("postgresql.bin_dir"));
+    }
+
+    #[test]
+    fn local_settings_win_over_the_dynamic_ones_and_pg_hba_falls_back_to_bootstrap() {
+        let mut c = config("  parameters: {work_mem: 8MB}\n");
+        c.bootstrap.pg_hba = vec!["host all all 0.0.0.0/0 md5".into()];
+        let pg = c.postgresql.clone().unwrap();
+        let dynamic = crate::config::DynamicConfig::from_json(&serde_json::json!({
+            "postgresql": {
+                "parameters": {"work_mem": "4MB", "max_connections": 200},
+                "use_pg_rewind": true
+            }
+        }))
+        .unwrap();
+        let user = user_configuration(&c, &pg, &dynamic);
+        assert_eq!(user.parameters["work_mem"], serde_json::json!("8MB"));
+        assert_eq!(user.parameters["max_connections"], serde_json::json!(200));
+        assert_eq!(
+            user.pg_hba, c.bootstrap.pg_hba,
+            "neither local nor dynamic lines"
+        );
+        let dynamic_hba = crate::config::DynamicConfig::from_json(&serde_json::json!({
+            "postgresql": {"pg_hba": ["host all all 10.0.0.0/8 md5"]}
+        }))
+        .unwrap();
+        assert_eq!(
+            user_configuration(&c, &pg, &dynamic_hba).pg_hba,
+            ["host all all 10.0.0.0/8 md5"]
+        );
+        let mut local_hba = pg.clone();
+        local_hba.pg_hba = vec!["local all all trust".into()];
+        assert_eq!(
+            user_configuration(&c, &local_hba, &dynamic_hba).pg_hba,
+            ["local all all trust"]
+        );
+        assert!(use_pg_rewind(&pg, &dynamic));
+        let mut no_rewind = pg.clone();
+        no_rewind.use_pg_rewind = Some(false);
+        assert!(!use_pg_rewind(&no_rewind, &dynamic));
     }
 
     #[test]

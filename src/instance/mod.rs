@@ -21,7 +21,7 @@ pub mod sql;
 
 use std::time::Duration;
 
-pub use from_config::from_config;
+pub use from_config::{UserConfiguration, from_config, use_pg_rewind, user_configuration};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

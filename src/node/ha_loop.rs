@@ -24,7 +24,9 @@ use crate::ha::{
     Action, HaSettings, LeaseView, Memory, Observation, StreamFrom, SyncNamesApplied, decide,
 };
 use crate::instance::{ClusterStateOnDisk, StopMode};
-use crate::instance::{DataDir, Instance, Upstream, WalSource};
+use crate::instance::{
+    DataDir, Instance, Upstream, UserConfiguration, WalSource, use_pg_rewind, user_configuration,
+};
 use crate::node::report::{member_record, worth_reporting};
 use crate::node::view::LocalView;
 use crate::raft::{JoinState, RaftNode, Standing};
@@ -51,10 +53,7 @@ pub struct HaLoop {
     memory: Memory,
     last_reason: String,
     /// The user parameters and `pg_hba` lines last given to the database.
-    conf_applied: Option<(
-        std::collections::BTreeMap<String, serde_json::Value>,
-        Vec<String>,
-    )>,
+    conf_applied: Option<UserConfiguration>,
     /// Member names the replication slots were last synchronised for.
     slots_for: Option<Vec<MemberName>>,
     /// The peers the instance was last told about (`Instance::set_replication_peers`).
@@ -159,31 +158,22 @@ impl HaLoop {
     }
 
     /// Give the database the user parameters and `pg_hba` lines of the dynamic configuration
-    /// merged with the local one (local parameters win; local `pg_hba`, else the dynamic one,
-    /// else `bootstrap.pg_hba`), when they changed: Patroni applies edits of either at once.
+    /// merged with the local one (`instance::user_configuration`), when they changed: Patroni
+    /// applies edits of either at once.
     async fn apply_postgresql_conf(&mut self, dynamic: &DynamicConfig) {
-        let (Some(instance), Some(local)) = (
-            self.instance.clone(),
-            self.local_config().postgresql.clone(),
-        ) else {
+        let config = self.local_config();
+        let (Some(instance), Some(local)) = (self.instance.clone(), config.postgresql.as_ref())
+        else {
             return;
         };
-        let mut parameters = dynamic.postgresql.parameters.clone();
-        parameters.extend(local.parameters.clone());
-        let pg_hba = [
-            &local.pg_hba,
-            &dynamic.postgresql.pg_hba,
-            &self.local_config().bootstrap.pg_hba,
-        ]
-        .into_iter()
-        .find(|lines| !lines.is_empty())
-        .cloned()
-        .unwrap_or_default();
-        let wanted = (parameters, pg_hba);
+        let wanted = user_configuration(&config, local, dynamic);
         if self.conf_applied.as_ref() == Some(&wanted) {
             return;
         }
-        match instance.reconfigure(&wanted.0, &wanted.1).await {
+        match instance
+            .reconfigure(&wanted.parameters, &wanted.pg_hba)
+            .await
+        {
             Ok(changed) => {
                 if changed {
                     info!("applied changed PostgreSQL parameters or pg_hba lines");
@@ -289,8 +279,7 @@ impl HaLoop {
                 .local_config()
                 .postgresql
                 .as_ref()
-                .and_then(|p| p.use_pg_rewind)
-                .unwrap_or(dynamic.postgresql.use_pg_rewind),
+                .is_some_and(|pg| use_pg_rewind(pg, dynamic)),
             paused: dynamic.pause,
             sync: sync_settings(dynamic),
             standby_cluster: dynamic.standby_cluster.clone(),
