@@ -253,13 +253,13 @@ fn lease_holder(
             }
             Some(DbRole::Standby) if matches!(o.memory.following, Some(StreamFrom::Remote(_))) => {
                 Decision::act(
-                    vec![Action::Promote { generation }, Action::SyncSlots],
+                    promotion(o, generation),
                     "promoting the standby leader to primary: standby_cluster was removed, the \
                      cluster is no longer a standby cluster",
                 )
             }
             Some(DbRole::Standby) => Decision::act(
-                vec![Action::Promote { generation }, Action::SyncSlots],
+                promotion(o, generation),
                 "promoted self to leader by acquiring session lock",
             ),
             None => Decision::idle("waiting for postgres to report its role"),
@@ -300,6 +300,23 @@ fn lease_holder(
         }],
         format!("starting {what} after failure"),
     )
+}
+
+/// Promote the lease holder's standby. In strict synchronous mode commits are blocked at once
+/// (`*`): none may be acknowledged before a standby has it, not even in the moment before the
+/// synchronous standbys are named. Then a checkpoint, so that the new timeline is in pg_control
+/// for the members that rewind against this primary (Patroni does the same after promote).
+fn promotion(o: &Observation<'_>, generation: crate::types::Generation) -> Vec<Action> {
+    let sync = &o.settings.sync;
+    let mut actions = vec![Action::Promote { generation }];
+    if sync.mode != super::sync::SyncMode::Off && sync.strict {
+        actions.push(Action::SetSyncNames {
+            generation,
+            value: super::sync::standby_names(&super::sync::Copies::default(), sync.mode, true),
+        });
+    }
+    actions.extend([Action::Checkpoint, Action::SyncSlots]);
+    actions
 }
 
 /// Another member holds the lease: follow it.
