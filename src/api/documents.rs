@@ -192,6 +192,7 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         lease_valid,
         generation: cluster.generation.0,
         synchronous_degraded,
+        counters: inner.views.counters.clone(),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct MetricsInput {
     /// Synchronous mode is on but this primary has no synchronous standby: commits are
     /// acknowledged without one (non-strict) or blocked (strict).
     pub synchronous_degraded: bool,
+    /// The runtime's counters (fences, actions).
+    pub counters: crate::node::Counters,
 }
 
 /// Patroni's numeric `patroni_postgres_state`.
@@ -304,6 +306,21 @@ fn tribune_registry(m: &MetricsInput) -> Registry {
         "Value is 1 if synchronous mode is on and this primary has no synchronous standby, 0 otherwise",
         b(m.synchronous_degraded).into(),
     );
+    registry.register(
+        "tribune_lease_fences",
+        "How often this member stopped its database because its leader lease lapsed",
+        m.counters.lease_fences.clone(),
+    );
+    registry.register(
+        "tribune_peer_fences",
+        "How often this member fenced a former primary's database over SQL",
+        m.counters.peer_fences.clone(),
+    );
+    registry.register(
+        "tribune_actions",
+        "HA actions this member executed, by action and outcome (done, failed, unknown)",
+        m.counters.actions.clone(),
+    );
     registry
 }
 
@@ -475,12 +492,41 @@ mod tests {
                 "# TYPE tribune_lease_valid gauge",
                 "# TYPE tribune_generation gauge",
                 "# TYPE tribune_synchronous_degraded gauge",
-            ]
+                "# TYPE tribune_lease_fences_total counter",
+                "# TYPE tribune_peer_fences_total counter",
+            ],
+            "tribune_actions_total shows once an action ran"
         );
         assert!(!text.contains(".."), "a help text ends in two full stops");
         assert!(
             !text.contains("# EOF"),
             "the Prometheus format, not OpenMetrics"
+        );
+    }
+
+    #[test]
+    fn counters_show_with_their_labels() {
+        let m = primary();
+        m.counters.peer_fences.inc();
+        let promote = crate::ha::Action::Promote {
+            generation: crate::types::Generation(3),
+        };
+        m.counters
+            .action(&promote, &crate::ha::ActionOutcome::done());
+        let text = render(&m);
+        assert!(
+            text.contains("tribune_peer_fences_total{scope=\"batman\",name=\"node1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tribune_lease_fences_total{scope=\"batman\",name=\"node1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tribune_actions_total{scope=\"batman\",name=\"node1\",action=\"promote\",outcome=\"done\"} 1\n"
+            ),
+            "{text}"
         );
     }
 

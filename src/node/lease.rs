@@ -20,9 +20,10 @@ use crate::clock::Clock;
 use crate::config::DynamicConfig;
 use crate::ha::LeaseView;
 use crate::instance::{Instance, StopMode};
+use crate::node::counters::Counters;
 use crate::node::view::LocalView;
 use crate::node::watchdog::Watchdog;
-use crate::raft::RaftNode;
+use crate::raft::Consensus;
 use crate::state::{Command, Outcome};
 use crate::types::{Generation, MemberName};
 
@@ -42,13 +43,14 @@ pub struct LeaseKeeper {
     /// lease is given up; `required` refuses to hold a lease without it.
     pub watchdog: Option<Watchdog>,
     pub watchdog_required: bool,
-    pub raft: RaftNode,
+    pub raft: Arc<dyn Consensus>,
     pub clock: Arc<dyn Clock>,
     pub instance: Option<Arc<dyn Instance>>,
     pub local: watch::Receiver<Arc<LocalView>>,
     pub lease: watch::Sender<LeaseView>,
     /// `bootstrap.dcs`, the dynamic configuration until the cluster has committed one.
     pub bootstrap_dynamic: Arc<DynamicConfig>,
+    pub counters: Counters,
 }
 
 impl LeaseKeeper {
@@ -86,6 +88,7 @@ impl LeaseKeeper {
             }
             self.fence_if_lapsed(&mut fenced).await;
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => {
                     self.disarm_watchdog();
                     return;
@@ -145,10 +148,11 @@ impl LeaseKeeper {
                     // No primary without its hardware fence: stop serving now; the lease
                     // expires on the Raft leader and another member takes over.
                     self.lease.send_replace(LeaseView::Unconfirmed);
-                    if let Some(instance) = &self.instance
-                        && let Err(err) = instance.stop(StopMode::Immediate).await
-                    {
-                        warn!(error = %err, "fencing stop failed");
+                    if let Some(instance) = &self.instance {
+                        self.counters.lease_fences.inc();
+                        if let Err(err) = instance.stop(StopMode::Immediate).await {
+                            warn!(error = %err, "fencing stop failed");
+                        }
                     }
                     return false;
                 }
@@ -199,6 +203,7 @@ impl LeaseKeeper {
         }
         warn!(%generation, "the leader lease lapsed: stopping postgres immediately to fence it");
         *fenced = Some(generation);
+        self.counters.lease_fences.inc();
         if let Err(err) = instance.stop(StopMode::Immediate).await {
             warn!(error = %err, "fencing stop failed");
             *fenced = None;

@@ -7,9 +7,12 @@
 
 mod arbiter;
 mod config_reload;
+pub mod counters;
+mod executor;
 mod ha_loop;
 mod lease;
 mod report;
+pub mod runtime;
 pub mod view;
 pub mod watchdog;
 
@@ -24,11 +27,11 @@ use tracing::{error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::ha::LeaseView;
 use crate::instance::Instance;
 use crate::raft::{RaftNode, RaftSettings};
 use crate::state::Command;
 
+pub use counters::Counters;
 pub use view::{LocalView, Views};
 
 /// Bind the configured addresses and run the agent until `shutdown` is cancelled.
@@ -43,6 +46,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 /// Run the agent on already-bound listeners until `shutdown` is cancelled.
+///
+/// The one shutdown story: `shutdown` cancelled is a requested stop, which ends every task,
+/// stops the database, gives a held lease up and returns `Ok`. A task that ends on its own
+/// while the agent is not stopping is a failure: the agent stops the same way and returns the
+/// error (the process then exits with status 1).
 pub async fn run_with_listeners(
     config: Config,
     raft_listener: TcpListener,
@@ -83,41 +91,32 @@ pub async fn run_with_listeners(
         "agent started"
     );
 
-    let (local_tx, local_rx) = watch::channel(Arc::new(LocalView::new(instance.is_none())));
     let (config_tx, config_rx) = watch::channel(config.clone());
     let reload = Arc::new(tokio::sync::Notify::new());
-    let (lease_tx, lease_rx) = watch::channel(LeaseView::Unconfirmed);
+    let counters = Counters::default();
+    // The tasks stop when the agent stops, or when one of them failed (below).
     let tasks_token = shutdown.child_token();
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
 
-    let keeper = lease::LeaseKeeper {
-        watchdog,
-        watchdog_required: config.watchdog.mode == crate::config::WatchdogMode::Required,
-        me: config.name.clone(),
-        raft: raft.clone(),
-        clock: clock.clone(),
-        instance: instance.clone(),
-        local: local_rx.clone(),
-        lease: lease_tx,
-        bootstrap_dynamic: Arc::new(config.bootstrap.dynamic.clone()),
-    };
-    let t = tasks_token.clone();
-    tasks.spawn(async move {
-        keeper.run(t).await;
-        "lease keeper"
-    });
-
-    let arbiter = arbiter::Arbiter {
-        me: config.name.clone(),
-        raft: raft.clone(),
-        clock: clock.clone(),
-        bootstrap_dynamic: config.bootstrap.dynamic.clone(),
-    };
-    let t = tasks_token.clone();
-    tasks.spawn(async move {
-        arbiter.run(t).await;
-        "arbiter"
-    });
+    let runtime = runtime::start(
+        runtime::Parts {
+            config: config_rx.clone(),
+            raft: Arc::new(raft.clone()),
+            instance: instance.clone(),
+            clock,
+            watchdog,
+            counters: counters.clone(),
+        },
+        &tasks_token,
+    );
+    for task in runtime.tasks {
+        let name = task.name;
+        let future = task.future;
+        tasks.spawn(async move {
+            future.await;
+            name
+        });
+    }
 
     let t = tasks_token.clone();
     let bell = reload.clone();
@@ -126,28 +125,15 @@ pub async fn run_with_listeners(
         "configuration reload"
     });
 
-    let ha = ha_loop::HaLoop::new(
-        config_rx.clone(),
-        raft.clone(),
-        instance.clone(),
-        clock.clone(),
-        lease_rx.clone(),
-        local_tx,
-    );
-    let t = tasks_token.clone();
-    tasks.spawn(async move {
-        ha.run(t).await;
-        "HA loop"
-    });
-
     let api_state = crate::api::ApiState::new(
         config.clone(),
         raft.clone(),
         Views {
-            local: local_rx,
-            lease: lease_rx,
+            local: runtime.local,
+            lease: runtime.lease,
             config: config_rx,
             reload,
+            counters,
         },
     );
     let t = tasks_token.clone();
@@ -158,20 +144,29 @@ pub async fn run_with_listeners(
         "REST API"
     });
 
-    // Wait for shutdown, or for any task to end on its own (which is a failure).
-    let ended_early = tokio::select! {
+    // Wait for the stop, or for a task to end on its own. Tasks also end because the stop
+    // cancelled them: that is part of the stop, not a failure, whichever is seen first.
+    let failed = tokio::select! {
+        biased;
         _ = shutdown.cancelled() => None,
-        ended = tasks.join_next() => ended.map(|r| r.unwrap_or("a task that panicked")),
+        ended = tasks.join_next() => match ended {
+            _ if shutdown.is_cancelled() => None,
+            Some(Ok(task)) => Some(task),
+            Some(Err(_)) => Some("a task that panicked"),
+            None => Some("every"),
+        },
     };
-    if let Some(task) = ended_early {
+    if let Some(task) = failed {
         error!("the {task} task ended unexpectedly; shutting the agent down");
+    } else {
+        info!("stopping: ending the agent's tasks");
     }
     tasks_token.cancel();
     while tasks.join_next().await.is_some() {}
 
     stop_database(&config, &raft, instance.as_deref()).await;
     raft.shutdown().await;
-    match ended_early {
+    match failed {
         Some(task) => bail!("the {task} task ended unexpectedly"),
         None => Ok(()),
     }

@@ -172,6 +172,7 @@ impl Server {
             lease,
             config: live_config,
             reload: Arc::new(tokio::sync::Notify::new()),
+            counters: Default::default(),
         };
         let state = ApiState::new(config, raft.clone(), views);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
