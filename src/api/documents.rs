@@ -193,6 +193,7 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         generation: cluster.generation.0,
         synchronous_degraded,
         counters: inner.views.counters.clone(),
+        keeper: *inner.views.keeper.borrow(),
     }
 }
 

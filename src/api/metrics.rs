@@ -59,6 +59,8 @@ pub struct MetricsInput {
     pub synchronous_degraded: bool,
     /// The runtime's counters (fences, actions).
     pub counters: crate::node::Counters,
+    /// The lease keeper's timings and watchdog.
+    pub keeper: crate::node::lease::KeeperView,
 }
 
 /// Patroni's numeric `patroni_postgres_state`.
@@ -307,6 +309,30 @@ fn tribune_registry(m: &MetricsInput) -> Registry {
         b(m.synchronous_degraded).into(),
     );
     registry.register(
+        "tribune_lease_ttl_seconds",
+        "The lease duration (ttl) this member's lease keeper applies now",
+        ConstGauge::new(m.keeper.ttl.as_secs_f64()),
+    );
+    registry.register(
+        "tribune_lease_fence_margin_seconds",
+        "How long before ttl a primary that could not renew fences itself (retry_timeout)",
+        ConstGauge::new(m.keeper.fence_margin.as_secs_f64()),
+    );
+    if let Some(watchdog) = m.keeper.watchdog {
+        integer_gauge(
+            &mut registry,
+            "tribune_watchdog_armed",
+            "Value is 1 if the watchdog is armed (this member holds the lease), 0 otherwise",
+            b(watchdog.armed).into(),
+        );
+        integer_gauge(
+            &mut registry,
+            "tribune_watchdog_timeout_seconds",
+            "The timeout the watchdog runs with, or will when armed: ttl minus safety_margin",
+            watchdog.timeout_secs.into(),
+        );
+    }
+    registry.register(
         "tribune_lease_fences",
         "How often this member stopped its database because its leader lease lapsed",
         m.counters.lease_fences.clone(),
@@ -322,6 +348,10 @@ fn tribune_registry(m: &MetricsInput) -> Registry {
         m.counters.actions.clone(),
     );
     registry
+}
+
+fn integer_gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    registry.register(name, help, ConstGauge::new(value));
 }
 
 /// One metric: its HELP and TYPE lines, then its sample.
@@ -492,10 +522,12 @@ mod tests {
                 "# TYPE tribune_lease_valid gauge",
                 "# TYPE tribune_generation gauge",
                 "# TYPE tribune_synchronous_degraded gauge",
+                "# TYPE tribune_lease_ttl_seconds gauge",
+                "# TYPE tribune_lease_fence_margin_seconds gauge",
                 "# TYPE tribune_lease_fences_total counter",
                 "# TYPE tribune_peer_fences_total counter",
             ],
-            "tribune_actions_total shows once an action ran"
+            "tribune_actions_total shows once an action ran, tribune_watchdog_* with a watchdog"
         );
         assert!(!text.contains(".."), "a help text ends in two full stops");
         assert!(

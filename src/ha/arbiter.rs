@@ -57,6 +57,15 @@ pub struct ArbiterSettings {
     pub standby_cluster: bool,
 }
 
+/// How long the lease of `leader` lasts after its last renewal: `ttl`, or longer when the
+/// primary sent that renewal assuming a longer one (`ttl` was lowered since). The primary fences
+/// itself by the lease it assumed, so expiring it any earlier could let two primaries write.
+pub fn lease_duration(leader: &crate::state::Leader, ttl: Duration) -> Duration {
+    leader
+        .lease_ms
+        .map_or(ttl, |ms| ttl.max(Duration::from_millis(ms)))
+}
+
 /// What the Raft leader should propose now, with the reason; `None` when nothing is due.
 pub fn arbitrate(
     cluster: &ClusterState,
@@ -68,7 +77,7 @@ pub fn arbitrate(
     if let Some(leader) = &cluster.leader {
         let silent = now.saturating_duration_since(watch.since);
         if watch.seen == Some((leader.generation, leader.renewals))
-            && silent >= settings.ttl
+            && silent >= lease_duration(leader, settings.ttl)
             && !settings.paused
         {
             return Some((
@@ -217,6 +226,7 @@ mod tests {
                 renewals: 9,
                 since: UnixMillis(0),
                 renewed_at: UnixMillis(0),
+                lease_ms: None,
             }),
             ..Default::default()
         }
@@ -241,6 +251,29 @@ mod tests {
             }
         );
         assert!(reason.contains("expired"), "{reason}");
+    }
+
+    /// A renewal sent while ttl was 30 s is not expired after a lowered ttl of 10 s: the
+    /// primary fences itself by the lease it assumed, so the leader waits that long.
+    #[test]
+    fn a_lowered_ttl_does_not_shorten_a_lease_granted_under_the_longer_one() {
+        let mut cluster = led_cluster();
+        cluster.leader.as_mut().unwrap().lease_ms = Some(30_000);
+        let t0 = Instant::now();
+        let watch = LeaseWatch::restart(&cluster, t0);
+        let lowered = ArbiterSettings {
+            ttl: Duration::from_secs(10),
+            ..settings()
+        };
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert_eq!(
+            arbitrate(&cluster, &lowered, &watch, at(10), UnixMillis(0)),
+            None
+        );
+        assert!(arbitrate(&cluster, &lowered, &watch, at(30), UnixMillis(0)).is_some());
+        // The next renewal assumes the lowered ttl: 10 s it is.
+        cluster.leader.as_mut().unwrap().lease_ms = Some(10_000);
+        assert!(arbitrate(&cluster, &lowered, &watch, at(10), UnixMillis(0)).is_some());
     }
 
     #[test]

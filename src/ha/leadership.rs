@@ -119,6 +119,7 @@ mod tests {
                 renewals,
                 since: UnixMillis(0),
                 renewed_at: UnixMillis(0),
+                lease_ms: None,
             }),
             ..Default::default()
         };

@@ -159,6 +159,7 @@ fn cluster_state(c: Cluster) -> ClusterState {
         renewals: 3,
         since: UnixMillis(0),
         renewed_at: UnixMillis(0),
+        lease_ms: None,
     };
     match c {
         Cluster::Uninitialized => {

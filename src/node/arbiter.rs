@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::{DynamicConfig, SynchronousMode};
-use crate::ha::arbiter::{ArbiterSettings, LeaseWatch, arbitrate};
+use crate::ha::arbiter::{ArbiterSettings, LeaseWatch, arbitrate, lease_duration};
 use crate::ha::leadership::{HandOff, LeadershipView};
 use crate::raft::Consensus;
 use crate::types::MemberName;
@@ -66,8 +66,8 @@ impl Arbiter {
                     strict: dynamic.synchronous_mode_strict,
                     standby_cluster: dynamic.standby_cluster.is_some(),
                 };
-                if cluster.leader.is_some() {
-                    wake_at = wake_at.min(w.since + settings.ttl);
+                if let Some(leader) = &cluster.leader {
+                    wake_at = wake_at.min(w.since + lease_duration(leader, settings.ttl));
                 }
                 if let Some((command, reason)) =
                     arbitrate(&cluster, &settings, w, now, self.clock.wall_now())

@@ -10,7 +10,7 @@ mod config_reload;
 pub mod counters;
 mod executor;
 mod ha_loop;
-mod lease;
+pub mod lease;
 mod report;
 pub mod runtime;
 pub mod view;
@@ -134,6 +134,7 @@ pub async fn run_with_listeners(
             config: config_rx,
             reload,
             counters,
+            keeper: runtime.keeper,
         },
     );
     let t = tasks_token.clone();

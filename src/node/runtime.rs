@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::arbiter::Arbiter;
 use super::counters::Counters;
 use super::ha_loop::HaLoop;
-use super::lease::LeaseKeeper;
+use super::lease::{KeeperView, LeaseKeeper};
 use super::view::LocalView;
 use super::watchdog::Watchdog;
 use crate::clock::Clock;
@@ -50,6 +50,8 @@ pub struct Runtime {
     pub tasks: Vec<Task>,
     pub local: watch::Receiver<Arc<LocalView>>,
     pub lease: watch::Receiver<LeaseView>,
+    /// The lease keeper's current timings and watchdog.
+    pub keeper: watch::Receiver<KeeperView>,
 }
 
 /// The lease keeper, the arbiter and the HA loop of one agent; each ends when `shutdown` is
@@ -58,14 +60,17 @@ pub fn start(parts: Parts, shutdown: &CancellationToken) -> Runtime {
     let config = parts.config.borrow().clone();
     let (local_tx, local_rx) = watch::channel(Arc::new(LocalView::new(parts.instance.is_none())));
     let (lease_tx, lease_rx) = watch::channel(LeaseView::Unconfirmed);
+    let (keeper_tx, keeper_rx) = watch::channel(KeeperView::default());
 
     let keeper = LeaseKeeper {
         watchdog: parts.watchdog,
         watchdog_required: config.watchdog.mode == WatchdogMode::Required,
         me: config.name.clone(),
+        config: parts.config.clone(),
         raft: parts.raft.clone(),
         clock: parts.clock.clone(),
         instance: parts.instance.clone(),
+        view: keeper_tx,
         local: local_rx.clone(),
         lease: lease_tx,
         bootstrap_dynamic: Arc::new(config.bootstrap.dynamic.clone()),
@@ -104,5 +109,6 @@ pub fn start(parts: Parts, shutdown: &CancellationToken) -> Runtime {
         ],
         local: local_rx,
         lease: lease_rx,
+        keeper: keeper_rx,
     }
 }

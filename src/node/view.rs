@@ -62,4 +62,6 @@ pub struct Views {
     pub config: watch::Receiver<Arc<crate::config::Config>>,
     pub reload: Arc<tokio::sync::Notify>,
     pub counters: super::Counters,
+    /// The lease keeper's timings and watchdog.
+    pub keeper: watch::Receiver<super::lease::KeeperView>,
 }

@@ -96,10 +96,15 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             state.members.insert(member.clone(), record);
             Ok(())
         }
-        Command::RenewLease { member, generation } => {
+        Command::RenewLease {
+            member,
+            generation,
+            lease_ms,
+        } => {
             let leader = held_lease(state, member, *generation)?;
             leader.renewals += 1;
             leader.renewed_at = at;
+            leader.lease_ms = *lease_ms;
             Ok(())
         }
         Command::ReleaseLease {
@@ -363,6 +368,7 @@ fn lead_next_generation(
         renewals: 0,
         since: at,
         renewed_at: at,
+        lease_ms: None,
     });
     state.failover = None;
     state.switchover = None;
@@ -609,6 +615,7 @@ mod tests {
                 &mut s,
                 10,
                 Command::RenewLease {
+                    lease_ms: None,
                     member: name("a"),
                     generation: Generation(1)
                 }
@@ -622,6 +629,7 @@ mod tests {
                 &mut s,
                 11,
                 Command::RenewLease {
+                    lease_ms: None,
                     member: name(m),
                     generation: Generation(g),
                 },
@@ -641,6 +649,7 @@ mod tests {
             &mut s,
             10,
             Command::RenewLease {
+                lease_ms: None,
                 member: name("a"),
                 generation: Generation(1),
             },

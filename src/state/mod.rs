@@ -180,6 +180,11 @@ pub struct Leader {
     pub renewals: u64,
     pub since: UnixMillis,
     pub renewed_at: UnixMillis,
+    /// The lease duration (`ttl`, ms) the primary assumed when it sent its last renewal; the
+    /// Raft leader waits at least this long before expiring it, even after `ttl` was lowered
+    /// (absent in records of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,10 +242,12 @@ pub enum Command {
         member: MemberName,
         record: Box<Member>,
     },
-    /// The primary keeps its lease (CAS on generation).
+    /// The primary keeps its lease (CAS on generation), assuming it lasts `lease_ms`.
     RenewLease {
         member: MemberName,
         generation: Generation,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease_ms: Option<u64>,
     },
     /// The primary gives its lease up (shutdown, switchover), with its final WAL position.
     ReleaseLease {

@@ -212,9 +212,9 @@ pub struct Options {
     pub synchronous_mode: &'static str,
     pub synchronous_mode_strict: bool,
     pub synchronous_node_count: u32,
-    /// `watchdog: mode: required` on a stand-in device file (`<node>/watchdog`), never a real
-    /// device.
-    pub stand_in_watchdog: bool,
+    /// `watchdog: {mode: required, driver: testing}` (Patroni's in-memory stand-in, shown by
+    /// `/metrics`), never a real device.
+    pub testing_watchdog: bool,
     pub database: Database,
     /// The last octet of the first node's loopback address (the next nodes count up).
     pub first_ip: u8,
@@ -234,7 +234,7 @@ impl Default for Options {
             synchronous_mode: "false",
             synchronous_mode_strict: false,
             synchronous_node_count: 1,
-            stand_in_watchdog: false,
+            testing_watchdog: false,
             database: Database::Postgres,
             first_ip: 11,
             scope: "itest",
@@ -382,12 +382,8 @@ log:
             strict = options.synchronous_mode_strict,
             sync_count = options.synchronous_node_count,
             extra_dcs = options.extra_dcs,
-            watchdog = if options.stand_in_watchdog && !witness {
-                fs::write(node.dir.join("watchdog"), b"").unwrap();
-                format!(
-                    "watchdog:\n  mode: required\n  device: {}/watchdog\n  safety_margin: 1",
-                    node.dir.display()
-                )
+            watchdog = if options.testing_watchdog && !witness {
+                "watchdog:\n  mode: required\n  driver: testing\n  safety_margin: 1".to_owned()
             } else {
                 // Never arm a real /dev/watchdog from a test: kill -9 would reset the host.
                 "watchdog:\n  mode: off".to_owned()
