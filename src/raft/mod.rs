@@ -29,6 +29,7 @@
 //! - `node`: [`RaftNode`], which ties them together; [`Standing`] in the membership.
 //! - `consensus`: [`Consensus`], what the agent runtime needs of Raft, implemented by
 //!   [`RaftNode`].
+//! - `memory`: the fake beside it, an in-memory group for tests and the simulation.
 //! - `storage_tests`, `cluster_tests`: openraft's storage suite; in-process clusters.
 //!
 //! # Hazards
@@ -51,6 +52,7 @@ mod join;
 mod leader;
 mod log_store;
 mod membership;
+pub mod memory;
 mod network;
 mod node;
 mod peers;
