@@ -369,7 +369,10 @@ fn follower(
         }
         DataDir::Initialized(cd) => cd,
     };
-    if o.db.state != DbState::Starting
+    // Only a running standby is restarted: a stopped one is started by the path below, which
+    // first rewinds a former primary (a restart would start its diverged data as a standby
+    // that can never stream); the request waits until it runs.
+    if is_running(o)
         && let Some(restart) = operator::restart(
             o,
             operator::restart_role(o, false),

@@ -904,6 +904,21 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "restarting postgres",
         ),
         row(
+            // Found by the simulation (seed 3): the restart started the former primary's
+            // diverged data as a standby, which could never stream.
+            "a restart request on a stopped former primary waits for its rewind",
+            LedBy("b"),
+            Disk::Primary(ClusterStateOnDisk::ShutDown),
+            Db::Down,
+        )
+        .requests(|c| {
+            c.restarts.insert(n("a"), restart_request(None));
+        })
+        .expect(
+            vec![Action::Rewind { from: n("b") }, start_following("b")],
+            "running pg_rewind from b",
+        ),
+        row(
             "a reinitialised standby sets its data aside; the follower path clones it",
             LedBy("a"),
             Disk::Standby,
