@@ -9,4 +9,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --workspace --all-targets
 cargo test --workspace --lib --bins
+# 10,000 seeded fault schedules of the deterministic simulation (a couple of minutes).
+scripts/simulate.sh --schedules 10000
 cargo test --test integration -- --test-threads=1

@@ -2,6 +2,7 @@
 //! database, with one adapter per engine (`postgres`, `opengauss`), built by [`from_config`].
 //! `sql` (the local SQL session), `datadir` (`postmaster.pid`, setting a directory aside),
 //! `process` (running tools, writing files) and `conf` (text formats) serve both adapters.
+//! `fake` is the simulated database beside the trait, for tests and the simulation.
 //!
 //! The trait speaks in HA terms (start as primary or standby of an upstream, promote with a
 //! fencing generation, rejoin an upstream) rather than in `pg_ctl` terms, so that openGauss
@@ -12,6 +13,7 @@
 
 pub mod conf;
 pub mod datadir;
+pub mod fake;
 mod from_config;
 pub mod opengauss;
 pub mod postgres;

@@ -332,6 +332,32 @@ impl MemoryRaft {
         self.lock().leader
     }
 
+    /// One line: term, leader, and each node's view, for a failing schedule's report.
+    pub fn describe(&self) -> String {
+        let g = self.lock();
+        let nodes: Vec<String> = g
+            .nodes
+            .iter()
+            .map(|(id, n)| {
+                format!(
+                    "{id}{}{} sees {:?} applied {}",
+                    if n.up { "" } else { " down" },
+                    n.leads.map_or(String::new(), |t| format!(" leads@{t}")),
+                    n.status.borrow().leader,
+                    n.state.borrow().generation
+                )
+            })
+            .collect();
+        format!(
+            "raft term {} leader {:?} index {} cut {:?}; {}",
+            g.term,
+            g.leader,
+            g.index,
+            g.cut,
+            nodes.join("; ")
+        )
+    }
+
     /// The committed state.
     pub fn committed(&self) -> Arc<ClusterState> {
         self.lock().committed.clone()
