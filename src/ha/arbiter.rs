@@ -101,15 +101,16 @@ pub fn arbitrate(
     }
     // In synchronous mode the `sync` record of the ended generation says where acknowledged
     // commits are: on all but `quorum` of its standbys. With none recorded the primary ran
-    // asynchronously (degraded, non-strict: any standby will do) or blocked every commit
-    // (strict: nobody may be promoted on a guess).
+    // asynchronously (degraded, non-strict: any standby will do), or, strict, acknowledged a
+    // commit only once some standby had it (`*`, or names not recorded yet): then only the most
+    // advanced of all the standbys is sure to hold every one.
     let record = if settings.synchronous && !settings.standby_cluster {
         let record = Some(&cluster.sync)
             .filter(|r| r.former_leader_matches(intent.former_leader.as_ref()))
             .filter(|r| r.copies_of(intent.ended) > 0);
         match record {
             Some(record) => Some(record),
-            None if settings.strict => return None,
+            None if settings.strict => return most_advanced_of_all(cluster, intent, settings),
             None => None,
         }
     } else {
@@ -153,6 +154,42 @@ pub fn arbitrate(
         },
         format!(
             "promoting {best}: the most advanced eligible member after generation {} ended",
+            intent.ended
+        ),
+    ))
+}
+
+/// Strict mode without a synchronous standby recorded for the ended generation: every commit
+/// was acknowledged by some standby, not known which. Once every member with a database (but
+/// the former primary) reported, however long that takes, the most advanced of them holds every
+/// acknowledged commit: promote it if it is eligible, else nobody. A member that reports no
+/// data (no system identifier: never cloned, or set aside) holds no commit and is not waited for.
+fn most_advanced_of_all(
+    cluster: &ClusterState,
+    intent: &FailoverIntent,
+    settings: &ArbiterSettings,
+) -> Option<(Command, String)> {
+    let mut standbys = cluster.members.iter().filter(|(name, m)| {
+        m.conn_url.is_some()
+            && m.status.sysid.is_some()
+            && intent.former_leader.as_ref() != Some(*name)
+    });
+    if standbys.any(|(name, _)| !intent.reports.contains_key(name)) {
+        return None;
+    }
+    let furthest = intent.reports.values().map(|r| r.lsn).max()?;
+    let best = candidate::ranked(cluster, intent, settings.maximum_lag_on_failover, None)
+        .into_iter()
+        .next()
+        .filter(|name| intent.reports.get(*name).is_some_and(|r| r.lsn == furthest))?;
+    Some((
+        Command::Promote {
+            member: best.clone(),
+            ended: intent.ended,
+        },
+        format!(
+            "promoting {best}: every standby reported and it is the most advanced (no \
+             synchronous standby was recorded for generation {})",
             intent.ended
         ),
     ))
@@ -211,6 +248,7 @@ mod tests {
             tags: Default::default(),
             status: MemberStatus {
                 role: ReportedRole::Replica,
+                sysid: Some("42".into()),
                 ..Default::default()
             },
             reported_at: UnixMillis(reported_at),
@@ -576,17 +614,64 @@ mod tests {
         );
     }
 
+    /// Found by the simulation (seed 84): a strict-mode primary lost before it recorded its
+    /// synchronous standby left the cluster without a primary for good. Its commits were
+    /// acknowledged by some standby: once all reported, the most advanced is promoted.
     #[test]
-    fn strict_mode_without_a_synchronous_standby_promotes_nobody() {
+    fn strict_mode_without_a_synchronous_standby_waits_for_every_standby() {
         let strict = ArbiterSettings {
             synchronous: true,
             strict: true,
             ..settings()
         };
-        let c = leaderless(&[("b", 90), ("c", 95)], &["a", "b", "c"], 10_000);
-        let watch = LeaseWatch::restart(&c, Instant::now());
+        let partial = leaderless(&[("c", 95)], &["a", "b", "c"], 10_000);
+        let watch = LeaseWatch::restart(&partial, Instant::now());
         assert_eq!(
-            arbitrate(&c, &strict, &watch, Instant::now(), UnixMillis(60_000)),
+            arbitrate(
+                &partial,
+                &strict,
+                &watch,
+                Instant::now(),
+                UnixMillis(600_000)
+            ),
+            None,
+            "b has not reported: it may hold an acknowledged commit, however long it takes"
+        );
+        let c = leaderless(&[("b", 90), ("c", 95)], &["a", "b", "c"], 10_000);
+        let (cmd, reason) =
+            arbitrate(&c, &strict, &watch, Instant::now(), UnixMillis(60_000)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "c".into(),
+                ended: Generation(4)
+            }
+        );
+        assert!(reason.contains("every standby reported"), "{reason}");
+        // A member with no data (seed 84: set aside, its clone failed) is not waited for.
+        let mut empty = partial.clone();
+        empty
+            .members
+            .get_mut(&MemberName::from("b"))
+            .unwrap()
+            .status
+            .sysid = None;
+        assert!(arbitrate(&empty, &strict, &watch, Instant::now(), UnixMillis(60_000)).is_some());
+        // The most advanced may not be promoted (nofailover): nobody is.
+        let mut nofailover = c.clone();
+        nofailover
+            .members
+            .get_mut(&MemberName::from("c"))
+            .unwrap()
+            .tags = serde_json::from_value(serde_json::json!({"nofailover": true})).unwrap();
+        assert_eq!(
+            arbitrate(
+                &nofailover,
+                &strict,
+                &watch,
+                Instant::now(),
+                UnixMillis(60_000)
+            ),
             None
         );
         // Non-strict (degraded to asynchronous): the most advanced standby.
