@@ -472,7 +472,28 @@ fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Dec
     if intent.former_leader.as_ref() == Some(o.me) {
         return Decision::idle("waiting for a new leader: I was the leader whose lease ended");
     }
-    if matches!(disk, DataDir::Empty) || !is_running(o) {
+    if !is_running(o) {
+        // A stopped standby may hold the acknowledged commits the failover waits for (its
+        // report may be required): it starts in recovery, still pointed at the former primary
+        // until phase 1 detaches it, so that it can report. Found by the simulation (seed 57).
+        let former = intent.former_leader.as_ref().filter(|f| {
+            o.cluster
+                .members
+                .get(*f)
+                .is_some_and(|m| m.conn_url.is_some())
+        });
+        if let (DataDir::Initialized(cd), Some(former)) = (disk, former)
+            && cd.standby_configured
+            && o.db.state != DbState::Starting
+            && !o.settings.paused
+        {
+            return Decision::act(
+                vec![Action::Start {
+                    upstream: Some(StreamFrom::member(former)),
+                }],
+                "starting my standby to report its WAL position for the failover",
+            );
+        }
         return Decision::idle("waiting for a new leader: my database is not running");
     }
     let position = [o.db.received_lsn, o.db.replayed_lsn, o.db.wal_position]

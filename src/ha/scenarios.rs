@@ -783,9 +783,31 @@ fn scenarios(now: Instant) -> Vec<Row> {
         )
         .expect(vec![], "I was the leader whose lease ended"),
         row(
-            "stopped standby does not start without a leader",
+            // Found by the simulation (seed 57): a stopped standby whose report the failover
+            // needed waited for a leader forever, and the failover waited for its report.
+            "a stopped standby starts, still following the former primary, to report",
             Leaderless { former: "a" },
             Disk::Standby,
+            Db::Down,
+        )
+        .seen_by("c")
+        .expect(
+            vec![start_following("a")],
+            "starting my standby to report its WAL position for the failover",
+        ),
+        row(
+            "paused: a stopped standby waits without a leader",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Down,
+        )
+        .seen_by("c")
+        .settings(|s| s.paused = true)
+        .expect(vec![], "my database is not running"),
+        row(
+            "a stopped former primary's data does not start without a leader",
+            Leaderless { former: "a" },
+            Disk::Primary(ClusterStateOnDisk::InProduction),
             Db::Down,
         )
         .seen_by("c")
