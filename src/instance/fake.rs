@@ -500,6 +500,17 @@ impl SimDatabases {
             .unwrap_or_default()
     }
 
+    /// Whether `member`'s WAL went past the point where `leader`'s timeline forked from it (it
+    /// holds a record `leader` does not): it cannot stream from `leader` until it is rewound.
+    pub fn diverged_from(&self, member: &MemberName, leader: &MemberName) -> bool {
+        let w = self.lock();
+        let wal = |m: &MemberName| w.dbs.get(m).and_then(|d| d.data.as_ref()).map(|d| &d.wal);
+        match (wal(member), wal(leader)) {
+            (Some(mine), Some(theirs)) => !theirs.starts_with(mine),
+            _ => false,
+        }
+    }
+
     /// (running as, streaming from) of `member`, for convergence checks.
     pub fn role_of(&self, member: &MemberName) -> (Option<DbRole>, Option<MemberName>, bool) {
         let w = self.lock();
