@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use std::collections::BTreeSet;
 
 use super::candidate;
-use crate::state::{ClusterState, Command, FailoverIntent, SyncRecord};
+use crate::state::{ClusterState, Command, FailoverIntent, ReportedRole, SyncRecord};
 use crate::types::{Generation, Lsn, MemberName, UnixMillis};
 
 /// The Raft leader's countdown for the current lease: which renewal it saw last, and when.
@@ -162,8 +162,10 @@ pub fn arbitrate(
 /// Strict mode without a synchronous standby recorded for the ended generation: every commit
 /// was acknowledged by some standby, not known which. Once every member with a database (but
 /// the former primary) reported, however long that takes, the most advanced of them holds every
-/// acknowledged commit: promote it if it is eligible, else nobody. A member that reports no
-/// data (no system identifier: never cloned, or set aside) holds no commit and is not waited for.
+/// acknowledged commit: promote it if it is eligible, else nobody. Not waited for: a member that
+/// reports no data (no system identifier: never cloned, or set aside), and an earlier primary
+/// that has not rejoined (last seen as primary or demoted): neither streamed from the primary
+/// whose lease ended, so neither can hold a commit it acknowledged (seed 957).
 fn most_advanced_of_all(
     cluster: &ClusterState,
     intent: &FailoverIntent,
@@ -172,6 +174,7 @@ fn most_advanced_of_all(
     let mut standbys = cluster.members.iter().filter(|(name, m)| {
         m.conn_url.is_some()
             && m.status.sysid.is_some()
+            && !matches!(m.status.role, ReportedRole::Primary | ReportedRole::Demoted)
             && intent.former_leader.as_ref() != Some(*name)
     });
     if standbys.any(|(name, _)| !intent.reports.contains_key(name)) {
@@ -648,7 +651,8 @@ mod tests {
             }
         );
         assert!(reason.contains("every standby reported"), "{reason}");
-        // A member with no data (seed 84: set aside, its clone failed) is not waited for.
+        // A member with no data (seed 84: set aside, its clone failed) is not waited for, nor
+        // an earlier primary that has not rejoined (seed 957).
         let mut empty = partial.clone();
         empty
             .members
@@ -657,6 +661,23 @@ mod tests {
             .status
             .sysid = None;
         assert!(arbitrate(&empty, &strict, &watch, Instant::now(), UnixMillis(60_000)).is_some());
+        let mut earlier_primary = partial.clone();
+        earlier_primary
+            .members
+            .get_mut(&MemberName::from("b"))
+            .unwrap()
+            .status
+            .role = ReportedRole::Primary;
+        assert!(
+            arbitrate(
+                &earlier_primary,
+                &strict,
+                &watch,
+                Instant::now(),
+                UnixMillis(60_000)
+            )
+            .is_some()
+        );
         // The most advanced may not be promoted (nofailover): nobody is.
         let mut nofailover = c.clone();
         nofailover
