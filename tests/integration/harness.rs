@@ -448,6 +448,13 @@ log:
         }
     }
 
+    /// SIGTERM the agent, as an operator or systemd stops it, and return how it exited.
+    pub fn stop_with_status(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut child = self.nodes[i].child.take().expect("the agent is running");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("signal the agent");
+        child.wait().expect("wait for the agent")
+    }
+
     /// kill -9 the agent and its postmaster: a host crash as far as the cluster can tell.
     pub fn crash(&mut self, i: usize) {
         let node = &mut self.nodes[i];
