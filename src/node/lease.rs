@@ -122,12 +122,18 @@ impl LeaseKeeper {
                 Some(generation) if now >= next_renewal || !self.held(generation) => {
                     // After a failure (no Raft leader yet), try again at the next check: the
                     // moment a new Raft leader is elected counts.
+                    let was_held = self.held(generation);
                     match self.renew(generation, dynamic).await {
                         Some(r) => {
                             renewed = Some(r);
                             next_renewal = now + renewal_period(dynamic);
                         }
-                        None => next_renewal = now + FENCE_CHECK,
+                        None => {
+                            next_renewal = now + FENCE_CHECK;
+                            if !was_held {
+                                self.fence_unconfirmed(generation, &mut fenced).await;
+                            }
+                        }
                     }
                 }
                 Some(_) => {}
@@ -292,6 +298,30 @@ impl LeaseKeeper {
         self.counters.lease_fences.inc();
         if let Err(err) = instance.stop(StopMode::Immediate).await {
             warn!(error = %err, "fencing stop failed");
+        }
+    }
+
+    /// The state names this member the leader, but no renewal could be committed since this
+    /// agent started (or since the lease was lost): a database running as primary must stop,
+    /// as Patroni demotes when it cannot reach the DCS. The lease this agent held before a
+    /// restart is unknown to it and may already have expired: another member may be promoted
+    /// at any moment. Found by the simulation (seed 1003780): an agent killed while its
+    /// primary was cut off, degraded to asynchronous, restarted and waited, unfenced, for a
+    /// lease it could never confirm, while another member was promoted.
+    async fn fence_unconfirmed(&self, generation: Generation, fenced: &mut Option<Generation>) {
+        let Some(instance) = &self.instance else {
+            return;
+        };
+        let running_primary = self.local.borrow().is_running_primary();
+        if !running_primary || *fenced == Some(generation) {
+            return;
+        }
+        warn!(%generation, "the leader lease cannot be confirmed: stopping postgres immediately to fence it");
+        *fenced = Some(generation);
+        self.counters.lease_fences.inc();
+        if let Err(err) = instance.stop(StopMode::Immediate).await {
+            warn!(error = %err, "fencing stop failed");
+            *fenced = None;
         }
     }
 
