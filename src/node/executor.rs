@@ -86,14 +86,21 @@ fn done() -> Effect {
     Ok(Produced::Nothing)
 }
 
+/// What the HA loop and its executor act through: this member's name, its configuration as
+/// last reloaded, Raft, its database, the clock, its lease and its published view.
+#[derive(Clone)]
+pub struct Handles {
+    pub me: MemberName,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub raft: Arc<dyn Consensus>,
+    pub instance: Option<Arc<dyn Instance>>,
+    pub clock: Arc<dyn Clock>,
+    pub lease: watch::Receiver<LeaseView>,
+    pub local: watch::Sender<Arc<LocalView>>,
+}
+
 pub struct Executor {
-    me: MemberName,
-    config: watch::Receiver<Arc<Config>>,
-    raft: Arc<dyn Consensus>,
-    instance: Option<Arc<dyn Instance>>,
-    clock: Arc<dyn Clock>,
-    lease: watch::Receiver<LeaseView>,
-    local: watch::Sender<Arc<LocalView>>,
+    h: Handles,
     counters: Counters,
     /// The user parameters and `pg_hba` lines last given to the database.
     conf_applied: Option<UserConfiguration>,
@@ -104,25 +111,9 @@ pub struct Executor {
 }
 
 impl Executor {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        me: MemberName,
-        config: watch::Receiver<Arc<Config>>,
-        raft: Arc<dyn Consensus>,
-        instance: Option<Arc<dyn Instance>>,
-        clock: Arc<dyn Clock>,
-        lease: watch::Receiver<LeaseView>,
-        local: watch::Sender<Arc<LocalView>>,
-        counters: Counters,
-    ) -> Self {
+    pub fn new(handles: Handles, counters: Counters) -> Self {
         Self {
-            me,
-            config,
-            raft,
-            instance,
-            clock,
-            lease,
-            local,
+            h: handles,
             counters,
             conf_applied: None,
             slots_for: None,
@@ -150,15 +141,16 @@ impl Executor {
     }
 
     fn local_config(&self) -> Arc<Config> {
-        self.config.borrow().clone()
+        self.h.config.borrow().clone()
     }
 
     fn publish(&self, f: impl FnOnce(&mut LocalView)) {
-        self.local.send_modify(|arc| f(Arc::make_mut(arc)));
+        self.h.local.send_modify(|arc| f(Arc::make_mut(arc)));
     }
 
     fn instance(&self) -> Result<Arc<dyn Instance>, Fault> {
-        self.instance
+        self.h
+            .instance
             .clone()
             .ok_or_else(|| Fault::failed("a witness has no database"))
     }
@@ -168,7 +160,7 @@ impl Executor {
     /// applies edits of either at once. A failure is logged and retried next tick.
     pub async fn apply_postgresql_conf(&mut self, dynamic: &crate::config::DynamicConfig) {
         let config = self.local_config();
-        let (Some(instance), Some(local)) = (self.instance.clone(), config.postgresql.as_ref())
+        let (Some(instance), Some(local)) = (self.h.instance.clone(), config.postgresql.as_ref())
         else {
             return;
         };
@@ -193,13 +185,13 @@ impl Executor {
     /// Tells the instance about the other members' databases when that list changed (openGauss
     /// lists each as a replication channel). A failure is logged and retried next tick.
     pub async fn sync_replication_peers(&mut self, cluster: &ClusterState) {
-        let Some(instance) = self.instance.clone() else {
+        let Some(instance) = self.h.instance.clone() else {
             return;
         };
         let peers: Vec<Upstream> = cluster
             .members
             .keys()
-            .filter(|name| **name != self.me)
+            .filter(|name| **name != self.h.me)
             .filter_map(|name| upstream(cluster, name).ok())
             .collect();
         if self.peers_for.as_ref() == Some(&peers) {
@@ -214,20 +206,20 @@ impl Executor {
     /// Publish a long action's state at once, so `list` and the API show it while it runs.
     async fn announce(&self, activity: DbState, loop_wait: Duration) {
         self.publish(|v| v.activity = Some(activity));
-        let cluster = self.raft.state();
-        let previous = cluster.members.get(&self.me);
-        let view = self.local.borrow().clone();
-        let record = member_record(&self.local_config(), &self.me, &cluster, &view, previous);
+        let cluster = self.h.raft.state();
+        let previous = cluster.members.get(&self.h.me);
+        let view = self.h.local.borrow().clone();
+        let record = member_record(&self.local_config(), &self.h.me, &cluster, &view, previous);
         let command = Command::Report {
-            member: self.me.clone(),
+            member: self.h.me.clone(),
             record: Box::new(record),
         };
-        let _ = tokio::time::timeout(loop_wait, self.raft.propose(command)).await;
+        let _ = tokio::time::timeout(loop_wait, self.h.raft.propose(command)).await;
     }
 
     async fn propose(&self, command: Command) -> Effect {
         let kind = command.kind();
-        match self.raft.propose(command).await {
+        match self.h.raft.propose(command).await {
             Ok(Outcome::Applied) => done(),
             Ok(Outcome::Rejected(r)) => Err(Fault::failed(format!("{kind} was rejected: {r}"))),
             Err(err) => Err(Fault::from(err).context(format!("proposing {kind}"))),
@@ -236,16 +228,17 @@ impl Executor {
 
     /// Fail unless this agent holds a valid lease for the cluster's current leader generation.
     fn require_lease(&self) -> Result<(), Fault> {
-        let cluster = self.raft.state();
-        let Some(leader) = cluster.leader.as_ref().filter(|l| l.member == self.me) else {
+        let cluster = self.h.raft.state();
+        let Some(leader) = cluster.leader.as_ref().filter(|l| l.member == self.h.me) else {
             return Err(Fault::failed(
                 "refusing to act as primary: this member does not hold the leader record",
             ));
         };
         if !self
+            .h
             .lease
             .borrow()
-            .valid_for(leader.generation, self.clock.now())
+            .valid_for(leader.generation, self.h.clock.now())
         {
             return Err(Fault::failed(format!(
                 "refusing to act as primary: the lease of generation {} is not valid now",
@@ -261,7 +254,7 @@ impl Executor {
         cluster: &ClusterState,
         loop_wait: Duration,
     ) -> Effect {
-        let me = self.me.clone();
+        let me = self.h.me.clone();
         match action {
             Action::ClaimBootstrap => {
                 let dcs = self.local_config().bootstrap_dcs().clone();
@@ -453,7 +446,7 @@ impl Executor {
                 .await
             }
             Action::ReleaseLease { generation } => {
-                let last_lsn = self.local.borrow().status.wal_position;
+                let last_lsn = self.h.local.borrow().status.wal_position;
                 self.propose(Command::ReleaseLease {
                     member: me,
                     generation: *generation,
@@ -494,7 +487,7 @@ impl Executor {
                         timeline: last.timeline,
                         lsn: last.lsn,
                         reason: last.reason.clone(),
-                        at: self.clock.wall_now(),
+                        at: self.h.clock.wall_now(),
                         new_leader: me,
                     },
                 })
@@ -535,7 +528,7 @@ impl Executor {
         match instance.bootstrap().await {
             Ok(sysid) => {
                 self.propose(Command::FinishBootstrap {
-                    member: self.me.clone(),
+                    member: self.h.me.clone(),
                     sysid,
                 })
                 .await
@@ -549,7 +542,7 @@ impl Executor {
                     }
                 }
                 self.propose(Command::AbortBootstrap {
-                    member: self.me.clone(),
+                    member: self.h.me.clone(),
                 })
                 .await?;
                 Err(Fault::from(err).context("bootstrapping a new cluster"))
@@ -579,14 +572,14 @@ impl Executor {
             }
         };
         let target = upstream(cluster, to)?;
-        let deadline = self.clock.now() + SWITCHOVER_CATCH_UP;
+        let deadline = self.h.clock.now() + SWITCHOVER_CATCH_UP;
         loop {
             match instance.peer_replayed_lsn(&target).await {
                 Ok(Some(replayed)) if replayed > last => break,
                 Ok(_) => {}
                 Err(err) => debug!(error = %err, "reading the switchover target's position"),
             }
-            if self.clock.now() >= deadline {
+            if self.h.clock.now() >= deadline {
                 return Err(Fault::failed(format!(
                     "{to} did not replay the shutdown checkpoint at {last} within {}s",
                     SWITCHOVER_CATCH_UP.as_secs()
@@ -601,7 +594,7 @@ impl Executor {
     /// Commit the hand-over of this member's lease of `generation` to `to`.
     async fn give_lease(&self, generation: Generation, to: &MemberName) -> Effect {
         self.propose(Command::HandOver {
-            member: self.me.clone(),
+            member: self.h.me.clone(),
             generation,
             to: to.clone(),
         })
@@ -609,7 +602,7 @@ impl Executor {
     }
 
     async fn cancel_switchover(&self) {
-        match self.raft.propose(Command::CancelSwitchover).await {
+        match self.h.raft.propose(Command::CancelSwitchover).await {
             Ok(Outcome::Applied | Outcome::Rejected(Rejection::NoSwitchover)) => {}
             Ok(Outcome::Rejected(r)) => warn!(rejection = %r, "could not withdraw the switchover"),
             Err(err) => warn!(error = %err, "could not withdraw the switchover"),

@@ -14,20 +14,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::counters::Counters;
-use super::executor::Executor;
-use crate::clock::Clock;
+use super::executor::{Executor, Handles};
 use crate::config::{Config, DynamicConfig, SynchronousMode};
 use crate::ha::sync::{SyncMode, SyncSettings};
-use crate::ha::{ActionOutcome, HaSettings, LeaseView, Memory, Observation, decide};
-use crate::instance::{DataDir, Instance, use_pg_rewind};
+use crate::ha::{ActionOutcome, HaSettings, Memory, Observation, decide};
+use crate::instance::{DataDir, use_pg_rewind};
 use crate::node::report::{member_record, worth_reporting};
 use crate::node::view::LocalView;
-use crate::raft::{Consensus, JoinState, Standing};
+use crate::raft::{JoinState, Standing};
 use crate::state::{ClusterState, Command};
 use crate::types::MemberName;
 
@@ -35,14 +33,7 @@ use crate::types::MemberName;
 const AFTER_UNKNOWN: Duration = Duration::from_millis(100);
 
 pub struct HaLoop {
-    me: MemberName,
-    /// The local configuration, as last reloaded.
-    config: watch::Receiver<Arc<Config>>,
-    raft: Arc<dyn Consensus>,
-    instance: Option<Arc<dyn Instance>>,
-    clock: Arc<dyn Clock>,
-    lease: watch::Receiver<LeaseView>,
-    local: watch::Sender<Arc<LocalView>>,
+    h: Handles,
     executor: Executor,
     memory: Memory,
     last_reason: String,
@@ -106,60 +97,34 @@ fn wake_key(s: &ClusterState) -> impl PartialEq + use<> {
 }
 
 impl HaLoop {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: watch::Receiver<Arc<Config>>,
-        raft: Arc<dyn Consensus>,
-        instance: Option<Arc<dyn Instance>>,
-        clock: Arc<dyn Clock>,
-        lease: watch::Receiver<LeaseView>,
-        local: watch::Sender<Arc<LocalView>>,
-        counters: Counters,
-    ) -> Self {
-        let me = config.borrow().name.clone();
-        let executor = Executor::new(
-            me.clone(),
-            config.clone(),
-            raft.clone(),
-            instance.clone(),
-            clock.clone(),
-            lease.clone(),
-            local.clone(),
-            counters,
-        );
+    pub fn new(handles: Handles, counters: Counters) -> Self {
         Self {
-            me,
-            config,
-            raft,
-            instance,
-            clock,
-            lease,
-            local,
-            executor,
+            executor: Executor::new(handles.clone(), counters),
+            h: handles,
             memory: Memory::default(),
             last_reason: String::new(),
         }
     }
 
     fn local_config(&self) -> Arc<Config> {
-        self.config.borrow().clone()
+        self.h.config.borrow().clone()
     }
 
     fn dynamic(&self, cluster: &ClusterState) -> DynamicConfig {
         cluster
-            .dynamic_or(&self.config.borrow().bootstrap.dynamic)
+            .dynamic_or(&self.h.config.borrow().bootstrap.dynamic)
             .clone()
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut states = self.raft.subscribe();
-        let mut lease = self.lease.clone();
-        let mut raft_status = self.raft.status();
+        let mut states = self.h.raft.subscribe();
+        let mut lease = self.h.lease.clone();
+        let mut raft_status = self.h.raft.status();
         loop {
-            let cluster = self.raft.state();
+            let cluster = self.h.raft.state();
             let key = wake_key(&cluster);
             let dynamic = self.dynamic(&cluster);
-            let standing = self.raft.standing();
+            let standing = self.h.raft.standing();
             let settled = match standing {
                 Standing::Voter => self.tick(&cluster, &dynamic).await,
                 other => {
@@ -182,7 +147,7 @@ impl HaLoop {
                     r = raft_status.changed() => {
                         if r.is_err() { return; }
                         // Added, promoted or removed: act on it at once.
-                        if self.raft.standing() != standing { break; }
+                        if self.h.raft.standing() != standing { break; }
                     }
                     r = states.changed() => {
                         if r.is_err() { return; }
@@ -201,12 +166,12 @@ impl HaLoop {
 
     /// Not a voter: say why nothing is decided, keep the view fresh, and as a learner report.
     async fn stand_aside(&mut self, standing: Standing, dynamic: &DynamicConfig) {
-        let reason = standing_reason(standing, &self.me, &self.local_config().raft.self_addr);
+        let reason = standing_reason(standing, &self.h.me, &self.local_config().raft.self_addr);
         if reason != self.last_reason {
             info!("{reason}");
         }
         self.last_reason = reason.clone();
-        let status = match &self.instance {
+        let status = match &self.h.instance {
             Some(instance) => instance.status().await,
             None => Default::default(),
         };
@@ -226,8 +191,8 @@ impl HaLoop {
     async fn tick(&mut self, cluster: &ClusterState, dynamic: &DynamicConfig) -> bool {
         self.executor.apply_postgresql_conf(dynamic).await;
         self.executor.sync_replication_peers(cluster).await;
-        let now = self.clock.now();
-        let (disk, status) = match &self.instance {
+        let now = self.h.clock.now();
+        let (disk, status) = match &self.h.instance {
             Some(instance) => (instance.data_dir().await, instance.status().await),
             None => (Ok(DataDir::Empty), Default::default()),
         };
@@ -238,13 +203,13 @@ impl HaLoop {
                 None
             }
         };
-        self.memory.observe(&self.me, cluster, &status, now);
+        self.memory.observe(&self.h.me, cluster, &status, now);
         let config = self.local_config();
         let settings = HaSettings {
             ttl: dynamic.ttl,
             loop_wait: dynamic.loop_wait,
             primary_start_timeout: dynamic.primary_start_timeout,
-            witness: self.instance.is_none(),
+            witness: self.h.instance.is_none(),
             nofailover: config.tags.nofailover(),
             use_pg_rewind: config
                 .postgresql
@@ -254,11 +219,11 @@ impl HaLoop {
             sync: sync_settings(dynamic),
             standby_cluster: dynamic.standby_cluster.clone(),
         };
-        let lease = *self.lease.borrow();
+        let lease = *self.h.lease.borrow();
         let decision = decide(&Observation {
-            me: &self.me,
+            me: &self.h.me,
             now,
-            wall_now: self.clock.wall_now(),
+            wall_now: self.h.clock.wall_now(),
             cluster,
             settings: &settings,
             lease,
@@ -306,7 +271,7 @@ impl HaLoop {
             break;
         }
         if !decision.actions.is_empty()
-            && let Some(instance) = &self.instance
+            && let Some(instance) = &self.h.instance
         {
             let status = instance.status().await;
             self.publish(|v| v.status = status);
@@ -320,23 +285,23 @@ impl HaLoop {
     }
 
     fn publish(&self, f: impl FnOnce(&mut LocalView)) {
-        self.local.send_modify(|arc| f(Arc::make_mut(arc)));
+        self.h.local.send_modify(|arc| f(Arc::make_mut(arc)));
     }
 
     async fn report(&self, dynamic: &DynamicConfig) {
-        let cluster = self.raft.state();
-        let previous = cluster.members.get(&self.me);
-        let view = self.local.borrow().clone();
-        let record = member_record(&self.local_config(), &self.me, &cluster, &view, previous);
+        let cluster = self.h.raft.state();
+        let previous = cluster.members.get(&self.h.me);
+        let view = self.h.local.borrow().clone();
+        let record = member_record(&self.local_config(), &self.h.me, &cluster, &view, previous);
         let loop_wait_ms = dynamic.loop_wait.as_millis() as u64;
-        if !worth_reporting(&record, previous, self.clock.wall_now(), loop_wait_ms) {
+        if !worth_reporting(&record, previous, self.h.clock.wall_now(), loop_wait_ms) {
             return;
         }
         let command = Command::Report {
-            member: self.me.clone(),
+            member: self.h.me.clone(),
             record: Box::new(record),
         };
-        if let Err(err) = self.raft.propose(command).await {
+        if let Err(err) = self.h.raft.propose(command).await {
             debug!(error = %err, "could not publish the member report");
         }
     }

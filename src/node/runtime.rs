@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::arbiter::Arbiter;
 use super::counters::Counters;
+use super::executor::Handles;
 use super::ha_loop::HaLoop;
 use super::lease::{KeeperView, LeaseKeeper};
 use super::view::LocalView;
@@ -83,12 +84,15 @@ pub fn start(parts: Parts, shutdown: &CancellationToken) -> Runtime {
         bootstrap_dynamic: config.bootstrap.dynamic.clone(),
     };
     let ha = HaLoop::new(
-        parts.config.clone(),
-        parts.raft,
-        parts.instance,
-        parts.clock,
-        lease_rx.clone(),
-        local_tx,
+        Handles {
+            me: config.name.clone(),
+            config: parts.config.clone(),
+            raft: parts.raft,
+            instance: parts.instance,
+            clock: parts.clock,
+            lease: lease_rx.clone(),
+            local: local_tx,
+        },
         parts.counters,
     );
     let (t1, t2, t3) = (shutdown.clone(), shutdown.clone(), shutdown.clone());
