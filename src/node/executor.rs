@@ -665,3 +665,28 @@ fn source(cluster: &ClusterState, from: &StreamFrom) -> Result<WalSource, Fault>
         StreamFrom::Remote(remote) => WalSource::Remote(remote.clone()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// How an error becomes an outcome: only what may have happened is `Unknown`.
+    #[test]
+    fn errors_are_classified_once() {
+        let unknown = |f: Fault| f.unknown;
+        assert!(!unknown(ProposeError::NoLeader.into()));
+        assert!(!unknown(ProposeError::Refused("not a voter".into()).into()));
+        assert!(unknown(ProposeError::Timeout.into()));
+        assert!(unknown(ProposeError::Unreachable("reset".into()).into()));
+        assert!(unknown(
+            InstanceError::Unknown {
+                operation: "start",
+                timeout: Duration::from_secs(30)
+            }
+            .into()
+        ));
+        assert!(!unknown(InstanceError::failed("start", "no data").into()));
+    }
+}

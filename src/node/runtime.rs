@@ -116,3 +116,99 @@ pub fn start(parts: Parts, shutdown: &CancellationToken) -> Runtime {
         keeper: keeper_rx,
     }
 }
+
+/// The runtime without PostgreSQL or openraft: three agents over `raft::memory` and
+/// `instance::fake`, on tokio's paused clock. The lease keeper, the arbiter, the HA loop and the
+/// executor are the real ones.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::VirtualClock;
+    use crate::instance::fake::SimDatabases;
+    use crate::raft::memory::MemoryRaft;
+    use crate::types::{MemberName, UnixMillis};
+
+    fn config(i: usize) -> Config {
+        let yaml = format!(
+            r#"
+scope: unit
+name: m{i}
+restapi: {{listen: "10.0.0.{h}:8008", connect_address: "10.0.0.{h}:8008"}}
+raft: {{self_addr: "10.0.0.{h}:2222", data_dir: /nonexistent}}
+bootstrap: {{dcs: {{synchronous_mode: true, postgresql: {{use_pg_rewind: true}}}}}}
+postgresql:
+  listen: "10.0.0.{h}:5432"
+  connect_address: "10.0.0.{h}:5432"
+  data_dir: /nonexistent
+  authentication:
+    superuser: {{username: postgres, password: x}}
+    replication: {{username: replicator, password: x}}
+watchdog: {{mode: off}}
+"#,
+            h = i + 1
+        );
+        Config::from_yaml_str(&yaml, &|_| None).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_primary_cut_off_fences_itself_and_another_member_is_promoted() {
+        let clock: Arc<dyn Clock> = Arc::new(VirtualClock::new(UnixMillis(1_000_000)));
+        let raft = MemoryRaft::new(1, clock.clone());
+        let dbs = SimDatabases::new(2);
+        let stop = CancellationToken::new();
+        tokio::spawn(raft.clone().drive(stop.clone()));
+        tokio::spawn(dbs.clone().drive(stop.clone()));
+        let mut counters = Vec::new();
+        for i in 0..3 {
+            let config = Arc::new(config(i));
+            let node = raft.add_node(i as u64 + 1, &config.raft.self_addr);
+            let instance = dbs.add(&config.name);
+            let c = Counters::default();
+            counters.push(c.clone());
+            let rt = start(
+                Parts {
+                    config: watch::channel(config).1,
+                    raft: Arc::new(node),
+                    instance: Some(Arc::new(instance)),
+                    clock: clock.clone(),
+                    watchdog: None,
+                    counters: c,
+                },
+                &stop,
+            );
+            for task in rt.tasks {
+                tokio::spawn(task.future);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let leader = raft
+            .committed()
+            .leader
+            .clone()
+            .expect("a primary after bootstrap");
+        assert_eq!(dbs.writable(), vec![leader.member.clone()]);
+        let p: usize = leader.member.as_str()[1..].parse().unwrap();
+        // Cut the primary's host off from both others (Raft and databases).
+        for j in (0..3).filter(|j| *j != p) {
+            raft.set_link(p as u64 + 1, j as u64 + 1, false);
+            dbs.set_link(
+                &MemberName::from(format!("m{p}").as_str()),
+                &MemberName::from(format!("m{j}").as_str()),
+                false,
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert_eq!(
+            counters[p].lease_fences.get(),
+            1,
+            "the cut-off primary fenced itself"
+        );
+        let promoted = dbs.promotions().last().cloned().unwrap();
+        assert_ne!(promoted.member.as_str(), format!("m{p}"));
+        assert!(promoted.others_writable.is_empty(), "{promoted:?}");
+        assert_eq!(dbs.writable(), vec![promoted.member]);
+        stop.cancel();
+    }
+}
