@@ -29,6 +29,8 @@ echo "test: openGauss suite: ${TRIBUNE_OPENGAUSS_BIN:-not run (TRIBUNE_OPENGAUSS
 
 cargo build --workspace --all-targets
 cargo test --workspace --lib --bins
+# 10,000 seeded fault schedules of the deterministic simulation (a couple of minutes).
+scripts/simulate.sh --schedules 10000
 cargo test --test integration -- --test-threads=1
 if [ -n "$og_next" ]; then
   echo "test: the core openGauss tests on $og_next"

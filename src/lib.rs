@@ -5,22 +5,30 @@
 //!
 //! - [`types`]: newtypes shared by every layer (`MemberName`, `Generation`, `Lsn`, `Timeline`).
 //! - [`config`]: the Patroni-compatible YAML configuration; parsed and validated once at start.
-//! - [`clock`]: the monotonic clock trait, real and manual.
+//! - [`clock`]: the clock trait (monotonic and wall time): system, virtual (paused tokio time)
+//!   and manual.
 //! - [`timestamp`]: wall-clock times as text (Patroni's forms, operators' scheduled times).
 //! - [`state`]: the replicated cluster state and the pure `apply` of committed commands.
-//! - [`raft`]: the only module that names openraft, sled or tonic: storage, network, service.
+//! - [`raft`]: the only module that names openraft, sled or tonic: storage, network, service;
+//!   `Consensus`, what the runtime needs of Raft, and `memory`, its in-memory fake.
 //! - [`ha`]: the pure decision layer: `decide` (each agent), `arbiter` (the Raft leader: lease
-//!   expiry, promotion), `sync` (synchronous standbys), `candidate` (failover order),
-//!   `divergence` (a standby that went past where the leader's timeline forked).
-//! - [`instance`]: the `Instance` trait, the PostgreSQL and openGauss adapters (including the SQL
-//!   fence of a peer's database), and what they share (the local SQL session, the data
-//!   directory's `postmaster.pid`, running tools).
-//! - [`node`]: the agent runtime: observe, decide, execute, report; the lease keeper, the
-//!   arbiter's runtime, the watchdog.
+//!   expiry, promotion), `leadership` (handing Raft leadership away), `sync` (synchronous
+//!   standbys), `candidate` (failover order), `divergence` (a standby that went past where the
+//!   leader's timeline forked), outcomes of actions and the memory they leave.
+//! - [`instance`]: the `Instance` trait, built from the configuration by `from_config`; the
+//!   PostgreSQL and openGauss adapters (including the SQL fence of a peer's database), what they
+//!   share (the local SQL session, the data directory's `postmaster.pid`, running tools), and
+//!   `fake`, the simulated databases beside the trait.
+//! - [`node`]: the agent runtime: `runtime` (the lease keeper, the arbiter's runtime, the HA loop
+//!   and its executor, over `Consensus`, `Instance` and the clock), the watchdog, the counters,
+//!   and `run`, which wires them to the Raft node, the REST server and the one shutdown story.
 //! - [`logging`]: log set-up from `log.level` / `log.type`.
 //! - [`api`]: the Patroni-compatible REST server, its security (TLS, basic auth, allowlist)
 //!   and its typed client.
 //! - [`ctl`]: `tribunectl` commands.
+//!
+//! Beside this crate: `agent/` (the `tribune` binary), `simulation/` (the deterministic
+//! simulation of whole clusters over `instance::fake` and `raft::memory`).
 
 pub mod api;
 pub mod clock;

@@ -19,7 +19,7 @@ use super::{ApiState, Inner, json};
 use crate::config::{DynamicConfig, merge_patch};
 use crate::state::{
     ClusterState, Command, Outcome, ReinitRequest, Rejection, RestartRequest, RestartResult,
-    RestartRole, SwitchoverRequest,
+    RestartRole, StoredConfig, SwitchoverRequest,
 };
 use crate::timestamp::{self, TimestampError};
 use crate::types::{MemberName, UnixMillis};
@@ -612,7 +612,7 @@ pub async fn patch_config(State(s): State<ApiState>, headers: HeaderMap, body: B
         Ok(map) => map,
         Err(reply) => return reply.into_response(),
     };
-    let current = s.inner.raft.state().config.clone();
+    let current = s.inner.raft.state().written_config().clone();
     let mut merged = if current.is_object() {
         current.clone()
     } else {
@@ -631,7 +631,7 @@ pub async fn put_config(State(s): State<ApiState>, headers: HeaderMap, body: Byt
 }
 
 async fn store_config(inner: &Inner, config: Value, expected: Option<Value>) -> Response {
-    let wanted = match DynamicConfig::from_json(&config) {
+    let wanted = match StoredConfig::parse(config.clone()) {
         Ok(wanted) => wanted,
         Err(err) => {
             return bad_request(format!("invalid configuration: {err}")).into_response();
@@ -639,7 +639,7 @@ async fn store_config(inner: &Inner, config: Value, expected: Option<Value>) -> 
     };
     let cluster = inner.raft.state();
     let current = super::documents::dynamic(inner, &cluster);
-    if let Err(why) = standby_cluster_change(&cluster, &current, &wanted) {
+    if let Err(why) = standby_cluster_change(&cluster, current, wanted.typed()) {
         return bad_request(why).into_response();
     }
     let command = Command::SetConfig {
@@ -651,7 +651,7 @@ async fn store_config(inner: &Inner, config: Value, expected: Option<Value>) -> 
         Ok(Outcome::Applied) => {
             // Read your writes: a GET /config to this member right after sees the new value.
             let mut states = inner.raft.subscribe();
-            let applied_here = states.wait_for(|state| state.config == config);
+            let applied_here = states.wait_for(|state| state.written_config() == &config);
             let _ = tokio::time::timeout(Duration::from_secs(2), applied_here).await;
             json(StatusCode::OK, &config)
         }

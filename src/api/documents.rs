@@ -22,12 +22,9 @@ pub struct Facts {
     pub receive_lag: Option<u64>,
 }
 
-pub(super) fn dynamic(inner: &Inner, cluster: &ClusterState) -> DynamicConfig {
-    if cluster.config.is_null() {
-        return inner.config.bootstrap.dynamic.clone();
-    }
-    DynamicConfig::from_json(&cluster.config)
-        .unwrap_or_else(|_| inner.config.bootstrap.dynamic.clone())
+/// The dynamic configuration the cluster runs with (see `ClusterState::dynamic_or`).
+pub(super) fn dynamic<'a>(inner: &'a Inner, cluster: &'a ClusterState) -> &'a DynamicConfig {
+    cluster.dynamic_or(&inner.config.bootstrap.dynamic)
 }
 
 /// How the current leader's `sync` record lists a member (Patroni's `/sync` key).
@@ -80,10 +77,7 @@ pub fn facts(inner: &Inner) -> Facts {
         _ => None,
     };
     let tags = inner.views.config.borrow().tags.clone();
-    let noloadbalance = matches!(
-        tags.get("noloadbalance"),
-        Some(serde_json::Value::Bool(true))
-    );
+    let noloadbalance = tags.noloadbalance();
     let standby_cluster = dynamic.standby_cluster.is_some();
     // The standby leader leads as a standby; a primary in a standby cluster (only when
     // standby_cluster was set under it, which the API refuses) still answers as a leader.
@@ -97,8 +91,8 @@ pub fn facts(inner: &Inner) -> Facts {
             noloadbalance,
             tags,
             replay_lag: lag(view.status.replayed_lsn),
-            sync_standby: sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Sync,
-            quorum_standby: sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Quorum,
+            sync_standby: sync_role(&cluster, dynamic, me.as_str()) == SyncRole::Sync,
+            quorum_standby: sync_role(&cluster, dynamic, me.as_str()) == SyncRole::Quorum,
         },
         ttl: dynamic.ttl,
         paused: dynamic.pause,
@@ -146,8 +140,8 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         primary,
         standby_leader,
         replica,
-        sync_standby: replica && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Sync,
-        quorum_standby: replica && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Quorum,
+        sync_standby: replica && sync_role(&cluster, dynamic, me.as_str()) == SyncRole::Sync,
+        quorum_standby: replica && sync_role(&cluster, dynamic, me.as_str()) == SyncRole::Quorum,
         postmaster_start_epoch: s
             .postmaster_start_time
             .as_deref()
@@ -198,6 +192,8 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         lease_valid,
         generation: cluster.generation.0,
         synchronous_degraded,
+        counters: inner.views.counters.clone(),
+        keeper: *inner.views.keeper.borrow(),
     }
 }
 
@@ -313,10 +309,10 @@ pub fn status(inner: &Inner) -> StatusDocument {
         engine: running.then(|| s.engine_version.clone()).flatten(),
         xlog,
         sync_standby: (s.role == Some(DbRole::Standby)
-            && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Sync)
+            && sync_role(&cluster, dynamic, me.as_str()) == SyncRole::Sync)
             .then_some(true),
         quorum_standby: (s.role == Some(DbRole::Standby)
-            && sync_role(&cluster, &dynamic, me.as_str()) == SyncRole::Quorum)
+            && sync_role(&cluster, dynamic, me.as_str()) == SyncRole::Quorum)
             .then_some(true),
         timeline: running.then(|| s.timeline.map(|t| t.0)).flatten(),
         replication_state: (running && s.role == Some(DbRole::Standby)).then(|| {
@@ -475,7 +471,7 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
         members: cluster
             .members
             .iter()
-            .map(|(name, m)| cluster_member(&cluster, &dynamic, name.as_str(), m))
+            .map(|(name, m)| cluster_member(&cluster, dynamic, name.as_str(), m))
             .collect(),
         pause: dynamic.pause.then_some(true),
         scheduled_switchover: cluster.switchover.as_ref().and_then(|r| {

@@ -225,9 +225,8 @@ mod tests {
     #[test]
     fn tag_filters_apply_to_replicas_and_read_only_but_not_primary() {
         let mut east = replica();
-        east.tags.insert("dc".into(), serde_json::json!("east"));
-        east.tags
-            .insert("clonefrom".into(), serde_json::json!(true));
+        east.tags =
+            serde_json::from_value(serde_json::json!({"dc": "east", "clonefrom": true})).unwrap();
         let q = |k: &str, v: &str| HashMap::from([(k.to_owned(), v.to_owned())]);
         assert_eq!(health_code("/replica", &q("tag_dc", "east"), &east), 200);
         assert_eq!(health_code("/replica", &q("tag_dc", "west"), &east), 503);

@@ -1,9 +1,20 @@
 //! `GET /metrics`: Patroni's metrics (names, types, HELP texts, the `scope`/`name` labels;
 //! reference/patroni.md section 1.8) in the Prometheus text format, plus Tribune's own: the
-//! Raft node, the lease, and whether synchronous replication has degraded. Rendered by hand
-//! from a [`MetricsInput`] so that the output is exactly Patroni's, comment lines included.
+//! Raft node, the lease, and whether synchronous replication has degraded.
+//!
+//! Tribune's own metrics go through `prometheus-client` (a registry with the `scope`/`name`
+//! labels, its Prometheus text encoder). Patroni's block is rendered here by hand, because
+//! that crate cannot print it as Patroni does and dashboards and `check_patroni` read it as
+//! Patroni prints it: its encoders name every counter `<name>_total` (Patroni's
+//! `patroni_xlog_location` is a counter without the suffix) and write no free comment lines
+//! (Patroni puts `# Values: ...` between the HELP and TYPE lines of `patroni_postgres_state`).
 
+use std::borrow::Cow;
 use std::fmt::Write;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use crate::state::DbState;
 
@@ -46,6 +57,10 @@ pub struct MetricsInput {
     /// Synchronous mode is on but this primary has no synchronous standby: commits are
     /// acknowledged without one (non-strict) or blocked (strict).
     pub synchronous_degraded: bool,
+    /// The runtime's counters (fences, actions).
+    pub counters: crate::node::Counters,
+    /// The lease keeper's timings and watchdog.
+    pub keeper: crate::node::lease::KeeperView,
 }
 
 /// Patroni's numeric `patroni_postgres_state`.
@@ -238,58 +253,105 @@ pub fn render(m: &MetricsInput) -> String {
         "patroni_postgres_state{labels} {}",
         state_number(m.state)
     );
-    let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
-        push_metric(&mut out, &labels, name, kind, help, value)
-    };
-    metric(
-        "tribune_raft_term",
-        "gauge",
-        "Current Raft term of this node.",
-        &m.raft_term,
-    );
-    metric(
-        "tribune_raft_leader",
-        "gauge",
-        "Value is 1 if this node is the Raft leader, 0 otherwise.",
-        &b(m.raft_leader),
-    );
-    metric(
-        "tribune_raft_commit_index",
-        "gauge",
-        "Highest Raft log index known committed.",
-        &m.raft_commit_index,
-    );
-    metric(
-        "tribune_raft_applied_index",
-        "gauge",
-        "Highest Raft log index applied to the cluster state.",
-        &m.raft_applied_index,
-    );
-    metric(
-        "tribune_raft_store_bytes",
-        "gauge",
-        "Size of the Raft store (sled) on disk, bytes.",
-        &m.raft_store_bytes,
-    );
-    metric(
-        "tribune_lease_valid",
-        "gauge",
-        "Value is 1 if this node holds a valid leader lease, 0 otherwise.",
-        &b(m.lease_valid),
-    );
-    metric(
-        "tribune_generation",
-        "gauge",
-        "Cluster generation (the fencing token): rises at every change of primary.",
-        &m.generation,
-    );
-    metric(
-        "tribune_synchronous_degraded",
-        "gauge",
-        "Value is 1 if synchronous mode is on and this primary has no synchronous standby, 0 otherwise.",
-        &b(m.synchronous_degraded),
-    );
+    let _ = prometheus_text::encode(&mut out, &tribune_registry(m));
     out
+}
+
+/// Tribune's own metrics, with the same `scope` and `name` labels as Patroni's.
+fn tribune_registry(m: &MetricsInput) -> Registry {
+    let labels: [(Cow<'static, str>, Cow<'static, str>); 2] = [
+        ("scope".into(), m.scope.clone().into()),
+        ("name".into(), m.name.clone().into()),
+    ];
+    let mut registry = Registry::with_labels(labels.into_iter());
+    // The registry ends every help text with a full stop itself.
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        registry.register(name, help, ConstGauge::new(value));
+    };
+    gauge(
+        "tribune_raft_term",
+        "Current Raft term of this node",
+        m.raft_term,
+    );
+    gauge(
+        "tribune_raft_leader",
+        "Value is 1 if this node is the Raft leader, 0 otherwise",
+        b(m.raft_leader).into(),
+    );
+    gauge(
+        "tribune_raft_commit_index",
+        "Highest Raft log index known committed",
+        m.raft_commit_index,
+    );
+    gauge(
+        "tribune_raft_applied_index",
+        "Highest Raft log index applied to the cluster state",
+        m.raft_applied_index,
+    );
+    gauge(
+        "tribune_raft_store_bytes",
+        "Size of the Raft store (sled) on disk, bytes",
+        m.raft_store_bytes,
+    );
+    gauge(
+        "tribune_lease_valid",
+        "Value is 1 if this node holds a valid leader lease, 0 otherwise",
+        b(m.lease_valid).into(),
+    );
+    gauge(
+        "tribune_generation",
+        "Cluster generation (the fencing token): rises at every change of primary",
+        m.generation,
+    );
+    gauge(
+        "tribune_synchronous_degraded",
+        "Value is 1 if synchronous mode is on and this primary has no synchronous standby, 0 otherwise",
+        b(m.synchronous_degraded).into(),
+    );
+    registry.register(
+        "tribune_lease_ttl_seconds",
+        "The lease duration (ttl) this member's lease keeper applies now",
+        ConstGauge::new(m.keeper.ttl.as_secs_f64()),
+    );
+    registry.register(
+        "tribune_lease_fence_margin_seconds",
+        "How long before ttl a primary that could not renew fences itself (retry_timeout)",
+        ConstGauge::new(m.keeper.fence_margin.as_secs_f64()),
+    );
+    if let Some(watchdog) = m.keeper.watchdog {
+        integer_gauge(
+            &mut registry,
+            "tribune_watchdog_armed",
+            "Value is 1 if the watchdog is armed (this member holds the lease), 0 otherwise",
+            b(watchdog.armed).into(),
+        );
+        integer_gauge(
+            &mut registry,
+            "tribune_watchdog_timeout_seconds",
+            "The timeout the watchdog runs with, or will when armed: ttl minus safety_margin",
+            watchdog.timeout_secs.into(),
+        );
+    }
+    registry.register(
+        "tribune_lease_fences",
+        "How often this member stopped its database because its leader lease lapsed",
+        m.counters.lease_fences.clone(),
+    );
+    registry.register(
+        "tribune_peer_fences",
+        "How often this member fenced a former primary's database over SQL",
+        m.counters.peer_fences.clone(),
+    );
+    registry.register(
+        "tribune_actions",
+        "HA actions this member executed, by action and outcome (done, failed, unknown)",
+        m.counters.actions.clone(),
+    );
+    registry
+}
+
+fn integer_gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    registry.register(name, help, ConstGauge::new(value));
 }
 
 /// One metric: its HELP and TYPE lines, then its sample.
@@ -422,6 +484,81 @@ mod tests {
         assert!(
             render(&m)
                 .contains("tribune_synchronous_degraded{scope=\"batman\",name=\"node1\"} 1\n")
+        );
+    }
+
+    /// Tribune's metrics read as they did when they were rendered by hand: the same names,
+    /// HELP texts ending in one full stop, gauge types, labels and integer values.
+    #[test]
+    fn tribune_metrics_keep_their_exposition() {
+        let mut m = primary();
+        m.scope = "bat\"man".into();
+        m.raft_term = 7;
+        m.raft_leader = true;
+        m.raft_store_bytes = 123_456;
+        let text = render(&m);
+        let expected = "# HELP tribune_raft_term Current Raft term of this node.\n\
+                        # TYPE tribune_raft_term gauge\n\
+                        tribune_raft_term{scope=\"bat\\\"man\",name=\"node1\"} 7\n\
+                        # HELP tribune_raft_leader Value is 1 if this node is the Raft leader, 0 otherwise.\n\
+                        # TYPE tribune_raft_leader gauge\n\
+                        tribune_raft_leader{scope=\"bat\\\"man\",name=\"node1\"} 1\n";
+        assert!(text.contains(expected), "{text}");
+        assert!(
+            text.contains("tribune_raft_store_bytes{scope=\"bat\\\"man\",name=\"node1\"} 123456\n")
+        );
+        let types: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("# TYPE tribune_"))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "# TYPE tribune_raft_term gauge",
+                "# TYPE tribune_raft_leader gauge",
+                "# TYPE tribune_raft_commit_index gauge",
+                "# TYPE tribune_raft_applied_index gauge",
+                "# TYPE tribune_raft_store_bytes gauge",
+                "# TYPE tribune_lease_valid gauge",
+                "# TYPE tribune_generation gauge",
+                "# TYPE tribune_synchronous_degraded gauge",
+                "# TYPE tribune_lease_ttl_seconds gauge",
+                "# TYPE tribune_lease_fence_margin_seconds gauge",
+                "# TYPE tribune_lease_fences_total counter",
+                "# TYPE tribune_peer_fences_total counter",
+            ],
+            "tribune_actions_total shows once an action ran, tribune_watchdog_* with a watchdog"
+        );
+        assert!(!text.contains(".."), "a help text ends in two full stops");
+        assert!(
+            !text.contains("# EOF"),
+            "the Prometheus format, not OpenMetrics"
+        );
+    }
+
+    #[test]
+    fn counters_show_with_their_labels() {
+        let m = primary();
+        m.counters.peer_fences.inc();
+        let promote = crate::ha::Action::Promote {
+            generation: crate::types::Generation(3),
+        };
+        m.counters
+            .action(&promote, &crate::ha::ActionOutcome::done());
+        let text = render(&m);
+        assert!(
+            text.contains("tribune_peer_fences_total{scope=\"batman\",name=\"node1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tribune_lease_fences_total{scope=\"batman\",name=\"node1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tribune_actions_total{scope=\"batman\",name=\"node1\",action=\"promote\",outcome=\"done\"} 1\n"
+            ),
+            "{text}"
         );
     }
 

@@ -178,14 +178,14 @@ async fn history(State(s): State<ApiState>) -> Response {
 
 async fn config(State(s): State<ApiState>) -> Response {
     let cluster = s.inner.raft.state();
-    if cluster.config.is_null() {
-        return (
+    match &cluster.config {
+        Some(stored) => json(StatusCode::OK, stored.written()),
+        None => (
             StatusCode::BAD_GATEWAY,
             "the cluster has no configuration yet",
         )
-            .into_response();
+            .into_response(),
     }
-    json(StatusCode::OK, &cluster.config)
 }
 
 async fn metrics_handler(State(s): State<ApiState>) -> Response {

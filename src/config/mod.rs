@@ -55,7 +55,7 @@ pub use raft::{
 };
 pub use restapi::{Credentials, Ctl, RestApi, VerifyClient};
 pub use standby::StandbyCluster;
-pub use watchdog::{DEFAULT_SAFETY_MARGIN, Watchdog, WatchdogMode};
+pub use watchdog::{DEFAULT_SAFETY_MARGIN, Watchdog, WatchdogDriver, WatchdogMode};
 
 use value::Section;
 
@@ -224,6 +224,8 @@ impl Config {
     pub fn reload_from(&self, reloaded: &Config) -> (Config, Vec<&'static str>) {
         let mut live = self.clone();
         live.tags = reloaded.tags.clone();
+        // The watchdog's timeout follows its safety margin at once (see node::lease).
+        live.watchdog.safety_margin = reloaded.watchdog.safety_margin;
         if let (Some(running), Some(new)) = (&mut live.postgresql, &reloaded.postgresql) {
             running.parameters = new.parameters.clone();
             running.pg_hba = new.pg_hba.clone();
@@ -240,7 +242,7 @@ impl Config {
         compare("restapi", self.restapi == reloaded.restapi);
         compare("ctl", self.ctl == reloaded.ctl);
         compare("raft", self.raft == reloaded.raft);
-        compare("watchdog", self.watchdog == reloaded.watchdog);
+        compare("watchdog", live.watchdog == reloaded.watchdog);
         compare("log", self.log == reloaded.log);
         let rest_of_postgresql = reloaded.postgresql.clone().map(|mut p| {
             if let Some(running) = &live.postgresql {

@@ -291,7 +291,7 @@ const LOG: &[Key] = &[
     i("deduplicate_heartbeat_logs"),
 ];
 
-const WATCHDOG: &[Key] = &[a("mode"), a("device"), a("safety_margin")];
+const WATCHDOG: &[Key] = &[a("mode"), a("driver"), a("device"), a("safety_margin")];
 
 const CITUS: &[Key] = &[i("group"), i("database")];
 

@@ -23,7 +23,7 @@ const EXCLUSIVE: [(&str, &str); 2] = [
 
 pub(crate) fn parse(top: &Section<'_>) -> Result<Tags, ConfigError> {
     let Some(map) = top.object("tags")? else {
-        return Ok(Tags::new());
+        return Ok(Tags::default());
     };
     let s = top.section("tags")?;
     for name in BOOL_TAGS {
@@ -66,7 +66,9 @@ pub(crate) fn parse(top: &Section<'_>) -> Result<Tags, ConfigError> {
             v,
         ));
     }
-    Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    Ok(Tags::from_written(
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -87,9 +89,10 @@ mod tests {
             "replicatefrom": "node2", "dc": "east", "rack": 7, "weights": [1, 2]
         }))
         .unwrap();
-        assert_eq!(tags["dc"], json!("east"));
-        assert_eq!(tags["rack"], json!(7));
-        assert_eq!(tags["noloadbalance"], json!("true"));
+        assert_eq!(tags.get("dc"), Some(&json!("east")));
+        assert_eq!(tags.get("rack"), Some(&json!(7)));
+        assert_eq!(tags.get("noloadbalance"), Some(&json!("true")));
+        assert!(tags.noloadbalance() && tags.clonefrom() && !tags.nofailover());
         assert_eq!(tags.len(), 8);
         assert!(parse_tags(Value::Null).unwrap().is_empty());
         assert_eq!(

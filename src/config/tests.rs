@@ -284,8 +284,8 @@ fn a_patroni_raft_configuration_loads_unchanged() {
 
     assert_eq!(c.watchdog.mode, WatchdogMode::Automatic);
     assert_eq!(c.watchdog.safety_margin, Some(Duration::from_secs(5)));
-    assert_eq!(c.tags["dc"], json!("east"));
-    assert_eq!(c.tags["nofailover"], json!(false));
+    assert_eq!(c.tags.get("dc"), Some(&json!("east")));
+    assert_eq!(c.tags.get("nofailover"), Some(&json!(false)));
     assert_eq!(c.log.level, "INFO");
 
     assert_eq!(

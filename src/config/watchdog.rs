@@ -21,9 +21,19 @@ pub enum WatchdogMode {
     Required,
 }
 
+/// Patroni's `watchdog.driver`: the Linux watchdog device, or `testing`, an in-memory stand-in
+/// that records what the agent does with it (for tests; it fences nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WatchdogDriver {
+    #[default]
+    Default,
+    Testing,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Watchdog {
     pub mode: WatchdogMode,
+    pub driver: WatchdogDriver,
     pub device: PathBuf,
     /// `None` (written `-1`): the watchdog timeout is `ttl / 2`. Otherwise the timeout is
     /// `ttl - safety_margin`.
@@ -34,6 +44,7 @@ impl Default for Watchdog {
     fn default() -> Self {
         Self {
             mode: WatchdogMode::Automatic,
+            driver: WatchdogDriver::Default,
             device: PathBuf::from("/dev/watchdog"),
             safety_margin: Some(DEFAULT_SAFETY_MARGIN),
         }
@@ -47,6 +58,20 @@ impl Watchdog {
             mode: match s.get("mode") {
                 None => d.mode,
                 Some(v) => mode(&s.key("mode"), v)?,
+            },
+            driver: match s.get("driver") {
+                None => d.driver,
+                Some(v) => match v.as_str().map(|t| t.trim().to_ascii_lowercase()).as_deref() {
+                    Some("default") => WatchdogDriver::Default,
+                    Some("testing") => WatchdogDriver::Testing,
+                    _ => {
+                        return Err(ConfigError::wrong_type(
+                            s.key("driver"),
+                            "default or testing",
+                            v,
+                        ));
+                    }
+                },
             },
             device: s.path_buf("device")?.unwrap_or(d.device),
             safety_margin: match s.get("safety_margin") {
@@ -115,6 +140,11 @@ mod tests {
             parse(json!({"safety_margin": 2})).unwrap().safety_margin,
             Some(Duration::from_secs(2))
         );
+        assert_eq!(
+            parse(json!({"driver": "testing"})).unwrap().driver,
+            WatchdogDriver::Testing
+        );
+        assert_eq!(parse(json!({})).unwrap().driver, WatchdogDriver::Default);
     }
 
     #[test]
@@ -125,6 +155,7 @@ mod tests {
             (json!({"mode": 1}), "watchdog.mode"),
             (json!({"safety_margin": -2}), "watchdog.safety_margin"),
             (json!({"device": ["x"]}), "watchdog.device"),
+            (json!({"driver": "softdog"}), "watchdog.driver"),
         ] {
             let err = parse(doc.clone()).unwrap_err();
             assert_eq!(err.key.as_deref(), Some(key), "{doc}: {err}");

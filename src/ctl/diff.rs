@@ -1,122 +1,24 @@
 //! The unified diff `edit-config` shows before asking `Apply these changes?`: `--- ` and `+++ `
 //! headers without file names, `@@ -a,b +c,d @@` hunks with three lines of context, as
-//! patronictl prints it on a non-terminal.
+//! patronictl (Python's `difflib.unified_diff`) prints it on a non-terminal.
 //!
-//! The alignment is a longest common subsequence of lines (configurations are a few hundred
-//! lines at most, so the quadratic table is small); within a changed block the removed lines
-//! come before the added ones.
+//! The diff is `similar`'s; this module only fixes the form: empty file names, no "No newline
+//! at end of file" marker, nothing at all for equal texts.
 
-/// One step of the edit script: how line `a[i]` / `b[j]` is carried over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Keep,
-    Remove,
-    Add,
-}
-
-/// The edit script from `a` to `b`.
-fn steps(a: &[&str], b: &[&str]) -> Vec<Step> {
-    let (n, m) = (a.len(), b.len());
-    // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::with_capacity(n + m);
-    // Removals and additions between two kept lines, removals first.
-    let (mut removed, mut added) = (0, 0);
-    let flush = |out: &mut Vec<Step>, removed: &mut usize, added: &mut usize| {
-        out.extend(std::iter::repeat_n(Step::Remove, *removed));
-        out.extend(std::iter::repeat_n(Step::Add, *added));
-        (*removed, *added) = (0, 0);
-    };
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            flush(&mut out, &mut removed, &mut added);
-            out.push(Step::Keep);
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            removed += 1;
-            i += 1;
-        } else {
-            added += 1;
-            j += 1;
-        }
-    }
-    flush(&mut out, &mut removed, &mut added);
-    out
-}
-
-/// A line range in a hunk header: `start,length` (1-based), `start` alone for one line, and the
-/// line before for an empty range.
-fn range(start: usize, len: usize) -> String {
-    match len {
-        1 => format!("{}", start + 1),
-        0 => format!("{start},0"),
-        _ => format!("{},{len}", start + 1),
-    }
-}
+use similar::TextDiff;
 
 /// The unified diff of two texts with `context` lines around each change; empty when they are
 /// equal.
 pub fn unified(before: &str, after: &str, context: usize) -> String {
-    let a: Vec<&str> = before.lines().collect();
-    let b: Vec<&str> = after.lines().collect();
-    let script = steps(&a, &b);
-    // (index in script, line in a, line in b) of each step.
-    let mut at = Vec::with_capacity(script.len());
-    let (mut i, mut j) = (0, 0);
-    for step in &script {
-        at.push((i, j));
-        match step {
-            Step::Keep => (i, j) = (i + 1, j + 1),
-            Step::Remove => i += 1,
-            Step::Add => j += 1,
-        }
-    }
-    let changed: Vec<usize> = (0..script.len())
-        .filter(|&k| script[k] != Step::Keep)
-        .collect();
-    if changed.is_empty() {
+    if before == after {
         return String::new();
     }
-    // Hunks: runs of changes whose gaps of kept lines are at most 2 * context long.
-    let mut hunks: Vec<(usize, usize)> = Vec::new();
-    for &k in &changed {
-        match hunks.last_mut() {
-            Some((_, end)) if k - *end <= 2 * context + 1 => *end = k,
-            _ => hunks.push((k, k)),
-        }
-    }
-    let mut out = String::from("--- \n+++ \n");
-    for (first, last) in hunks {
-        let start = first.saturating_sub(context);
-        let end = (last + context + 1).min(script.len());
-        let (a0, b0) = at[start];
-        let (a1, b1) = if end < script.len() {
-            at[end]
-        } else {
-            (a.len(), b.len())
-        };
-        out += &format!("@@ -{} +{} @@\n", range(a0, a1 - a0), range(b0, b1 - b0));
-        for k in start..end {
-            let (i, j) = at[k];
-            match script[k] {
-                Step::Keep => out += &format!(" {}\n", a[i]),
-                Step::Remove => out += &format!("-{}\n", a[i]),
-                Step::Add => out += &format!("+{}\n", b[j]),
-            }
-        }
-    }
-    out
+    TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(context)
+        .missing_newline_hint(false)
+        .header("", "")
+        .to_string()
 }
 
 #[cfg(test)]

@@ -56,11 +56,7 @@ pub fn member<'a>(doc: &'a ClusterDocument, name: &str) -> Option<&'a ClusterMem
 
 /// `nofailover: true`, or `failover_priority: 0`, as the agents read their own tags.
 pub fn nofailover(m: &ClusterMember) -> bool {
-    m.tags
-        .get("nofailover")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
-        || m.tags.get("failover_priority").and_then(|v| v.as_i64()) == Some(0)
+    m.tags.nofailover()
 }
 
 /// Members a switchover or failover may promote: every member but `leader`, nofailover members

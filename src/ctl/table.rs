@@ -184,14 +184,16 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
             }
             let tags: Vec<(String, String)> = m
                 .tags
+                .written()
                 .iter()
                 .map(|(k, v)| (k.clone(), tag_value_text(v)))
                 .collect();
             if columns.iter().any(|c| c == "Tags") {
                 cells.push((
                     "Tags".to_owned(),
-                    (!m.tags.is_empty())
-                        .then(|| serde_json::Value::Object(m.tags.clone().into_iter().collect())),
+                    (!m.tags.is_empty()).then(|| {
+                        serde_json::Value::Object(m.tags.written().clone().into_iter().collect())
+                    }),
                 ));
             }
             Row {

@@ -22,16 +22,12 @@ pub fn tree_order(doc: &ClusterDocument) -> Vec<(usize, usize)> {
         .collect();
     // The upstream of a replica: the replica its tag names, else the leader (None: no leader).
     let upstream = |i: usize| -> Option<usize> {
-        let named = members[i]
-            .tags
-            .get("replicatefrom")
-            .and_then(|v| v.as_str())
-            .and_then(|name| {
-                replicas
-                    .iter()
-                    .copied()
-                    .find(|&j| j != i && members[j].name == name)
-            });
+        let named = members[i].tags.replicatefrom().and_then(|name| {
+            replicas
+                .iter()
+                .copied()
+                .find(|&j| j != i && members[j].name == name.as_str())
+        });
         named.or(leader)
     };
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); members.len()];

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use std::collections::BTreeSet;
 
 use super::candidate;
-use crate::state::{ClusterState, Command, FailoverIntent, SyncRecord};
+use crate::state::{ClusterState, Command, FailoverIntent, ReportedRole, SyncRecord};
 use crate::types::{Generation, Lsn, MemberName, UnixMillis};
 
 /// The Raft leader's countdown for the current lease: which renewal it saw last, and when.
@@ -47,13 +47,25 @@ pub struct ArbiterSettings {
     pub ttl: Duration,
     pub maximum_lag_on_failover: u64,
     pub paused: bool,
-    /// `synchronous_mode` on (strict or not): promote only a synchronous standby of the ended
-    /// generation, and nobody while none is recorded.
+    /// `synchronous_mode` on: promote only a synchronous standby of the ended generation.
     pub synchronous: bool,
+    /// `synchronous_mode_strict`: with no synchronous standby recorded, every commit still
+    /// waited for some standby, so the most advanced of all of them may be promoted once every
+    /// one reported; without strict mode, nobody may be.
+    pub strict: bool,
     /// A standby cluster: nobody writes locally, every member replicates the remote, so the
     /// next standby leader is chosen without the synchronous record or the lag limit (it
     /// streams whatever it lacks from the remote).
     pub standby_cluster: bool,
+}
+
+/// How long the lease of `leader` lasts after its last renewal: `ttl`, or longer when the
+/// primary sent that renewal assuming a longer one (`ttl` was lowered since). The primary fences
+/// itself by the lease it assumed, so expiring it any earlier could let two primaries write.
+pub fn lease_duration(leader: &crate::state::Leader, ttl: Duration) -> Duration {
+    leader
+        .lease_ms
+        .map_or(ttl, |ms| ttl.max(Duration::from_millis(ms)))
 }
 
 /// What the Raft leader should propose now, with the reason; `None` when nothing is due.
@@ -67,7 +79,7 @@ pub fn arbitrate(
     if let Some(leader) = &cluster.leader {
         let silent = now.saturating_duration_since(watch.since);
         if watch.seen == Some((leader.generation, leader.renewals))
-            && silent >= settings.ttl
+            && silent >= lease_duration(leader, settings.ttl)
             && !settings.paused
         {
             return Some((
@@ -90,17 +102,22 @@ pub fn arbitrate(
         return None;
     }
     // In synchronous mode the `sync` record of the ended generation says where acknowledged
-    // commits are: on all but `quorum` of its standbys. With none recorded, the primary either
-    // blocked every commit (strict) or acknowledged commits alone (non-strict, degraded to
-    // asynchronous replication): they are on no standby, so promoting one would lose them.
-    // Nobody is promoted automatically; the former primary keeps its data for its return, and an
-    // operator may still fail over to a named member (Patroni: a member outside `/sync` never
-    // promotes automatically).
+    // commits are: on all but `quorum` of its standbys. With none recorded:
+    // - strict: the primary acknowledged a commit only once some standby had it (`*`, or names
+    //   not recorded yet), so the most advanced of all the standbys holds every one;
+    // - not strict: it may have degraded to asynchronous replication and acknowledged commits
+    //   alone. They are on no standby: nobody is promoted automatically, the former primary
+    //   keeps them for its return, and an operator may still fail over to a named member
+    //   (Patroni: a member outside `/sync` never promotes automatically).
     let record = if settings.synchronous && !settings.standby_cluster {
         let record = Some(&cluster.sync)
             .filter(|r| r.former_leader_matches(intent.former_leader.as_ref()))
             .filter(|r| r.copies_of(intent.ended) > 0);
-        Some(record?)
+        match record {
+            Some(record) => Some(record),
+            None if settings.strict => return most_advanced_of_all(cluster, intent, settings),
+            None => return None,
+        }
     } else {
         None
     };
@@ -147,6 +164,45 @@ pub fn arbitrate(
     ))
 }
 
+/// Strict mode without a synchronous standby recorded for the ended generation: every commit
+/// was acknowledged by some standby, not known which. Once every member with a database (but
+/// the former primary) reported, however long that takes, the most advanced of them holds every
+/// acknowledged commit: promote it if it is eligible, else nobody. Not waited for: a member that
+/// reports no data (no system identifier: never cloned, or set aside), and an earlier primary
+/// that has not rejoined (last seen as primary or demoted): neither streamed from the primary
+/// whose lease ended, so neither can hold a commit it acknowledged (seed 957).
+fn most_advanced_of_all(
+    cluster: &ClusterState,
+    intent: &FailoverIntent,
+    settings: &ArbiterSettings,
+) -> Option<(Command, String)> {
+    let mut standbys = cluster.members.iter().filter(|(name, m)| {
+        m.conn_url.is_some()
+            && m.status.sysid.is_some()
+            && !matches!(m.status.role, ReportedRole::Primary | ReportedRole::Demoted)
+            && intent.former_leader.as_ref() != Some(*name)
+    });
+    if standbys.any(|(name, _)| !intent.reports.contains_key(name)) {
+        return None;
+    }
+    let furthest = intent.reports.values().map(|r| r.lsn).max()?;
+    let best = candidate::ranked(cluster, intent, settings.maximum_lag_on_failover, None)
+        .into_iter()
+        .next()
+        .filter(|name| intent.reports.get(*name).is_some_and(|r| r.lsn == furthest))?;
+    Some((
+        Command::Promote {
+            member: best.clone(),
+            ended: intent.ended,
+        },
+        format!(
+            "promoting {best}: every standby reported and it is the most advanced (no \
+             synchronous standby was recorded for generation {})",
+            intent.ended
+        ),
+    ))
+}
+
 /// The voters of `record` sure to hold every acknowledged commit, judged by the positions
 /// reported for `intent`: each commit is on all but `quorum` voters, so with `r` voters reported
 /// it is on at least `r - quorum` of them, and so on each of the `r - quorum` most advanced
@@ -186,6 +242,7 @@ mod tests {
             maximum_lag_on_failover: 1 << 20,
             paused: false,
             synchronous: false,
+            strict: false,
             standby_cluster: false,
         }
     }
@@ -199,6 +256,7 @@ mod tests {
             tags: Default::default(),
             status: MemberStatus {
                 role: ReportedRole::Replica,
+                sysid: Some("42".into()),
                 ..Default::default()
             },
             reported_at: UnixMillis(reported_at),
@@ -214,6 +272,7 @@ mod tests {
                 renewals: 9,
                 since: UnixMillis(0),
                 renewed_at: UnixMillis(0),
+                lease_ms: None,
             }),
             ..Default::default()
         }
@@ -238,6 +297,29 @@ mod tests {
             }
         );
         assert!(reason.contains("expired"), "{reason}");
+    }
+
+    /// A renewal sent while ttl was 30 s is not expired after a lowered ttl of 10 s: the
+    /// primary fences itself by the lease it assumed, so the leader waits that long.
+    #[test]
+    fn a_lowered_ttl_does_not_shorten_a_lease_granted_under_the_longer_one() {
+        let mut cluster = led_cluster();
+        cluster.leader.as_mut().unwrap().lease_ms = Some(30_000);
+        let t0 = Instant::now();
+        let watch = LeaseWatch::restart(&cluster, t0);
+        let lowered = ArbiterSettings {
+            ttl: Duration::from_secs(10),
+            ..settings()
+        };
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert_eq!(
+            arbitrate(&cluster, &lowered, &watch, at(10), UnixMillis(0)),
+            None
+        );
+        assert!(arbitrate(&cluster, &lowered, &watch, at(30), UnixMillis(0)).is_some());
+        // The next renewal assumes the lowered ttl: 10 s it is.
+        cluster.leader.as_mut().unwrap().lease_ms = Some(10_000);
+        assert!(arbitrate(&cluster, &lowered, &watch, at(10), UnixMillis(0)).is_some());
     }
 
     #[test]
@@ -299,22 +381,23 @@ mod tests {
     #[test]
     fn a_standby_cluster_picks_its_next_standby_leader_without_lag_or_sync_limits() {
         // The former standby leader had received far more than the others (cascading lag),
-        // and synchronous mode is configured: neither applies to a standby cluster.
+        // and a strict synchronous mode is configured: neither applies to a standby cluster.
         let mut c = leaderless(&[("b", 10), ("c", 20)], &["a", "b", "c"], 10_000);
         c.failover.as_mut().unwrap().former_lsn = Some(Lsn(100 << 20));
         let watch = LeaseWatch::restart(&c, Instant::now());
-        let synchronous = ArbiterSettings {
+        let strict = ArbiterSettings {
             synchronous: true,
+            strict: true,
             ..settings()
         };
         assert_eq!(
-            arbitrate(&c, &synchronous, &watch, Instant::now(), UnixMillis(10_100)),
+            arbitrate(&c, &strict, &watch, Instant::now(), UnixMillis(10_100)),
             None,
-            "a normal cluster in synchronous mode promotes nobody without a sync record"
+            "a normal cluster in strict mode promotes nobody without a sync record"
         );
         let standby = ArbiterSettings {
             standby_cluster: true,
-            ..synchronous
+            ..strict
         };
         let (cmd, _) = arbitrate(&c, &standby, &watch, Instant::now(), UnixMillis(10_100)).unwrap();
         assert_eq!(
@@ -539,27 +622,108 @@ mod tests {
         );
     }
 
-    /// Strict or not: with no synchronous standby recorded for the ended generation, the
-    /// primary acknowledged commits that no standby holds (non-strict mode degrades to
-    /// asynchronous replication). Regression: the arbiter promoted the most advanced standby in
-    /// non-strict mode, and a crash benchmark lost 1,812 of 4,530 acknowledged writes when the
-    /// primary crashed while both standbys were rejoining.
+    /// Found by the simulation (seed 84): a strict-mode primary lost before it recorded its
+    /// synchronous standby left the cluster without a primary for good. Its commits were
+    /// acknowledged by some standby: once all reported, the most advanced is promoted.
     #[test]
-    fn synchronous_mode_without_a_synchronous_standby_promotes_nobody() {
-        let synchronous = ArbiterSettings {
+    fn strict_mode_without_a_synchronous_standby_waits_for_every_standby() {
+        let strict = ArbiterSettings {
             synchronous: true,
+            strict: true,
+            ..settings()
+        };
+        let partial = leaderless(&[("c", 95)], &["a", "b", "c"], 10_000);
+        let watch = LeaseWatch::restart(&partial, Instant::now());
+        assert_eq!(
+            arbitrate(
+                &partial,
+                &strict,
+                &watch,
+                Instant::now(),
+                UnixMillis(600_000)
+            ),
+            None,
+            "b has not reported: it may hold an acknowledged commit, however long it takes"
+        );
+        let c = leaderless(&[("b", 90), ("c", 95)], &["a", "b", "c"], 10_000);
+        let (cmd, reason) =
+            arbitrate(&c, &strict, &watch, Instant::now(), UnixMillis(60_000)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "c".into(),
+                ended: Generation(4)
+            }
+        );
+        assert!(reason.contains("every standby reported"), "{reason}");
+        // A member with no data (seed 84: set aside, its clone failed) is not waited for, nor
+        // an earlier primary that has not rejoined (seed 957).
+        let mut empty = partial.clone();
+        empty
+            .members
+            .get_mut(&MemberName::from("b"))
+            .unwrap()
+            .status
+            .sysid = None;
+        assert!(arbitrate(&empty, &strict, &watch, Instant::now(), UnixMillis(60_000)).is_some());
+        let mut earlier_primary = partial.clone();
+        earlier_primary
+            .members
+            .get_mut(&MemberName::from("b"))
+            .unwrap()
+            .status
+            .role = ReportedRole::Primary;
+        assert!(
+            arbitrate(
+                &earlier_primary,
+                &strict,
+                &watch,
+                Instant::now(),
+                UnixMillis(60_000)
+            )
+            .is_some()
+        );
+        // The most advanced may not be promoted (nofailover): nobody is.
+        let mut nofailover = c.clone();
+        nofailover
+            .members
+            .get_mut(&MemberName::from("c"))
+            .unwrap()
+            .tags = serde_json::from_value(serde_json::json!({"nofailover": true})).unwrap();
+        assert_eq!(
+            arbitrate(
+                &nofailover,
+                &strict,
+                &watch,
+                Instant::now(),
+                UnixMillis(60_000)
+            ),
+            None
+        );
+    }
+
+    /// Not strict, with no synchronous standby recorded for the ended generation: the primary
+    /// may have acknowledged commits that no standby holds (degraded to asynchronous
+    /// replication). Regression: the arbiter promoted the most advanced standby, and a crash
+    /// benchmark lost 1,812 of 4,530 acknowledged writes when the primary crashed while both
+    /// standbys were still rejoining.
+    #[test]
+    fn synchronous_mode_not_strict_without_a_synchronous_standby_promotes_nobody() {
+        let degraded = ArbiterSettings {
+            synchronous: true,
+            strict: false,
             ..settings()
         };
         let c = leaderless(&[("b", 90), ("c", 95)], &["a", "b", "c"], 10_000);
         let watch = LeaseWatch::restart(&c, Instant::now());
         assert_eq!(
-            arbitrate(&c, &synchronous, &watch, Instant::now(), UnixMillis(60_000)),
+            arbitrate(&c, &degraded, &watch, Instant::now(), UnixMillis(600_000)),
             None
         );
         // Asynchronous mode: the most advanced standby, losing what it lacks.
         let asynchronous = ArbiterSettings {
             synchronous: false,
-            ..synchronous
+            ..degraded
         };
         let (cmd, _) =
             arbitrate(&c, &asynchronous, &watch, Instant::now(), UnixMillis(60_000)).unwrap();

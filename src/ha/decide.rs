@@ -255,13 +255,13 @@ fn lease_holder(
             }
             Some(DbRole::Standby) if matches!(o.memory.following, Some(StreamFrom::Remote(_))) => {
                 Decision::act(
-                    vec![Action::Promote { generation }, Action::SyncSlots],
+                    promotion(o, generation),
                     "promoting the standby leader to primary: standby_cluster was removed, the \
                      cluster is no longer a standby cluster",
                 )
             }
             Some(DbRole::Standby) => Decision::act(
-                vec![Action::Promote { generation }, Action::SyncSlots],
+                promotion(o, generation),
                 "promoted self to leader by acquiring session lock",
             ),
             None => Decision::idle("waiting for postgres to report its role"),
@@ -302,6 +302,23 @@ fn lease_holder(
         }],
         format!("starting {what} after failure"),
     )
+}
+
+/// Promote the lease holder's standby. In strict synchronous mode commits are blocked at once
+/// (`*`): none may be acknowledged before a standby has it, not even in the moment before the
+/// synchronous standbys are named. Then a checkpoint, so that the new timeline is in pg_control
+/// for the members that rewind against this primary (Patroni does the same after promote).
+fn promotion(o: &Observation<'_>, generation: crate::types::Generation) -> Vec<Action> {
+    let sync = &o.settings.sync;
+    let mut actions = vec![Action::Promote { generation }];
+    if sync.mode != super::sync::SyncMode::Off && sync.strict {
+        actions.push(Action::SetSyncNames {
+            generation,
+            value: super::sync::standby_names(&super::sync::Copies::default(), sync.mode, true),
+        });
+    }
+    actions.extend([Action::Checkpoint, Action::SyncSlots]);
+    actions
 }
 
 /// Another member holds the lease: follow it.
@@ -354,7 +371,10 @@ fn follower(
         }
         DataDir::Initialized(cd) => cd,
     };
-    if o.db.state != DbState::Starting
+    // Only a running standby is restarted: a stopped one is started by the path below, which
+    // first rewinds a former primary (a restart would start its diverged data as a standby
+    // that can never stream); the request waits until it runs.
+    if is_running(o)
         && let Some(restart) = operator::restart(
             o,
             operator::restart_role(o, false),
@@ -516,7 +536,28 @@ fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Dec
     if intent.former_leader.as_ref() == Some(o.me) {
         return Decision::idle("waiting for a new leader: I was the leader whose lease ended");
     }
-    if matches!(disk, DataDir::Empty) || !is_running(o) {
+    if !is_running(o) {
+        // A stopped standby may hold the acknowledged commits the failover waits for (its
+        // report may be required): it starts in recovery, still pointed at the former primary
+        // until phase 1 detaches it, so that it can report. Found by the simulation (seed 57).
+        let former = intent.former_leader.as_ref().filter(|f| {
+            o.cluster
+                .members
+                .get(*f)
+                .is_some_and(|m| m.conn_url.is_some())
+        });
+        if let (DataDir::Initialized(cd), Some(former)) = (disk, former)
+            && cd.standby_configured
+            && o.db.state != DbState::Starting
+            && !o.settings.paused
+        {
+            return Decision::act(
+                vec![Action::Start {
+                    upstream: Some(StreamFrom::member(former)),
+                }],
+                "starting my standby to report its WAL position for the failover",
+            );
+        }
         return Decision::idle("waiting for a new leader: my database is not running");
     }
     let position = [o.db.received_lsn, o.db.replayed_lsn, o.db.wal_position]

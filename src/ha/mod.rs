@@ -8,18 +8,23 @@
 //!
 //! Must not: run commands, touch files, or cache anything between calls. What the agent must
 //! remember between ticks (when its database went down, a failed rewind) arrives in
-//! [`Memory`], kept by the runtime in `node::`.
+//! [`Memory`], kept by the runtime in `node::` and updated by the pure [`Memory::observe`] and
+//! [`Memory::remember`] from each observation and each action's [`ActionOutcome`]. The Raft
+//! leader's hand-off of Raft leadership is decided here too ([`leadership`]).
 
 pub mod arbiter;
 pub mod candidate;
 mod decide;
 pub mod divergence;
+pub mod leadership;
 pub mod operator;
+mod outcome;
 #[cfg(test)]
 mod scenarios;
 pub mod sync;
 
 pub use decide::decide;
+pub use outcome::{ActionOutcome, Produced};
 
 use std::time::Duration;
 
@@ -169,7 +174,8 @@ impl Decision {
     }
 }
 
-/// One effect for the executor. Executed in order; the first that fails ends the tick.
+/// One effect for the executor. Executed in order; the first that does not end `Done` ends the
+/// tick.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Propose `ClaimBootstrap`: the first member to commit it initialises the database.
@@ -272,4 +278,38 @@ pub enum Action {
         generation: Generation,
         value: String,
     },
+}
+
+impl Action {
+    /// A short name for logs and metrics (`tribune_actions_total{action=...}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::ClaimBootstrap => "claim_bootstrap",
+            Action::Bootstrap => "bootstrap",
+            Action::FinishBootstrap => "finish_bootstrap",
+            Action::Clone { .. } => "clone",
+            Action::Start { upstream: None } => "start_primary",
+            Action::Start { upstream: Some(_) } => "start_standby",
+            Action::Stop { .. } => "stop",
+            Action::Checkpoint => "checkpoint",
+            Action::HandOver { .. } => "hand_over",
+            Action::PassLease { .. } => "pass_lease",
+            Action::CancelSwitchover => "cancel_switchover",
+            Action::Restart { .. } => "restart",
+            Action::SkipRestart { .. } => "skip_restart",
+            Action::FinishReinit => "finish_reinit",
+            Action::Promote { .. } => "promote",
+            Action::Follow { .. } => "follow",
+            Action::Rewind { .. } => "rewind",
+            Action::SetAsideDataDir => "set_aside_data_dir",
+            Action::FencePeer { .. } => "fence_peer",
+            Action::StopStreaming { .. } => "stop_streaming",
+            Action::AckFailover { .. } => "ack_failover",
+            Action::ReleaseLease { .. } => "release_lease",
+            Action::SyncSlots => "sync_slots",
+            Action::RecordHistory { .. } => "record_history",
+            Action::SetSyncRecord { .. } => "set_sync_record",
+            Action::SetSyncNames { .. } => "set_sync_names",
+        }
+    }
 }

@@ -232,6 +232,7 @@ mod tests {
                 renewals: 1,
                 since: UnixMillis(0),
                 renewed_at: UnixMillis(0),
+                lease_ms: None,
             }),
             ..Default::default()
         };

@@ -166,6 +166,7 @@ fn cluster_state(c: Cluster) -> ClusterState {
         renewals: 3,
         since: UnixMillis(0),
         renewed_at: UnixMillis(0),
+        lease_ms: None,
     };
     match c {
         Cluster::Uninitialized => {
@@ -474,7 +475,50 @@ fn scenarios(now: Instant) -> Vec<Row> {
         )
         .lease(Lease::Valid)
         .expect(
-            vec![Action::Promote { generation: GEN }, Action::SyncSlots],
+            vec![
+                Action::Promote { generation: GEN },
+                Action::Checkpoint,
+                Action::SyncSlots,
+            ],
+            "promoted self to leader",
+        ),
+        row(
+            "in strict synchronous mode the new primary blocks commits as it is promoted",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(|s| {
+            s.sync.mode = sync::SyncMode::Quorum;
+            s.sync.strict = true;
+        })
+        .expect(
+            vec![
+                Action::Promote { generation: GEN },
+                Action::SetSyncNames {
+                    generation: GEN,
+                    value: "ANY 1 (*)".into(),
+                },
+                Action::Checkpoint,
+                Action::SyncSlots,
+            ],
+            "promoted self to leader",
+        ),
+        row(
+            "in non-strict synchronous mode the new primary names its standbys afterwards",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(|s| s.sync.mode = sync::SyncMode::On)
+        .expect(
+            vec![
+                Action::Promote { generation: GEN },
+                Action::Checkpoint,
+                Action::SyncSlots,
+            ],
             "promoted self to leader",
         ),
         row(
@@ -865,9 +909,31 @@ fn scenarios(now: Instant) -> Vec<Row> {
         )
         .expect(vec![], "I was the leader whose lease ended"),
         row(
-            "stopped standby does not start without a leader",
+            // Found by the simulation (seed 57): a stopped standby whose report the failover
+            // needed waited for a leader forever, and the failover waited for its report.
+            "a stopped standby starts, still following the former primary, to report",
             Leaderless { former: "a" },
             Disk::Standby,
+            Db::Down,
+        )
+        .seen_by("c")
+        .expect(
+            vec![start_following("a")],
+            "starting my standby to report its WAL position for the failover",
+        ),
+        row(
+            "paused: a stopped standby waits without a leader",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Down,
+        )
+        .seen_by("c")
+        .settings(|s| s.paused = true)
+        .expect(vec![], "my database is not running"),
+        row(
+            "a stopped former primary's data does not start without a leader",
+            Leaderless { former: "a" },
+            Disk::Primary(ClusterStateOnDisk::InProduction),
             Db::Down,
         )
         .seen_by("c")
@@ -984,6 +1050,21 @@ fn scenarios(now: Instant) -> Vec<Row> {
                 timeout: None,
             }],
             "restarting postgres",
+        ),
+        row(
+            // Found by the simulation (seed 3): the restart started the former primary's
+            // diverged data as a standby, which could never stream.
+            "a restart request on a stopped former primary waits for its rewind",
+            LedBy("b"),
+            Disk::Primary(ClusterStateOnDisk::ShutDown),
+            Db::Down,
+        )
+        .requests(|c| {
+            c.restarts.insert(n("a"), restart_request(None));
+        })
+        .expect(
+            vec![Action::Rewind { from: n("b") }, start_following("b")],
+            "running pg_rewind from b",
         ),
         row(
             "a reinitialised standby sets its data aside; the follower path clones it",
@@ -1235,7 +1316,11 @@ fn scenarios(now: Instant) -> Vec<Row> {
             ..Default::default()
         })
         .expect(
-            vec![Action::Promote { generation: GEN }, Action::SyncSlots],
+            vec![
+                Action::Promote { generation: GEN },
+                Action::Checkpoint,
+                Action::SyncSlots,
+            ],
             "promoting the standby leader to primary: standby_cluster was removed",
         ),
         row(
@@ -1363,6 +1448,275 @@ fn decide_scenarios() {
             failures.push(format!(
                 "{}:\n  expected {:?} / {:?}\n  got      {:?} / {:?}",
                 row.name, row.actions, row.reason, decision.actions, decision.reason
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One row of "decide, outcome, next decide": the first decision is the row's own expectation;
+/// each of its actions ends as `outcomes` says (the tick stops at the first that is not
+/// `Done`); `Memory::remember` takes the outcomes in, `then` changes what the next observation
+/// sees, and the next decision is `next`.
+struct Sequence {
+    row: Row,
+    outcomes: Vec<ActionOutcome>,
+    then: fn(&mut Row),
+    next: (Vec<Action>, &'static str),
+}
+
+fn done() -> ActionOutcome {
+    ActionOutcome::done()
+}
+
+fn failed() -> ActionOutcome {
+    ActionOutcome::Failed("refused".into())
+}
+
+fn unknown() -> ActionOutcome {
+    ActionOutcome::Unknown("timed out".into())
+}
+
+fn sequences() -> Vec<Sequence> {
+    use Cluster::*;
+    use ClusterStateOnDisk::ShutDown;
+    let rewind = || {
+        row(
+            "a former primary is rewound",
+            LedBy("b"),
+            Disk::Primary(ShutDown),
+            Db::Down,
+        )
+        .expect(
+            vec![Action::Rewind { from: n("b") }, start_following("b")],
+            "running pg_rewind from b",
+        )
+    };
+    let recreate = || {
+        (
+            vec![
+                Action::SetAsideDataDir,
+                Action::Clone {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
+            "re-creating the replica from leader (b) because it could not be rewound",
+        )
+    };
+    let follow = || {
+        row(
+            "a running standby is pointed at the new leader",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 55 },
+        )
+        .expect(
+            vec![Action::Follow {
+                upstream: member_source("b"),
+            }],
+            "changing primary_conninfo to follow new leader (b)",
+        )
+    };
+    let failover = || {
+        row(
+            "a standby fences the former primary, detaches and reports",
+            Leaderless { former: "a" },
+            Disk::Standby,
+            Db::Standby { lsn: 55 },
+        )
+        .seen_by("c")
+        .expect(
+            vec![
+                Action::FencePeer {
+                    member: n("a"),
+                    ended: GEN,
+                },
+                Action::StopStreaming { ended: GEN },
+                Action::AckFailover { ended: GEN },
+            ],
+            "reporting WAL position 0/37",
+        )
+    };
+    vec![
+        Sequence {
+            row: rewind(),
+            outcomes: vec![failed()],
+            then: |_| {},
+            next: recreate(),
+        },
+        Sequence {
+            row: rewind().memory(Memory {
+                following: Some(member_source("b")),
+                ..Memory::default()
+            }),
+            outcomes: vec![unknown()],
+            then: |_| {},
+            next: recreate(),
+        },
+        Sequence {
+            row: rewind(),
+            outcomes: vec![done(), done()],
+            then: |r| r.db = Db::Standby { lsn: 60 },
+            next: (
+                vec![],
+                "no action. I am (a), a secondary, and following a leader (b)",
+            ),
+        },
+        Sequence {
+            row: follow(),
+            outcomes: vec![done()],
+            then: |_| {},
+            next: (
+                vec![],
+                "no action. I am (a), a secondary, and following a leader (b)",
+            ),
+        },
+        Sequence {
+            row: follow(),
+            outcomes: vec![unknown()],
+            then: |_| {},
+            next: (
+                vec![Action::Follow {
+                    upstream: member_source("b"),
+                }],
+                "changing primary_conninfo to follow new leader (b)",
+            ),
+        },
+        Sequence {
+            row: failover(),
+            outcomes: vec![done(), done(), unknown()],
+            then: |_| {},
+            next: (
+                vec![Action::AckFailover { ended: GEN }],
+                "reporting WAL position 0/37",
+            ),
+        },
+        Sequence {
+            row: failover(),
+            outcomes: vec![failed()],
+            then: |_| {},
+            next: (
+                vec![
+                    Action::FencePeer {
+                        member: n("a"),
+                        ended: GEN,
+                    },
+                    Action::StopStreaming { ended: GEN },
+                    Action::AckFailover { ended: GEN },
+                ],
+                "reporting WAL position 0/37",
+            ),
+        },
+        Sequence {
+            row: failover(),
+            outcomes: vec![done(), unknown()],
+            then: |_| {},
+            next: (
+                vec![
+                    Action::StopStreaming { ended: GEN },
+                    Action::AckFailover { ended: GEN },
+                ],
+                "reporting WAL position 0/37",
+            ),
+        },
+        Sequence {
+            row: row(
+                "in pause, a switchover's old primary hands over, then rejoins as a standby",
+                LedBy("a"),
+                Disk::Primary(ClusterStateOnDisk::InProduction),
+                Db::Primary,
+            )
+            .lease(Lease::Valid)
+            .settings(|s| s.paused = true)
+            .requests(|c| c.switchover = Some(switchover_to(Some("b"), None)))
+            .expect(
+                vec![
+                    Action::Checkpoint,
+                    Action::Stop {
+                        mode: StopMode::Fast,
+                    },
+                    Action::HandOver {
+                        generation: GEN,
+                        to: n("b"),
+                    },
+                ],
+                "switching over to b",
+            ),
+            outcomes: vec![done(), done(), done()],
+            then: |r| {
+                r.cluster = LedBy("b");
+                r.disk = Disk::Primary(ShutDown);
+                r.db = Db::Down;
+                r.lease = Lease::Unconfirmed;
+                r.requests = |_| {};
+            },
+            next: (
+                vec![Action::Rewind { from: n("b") }, start_following("b")],
+                "running pg_rewind from b",
+            ),
+        },
+        Sequence {
+            row: row(
+                "a new replica is cloned from the leader and started",
+                LedBy("b"),
+                Disk::Empty,
+                Db::Down,
+            )
+            .requests(|c| {
+                c.members.get_mut(&n("b")).unwrap().status.state = DbState::Running;
+            })
+            .expect(
+                vec![
+                    Action::Clone {
+                        from: member_source("b"),
+                    },
+                    start_following("b"),
+                ],
+                "creating replica from leader (b)",
+            ),
+            outcomes: vec![done(), unknown()],
+            then: |r| {
+                r.disk = Disk::Standby;
+                r.db = Db::Standby { lsn: 50 };
+            },
+            next: (
+                vec![Action::Follow {
+                    upstream: member_source("b"),
+                }],
+                "changing primary_conninfo to follow new leader (b)",
+            ),
+        },
+    ]
+}
+
+#[test]
+fn decide_outcome_next_decide() {
+    let now = Instant::now() + Duration::from_secs(100);
+    let mut failures = Vec::new();
+    for mut seq in sequences() {
+        let first = run(&seq.row, seq.row.me, now);
+        if first.actions != seq.row.actions || !first.reason.contains(seq.row.reason) {
+            failures.push(format!(
+                "{} (first decision):\n  expected {:?} / {:?}\n  got      {:?} / {:?}",
+                seq.row.name, seq.row.actions, seq.row.reason, first.actions, first.reason
+            ));
+            continue;
+        }
+        let mut memory = seq.row.memory.clone();
+        for (action, outcome) in first.actions.iter().zip(&seq.outcomes) {
+            memory.remember(action, outcome);
+            if !outcome.is_done() {
+                break;
+            }
+        }
+        seq.row.memory = memory;
+        (seq.then)(&mut seq.row);
+        let next = run(&seq.row, seq.row.me, now);
+        if next.actions != seq.next.0 || !next.reason.contains(seq.next.1) {
+            failures.push(format!(
+                "{} (next decision):\n  expected {:?} / {:?}\n  got      {:?} / {:?}",
+                seq.row.name, seq.next.0, seq.next.1, next.actions, next.reason
             ));
         }
     }

@@ -172,12 +172,10 @@ pub fn standby_names(copies: &Copies, mode: SyncMode, strict: bool) -> String {
 }
 
 fn nosync(cluster: &ClusterState, name: &MemberName) -> bool {
-    cluster.members.get(name).is_none_or(|m| {
-        let tag = |k: &str| m.tags.get(k);
-        tag("nosync").and_then(|v| v.as_bool()) == Some(true)
-            || tag("sync_priority").and_then(|v| v.as_i64()) == Some(0)
-            || m.conn_url.is_none()
-    })
+    cluster
+        .members
+        .get(name)
+        .is_none_or(|m| m.tags.nosync() || m.conn_url.is_none())
 }
 
 /// The standbys the primary should wait for, and for how many of them.
@@ -394,10 +392,11 @@ mod tests {
     fn cluster(record: Option<(&[&str], u32)>, nosync: &[&str]) -> ClusterState {
         let mut c = ClusterState::default();
         for name in ["a", "b", "c", "d"] {
-            let mut tags = crate::state::Tags::new();
-            if nosync.contains(&name) {
-                tags.insert("nosync".into(), serde_json::json!(true));
-            }
+            let tags = if nosync.contains(&name) {
+                serde_json::from_value(serde_json::json!({"nosync": true})).unwrap()
+            } else {
+                crate::state::Tags::default()
+            };
             c.members.insert(
                 n(name),
                 Member {
@@ -651,6 +650,27 @@ mod tests {
             Case {
                 name: "nosync members are never synchronous",
                 cluster: cluster(Some((&[], 0)), &["b"]),
+                db: db(
+                    &[
+                        ("b", "streaming", "async", 10),
+                        ("c", "streaming", "async", 5),
+                    ],
+                    "",
+                ),
+                applied: None,
+                settings: on(1, false),
+                expect: names(FIRST_C),
+            },
+            Case {
+                // Regression: the configuration accepts `nosync: "on"` (Patroni's spellings),
+                // but this rule read only a JSON `true` and made such a member synchronous.
+                name: "nosync written as a string is nosync too",
+                cluster: {
+                    let mut c = cluster(Some((&[], 0)), &[]);
+                    c.members.get_mut(&n("b")).unwrap().tags =
+                        serde_json::from_value(serde_json::json!({"nosync": "on"})).unwrap();
+                    c
+                },
                 db: db(
                     &[
                         ("b", "streaming", "async", 10),

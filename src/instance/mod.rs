@@ -1,7 +1,8 @@
 //! The database instance: one trait, [`Instance`], for everything the agent does to its local
-//! database, with one adapter per engine (`postgres`, `opengauss`). `sql` (the local SQL
-//! session), `datadir` (`postmaster.pid`, setting a directory aside), `process` (running tools,
-//! writing files) and `conf` (text formats) serve both adapters.
+//! database, with one adapter per engine (`postgres`, `opengauss`), built by [`from_config`].
+//! `sql` (the local SQL session), `datadir` (`postmaster.pid`, setting a directory aside),
+//! `process` (running tools, writing files) and `conf` (text formats) serve both adapters.
+//! `fake` is the simulated database beside the trait, for tests and the simulation.
 //!
 //! The trait speaks in HA terms (start as primary or standby of an upstream, promote with a
 //! fencing generation, rejoin an upstream) rather than in `pg_ctl` terms, so that openGauss
@@ -12,6 +13,8 @@
 
 pub mod conf;
 pub mod datadir;
+pub mod fake;
+mod from_config;
 pub mod opengauss;
 pub mod postgres;
 pub mod process;
@@ -19,6 +22,8 @@ pub mod server;
 pub mod sql;
 
 use std::time::Duration;
+
+pub use from_config::{UserConfiguration, from_config, use_pg_rewind, user_configuration};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

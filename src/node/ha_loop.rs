@@ -1,9 +1,11 @@
 //! The agent loop (DESIGN section 6): observe -> `ha::decide` -> execute -> report, every
-//! `loop_wait` and at once when the leader, the failover intent or the bootstrap record changes.
+//! `loop_wait` and at once when the leader, the failover intent, the bootstrap record or an
+//! operator's request changes.
 //!
-//! Execution is sequential and idempotent; the first failed action ends the tick and the next
-//! tick observes afresh. Before any action that keeps or makes a primary the lease is checked
-//! again, because time passed since `decide` saw it (and the process may have been paused).
+//! Execution is sequential: each action ends `Done`, `Failed` or `Unknown` (the executor says
+//! which), `Memory::remember` takes the outcome in, and the first action that does not end
+//! `Done` ends the tick. After an `Unknown` the next tick comes at once, so the next action is
+//! decided on a fresh observation.
 //!
 //! Only a Raft voter decides. A node not (yet) in the Raft membership idles with a reason
 //! saying what it waits for ([`standing_reason`]): it never claims a bootstrap of its own, and
@@ -12,53 +14,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::clock::Clock;
+use super::counters::Counters;
+use super::executor::{Executor, Handles};
 use crate::config::{Config, DynamicConfig, SynchronousMode};
 use crate::ha::sync::{SyncMode, SyncSettings};
-use crate::ha::{
-    Action, HaSettings, LeaseView, Memory, Observation, StreamFrom, SyncNamesApplied, decide,
-};
-use crate::instance::{ClusterStateOnDisk, StopMode};
-use crate::instance::{DataDir, Instance, Upstream, WalSource};
+use crate::ha::{ActionOutcome, HaSettings, Memory, Observation, decide};
+use crate::instance::{DataDir, use_pg_rewind};
 use crate::node::report::{member_record, worth_reporting};
 use crate::node::view::LocalView;
-use crate::raft::{JoinState, RaftNode, Standing};
-use crate::state::{
-    ClusterState, Command, DbState, Outcome, Rejection, RestartOutcome, RestartResult,
-};
-use crate::types::{Generation, MemberName, UnixMillis};
+use crate::raft::{JoinState, Standing};
+use crate::state::{ClusterState, Command};
+use crate::types::MemberName;
 
-/// How long a stopped primary waits for the switchover target to replay its last WAL before
-/// it gives the switchover up and starts again as primary.
-const SWITCHOVER_CATCH_UP: Duration = Duration::from_secs(10);
-/// How often it checks the target's replay position meanwhile.
-const SWITCHOVER_POLL: Duration = Duration::from_millis(20);
+/// How soon the loop looks again after an action whose outcome is unknown.
+const AFTER_UNKNOWN: Duration = Duration::from_millis(100);
 
 pub struct HaLoop {
-    me: MemberName,
-    /// The local configuration, as last reloaded.
-    pub config: watch::Receiver<Arc<Config>>,
-    pub raft: RaftNode,
-    pub instance: Option<Arc<dyn Instance>>,
-    pub clock: Arc<dyn Clock>,
-    pub lease: watch::Receiver<LeaseView>,
-    pub local: watch::Sender<Arc<LocalView>>,
+    h: Handles,
+    executor: Executor,
     memory: Memory,
     last_reason: String,
-    /// The user parameters and `pg_hba` lines last given to the database.
-    conf_applied: Option<(
-        std::collections::BTreeMap<String, serde_json::Value>,
-        Vec<String>,
-    )>,
-    /// Member names the replication slots were last synchronised for.
-    slots_for: Option<Vec<MemberName>>,
-    /// The peers the instance was last told about (`Instance::set_replication_peers`).
-    peers_for: Option<Vec<Upstream>>,
 }
 
 /// The synchronous replication settings `decide` works with.
@@ -119,106 +97,57 @@ fn wake_key(s: &ClusterState) -> impl PartialEq + use<> {
 }
 
 impl HaLoop {
-    pub fn new(
-        config: watch::Receiver<Arc<Config>>,
-        raft: RaftNode,
-        instance: Option<Arc<dyn Instance>>,
-        clock: Arc<dyn Clock>,
-        lease: watch::Receiver<LeaseView>,
-        local: watch::Sender<Arc<LocalView>>,
-    ) -> Self {
-        let me = config.borrow().name.clone();
+    pub fn new(handles: Handles, counters: Counters) -> Self {
         Self {
-            me,
-            config,
-            raft,
-            instance,
-            clock,
-            lease,
-            local,
+            executor: Executor::new(handles.clone(), counters),
+            h: handles,
             memory: Memory::default(),
             last_reason: String::new(),
-            conf_applied: None,
-            slots_for: None,
-            peers_for: None,
         }
-    }
-
-    fn me(&self) -> &MemberName {
-        &self.me
     }
 
     fn local_config(&self) -> Arc<Config> {
-        self.config.borrow().clone()
+        self.h.config.borrow().clone()
     }
 
     fn dynamic(&self, cluster: &ClusterState) -> DynamicConfig {
-        let fallback = || self.config.borrow().bootstrap.dynamic.clone();
-        if cluster.config.is_null() {
-            return fallback();
-        }
-        DynamicConfig::from_json(&cluster.config).unwrap_or_else(|_| fallback())
-    }
-
-    /// Give the database the user parameters and `pg_hba` lines of the dynamic configuration
-    /// merged with the local one (local parameters win; local `pg_hba`, else the dynamic one,
-    /// else `bootstrap.pg_hba`), when they changed: Patroni applies edits of either at once.
-    async fn apply_postgresql_conf(&mut self, dynamic: &DynamicConfig) {
-        let (Some(instance), Some(local)) = (
-            self.instance.clone(),
-            self.local_config().postgresql.clone(),
-        ) else {
-            return;
-        };
-        let mut parameters = dynamic.postgresql.parameters.clone();
-        parameters.extend(local.parameters.clone());
-        let pg_hba = [
-            &local.pg_hba,
-            &dynamic.postgresql.pg_hba,
-            &self.local_config().bootstrap.pg_hba,
-        ]
-        .into_iter()
-        .find(|lines| !lines.is_empty())
-        .cloned()
-        .unwrap_or_default();
-        let wanted = (parameters, pg_hba);
-        if self.conf_applied.as_ref() == Some(&wanted) {
-            return;
-        }
-        match instance.reconfigure(&wanted.0, &wanted.1).await {
-            Ok(changed) => {
-                if changed {
-                    info!("applied changed PostgreSQL parameters or pg_hba lines");
-                }
-                self.conf_applied = Some(wanted);
-            }
-            Err(err) => warn!(error = %err, "could not apply the PostgreSQL configuration"),
-        }
+        cluster
+            .dynamic_or(&self.h.config.borrow().bootstrap.dynamic)
+            .clone()
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut states = self.raft.subscribe();
-        let mut lease = self.lease.clone();
-        let mut raft_status = self.raft.status();
+        let mut states = self.h.raft.subscribe();
+        let mut lease = self.h.lease.clone();
+        let mut raft_status = self.h.raft.status();
         loop {
-            let cluster = self.raft.state();
+            let cluster = self.h.raft.state();
             let key = wake_key(&cluster);
             let dynamic = self.dynamic(&cluster);
-            let standing = self.raft.standing();
-            match standing {
+            let standing = self.h.raft.standing();
+            let settled = match standing {
                 Standing::Voter => self.tick(&cluster, &dynamic).await,
-                other => self.stand_aside(other, &dynamic).await,
-            }
-            let deadline = tokio::time::sleep(dynamic.loop_wait);
+                other => {
+                    self.stand_aside(other, &dynamic).await;
+                    true
+                }
+            };
+            let wait = if settled {
+                dynamic.loop_wait
+            } else {
+                AFTER_UNKNOWN
+            };
+            let deadline = tokio::time::sleep(wait);
             tokio::pin!(deadline);
             loop {
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     _ = &mut deadline => break,
                     r = raft_status.changed() => {
                         if r.is_err() { return; }
                         // Added, promoted or removed: act on it at once.
-                        if self.raft.standing() != standing { break; }
+                        if self.h.raft.standing() != standing { break; }
                     }
                     r = states.changed() => {
                         if r.is_err() { return; }
@@ -237,12 +166,12 @@ impl HaLoop {
 
     /// Not a voter: say why nothing is decided, keep the view fresh, and as a learner report.
     async fn stand_aside(&mut self, standing: Standing, dynamic: &DynamicConfig) {
-        let reason = standing_reason(standing, self.me(), &self.local_config().raft.self_addr);
+        let reason = standing_reason(standing, &self.h.me, &self.local_config().raft.self_addr);
         if reason != self.last_reason {
             info!("{reason}");
         }
         self.last_reason = reason.clone();
-        let status = match &self.instance {
+        let status = match &self.h.instance {
             Some(instance) => instance.status().await,
             None => Default::default(),
         };
@@ -257,14 +186,13 @@ impl HaLoop {
         }
     }
 
-    async fn tick(&mut self, cluster: &ClusterState, dynamic: &DynamicConfig) {
-        self.apply_postgresql_conf(dynamic).await;
-        if let Some(instance) = self.instance.clone() {
-            self.sync_replication_peers(instance.as_ref(), cluster)
-                .await;
-        }
-        let now = self.clock.now();
-        let (disk, status) = match &self.instance {
+    /// One tick: observe, decide, execute, report. `false` when an action's outcome is unknown
+    /// (the next tick should come at once).
+    async fn tick(&mut self, cluster: &ClusterState, dynamic: &DynamicConfig) -> bool {
+        self.executor.apply_postgresql_conf(dynamic).await;
+        self.executor.sync_replication_peers(cluster).await;
+        let now = self.h.clock.now();
+        let (disk, status) = match &self.h.instance {
             Some(instance) => (instance.data_dir().await, instance.status().await),
             None => (Ok(DataDir::Empty), Default::default()),
         };
@@ -275,33 +203,27 @@ impl HaLoop {
                 None
             }
         };
-        let im_leader = cluster.leader_name() == Some(self.me());
-        if im_leader && status.state != DbState::Running {
-            self.memory.primary_down_since.get_or_insert(now);
-        } else {
-            self.memory.primary_down_since = None;
-        }
+        self.memory.observe(&self.h.me, cluster, &status, now);
+        let config = self.local_config();
         let settings = HaSettings {
             ttl: dynamic.ttl,
             loop_wait: dynamic.loop_wait,
             primary_start_timeout: dynamic.primary_start_timeout,
-            witness: self.instance.is_none(),
-            nofailover: self.nofailover(),
-            use_pg_rewind: self
-                .local_config()
+            witness: self.h.instance.is_none(),
+            nofailover: config.tags.nofailover(),
+            use_pg_rewind: config
                 .postgresql
                 .as_ref()
-                .and_then(|p| p.use_pg_rewind)
-                .unwrap_or(dynamic.postgresql.use_pg_rewind),
+                .is_some_and(|pg| use_pg_rewind(pg, dynamic)),
             paused: dynamic.pause,
             sync: sync_settings(dynamic),
             standby_cluster: dynamic.standby_cluster.clone(),
         };
-        let lease = *self.lease.borrow();
+        let lease = *self.h.lease.borrow();
         let decision = decide(&Observation {
-            me: self.me(),
+            me: &self.h.me,
             now,
-            wall_now: UnixMillis::now(),
+            wall_now: self.h.clock.wall_now(),
             cluster,
             settings: &settings,
             lease,
@@ -325,14 +247,31 @@ impl HaLoop {
             v.sysid = sysid.clone();
             v.activity = None;
         });
+        let mut settled = true;
         for action in &decision.actions {
-            if let Err(err) = self.execute(action, cluster).await {
-                warn!(action = ?action, error = %format!("{err:#}"), "action failed");
-                break;
+            let outcome = self
+                .executor
+                .execute(action, cluster, dynamic.loop_wait)
+                .await;
+            self.memory.remember(action, &outcome);
+            match &outcome {
+                ActionOutcome::Done(_) => continue,
+                ActionOutcome::Failed(why) => {
+                    warn!(action = ?action, error = %why, "action failed");
+                }
+                ActionOutcome::Unknown(why) => {
+                    warn!(
+                        action = ?action,
+                        error = %why,
+                        "the action's outcome is unknown; observing again before acting"
+                    );
+                    settled = false;
+                }
             }
+            break;
         }
         if !decision.actions.is_empty()
-            && let Some(instance) = &self.instance
+            && let Some(instance) = &self.h.instance
         {
             let status = instance.status().await;
             self.publish(|v| v.status = status);
@@ -342,531 +281,28 @@ impl HaLoop {
             v.last_tick = tokio::time::Instant::now();
         });
         self.report(dynamic).await;
-    }
-
-    /// Tells the instance about the other members' databases when that list changed (openGauss
-    /// lists each as a replication channel). A failure is logged and retried next tick.
-    async fn sync_replication_peers(&mut self, instance: &dyn Instance, cluster: &ClusterState) {
-        let peers: Vec<Upstream> = cluster
-            .members
-            .keys()
-            .filter(|name| *name != self.me())
-            .filter_map(|name| self.upstream(cluster, name).ok())
-            .collect();
-        if self.peers_for.as_ref() == Some(&peers) {
-            return;
-        }
-        match instance.set_replication_peers(&peers).await {
-            Ok(()) => self.peers_for = Some(peers),
-            Err(err) => warn!(error = %err, "could not update the replication peers"),
-        }
-    }
-
-    fn nofailover(&self) -> bool {
-        let config = self.local_config();
-        let t = &config.tags;
-        t.get("nofailover")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false)
-            || t.get("failover_priority").and_then(|v| v.as_i64()) == Some(0)
+        settled
     }
 
     fn publish(&self, f: impl FnOnce(&mut LocalView)) {
-        self.local.send_modify(|arc| f(Arc::make_mut(arc)));
+        self.h.local.send_modify(|arc| f(Arc::make_mut(arc)));
     }
 
     async fn report(&self, dynamic: &DynamicConfig) {
-        let cluster = self.raft.state();
-        let previous = cluster.members.get(self.me());
-        let view = self.local.borrow().clone();
-        let record = member_record(&self.local_config(), self.me(), &cluster, &view, previous);
+        let cluster = self.h.raft.state();
+        let previous = cluster.members.get(&self.h.me);
+        let view = self.h.local.borrow().clone();
+        let record = member_record(&self.local_config(), &self.h.me, &cluster, &view, previous);
         let loop_wait_ms = dynamic.loop_wait.as_millis() as u64;
-        if !worth_reporting(&record, previous, UnixMillis::now(), loop_wait_ms) {
+        if !worth_reporting(&record, previous, self.h.clock.wall_now(), loop_wait_ms) {
             return;
         }
         let command = Command::Report {
-            member: self.me().clone(),
+            member: self.h.me.clone(),
             record: Box::new(record),
         };
-        if let Err(err) = self.raft.propose(command).await {
+        if let Err(err) = self.h.raft.propose(command).await {
             debug!(error = %err, "could not publish the member report");
-        }
-    }
-
-    /// Publish a long action's state at once, so `list` and the API show it while it runs.
-    async fn announce(&self, activity: DbState, dynamic_loop_wait: Duration) {
-        self.publish(|v| v.activity = Some(activity));
-        let cluster = self.raft.state();
-        let previous = cluster.members.get(self.me());
-        let view = self.local.borrow().clone();
-        let record = member_record(&self.local_config(), self.me(), &cluster, &view, previous);
-        let command = Command::Report {
-            member: self.me().clone(),
-            record: Box::new(record),
-        };
-        let _ = tokio::time::timeout(dynamic_loop_wait, self.raft.propose(command)).await;
-    }
-
-    fn instance(&self) -> anyhow::Result<&Arc<dyn Instance>> {
-        self.instance
-            .as_ref()
-            .ok_or_else(|| anyhow!("a witness has no database"))
-    }
-
-    fn upstream(&self, cluster: &ClusterState, member: &MemberName) -> anyhow::Result<Upstream> {
-        let record = cluster
-            .members
-            .get(member)
-            .ok_or_else(|| anyhow!("{member} has not reported yet"))?;
-        let (host, port) = record
-            .host_port()
-            .ok_or_else(|| anyhow!("{member} has no database address"))?;
-        Ok(Upstream {
-            member: member.clone(),
-            host,
-            port,
-        })
-    }
-
-    /// The address of what a standby is to stream from: a member's database, or the remote.
-    fn source(&self, cluster: &ClusterState, from: &StreamFrom) -> anyhow::Result<WalSource> {
-        Ok(match from {
-            StreamFrom::Member(member) => WalSource::Member(self.upstream(cluster, member)?),
-            StreamFrom::Remote(remote) => WalSource::Remote(remote.clone()),
-        })
-    }
-
-    /// Fail unless this agent holds a valid lease for the cluster's current leader generation.
-    fn require_lease(&self) -> anyhow::Result<()> {
-        let cluster = self.raft.state();
-        let Some(leader) = cluster.leader.as_ref().filter(|l| &l.member == self.me()) else {
-            bail!("refusing to act as primary: this member does not hold the leader record");
-        };
-        if !self
-            .lease
-            .borrow()
-            .valid_for(leader.generation, self.clock.now())
-        {
-            bail!(
-                "refusing to act as primary: the lease of generation {} is not valid now",
-                leader.generation
-            );
-        }
-        Ok(())
-    }
-
-    /// The switchover's last step on the old primary, stopped cleanly: wait until `to` has
-    /// replayed past the shutdown checkpoint, so it holds every byte this primary wrote, then
-    /// hand the lease over in one committed command.
-    async fn hand_over(
-        &mut self,
-        cluster: &ClusterState,
-        generation: Generation,
-        to: &MemberName,
-    ) -> anyhow::Result<()> {
-        self.require_lease()?;
-        let instance = self.instance()?.clone();
-        let last = match instance.data_dir().await? {
-            DataDir::Initialized(cd) if cd.cluster_state == ClusterStateOnDisk::ShutDown => cd
-                .checkpoint
-                .context("pg_controldata shows no checkpoint location")?,
-            _ => bail!("the primary did not shut down cleanly; not handing over"),
-        };
-        let target = self.upstream(cluster, to)?;
-        let deadline = tokio::time::Instant::now() + SWITCHOVER_CATCH_UP;
-        loop {
-            match instance.peer_replayed_lsn(&target).await {
-                Ok(Some(replayed)) if replayed > last => break,
-                Ok(_) => {}
-                Err(err) => debug!(error = %err, "reading the switchover target's position"),
-            }
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "{to} did not replay the shutdown checkpoint at {last} within {}s",
-                    SWITCHOVER_CATCH_UP.as_secs()
-                );
-            }
-            tokio::time::sleep(SWITCHOVER_POLL).await;
-        }
-        info!(%to, %last, "the target replayed all WAL; handing the leader lease over");
-        self.give_lease(generation, to).await
-    }
-
-    /// The standby leader's switchover: stopped, it passes the lease to `to` at once (see
-    /// `Action::PassLease`).
-    async fn pass_lease(&mut self, generation: Generation, to: &MemberName) -> anyhow::Result<()> {
-        self.require_lease()?;
-        info!(%to, "the standby leader stopped; passing the leader lease");
-        self.give_lease(generation, to).await
-    }
-
-    /// Commit the hand-over of this member's lease of `generation` to `to`; this member then
-    /// rejoins as a standby (even in pause: the operator asked for it).
-    async fn give_lease(&mut self, generation: Generation, to: &MemberName) -> anyhow::Result<()> {
-        self.propose(Command::HandOver {
-            member: self.me().clone(),
-            generation,
-            to: to.clone(),
-        })
-        .await?;
-        self.memory.following = None;
-        self.memory.handed_over = true;
-        Ok(())
-    }
-
-    async fn cancel_switchover(&self) {
-        match self.raft.propose(Command::CancelSwitchover).await {
-            Ok(Outcome::Applied | Outcome::Rejected(Rejection::NoSwitchover)) => {}
-            Ok(Outcome::Rejected(r)) => warn!(rejection = %r, "could not withdraw the switchover"),
-            Err(err) => warn!(error = %err, "could not withdraw the switchover"),
-        }
-    }
-
-    /// Stop (fast) and start this member's database; a primary keeps its role and lease.
-    async fn restart(
-        &mut self,
-        cluster: &ClusterState,
-        upstream: Option<&StreamFrom>,
-        timeout: Option<Duration>,
-        loop_wait: Duration,
-    ) -> anyhow::Result<()> {
-        let instance = self.instance()?.clone();
-        if upstream.is_none() {
-            self.require_lease()?;
-        }
-        let up = upstream.map(|m| self.source(cluster, m)).transpose()?;
-        self.announce(DbState::Stopping, loop_wait).await;
-        instance.stop(StopMode::Fast).await?;
-        if upstream.is_none() {
-            self.require_lease()?;
-        }
-        self.announce(DbState::Starting, loop_wait).await;
-        let start = instance.start(up.as_ref());
-        match timeout {
-            Some(limit) => tokio::time::timeout(limit, start)
-                .await
-                .map_err(|_| anyhow!("postgres did not start within {}s", limit.as_secs()))??,
-            None => start.await?,
-        }
-        self.memory.following = upstream.cloned();
-        Ok(())
-    }
-
-    async fn propose(&self, command: Command) -> anyhow::Result<()> {
-        let kind = command.kind();
-        match self.raft.propose(command).await {
-            Ok(Outcome::Applied) => Ok(()),
-            Ok(Outcome::Rejected(r)) => bail!("{kind} was rejected: {r}"),
-            Err(err) => Err(anyhow!(err).context(format!("proposing {kind}"))),
-        }
-    }
-
-    async fn execute(&mut self, action: &Action, cluster: &ClusterState) -> anyhow::Result<()> {
-        let me = self.me().clone();
-        let loop_wait = self.dynamic(cluster).loop_wait;
-        match action {
-            Action::ClaimBootstrap => {
-                let dcs = self.local_config().bootstrap_dcs().clone();
-                self.propose(Command::ClaimBootstrap {
-                    member: me,
-                    dcs_config: dcs,
-                })
-                .await
-            }
-            Action::Bootstrap => {
-                self.announce(DbState::InitializingNewCluster, loop_wait)
-                    .await;
-                let instance = self.instance()?.clone();
-                match instance.bootstrap().await {
-                    Ok(sysid) => {
-                        self.propose(Command::FinishBootstrap { member: me, sysid })
-                            .await
-                    }
-                    Err(err) => {
-                        warn!(error = %err, "bootstrap failed; giving the claim up");
-                        if let Ok(DataDir::Initialized(_)) = instance.data_dir().await {
-                            let _ = instance.stop(crate::instance::StopMode::Immediate).await;
-                            if let Ok(path) = instance.set_aside_data_dir().await {
-                                warn!(path = %path.display(), "moved the failed data directory aside");
-                            }
-                        }
-                        self.propose(Command::AbortBootstrap { member: me }).await?;
-                        Err(anyhow!(err).context("bootstrapping a new cluster"))
-                    }
-                }
-            }
-            Action::FinishBootstrap => {
-                let instance = self.instance()?;
-                let sysid = match instance.data_dir().await? {
-                    DataDir::Initialized(cd) => cd.sysid,
-                    DataDir::Empty => bail!("the data directory is empty"),
-                };
-                self.propose(Command::FinishBootstrap { member: me, sysid })
-                    .await
-            }
-            Action::Clone { from } => {
-                let source = self.source(cluster, from)?;
-                self.announce(DbState::CreatingReplica, loop_wait).await;
-                // Fully qualified: `clone_from` is also `Clone::clone_from` on the `Arc`.
-                Instance::clone_from(self.instance()?.as_ref(), &source)
-                    .await
-                    .with_context(|| format!("creating a replica from {from}"))?;
-                self.memory.following = Some(from.clone());
-                Ok(())
-            }
-            Action::Start { upstream } => {
-                let instance = self.instance()?.clone();
-                match upstream {
-                    None => {
-                        self.require_lease()?;
-                        self.announce(DbState::Starting, loop_wait).await;
-                        instance.start(None).await?;
-                        self.memory.following = None;
-                        self.slots_for = None;
-                    }
-                    Some(from) => {
-                        let source = self.source(cluster, from)?;
-                        self.announce(DbState::Starting, loop_wait).await;
-                        instance.start(Some(&source)).await?;
-                        self.memory.following = Some(from.clone());
-                        self.memory.handed_over = false;
-                    }
-                }
-                Ok(())
-            }
-            Action::Stop { mode } => {
-                self.announce(DbState::Stopping, loop_wait).await;
-                self.instance()?.stop(*mode).await?;
-                Ok(())
-            }
-            Action::Checkpoint => {
-                self.require_lease()?;
-                self.instance()?.checkpoint().await?;
-                Ok(())
-            }
-            Action::HandOver { generation, to } => {
-                let handed = self.hand_over(cluster, *generation, to).await;
-                if handed.is_err() {
-                    // Never retried on its own: the primary starts again and the operator
-                    // asks anew.
-                    self.cancel_switchover().await;
-                }
-                handed
-            }
-            Action::PassLease { generation, to } => {
-                let passed = self.pass_lease(*generation, to).await;
-                if passed.is_err() {
-                    self.cancel_switchover().await;
-                }
-                passed
-            }
-            Action::CancelSwitchover => {
-                self.cancel_switchover().await;
-                Ok(())
-            }
-            Action::Restart {
-                requested_at,
-                upstream,
-                timeout,
-            } => {
-                let restarted = self
-                    .restart(cluster, upstream.as_ref(), *timeout, loop_wait)
-                    .await;
-                let result = match &restarted {
-                    Ok(()) => RestartResult::Restarted,
-                    Err(err) => RestartResult::Failed {
-                        reason: format!("{err:#}"),
-                    },
-                };
-                self.propose(Command::FinishRestart {
-                    member: me,
-                    outcome: RestartOutcome {
-                        requested_at: *requested_at,
-                        result,
-                    },
-                })
-                .await?;
-                restarted
-            }
-            Action::SkipRestart { requested_at } => {
-                self.propose(Command::FinishRestart {
-                    member: me,
-                    outcome: RestartOutcome {
-                        requested_at: *requested_at,
-                        result: RestartResult::ConditionsNotMet,
-                    },
-                })
-                .await
-            }
-            Action::FinishReinit => {
-                self.memory.following = None;
-                self.propose(Command::FinishReinit { member: me }).await
-            }
-            Action::Promote { generation } => {
-                self.require_lease()?;
-                let instance = self.instance()?.clone();
-                instance.promote(*generation).await?;
-                self.memory.following = None;
-                self.slots_for = None;
-                // Strict synchronous mode: no commit may be acknowledged before a standby has
-                // it, not even in the moment before the loop names the synchronous standbys.
-                let settings = sync_settings(&self.dynamic(cluster));
-                if settings.mode != SyncMode::Off && settings.strict {
-                    let block = crate::ha::sync::standby_names(
-                        &crate::ha::sync::Copies::default(),
-                        settings.mode,
-                        true,
-                    );
-                    instance.set_synchronous_standby_names(&block).await?;
-                }
-                // Others rewind against this primary: a checkpoint makes its new timeline
-                // visible in pg_control (Patroni does the same after promote).
-                if let Err(err) = instance.checkpoint().await {
-                    warn!(error = %err, "checkpoint after promotion failed");
-                }
-                Ok(())
-            }
-            Action::Follow { upstream } => {
-                let source = self.source(cluster, upstream)?;
-                self.instance()?.follow(&source).await?;
-                self.memory.following = Some(upstream.clone());
-                Ok(())
-            }
-            Action::Rewind { from } => {
-                let up = self.upstream(cluster, from)?;
-                self.announce(DbState::Rewinding, loop_wait).await;
-                match self.instance()?.rewind(&up).await {
-                    Ok(()) => {
-                        self.memory.rewind_failed = false;
-                        Ok(())
-                    }
-                    Err(err) => {
-                        self.memory.rewind_failed = true;
-                        Err(anyhow!(err).context(format!("rewinding from {from}")))
-                    }
-                }
-            }
-            Action::SetAsideDataDir => {
-                let path = self.instance()?.set_aside_data_dir().await?;
-                warn!(path = %path.display(), "moved the data directory aside");
-                self.memory.rewind_failed = false;
-                Ok(())
-            }
-            Action::FencePeer { member, ended } => {
-                let peer = self.upstream(cluster, member)?;
-                let outcome = self.instance()?.fence_peer(&peer).await?;
-                match outcome {
-                    crate::instance::PeerFence::Fenced => warn!(
-                        %member,
-                        "fenced the former primary's database over SQL: it was still writable"
-                    ),
-                    other => {
-                        info!(%member, ?other, "the former primary's database needed no fence")
-                    }
-                }
-                self.memory.fenced_after = Some(*ended);
-                Ok(())
-            }
-            Action::StopStreaming { ended } => {
-                self.instance()?.stop_replication().await?;
-                self.memory.following = None;
-                self.memory.detached_after = Some(*ended);
-                Ok(())
-            }
-            Action::AckFailover { ended } => {
-                // Read afresh: streaming has just stopped, so this position is final.
-                let status = self.instance()?.status().await;
-                let lsn = [
-                    status.received_lsn,
-                    status.replayed_lsn,
-                    status.wal_position,
-                ]
-                .into_iter()
-                .flatten()
-                .max()
-                .ok_or_else(|| anyhow!("the WAL position is unknown"))?;
-                self.publish(|v| v.status = status.clone());
-                self.propose(Command::AckFailover {
-                    member: me,
-                    ended: *ended,
-                    report: crate::state::FailoverReport {
-                        lsn,
-                        timeline: status.timeline,
-                    },
-                })
-                .await
-            }
-            Action::ReleaseLease { generation } => {
-                let last_lsn = self.local.borrow().status.wal_position;
-                self.propose(Command::ReleaseLease {
-                    member: me,
-                    generation: *generation,
-                    last_lsn,
-                })
-                .await
-            }
-            Action::SetSyncRecord {
-                generation,
-                standbys,
-                quorum,
-            } => {
-                self.propose(Command::SetSync {
-                    member: me,
-                    generation: *generation,
-                    standbys: standbys.clone(),
-                    quorum: *quorum,
-                })
-                .await
-            }
-            Action::SetSyncNames { generation, value } => {
-                self.require_lease()?;
-                let at = self
-                    .instance()?
-                    .set_synchronous_standby_names(value)
-                    .await?;
-                self.memory.sync_names_applied = at.map(|at| SyncNamesApplied {
-                    generation: *generation,
-                    value: value.clone(),
-                    at,
-                });
-                Ok(())
-            }
-            Action::RecordHistory { timeline } => {
-                let switches = self.instance()?.timeline_history(*timeline).await?;
-                let Some(last) = switches.last() else {
-                    bail!("the history file of timeline {timeline} lists no switch");
-                };
-                self.propose(Command::AddHistory {
-                    entry: crate::state::HistoryEntry {
-                        timeline: last.timeline,
-                        lsn: last.lsn,
-                        reason: last.reason.clone(),
-                        at: UnixMillis::now(),
-                        new_leader: me,
-                    },
-                })
-                .await
-            }
-            Action::SyncSlots => {
-                let use_slots = self.dynamic(cluster).postgresql.use_slots;
-                let mut names: Vec<MemberName> = if use_slots {
-                    cluster
-                        .members
-                        .iter()
-                        .filter(|(name, m)| **name != me && m.conn_url.is_some())
-                        .map(|(name, _)| name.clone())
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                names.sort();
-                if self.slots_for.as_ref() == Some(&names) {
-                    return Ok(());
-                }
-                self.instance()?.sync_replication_slots(&names).await?;
-                self.slots_for = Some(names);
-                Ok(())
-            }
         }
     }
 }

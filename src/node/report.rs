@@ -78,12 +78,10 @@ pub fn member_record(
 /// Whether the cluster is a standby cluster: `standby_cluster` in the dynamic configuration
 /// (the stored one, else `bootstrap.dcs` while none is stored).
 pub fn is_standby_cluster(config: &Config, cluster: &ClusterState) -> bool {
-    if cluster.config.is_null() {
-        return config.bootstrap.dynamic.standby_cluster.is_some();
-    }
-    crate::config::DynamicConfig::from_json(&cluster.config)
-        .map(|d| d.standby_cluster.is_some())
-        .unwrap_or_else(|_| config.bootstrap.dynamic.standby_cluster.is_some())
+    cluster
+        .dynamic_or(&config.bootstrap.dynamic)
+        .standby_cluster
+        .is_some()
 }
 
 /// Whether a new report is worth a Raft write: something an operator or the HA logic reads

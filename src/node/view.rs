@@ -54,11 +54,14 @@ impl LocalView {
 }
 
 /// Cheap handles to what the REST API reads: the local view, the lease, the local
-/// configuration as last reloaded, and the bell that asks for a reload.
+/// configuration as last reloaded, the bell that asks for a reload, and the runtime's counters.
 #[derive(Clone)]
 pub struct Views {
     pub local: watch::Receiver<Arc<LocalView>>,
     pub lease: watch::Receiver<LeaseView>,
     pub config: watch::Receiver<Arc<crate::config::Config>>,
     pub reload: Arc<tokio::sync::Notify>,
+    pub counters: super::Counters,
+    /// The lease keeper's timings and watchdog.
+    pub keeper: watch::Receiver<super::lease::KeeperView>,
 }

@@ -395,6 +395,7 @@ mod tests {
             renewals: 0,
             since: UnixMillis(0),
             renewed_at: UnixMillis(0),
+            lease_ms: None,
         });
         s.retired.insert(
             node_id_for(E),

@@ -27,6 +27,9 @@
 //! - `join`: start-up with an empty log: initialize a new cluster or wait to be added
 //!   ([`JoinState`]).
 //! - `node`: [`RaftNode`], which ties them together; [`Standing`] in the membership.
+//! - `consensus`: [`Consensus`], what the agent runtime needs of Raft, implemented by
+//!   [`RaftNode`].
+//! - `memory`: the fake beside it, an in-memory group for tests and the simulation.
 //! - `storage_tests`, `cluster_tests`: openraft's storage suite; in-process clusters.
 //!
 //! # Hazards
@@ -43,11 +46,13 @@
 //!   [`RaftNode::confirm_leadership`] before acting on it.
 
 mod change;
+mod consensus;
 mod error;
 mod join;
 mod leader;
 mod log_store;
 mod membership;
+pub mod memory;
 mod network;
 mod node;
 mod peers;
@@ -64,6 +69,7 @@ mod cluster_tests;
 #[cfg(test)]
 mod storage_tests;
 
+pub use consensus::Consensus;
 pub use error::{MembersError, ProposeError, RaftError};
 pub use join::JoinState;
 pub use membership::{MIN_VOTERS, MemberChange, RaftMember, RaftMembers, Refusal, RefusalKind};

@@ -177,16 +177,26 @@ impl RaftNode {
                 TcpIncoming::from(listener),
                 stop.clone().cancelled_owned(),
             );
+        // Raft stops only once the server has: an RPC arriving after openraft stopped is logged
+        // as an ERROR by openraft, at every stop of the agent.
+        let served = CancellationToken::new();
+        let server_done = served.clone();
         let server = tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!("the raft gRPC server failed: {e}");
             }
+            server_done.cancel();
         });
 
         let initial = RaftStatus::from_metrics(&raft.metrics().borrow_watched());
         let (status_tx, status_rx) = watch::channel(initial);
         let watcher = tokio::spawn(watch_status(raft.clone(), status_tx, stop.clone()));
-        let stopper = tokio::spawn(stop_on_cancel(raft.clone(), store.clone(), stop.clone()));
+        let stopper = tokio::spawn(stop_on_cancel(
+            raft.clone(),
+            store.clone(),
+            stop.clone(),
+            served,
+        ));
         let mut tasks = vec![server, watcher, stopper];
 
         let initialized = match raft.is_initialized().await {
@@ -499,9 +509,16 @@ async fn watch_status(raft: Raft, status: watch::Sender<RaftStatus>, stop: Cance
     }
 }
 
-/// When the token is cancelled: stop openraft, then flush the store.
-async fn stop_on_cancel(raft: Raft, store: Store, stop: CancellationToken) {
+/// When the token is cancelled: once the gRPC server has stopped (or after a grace), stop
+/// openraft, then flush the store.
+async fn stop_on_cancel(
+    raft: Raft,
+    store: Store,
+    stop: CancellationToken,
+    served: CancellationToken,
+) {
     stop.cancelled().await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, served.cancelled()).await;
     if let Err(e) = raft.shutdown().await {
         tracing::warn!("raft did not stop cleanly: {e}");
     }

@@ -79,7 +79,10 @@ async fn normal_entries_go_through_state_apply_and_are_published() {
     .await;
 
     assert!(rx.has_changed().unwrap(), "the new state was not published");
-    assert_eq!(rx.borrow().config, serde_json::json!({ "ttl": 30 }));
+    assert_eq!(
+        rx.borrow().written_config(),
+        &serde_json::json!({ "ttl": 30 })
+    );
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied, Some(log_id(1, 2)));
 
@@ -99,7 +102,10 @@ async fn normal_entries_go_through_state_apply_and_are_published() {
         })
     );
     apply(&mut sm, vec![Entry::new_normal(log_id(1, 3), finish)]).await;
-    assert_eq!(rx.borrow().config, serde_json::json!({ "ttl": 30 }));
+    assert_eq!(
+        rx.borrow().written_config(),
+        &serde_json::json!({ "ttl": 30 })
+    );
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 3)));
 }
 
@@ -136,7 +142,10 @@ async fn everything_survives_reopening_the_store() {
 
     let (tx, rx) = watch::channel(Arc::new(ClusterState::default()));
     let mut sm = StateMachine::open(&store, tx).unwrap();
-    assert_eq!(rx.borrow().config, serde_json::json!({ "ttl": 10 }));
+    assert_eq!(
+        rx.borrow().written_config(),
+        &serde_json::json!({ "ttl": 10 })
+    );
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 2)));
 }
 

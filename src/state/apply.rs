@@ -5,6 +5,13 @@ use super::{
     ClusterState, Command, FailoverIntent, Initialize, Leader, Outcome, Proposal, Rejection,
 };
 
+/// The dynamic configuration a command stores, validated: an invalid one is rejected whole.
+fn stored(written: &serde_json::Value) -> Result<super::StoredConfig, Rejection> {
+    super::StoredConfig::parse(written.clone()).map_err(|err| Rejection::InvalidConfig {
+        reason: err.to_string(),
+    })
+}
+
 /// Apply one committed proposal. A rejected command leaves the state exactly as it was.
 pub fn apply(state: &mut ClusterState, proposal: &Proposal) -> Outcome {
     match apply_command(state, proposal) {
@@ -31,13 +38,18 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                     leader: leader.member.clone(),
                 });
             }
+            // Validated before anything changes: a rejected command leaves the state as it was.
+            let seeded = match state.config {
+                None => Some(stored(dcs_config)?),
+                Some(_) => None,
+            };
             state.initialize = Some(Initialize {
                 by: member.clone(),
                 sysid: None,
                 at,
             });
-            if state.config.is_null() {
-                state.config = dcs_config.clone();
+            if seeded.is_some() {
+                state.config = seeded;
             }
             lead_next_generation(state, member, at);
             Ok(())
@@ -84,10 +96,15 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             state.members.insert(member.clone(), record);
             Ok(())
         }
-        Command::RenewLease { member, generation } => {
+        Command::RenewLease {
+            member,
+            generation,
+            lease_ms,
+        } => {
             let leader = held_lease(state, member, *generation)?;
             leader.renewals += 1;
             leader.renewed_at = at;
+            leader.lease_ms = *lease_ms;
             Ok(())
         }
         Command::ReleaseLease {
@@ -187,10 +204,13 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             Ok(())
         }
         Command::SetConfig { config, expected } => {
-            if expected.as_ref().is_some_and(|e| *e != state.config) {
+            if expected
+                .as_ref()
+                .is_some_and(|e| e != state.written_config())
+            {
                 return Err(Rejection::ConfigChanged);
             }
-            state.config = config.clone();
+            state.config = Some(stored(config)?);
             Ok(())
         }
         Command::RemoveMember { member } => {
@@ -348,6 +368,7 @@ fn lead_next_generation(
         renewals: 0,
         since: at,
         renewed_at: at,
+        lease_ms: None,
     });
     state.failover = None;
     state.switchover = None;
@@ -462,7 +483,7 @@ mod tests {
         let mut s = bootstrapped("a");
         assert_eq!(s.leader_name(), Some(&name("a")));
         assert_eq!(s.generation, Generation(1));
-        assert_eq!(s.config, serde_json::json!({"ttl": 30}));
+        assert_eq!(s.written_config(), &serde_json::json!({"ttl": 30}));
         let second = run(
             &mut s,
             3,
@@ -475,7 +496,72 @@ mod tests {
             second,
             Outcome::Rejected(Rejection::AlreadyInitialized { by: name("a") })
         );
-        assert_eq!(s.config, serde_json::json!({"ttl": 30}));
+        assert_eq!(s.written_config(), &serde_json::json!({"ttl": 30}));
+    }
+
+    #[test]
+    fn the_dynamic_configuration_is_validated_when_committed() {
+        let mut s = bootstrapped("a");
+        assert_eq!(s.dynamic_or(&Default::default()).ttl.as_secs(), 30);
+        let before = s.clone();
+        let invalid = run(
+            &mut s,
+            3,
+            Command::SetConfig {
+                config: serde_json::json!({"ttl": 5, "loop_wait": 10}),
+                expected: None,
+            },
+        );
+        assert!(
+            matches!(&invalid, Outcome::Rejected(Rejection::InvalidConfig { reason }) if reason.contains("ttl")),
+            "{invalid:?}"
+        );
+        assert_eq!(s, before, "a rejected configuration changes nothing");
+        let valid = run(
+            &mut s,
+            4,
+            Command::SetConfig {
+                config: serde_json::json!({"ttl": 6, "custom": true}),
+                expected: Some(serde_json::json!({"ttl": 30})),
+            },
+        );
+        assert!(valid.is_applied());
+        assert_eq!(s.dynamic_or(&Default::default()).ttl.as_secs(), 6);
+        assert_eq!(
+            s.written_config(),
+            &serde_json::json!({"ttl": 6, "custom": true})
+        );
+        // A bootstrap claim with an invalid bootstrap.dcs stores nothing and leads nobody.
+        let mut fresh = ClusterState::default();
+        let claim = run(
+            &mut fresh,
+            1,
+            Command::ClaimBootstrap {
+                member: name("a"),
+                dcs_config: serde_json::json!({"ttl": "soon"}),
+            },
+        );
+        assert!(!claim.is_applied());
+        assert_eq!(fresh, ClusterState::default());
+    }
+
+    /// A state written before the configuration was typed (`config` as plain JSON, `null` before
+    /// bootstrap) decodes as it was, and encodes back to the same JSON.
+    #[test]
+    fn a_state_of_the_previous_version_decodes_unchanged() {
+        for config in [
+            serde_json::Value::Null,
+            serde_json::json!({"ttl": 30, "loop_wait": 10, "retry_timeout": 10, "slots": {}}),
+        ] {
+            let old = serde_json::json!({
+                "initialize": null, "members": {}, "leader": null, "generation": 0,
+                "failover": null, "config": config, "history": []
+            });
+            let state: ClusterState = serde_json::from_value(old).unwrap();
+            assert_eq!(state.written_config(), &config);
+            let again = serde_json::to_value(&state).unwrap();
+            assert_eq!(again["config"], config);
+        }
     }
 
     #[test]
@@ -529,6 +615,7 @@ mod tests {
                 &mut s,
                 10,
                 Command::RenewLease {
+                    lease_ms: None,
                     member: name("a"),
                     generation: Generation(1)
                 }
@@ -542,6 +629,7 @@ mod tests {
                 &mut s,
                 11,
                 Command::RenewLease {
+                    lease_ms: None,
                     member: name(m),
                     generation: Generation(g),
                 },
@@ -561,6 +649,7 @@ mod tests {
             &mut s,
             10,
             Command::RenewLease {
+                lease_ms: None,
                 member: name("a"),
                 generation: Generation(1),
             },

@@ -4,12 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Tags;
 use crate::types::{Generation, Lsn, Timeline, UnixMillis};
-
-/// Tags as configured (`nofailover`, `failover_priority`, `noloadbalance`, `clonefrom`,
-/// `replicatefrom`, `nosync`, custom keys). Kept as JSON values: custom tags may be any type and
-/// the REST API shows them as written.
-pub type Tags = BTreeMap<String, serde_json::Value>;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Member {
@@ -28,34 +24,14 @@ pub struct Member {
 }
 
 impl Member {
-    fn tag_bool(&self, key: &str) -> bool {
-        match self.tags.get(key) {
-            Some(serde_json::Value::Bool(b)) => *b,
-            Some(serde_json::Value::String(s)) => {
-                matches!(s.to_ascii_lowercase().as_str(), "true" | "on" | "yes" | "1")
-            }
-            _ => false,
-        }
-    }
-
     /// `nofailover: true` or `failover_priority: 0`.
     pub fn nofailover(&self) -> bool {
-        self.tag_bool("nofailover") || self.failover_priority() == 0
+        self.tags.nofailover()
     }
 
     /// Patroni's `failover_priority` tag (default 1; 0 means never promote).
-    pub fn failover_priority(&self) -> i64 {
-        if self.tag_bool("nofailover") {
-            return 0;
-        }
-        self.tags
-            .get("failover_priority")
-            .and_then(|v| v.as_i64())
-            .unwrap_or(1)
-    }
-
-    pub fn noloadbalance(&self) -> bool {
-        self.tag_bool("noloadbalance")
+    pub fn failover_priority(&self) -> u64 {
+        self.tags.failover_priority()
     }
 
     /// The furthest WAL position this member is known to hold.

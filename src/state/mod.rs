@@ -11,14 +11,18 @@
 //! a command is still valid against the state it lands on.
 
 mod apply;
+mod config;
 mod member;
 mod requests;
+mod tags;
 
 pub use apply::apply;
-pub use member::{DbState, Member, MemberStatus, ParamChange, ReportedRole, Tags};
+pub use config::StoredConfig;
+pub use member::{DbState, Member, MemberStatus, ParamChange, ReportedRole};
 pub use requests::{
     ReinitRequest, RestartOutcome, RestartRequest, RestartResult, RestartRole, SwitchoverRequest,
 };
+pub use tags::Tags;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,8 +43,10 @@ pub struct ClusterState {
     /// Open while the cluster has no leader after one was lost: which members have stopped
     /// following the old primary and how far they got (DESIGN section 5, phase 1).
     pub failover: Option<FailoverIntent>,
-    /// The dynamic configuration (Patroni's `/config` key), kept as the JSON operators wrote.
-    pub config: serde_json::Value,
+    /// The dynamic configuration (Patroni's `/config` key), validated and typed when it was
+    /// committed; `None` (written `null`) until the bootstrap claim seeds it.
+    #[serde(default)]
+    pub config: Option<StoredConfig>,
     /// Timeline switches (Patroni's `/history` key).
     pub history: Vec<HistoryEntry>,
     /// The standbys known to hold every acknowledged commit (Patroni's `/sync` key).
@@ -78,6 +84,21 @@ impl ClusterState {
         self.leader
             .as_ref()
             .is_some_and(|l| &l.member == member && l.generation == generation)
+    }
+
+    /// The dynamic configuration every agent runs with: the committed one, or, while none is
+    /// committed yet (before the bootstrap claim), this agent's own `bootstrap.dcs`.
+    pub fn dynamic_or<'a>(
+        &'a self,
+        bootstrap: &'a crate::config::DynamicConfig,
+    ) -> &'a crate::config::DynamicConfig {
+        self.config.as_ref().map_or(bootstrap, StoredConfig::typed)
+    }
+
+    /// The committed dynamic configuration as written (`null` while none is).
+    pub fn written_config(&self) -> &serde_json::Value {
+        static NONE: serde_json::Value = serde_json::Value::Null;
+        self.config.as_ref().map_or(&NONE, StoredConfig::written)
     }
 
     /// The system identifier of the cluster's database, once bootstrap finished.
@@ -159,6 +180,11 @@ pub struct Leader {
     pub renewals: u64,
     pub since: UnixMillis,
     pub renewed_at: UnixMillis,
+    /// The lease duration (`ttl`, ms) the primary assumed when it sent its last renewal; the
+    /// Raft leader waits at least this long before expiring it, even after `ttl` was lowered
+    /// (absent in records of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,10 +242,12 @@ pub enum Command {
         member: MemberName,
         record: Box<Member>,
     },
-    /// The primary keeps its lease (CAS on generation).
+    /// The primary keeps its lease (CAS on generation), assuming it lasts `lease_ms`.
     RenewLease {
         member: MemberName,
         generation: Generation,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease_ms: Option<u64>,
     },
     /// The primary gives its lease up (shutdown, switchover), with its final WAL position.
     ReleaseLease {
@@ -384,6 +412,8 @@ pub enum Rejection {
     ClusterRemoved,
     #[error("the configuration was changed concurrently")]
     ConfigChanged,
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig { reason: String },
     #[error("leader name does not match")]
     LeaderMismatch,
     #[error("the cluster has no leader")]

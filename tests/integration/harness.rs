@@ -289,9 +289,9 @@ pub struct Options {
     pub synchronous_mode: &'static str,
     pub synchronous_mode_strict: bool,
     pub synchronous_node_count: u32,
-    /// `watchdog: mode: required` on a stand-in device file (`<node>/watchdog`), never a real
-    /// device.
-    pub stand_in_watchdog: bool,
+    /// `watchdog: {mode: required, driver: testing}` (Patroni's in-memory stand-in, shown by
+    /// `/metrics`), never a real device.
+    pub testing_watchdog: bool,
     pub database: Database,
     /// The last octet of the first node's loopback address (the next nodes count up).
     pub first_ip: u8,
@@ -311,7 +311,7 @@ impl Default for Options {
             synchronous_mode: "false",
             synchronous_mode_strict: false,
             synchronous_node_count: 1,
-            stand_in_watchdog: false,
+            testing_watchdog: false,
             database: Database::Postgres,
             first_ip: 11,
             scope: "itest",
@@ -466,12 +466,8 @@ log:
             strict = options.synchronous_mode_strict,
             sync_count = options.synchronous_node_count,
             extra_dcs = options.extra_dcs,
-            watchdog = if options.stand_in_watchdog && !witness {
-                fs::write(node.dir.join("watchdog"), b"").unwrap();
-                format!(
-                    "watchdog:\n  mode: required\n  device: {}/watchdog\n  safety_margin: 1",
-                    node.dir.display()
-                )
+            watchdog = if options.testing_watchdog && !witness {
+                "watchdog:\n  mode: required\n  driver: testing\n  safety_margin: 1".to_owned()
             } else {
                 // Never arm a real /dev/watchdog from a test: kill -9 would reset the host.
                 "watchdog:\n  mode: off".to_owned()
@@ -534,6 +530,13 @@ log:
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             let _ = child.wait();
         }
+    }
+
+    /// SIGTERM the agent, as an operator or systemd stops it, and return how it exited.
+    pub fn stop_with_status(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut child = self.nodes[i].child.take().expect("the agent is running");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("signal the agent");
+        child.wait().expect("wait for the agent")
     }
 
     /// kill -9 the agent and its postmaster: a host crash as far as the cluster can tell.

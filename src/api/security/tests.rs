@@ -172,6 +172,8 @@ impl Server {
             lease,
             config: live_config,
             reload: Arc::new(tokio::sync::Notify::new()),
+            counters: Default::default(),
+            keeper: watch::channel(Default::default()).1,
         };
         let state = ApiState::new(config, raft.clone(), views);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

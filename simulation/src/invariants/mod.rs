@@ -1,0 +1,34 @@
+//! The invariants, one per file, checked after every step of a schedule (and the promotion
+//! events the simulated databases record between steps). Each keeps what it needs to remember
+//! between checks and says what went wrong in one sentence.
+
+mod acked_commits_kept;
+mod convergence;
+mod fenced_before_promotion;
+mod generations_rise;
+mod single_writer;
+
+pub use acked_commits_kept::AckedCommitsKept;
+pub use convergence::converged;
+pub use fenced_before_promotion::FencedBeforePromotion;
+pub use generations_rise::GenerationsRise;
+pub use single_writer::SingleWriter;
+
+use crate::cluster::SimCluster;
+
+/// An invariant checked after every step.
+pub trait Invariant {
+    fn name(&self) -> &'static str;
+    /// `Err` with what went wrong.
+    fn check(&mut self, cluster: &SimCluster) -> Result<(), String>;
+}
+
+/// Every invariant checked after every step, for a cluster with these settings.
+pub fn all(strict: bool) -> Vec<Box<dyn Invariant>> {
+    vec![
+        Box::new(SingleWriter),
+        Box::new(FencedBeforePromotion::default()),
+        Box::new(AckedCommitsKept::new(strict)),
+        Box::new(GenerationsRise::default()),
+    ]
+}

@@ -1,0 +1,159 @@
+//! How an executed action ended (DESIGN section 6) and what the agent remembers of it.
+//!
+//! The executor in `node::` performs an [`Action`] and reports an [`ActionOutcome`]: `Done`
+//! with the data the action produced, `Failed` (nothing happened, or a definite refusal), or
+//! `Unknown` (it may or may not have happened: a timeout, a lost answer). [`Memory::remember`]
+//! turns (action, outcome) into the agent's memory for the next `decide`, and
+//! [`Memory::observe`] keeps what a fresh observation says; both are pure, so the scenario table
+//! covers "decide, outcome, next decide".
+//!
+//! Must not: perform anything, or read a clock (`now` comes in).
+
+use tokio::time::Instant;
+
+use super::{Action, Memory, SyncNamesApplied};
+use crate::instance::LocalStatus;
+use crate::state::{ClusterState, DbState};
+use crate::types::{Lsn, MemberName};
+
+/// What an action produced that a later decision needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Produced {
+    #[default]
+    Nothing,
+    /// `SetSyncNames` on a running primary: the WAL position at which the server uses the
+    /// names (`None` on a standby, which only keeps them for a promotion).
+    SyncNamesAppliedAt(Option<Lsn>),
+}
+
+/// How one executed action ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionOutcome {
+    Done(Produced),
+    /// It did not happen, and the reason says why.
+    Failed(String),
+    /// It may or may not have happened: observe afresh before acting again.
+    Unknown(String),
+}
+
+impl ActionOutcome {
+    pub fn done() -> Self {
+        ActionOutcome::Done(Produced::Nothing)
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self, ActionOutcome::Done(_))
+    }
+
+    /// `Done`, `Failed` or `Unknown`, for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ActionOutcome::Done(_) => "done",
+            ActionOutcome::Failed(_) => "failed",
+            ActionOutcome::Unknown(_) => "unknown",
+        }
+    }
+}
+
+impl Memory {
+    /// What a fresh observation tells the memory: since when the lease holder's database has
+    /// not been running.
+    pub fn observe(
+        &mut self,
+        me: &MemberName,
+        cluster: &ClusterState,
+        db: &LocalStatus,
+        now: Instant,
+    ) {
+        if cluster.leader_name() == Some(me) && db.state != DbState::Running {
+            self.primary_down_since.get_or_insert(now);
+        } else {
+            self.primary_down_since = None;
+        }
+    }
+
+    /// What the agent remembers after `action` ended with `outcome`.
+    ///
+    /// `Unknown` forgets what the action may have changed (whom the database streams from), so
+    /// that the next decision, made on a fresh observation, re-applies it rather than trusting
+    /// a memory that may be wrong.
+    pub fn remember(&mut self, action: &Action, outcome: &ActionOutcome) {
+        if let Action::FinishReinit = action {
+            // The data directory was set aside before this report, whatever became of it.
+            self.following = None;
+        }
+        match outcome {
+            ActionOutcome::Done(produced) => self.remember_done(action, produced),
+            ActionOutcome::Failed(_) => {
+                if let Action::Rewind { .. } = action {
+                    // A fresh base backup replaces what could not be rewound.
+                    self.rewind_failed = true;
+                }
+            }
+            ActionOutcome::Unknown(_) => match action {
+                // An interrupted pg_rewind leaves a data directory that cannot start.
+                Action::Rewind { .. } => {
+                    self.rewind_failed = true;
+                    self.following = None;
+                }
+                Action::Clone { .. }
+                | Action::Start { .. }
+                | Action::Restart { .. }
+                | Action::Follow { .. }
+                | Action::Promote { .. }
+                | Action::StopStreaming { .. }
+                | Action::HandOver { .. }
+                | Action::PassLease { .. } => self.following = None,
+                _ => {}
+            },
+        }
+    }
+
+    fn remember_done(&mut self, action: &Action, produced: &Produced) {
+        match action {
+            Action::Clone { from } => self.following = Some(from.clone()),
+            Action::Start { upstream: None } => self.following = None,
+            Action::Start {
+                upstream: Some(from),
+            } => {
+                self.following = Some(from.clone());
+                self.handed_over = false;
+            }
+            Action::Restart { upstream, .. } => self.following = upstream.clone(),
+            Action::HandOver { .. } | Action::PassLease { .. } => {
+                self.following = None;
+                self.handed_over = true;
+            }
+            Action::FinishReinit | Action::Promote { .. } => self.following = None,
+            Action::Follow { upstream } => self.following = Some(upstream.clone()),
+            Action::Rewind { .. } => self.rewind_failed = false,
+            Action::SetAsideDataDir => self.rewind_failed = false,
+            Action::FencePeer { ended, .. } => self.fenced_after = Some(*ended),
+            Action::StopStreaming { ended } => {
+                self.following = None;
+                self.detached_after = Some(*ended);
+            }
+            Action::SetSyncNames { generation, value } => {
+                if let Produced::SyncNamesAppliedAt(at) = produced {
+                    self.sync_names_applied = at.map(|at| SyncNamesApplied {
+                        generation: *generation,
+                        value: value.clone(),
+                        at,
+                    });
+                }
+            }
+            Action::ClaimBootstrap
+            | Action::Bootstrap
+            | Action::FinishBootstrap
+            | Action::Stop { .. }
+            | Action::Checkpoint
+            | Action::CancelSwitchover
+            | Action::SkipRestart { .. }
+            | Action::AckFailover { .. }
+            | Action::ReleaseLease { .. }
+            | Action::SyncSlots
+            | Action::RecordHistory { .. }
+            | Action::SetSyncRecord { .. } => {}
+        }
+    }
+}
