@@ -17,6 +17,7 @@
 //! - [`node`]: the agent runtime: observe, decide, execute, report; the lease keeper, the
 //!   arbiter's runtime, the watchdog.
 //! - [`logging`]: log set-up from `log.level` / `log.type`.
+//! - [`pem`]: PEM certificate and key files to rustls types (REST, `tribunectl`, Raft).
 //! - [`api`]: the Patroni-compatible REST server, its security (TLS, basic auth, allowlist)
 //!   and its typed client.
 //! - [`ctl`]: `tribunectl` commands.
@@ -29,6 +30,7 @@ pub mod ha;
 pub mod instance;
 pub mod logging;
 pub mod node;
+pub mod pem;
 pub mod raft;
 pub mod state;
 pub mod timestamp;

@@ -671,7 +671,9 @@ fn bad_files_and_settings_name_the_key_and_the_file() {
     }
     assert!(matches!(
         load(&with(&cert, &encrypted)),
-        Err(SecurityError::EncryptedKey { .. })
+        Err(SecurityError::File(
+            crate::pem::PemError::EncryptedKey { .. }
+        ))
     ));
     // An encrypted key: read with its password, refused with a wrong one; a key in OpenSSL's
     // legacy encrypted format is refused with the command that converts it.
