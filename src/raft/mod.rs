@@ -17,6 +17,9 @@
 //! - `log_store`: the Raft log and vote (openraft `RaftLogStorage`).
 //! - `state_machine`: applies committed entries through `state::apply`; snapshots.
 //! - `proto`: the generated gRPC code (`proto/tribune.proto`).
+//! - `auth`: how agents authenticate each other ([`PeerAuth`]: certificates, `raft.password`,
+//!   or nothing) and the rustls configurations that enforce it.
+//! - `transport`: the gRPC port's connections both ways: TLS or plain text, limits, reload.
 //! - `peers`: one cached gRPC channel per peer, the scope header, forwarding to the leader.
 //! - `network`: openraft's client side: its RPCs over `peers`.
 //! - `service`: the gRPC server: Raft RPCs and requests forwarded to the leader.
@@ -42,6 +45,7 @@
 //! - Raft leadership is not database leadership, and a reported leader may be stale: call
 //!   [`RaftNode::confirm_leadership`] before acting on it.
 
+mod auth;
 mod change;
 mod error;
 mod join;
@@ -57,13 +61,17 @@ mod settings;
 mod state_machine;
 mod status;
 mod store;
+mod transport;
 mod type_config;
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
 mod storage_tests;
 
+pub use auth::{CertificateFiles, PeerAuth};
 pub use error::{MembersError, ProposeError, RaftError};
 pub use join::JoinState;
 pub use membership::{MIN_VOTERS, MemberChange, RaftMember, RaftMembers, Refusal, RefusalKind};
