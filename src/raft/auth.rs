@@ -124,6 +124,12 @@ impl PeerAuth {
         std::mem::discriminant(self) == std::mem::discriminant(other)
     }
 
+    /// Whether the files can be used (read, parsed, the key matching the certificate), as at
+    /// start; for `tribune --validate-config`. Blocking.
+    pub fn check(&self, scope: &str) -> Result<(), RaftError> {
+        self.load(scope).map(|_| ())
+    }
+
     /// Read the files (or derive the password's key) into rustls configurations; `None` for
     /// [`PeerAuth::Open`]. Blocking: file reads and the password's key derivation.
     pub(crate) fn load(&self, scope: &str) -> Result<Option<Arc<Credentials>>, RaftError> {
