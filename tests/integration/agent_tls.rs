@@ -16,7 +16,7 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cluster::wait_healthy;
+use crate::cluster::{create_table, wait_healthy, wait_rows};
 use crate::faults::{check_history, start_workload};
 use crate::harness::*;
 
@@ -30,6 +30,8 @@ use proto::raft_client::RaftClient;
 
 /// The REST password of these clusters, among the secrets that must never appear.
 const REST_PASSWORD: &str = "rest-pass-91c2";
+/// The `raft.password` of the password cluster.
+const RAFT_PASSWORD: &str = "raft-pass-5d1a-0be7";
 
 /// How a rogue client dials a member's Raft port.
 enum Rogue {
@@ -223,6 +225,7 @@ fn protect_rest_api(cluster: &Cluster) {
 fn secrets(cluster: &Cluster) -> Vec<String> {
     let mut secrets: Vec<String> = [
         AGENT_KEY_PASSWORD,
+        RAFT_PASSWORD,
         REST_PASSWORD,
         SUPERUSER_PASSWORD,
         "rep-secret",
@@ -627,4 +630,49 @@ async fn a_ca_rotation_one_member_at_a_time_under_writes_loses_nothing() {
             0
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raft_password_cluster_runs_and_refuses_agents_without_the_password() {
+    let client = http_client();
+    let mut cluster = Cluster::new(
+        3,
+        Options {
+            synchronous_mode: "true",
+            agent_auth: AgentAuth::Password(RAFT_PASSWORD),
+            ..Options::default()
+        },
+    );
+    cluster.start_all();
+    let p = wait_healthy(&client, &cluster, Duration::from_secs(90)).await;
+    create_table(&cluster.nodes[p]).await;
+    assert!(insert(&cluster.nodes[p], 1).await);
+    for i in 0..3 {
+        wait_rows(&cluster, i, &[1], Duration::from_secs(20)).await;
+    }
+    let before = cluster_facts(&client, &cluster.nodes).await;
+    for i in 0..3 {
+        let served = attack(&cluster.raft_addr(i), &cluster.scope, &Rogue::PlainText, "").await;
+        assert_eq!(served, 0, "plain text: {} answered", cluster.nodes[i].name);
+    }
+    // A real agent of the same scope with another password never gets in.
+    let rogue = cluster.add_node(true);
+    let config = std::fs::read_to_string(&cluster.nodes[rogue].config).unwrap();
+    std::fs::write(
+        &cluster.nodes[rogue].config,
+        config.replace(RAFT_PASSWORD, "a-guess"),
+    )
+    .unwrap();
+    cluster.start(rogue);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = cluster_facts(&client, &cluster.nodes[..3]).await;
+    assert_eq!(before, after, "an attack changed the cluster");
+    let refused = (0..3).all(|i| {
+        std::fs::read_to_string(cluster.nodes[i].log())
+            .unwrap()
+            .contains("refused a connection: TLS handshake failed")
+    });
+    assert!(refused, "the members did not refuse the rogue agent");
+    cluster.stop(rogue);
+    assert_no_secret_shown(&client, &cluster).await;
 }
