@@ -190,7 +190,13 @@ impl Security {
             }
         };
         tokio::join!(
-            connection::accept_loop(listener, app, acceptor, shutdown.clone()),
+            connection::accept_loop(
+                listener,
+                app,
+                acceptor,
+                connection::Limits::default(),
+                shutdown.clone()
+            ),
             resolving
         );
     }
