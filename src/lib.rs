@@ -36,5 +36,8 @@ pub mod state;
 pub mod timestamp;
 pub mod types;
 
+#[cfg(test)]
+pub(crate) mod fuzz;
+
 /// The version reported in `GET /patroni` (`patroni.version`) and member records.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

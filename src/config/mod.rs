@@ -33,6 +33,8 @@ mod value;
 mod watchdog;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

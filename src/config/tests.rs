@@ -11,7 +11,7 @@ use super::*;
 
 /// A Patroni configuration in the style of Patroni's own `postgres0.yml`, with a `raft:` DCS and
 /// most of the optional sections operators write.
-const PATRONI_RAFT_YML: &str = r#"
+pub(super) const PATRONI_RAFT_YML: &str = r#"
 scope: batman
 namespace: /service/
 name: postgresql0
@@ -141,7 +141,7 @@ fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 /// The smallest valid agent configuration.
-const MINIMAL: &str = r#"
+pub(super) const MINIMAL: &str = r#"
 scope: demo
 name: node1
 restapi: {listen: "*:8008", connect_address: "10.0.0.1:8008"}

@@ -69,6 +69,8 @@ mod auth_tests;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod storage_tests;
 
 pub use auth::{CertificateFiles, PeerAuth};
