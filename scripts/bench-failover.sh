@@ -3,6 +3,7 @@
 # postmaster are killed (-9) again and again. Prints each run's write unavailability (fault to
 # first acknowledged write on the new primary), then median, p95, max and the lost-write count.
 # Usage: scripts/bench-failover.sh [RUNS]   (default 20)
+# TRIBUNE_BENCH_AGENT_TLS=1 runs the agents with mutual TLS between them (=password: raft.password).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -6,6 +6,8 @@
 //! [`security`] owns the accept loop, TLS and the checks on unsafe methods around the router.
 
 pub mod client;
+#[cfg(test)]
+mod fuzz_tests;
 mod control;
 mod documents;
 pub mod health;

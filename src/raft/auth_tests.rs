@@ -489,3 +489,65 @@ fn an_encrypted_key_needs_its_password_and_errors_never_show_it() {
     assert!(!shown.contains("key-pass-123"), "{shown}");
     assert!(!format!("{:?}", PeerAuth::Password("pw-789".into())).contains("pw-789"));
 }
+
+/// The cost of peer authentication on the lease renewal's path (ignored in the normal run;
+/// `scripts/bench-tls.sh`): three in-process nodes; a follower proposes `RenewLease` commands,
+/// which it forwards to the Raft leader, which replicates them to a quorum, all over gRPC, as
+/// a primary's agent that does not lead Raft does every `loop_wait / 2`. Prints the median and
+/// p95 latency per mode; asserts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run scripts/bench-tls.sh"]
+async fn bench_renewal_latency_by_peer_authentication() {
+    let samples: usize = std::env::var("TRIBUNE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let dir = TempDir::new().unwrap();
+    let pki = Pki::new(dir.path(), "bench");
+    for mode in ["none", "raft.password", "mutual TLS"] {
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..3 {
+            let (l, a) = bind().await;
+            listeners.push(l);
+            addrs.push(a);
+        }
+        let data: Vec<TempDir> = (0..3).map(|_| TempDir::new().unwrap()).collect();
+        let mut nodes = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let auth = match mode {
+                "none" => PeerAuth::Open,
+                "raft.password" => PeerAuth::Password("bench password".into()),
+                _ => PeerAuth::Certificates(pki.member(&format!("{mode}{i}"), "127.0.0.1")),
+            };
+            nodes.push(start(&addrs, i, data[i].path(), listener, auth).await);
+        }
+        let refs: Vec<&RaftNode> = nodes.iter().collect();
+        let leader = agreed_leader(&refs).await;
+        let follower = nodes.iter().find(|n| n.node_id() != leader).unwrap();
+        let renew = || Command::RenewLease {
+            member: crate::types::MemberName::new("node0"),
+            generation: crate::types::Generation(1),
+        };
+        for _ in 0..20 {
+            follower.propose(renew()).await.unwrap();
+        }
+        let mut latencies = Vec::new();
+        for _ in 0..samples {
+            let started = std::time::Instant::now();
+            follower.propose(renew()).await.unwrap();
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "lease renewal through a follower, peers: {mode}: median {:.2} ms, p95 {:.2} ms, max {:.2} ms over {samples}",
+            at(0.5),
+            at(0.95),
+            latencies[latencies.len() - 1]
+        );
+        for node in nodes {
+            node.shutdown().await;
+        }
+    }
+}
