@@ -17,15 +17,19 @@
 //! - [`node`]: the agent runtime: observe, decide, execute, report; the lease keeper, the
 //!   arbiter's runtime, the watchdog.
 //! - [`logging`]: log set-up from `log.level` / `log.type`.
+//! - `first_bytes`: the deadline for a new connection's first bytes (REST and Raft servers).
 //! - [`pem`]: PEM certificate and key files to rustls types (REST, `tribunectl`, Raft).
 //! - [`api`]: the Patroni-compatible REST server, its security (TLS, basic auth, allowlist)
 //!   and its typed client.
 //! - [`ctl`]: `tribunectl` commands.
+//! - `fuzz` (tests only): the driver of the time-bounded fuzz harnesses (`fuzz_*` tests beside
+//!   the code they attack) and the input strategies they share.
 
 pub mod api;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub(crate) mod first_bytes;
 pub mod ha;
 pub mod instance;
 pub mod logging;

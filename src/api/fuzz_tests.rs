@@ -23,11 +23,38 @@ use crate::node::{LocalView, Views};
 use crate::raft::{RaftNode, RaftSettings};
 
 const PATHS: &[&str] = &[
-    "/", "/patroni", "/cluster", "/history", "/config", "/switchover", "/failover", "/restart",
-    "/reload", "/reinitialize", "/members", "/members/w0", "/members/%ff", "/failsafe",
-    "/liveness", "/readiness", "/metrics", "/primary", "/master", "/leader", "/replica",
-    "/read-only", "/read-write", "/standby-leader", "/health", "/sync", "/async",
-    "/quorum", "/asynchronous", "/nope", "//", "/config/../cluster",
+    "/",
+    "/patroni",
+    "/cluster",
+    "/history",
+    "/config",
+    "/switchover",
+    "/failover",
+    "/restart",
+    "/reload",
+    "/reinitialize",
+    "/members",
+    "/members/w0",
+    "/members/%ff",
+    "/failsafe",
+    "/liveness",
+    "/readiness",
+    "/metrics",
+    "/primary",
+    "/master",
+    "/leader",
+    "/replica",
+    "/read-only",
+    "/read-write",
+    "/standby-leader",
+    "/health",
+    "/sync",
+    "/async",
+    "/quorum",
+    "/asynchronous",
+    "/nope",
+    "//",
+    "/config/../cluster",
 ];
 
 fn bodies() -> Vec<Value> {
@@ -145,7 +172,10 @@ async fn fuzz_rest_requests() {
                 ));
             }
             if status.is_client_error() && raft.state() != before {
-                return Err(format!("{} {uri}: {status}, but the state changed", call.method));
+                return Err(format!(
+                    "{} {uri}: {status}, but the state changed",
+                    call.method
+                ));
             }
             Ok(())
         }

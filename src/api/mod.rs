@@ -6,10 +6,10 @@
 //! [`security`] owns the accept loop, TLS and the checks on unsafe methods around the router.
 
 pub mod client;
-#[cfg(test)]
-mod fuzz_tests;
 mod control;
 mod documents;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod health;
 mod members;
 pub mod metrics;

@@ -16,15 +16,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{CertificateFiles, PeerAuth};
+use super::cluster_tests::{agreed_leader, bind, wait_for};
 use super::leader::Op;
 use super::peers::Peers;
 use super::proto::RaftMessage;
 use super::settings::Tuning;
 use super::transport::Transport;
-use super::{NodeId, ProposeError, RaftNode, RaftSettings};
+use super::{ProposeError, RaftNode, RaftSettings};
 use crate::state::{Command, Outcome};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// A CA, and certificates it signs for 127.0.0.1 (server and client use).
 struct Pki {
@@ -86,12 +85,6 @@ fn bundle(dir: &Path, name: &str, cas: &[&Pki]) -> PathBuf {
     path
 }
 
-async fn bind() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    (listener, addr)
-}
-
 async fn start(
     addrs: &[String],
     i: usize,
@@ -113,31 +106,6 @@ async fn start(
     )
     .await
     .unwrap()
-}
-
-async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn agreed_leader(nodes: &[&RaftNode]) -> NodeId {
-    wait_for("all nodes to agree on a leader", || {
-        let leader = nodes[0].status().borrow().leader?;
-        nodes
-            .iter()
-            .all(|n| n.status().borrow().leader == Some(leader))
-            .then_some(leader)
-    })
-    .await
 }
 
 fn pause() -> Command {

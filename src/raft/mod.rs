@@ -31,6 +31,8 @@
 //!   ([`JoinState`]).
 //! - `node`: [`RaftNode`], which ties them together; [`Standing`] in the membership.
 //! - `storage_tests`, `cluster_tests`: openraft's storage suite; in-process clusters.
+//! - `auth_tests`, `fuzz_tests`: peer authentication on real sockets; the fuzz harnesses of
+//!   gRPC messages, log entries, snapshots and stores, and the regressions they found.
 //!
 //! # Hazards
 //!
@@ -42,6 +44,9 @@
 //!   added later never initializes: it waits for the leader (`join`).
 //! - A removed node's id is retired in the replicated state and never given to another node.
 //!   Its agent must be stopped: it is no longer replicated to and cannot come back.
+//! - The scope is no credential: without `PeerAuth::Certificates` or `PeerAuth::Password` any
+//!   process that reaches the port is a peer (the agent warns). Messages only a leader sends
+//!   must carry a committed vote (`service`); openraft assumes it.
 //! - Raft leadership is not database leadership, and a reported leader may be stale: call
 //!   [`RaftNode::confirm_leadership`] before acting on it.
 

@@ -43,6 +43,7 @@ use tracing::{debug, info, warn};
 
 use super::RaftError;
 use super::auth::{Credentials, PeerAuth};
+use crate::first_bytes::FirstBytes;
 
 /// Open connections the gRPC port keeps at once; a cluster needs a few per member.
 pub(crate) const MAX_CONNECTIONS: usize = 128;
@@ -131,6 +132,7 @@ async fn accept_loop(
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let refused = Arc::new(Refused::default());
     let mut refusals_logged = false;
     loop {
         let (stream, addr) = tokio::select! {
@@ -159,6 +161,7 @@ async fn accept_loop(
         let transport = transport.clone();
         let accepted = accepted.clone();
         let stop = stop.clone();
+        let refused = refused.clone();
         tokio::spawn(async move {
             let credentials = transport.current.subscribe();
             let tls = credentials.borrow().clone();
@@ -177,7 +180,17 @@ async fn accept_loop(
                             (Either::Right(tls), chain)
                         }
                         Ok(Err(e)) => {
-                            info!(peer = %addr, "raft port: refused a connection: TLS handshake failed: {e}");
+                            // At info once per address (a rogue peer retrying must not flood
+                            // the log), at debug after that.
+                            if refused.first(addr.ip()) {
+                                info!(
+                                    peer = %addr,
+                                    "raft port: refused a connection: TLS handshake failed: {e} \
+                                     (logged once per address)"
+                                );
+                            } else {
+                                debug!(peer = %addr, "raft port: refused a connection: {e}");
+                            }
                             return;
                         }
                         Err(_) => {
@@ -188,14 +201,13 @@ async fn accept_loop(
                 }
             };
             let connection = PeerConnection {
-                io,
+                io: FirstBytes::new(io, HANDSHAKE_TIMEOUT),
                 info: TcpConnectInfo {
                     local_addr: local,
                     remote_addr: Some(addr),
                 },
                 chain,
                 credentials,
-                first_bytes: Some(Box::pin(tokio::time::sleep(HANDSHAKE_TIMEOUT))),
                 _slot: slot,
             };
             let _ = accepted.send(connection).await;
@@ -203,16 +215,31 @@ async fn accept_loop(
     }
 }
 
+/// The addresses whose failed handshakes were logged; at most [`Refused::MAX`], then none is
+/// remembered any more (and every refusal is logged at debug only).
+#[derive(Default)]
+struct Refused(Mutex<std::collections::HashSet<IpAddr>>);
+
+impl Refused {
+    const MAX: usize = 1024;
+
+    /// Whether this is the first refusal of `ip` worth logging.
+    fn first(&self, ip: IpAddr) -> bool {
+        self.0
+            .lock()
+            .map(|mut seen| seen.len() < Self::MAX && seen.insert(ip))
+            .unwrap_or(false)
+    }
+}
+
 /// One accepted connection, handshaken: what tonic's server reads and writes.
 pub(crate) struct PeerConnection {
-    io: Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>,
+    io: FirstBytes<Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>>,
     info: TcpConnectInfo,
     /// The client's certificate chain (or raw public key), when TLS is on.
     chain: Option<Vec<CertificateDer<'static>>>,
     /// Changes at every reload: the peer is checked again at the next read.
     credentials: watch::Receiver<Current>,
-    /// Until the first bytes arrive: the deadline for them.
-    first_bytes: Option<Pin<Box<tokio::time::Sleep>>>,
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -259,21 +286,7 @@ impl AsyncRead for PeerConnection {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.still_admitted()?;
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Some(deadline) = this.first_bytes.as_mut() {
-            match &polled {
-                Poll::Ready(Ok(())) if buf.filled().len() > before => this.first_bytes = None,
-                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no HTTP/2 preface within the handshake timeout",
-                    )));
-                }
-                _ => {}
-            }
-        }
-        polled
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 
@@ -292,18 +305,6 @@ impl AsyncWrite for PeerConnection {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
     }
 }
 

@@ -172,7 +172,7 @@ async fn serve_connection<S>(
 {
     // hyper reads the first bytes (to tell HTTP/1 from HTTP/2) before its own header timeout
     // starts: a client that sends nothing at all is closed here.
-    let stream = FirstBytes::new(stream, limits.header_read_timeout);
+    let stream = crate::first_bytes::FirstBytes::new(stream, limits.header_read_timeout);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(peer);
         // The router is always ready and never fails (its error type is Infallible).
@@ -195,71 +195,6 @@ async fn serve_connection<S>(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     if let Err(err) = watcher.watch(connection.into_owned()).await {
         debug!(peer = %peer.addr, error = %err, "REST API: connection ended with an error");
-    }
-}
-
-/// A stream whose first bytes must arrive before a deadline; after them it is the stream.
-struct FirstBytes<S> {
-    inner: S,
-    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<S> FirstBytes<S> {
-    fn new(inner: S, limit: Duration) -> Self {
-        Self {
-            inner,
-            deadline: Some(Box::pin(tokio::time::sleep(limit))),
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        use std::task::Poll;
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Some(deadline) = this.deadline.as_mut() {
-            match &polled {
-                Poll::Ready(Ok(())) if buf.filled().len() > before => this.deadline = None,
-                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the client sent nothing",
-                    )));
-                }
-                _ => {}
-            }
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
