@@ -199,6 +199,26 @@ async fn cluster_facts(client: &reqwest::Client, nodes: &[Node]) -> Vec<Value> {
     facts
 }
 
+/// The attacks' vote carries term 1000: had one got through, a member's term would have jumped
+/// there. A spontaneous election of a loaded machine may raise the term by one or two, which
+/// is no attack's doing; membership, members and the pause flag must be exactly as before.
+fn assert_unchanged(before: &[Value], after: &[Value]) {
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(after) {
+        let (bt, at) = (
+            b["term"].as_f64().unwrap_or(0.0),
+            a["term"].as_f64().unwrap_or(0.0),
+        );
+        assert!(
+            at < 1000.0 && at <= bt + 2.0,
+            "the term went from {bt} to {at}"
+        );
+        for key in ["voters", "members", "pause"] {
+            assert_eq!(b[key], a[key], "an attack changed {key}");
+        }
+    }
+}
+
 fn tls_options() -> Options {
     Options {
         synchronous_mode: "true",
@@ -457,7 +477,7 @@ async fn rogue_agents_without_the_clusters_certificate_change_nothing() {
         "the rogue agent did not warn:\n{log}"
     );
     let after = cluster_facts(&client, &cluster.nodes[..3]).await;
-    assert_eq!(before, after, "an attack changed the cluster");
+    assert_unchanged(&before, &after);
     for i in 0..3 {
         let log = std::fs::read_to_string(cluster.nodes[i].log()).unwrap();
         assert!(
@@ -666,7 +686,7 @@ async fn a_raft_password_cluster_runs_and_refuses_agents_without_the_password() 
     cluster.start(rogue);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = cluster_facts(&client, &cluster.nodes[..3]).await;
-    assert_eq!(before, after, "an attack changed the cluster");
+    assert_unchanged(&before, &after);
     let refused = (0..3).all(|i| {
         std::fs::read_to_string(cluster.nodes[i].log())
             .unwrap()
