@@ -492,14 +492,13 @@ async fn rogue_agents_without_the_clusters_certificate_change_nothing() {
     let member = std::fs::read_to_string(cluster.nodes[0].dir.join("raft.pem")).unwrap();
     let key = std::fs::read_to_string(cluster.nodes[0].dir.join("raft.key")).unwrap();
     let key = decrypted_key(&key, AGENT_KEY_PASSWORD);
-    let served = attack(
-        &cluster.raft_addr(1),
-        &cluster.scope,
-        &Rogue::Tls(Some((member, key))),
-        &ca,
-    )
-    .await;
-    assert!(served >= 3, "a member's certificate got {served} answers");
+    // To every member, so that the Raft leader is among them and commits the pause (a
+    // follower answers a forward with where the leader is, and writes nothing).
+    for i in 0..3 {
+        let identity = Rogue::Tls(Some((member.clone(), key.clone())));
+        let served = attack(&cluster.raft_addr(i), &cluster.scope, &identity, &ca).await;
+        assert!(served >= 3, "a member's certificate got {served} answers");
+    }
     for node in &cluster.nodes[..3] {
         wait_for(
             Duration::from_secs(10),
