@@ -5,6 +5,7 @@
 # Usage: scripts/bench-failover.sh [RUNS]   (default 20)
 #        scripts/bench-failover.sh --engine opengauss [RUNS]   (openGauss: TRIBUNE_OPENGAUSS_BIN, default the
 #        6.0.2 build scripts/setup.sh unpacks; needs root, as its test suite does)
+# TRIBUNE_BENCH_AGENT_TLS=1 runs the agents with mutual TLS between them (=password: raft.password).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--engine" ]; then

@@ -31,6 +31,10 @@ cargo build --workspace --all-targets
 cargo test --workspace --lib --bins
 # 10,000 seeded fault schedules of the deterministic simulation (a couple of minutes).
 scripts/simulate.sh --schedules 10000
+# The fuzz harnesses again with a longer budget (12 s each, about 90 s in all): inputs tried per
+# target, and any failure with its minimal input and the seed that replays it.
+TRIBUNE_FUZZ_SECONDS=12 cargo test --lib fuzz_ -- --nocapture --test-threads=1 2>&1 \
+  | grep -E 'fuzz target|panicked|test result|minimal input|replay with'
 cargo test --test integration -- --test-threads=1
 if [ -n "$og_next" ]; then
   echo "test: the core openGauss tests on $og_next"

@@ -23,9 +23,13 @@
 //!   and its executor, over `Consensus`, `Instance` and the clock), the watchdog, the counters,
 //!   and `run`, which wires them to the Raft node, the REST server and the one shutdown story.
 //! - [`logging`]: log set-up from `log.level` / `log.type`.
+//! - `first_bytes`: the deadline for a new connection's first bytes (REST and Raft servers).
+//! - [`pem`]: PEM certificate and key files to rustls types (REST, `tribunectl`, Raft).
 //! - [`api`]: the Patroni-compatible REST server, its security (TLS, basic auth, allowlist)
 //!   and its typed client.
 //! - [`ctl`]: `tribunectl` commands.
+//! - `fuzz` (tests only): the driver of the time-bounded fuzz harnesses (`fuzz_*` tests beside
+//!   the code they attack) and the input strategies they share.
 //!
 //! Beside this crate: `agent/` (the `tribune` binary), `simulation/` (the deterministic
 //! simulation of whole clusters over `instance::fake` and `raft::memory`).
@@ -34,14 +38,19 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub(crate) mod first_bytes;
 pub mod ha;
 pub mod instance;
 pub mod logging;
 pub mod node;
+pub mod pem;
 pub mod raft;
 pub mod state;
 pub mod timestamp;
 pub mod types;
+
+#[cfg(test)]
+pub(crate) mod fuzz;
 
 /// The version reported in `GET /patroni` (`patroni.version`) and member records.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

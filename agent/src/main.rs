@@ -48,6 +48,13 @@ fn main() -> ExitCode {
         for key in &config.ignored_keys {
             println!("accepted but not acted on: {key}");
         }
+        if let Err(err) = tribune::raft::PeerAuth::from_config(&config.raft).check(&config.scope) {
+            eprintln!("tribune: {err}");
+            return ExitCode::FAILURE;
+        }
+        if let Some(warning) = config.raft.peer_authentication_warning(&config.scope) {
+            println!("warning: {warning}");
+        }
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }

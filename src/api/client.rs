@@ -150,7 +150,7 @@ fn build(options: &ClientOptions, system_roots: bool) -> Result<reqwest::Client,
     };
     if let Some((cert, key)) = &options.client_cert {
         let mut pem = read_pem(cert, "client certificate")?;
-        let key = crate::api::security::tls::private_key(
+        let key = crate::pem::private_key(
             "ctl.keyfile",
             key,
             options.keyfile_password.as_ref().map(|p| p.0.as_str()),
@@ -159,7 +159,7 @@ fn build(options: &ClientOptions, system_roots: bool) -> Result<reqwest::Client,
         .map_err(|e| ClientError::Build(e.to_string()))?;
         // A key in the certificate file (no `ctl.keyfile`) is there already, and stays in
         // `pem` only when it is not encrypted: rustls must not meet the encrypted copy.
-        pem = crate::api::security::tls::without_encrypted_key(pem);
+        pem = crate::pem::without_encrypted_key(pem);
         pem.extend(key.pem);
         let identity = reqwest::Identity::from_pem(&pem)
             .map_err(|e| ClientError::Build(format!("{}: {e}", cert.display())))?;

@@ -8,6 +8,8 @@
 pub mod client;
 mod control;
 mod documents;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod health;
 mod members;
 pub mod metrics;
@@ -124,8 +126,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/readiness", only_get(get(readiness)))
         .route("/metrics", only_get(get(metrics_handler)))
         .fallback(health_check)
+        // Patroni's bodies are a few hundred bytes; a larger one is refused with 413.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
+
+/// The largest request body the API reads.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// Serve until `shutdown` is cancelled, behind `security` (TLS, allowlist, credentials and
 /// extra headers; see [`security`]). Accept errors (out of descriptors) are logged and

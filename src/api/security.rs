@@ -35,8 +35,6 @@ pub(crate) mod tls;
 #[cfg(test)]
 mod tests;
 
-use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -63,27 +61,8 @@ const REALM: &str = "Basic realm=\"Patroni\"";
 /// files); the agent prints it and exits before starting anything.
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
-    #[error("{key}: cannot read {}: {error}", path.display())]
-    Unreadable {
-        key: &'static str,
-        path: PathBuf,
-        error: io::Error,
-    },
-    #[error("{key}: {}: {detail}", path.display())]
-    Invalid {
-        key: &'static str,
-        path: PathBuf,
-        detail: String,
-    },
-    #[error(
-        "{key}: {} holds an encrypted private key: set {password_key} to its password",
-        path.display()
-    )]
-    EncryptedKey {
-        key: &'static str,
-        path: PathBuf,
-        password_key: &'static str,
-    },
+    #[error(transparent)]
+    File(#[from] crate::pem::PemError),
     #[error("{key}: {message}")]
     Setting { key: String, message: String },
 }
@@ -211,7 +190,13 @@ impl Security {
             }
         };
         tokio::join!(
-            connection::accept_loop(listener, app, acceptor, shutdown.clone()),
+            connection::accept_loop(
+                listener,
+                app,
+                acceptor,
+                connection::Limits::default(),
+                shutdown.clone()
+            ),
             resolving
         );
     }

@@ -70,6 +70,11 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("RAFT_BIND_ADDR", "raft.bind_addr"),
     ("RAFT_PARTNER_ADDRS", "raft.partner_addrs"),
     ("RAFT_DATA_DIR", "raft.data_dir"),
+    ("RAFT_PASSWORD", "raft.password"),
+    ("RAFT_CERTFILE", "raft.certfile"),
+    ("RAFT_KEYFILE", "raft.keyfile"),
+    ("RAFT_KEYFILE_PASSWORD", "raft.keyfile_password"),
+    ("RAFT_CAFILE", "raft.cafile"),
     ("LOG_LEVEL", "log.level"),
 ];
 

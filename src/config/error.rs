@@ -37,9 +37,37 @@ impl ConfigError {
     }
 
     /// A key whose value has the wrong type or form.
+    /// A value of the wrong type. The value is quoted, except under a key that holds a
+    /// secret (`password`, `keyfile_password`, ...): an error message must never show one.
     pub(crate) fn wrong_type(key: impl Into<String>, expected: &str, got: &Value) -> Self {
-        Self::at(key, format!("expected {expected}, got {}", describe(got)))
+        let key = key.into();
+        let got = if is_secret_key(&key) {
+            describe_kind(got)
+        } else {
+            describe(got)
+        };
+        Self::at(key, format!("expected {expected}, got {got}"))
     }
+}
+
+/// Whether the dotted `key` names a secret (its last part mentions a password).
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    key.rsplit('.')
+        .next()
+        .is_some_and(|last| last.contains("password"))
+}
+
+/// What kind of value `v` is, without the value.
+fn describe_kind(v: &Value) -> String {
+    match v {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+    .to_owned()
 }
 
 /// How a value reads in an error message: `the string "abc"`, `the number 5`, `a list`.
@@ -57,6 +85,20 @@ pub(crate) fn describe(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_type_under_a_secret_key_never_quotes_the_value() {
+        let e = ConfigError::wrong_type("raft.password", "a string", &Value::Bool(true));
+        assert_eq!(e.message, "expected a string, got a boolean");
+        let e = ConfigError::wrong_type(
+            "postgresql.authentication.superuser.password",
+            "a string",
+            &serde_json::json!(["s3cret"]),
+        );
+        assert!(!e.to_string().contains("s3cret"));
+        let e = ConfigError::wrong_type("restapi.listen", "a string", &Value::Bool(true));
+        assert_eq!(e.message, "expected a string, got the boolean true");
+    }
 
     #[test]
     fn display_names_the_key_when_there_is_one() {

@@ -33,6 +33,8 @@ mod value;
 mod watchdog;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -218,7 +220,9 @@ impl Config {
     }
 
     /// What a reload of `reloaded` changes in this running configuration: `tags`,
-    /// `postgresql.parameters` and `postgresql.pg_hba` take effect at once; the returned keys
+    /// `postgresql.parameters`, `postgresql.pg_hba` and the Raft peers' credentials
+    /// (`raft.password`, `certfile`, `keyfile`, `keyfile_password`, `cafile`, which the caller
+    /// hands to the Raft node) take effect at once; the returned keys
     /// changed too but need a restart of the agent, so the running configuration keeps them.
     /// `bootstrap` only matters before the cluster exists and is never reported.
     pub fn reload_from(&self, reloaded: &Config) -> (Config, Vec<&'static str>) {
@@ -226,6 +230,7 @@ impl Config {
         live.tags = reloaded.tags.clone();
         // The watchdog's timeout follows its safety margin at once (see node::lease).
         live.watchdog.safety_margin = reloaded.watchdog.safety_margin;
+        live.raft.take_credentials_from(&reloaded.raft);
         if let (Some(running), Some(new)) = (&mut live.postgresql, &reloaded.postgresql) {
             running.parameters = new.parameters.clone();
             running.pg_hba = new.pg_hba.clone();
@@ -241,7 +246,7 @@ impl Config {
         compare("namespace", self.namespace == reloaded.namespace);
         compare("restapi", self.restapi == reloaded.restapi);
         compare("ctl", self.ctl == reloaded.ctl);
-        compare("raft", self.raft == reloaded.raft);
+        compare("raft", live.raft == reloaded.raft);
         compare("watchdog", live.watchdog == reloaded.watchdog);
         compare("log", self.log == reloaded.log);
         let rest_of_postgresql = reloaded.postgresql.clone().map(|mut p| {

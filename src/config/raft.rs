@@ -36,7 +36,15 @@ pub struct Raft {
     pub partner_addrs: Vec<String>,
     /// Where the Raft log and snapshots live.
     pub data_dir: PathBuf,
+    /// Patroni's key: peers prove they know it (see `raft::auth`) when no certificates are set.
     pub password: Option<String>,
+    /// Tribune's keys: this agent's certificate (chain) for both directions of every gRPC
+    /// connection, its key (default: in `certfile`, as Patroni's `restapi.keyfile`), the key's
+    /// password, and the CA bundle the other members' certificates must chain to.
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    pub keyfile_password: Option<String>,
+    pub cafile: Option<PathBuf>,
     pub heartbeat_interval: Duration,
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
@@ -50,6 +58,13 @@ impl fmt::Debug for Raft {
             .field("partner_addrs", &self.partner_addrs)
             .field("data_dir", &self.data_dir)
             .field("password", &super::restapi::redacted(&self.password))
+            .field("certfile", &self.certfile)
+            .field("keyfile", &self.keyfile)
+            .field(
+                "keyfile_password",
+                &super::restapi::redacted(&self.keyfile_password),
+            )
+            .field("cafile", &self.cafile)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("election_timeout_min", &self.election_timeout_min)
             .field("election_timeout_max", &self.election_timeout_max)
@@ -126,16 +141,74 @@ impl Raft {
                 ),
             ));
         }
+        let certfile = s.path_buf("certfile")?;
+        let keyfile = s.path_buf("keyfile")?;
+        let keyfile_password = s.string("keyfile_password")?.filter(|p| !p.is_empty());
+        let cafile = s.path_buf("cafile")?;
+        // Key settings without a certificate would leave the port open while looking closed.
+        let orphans = [
+            ("keyfile", keyfile.is_some()),
+            ("keyfile_password", keyfile_password.is_some()),
+            ("cafile", cafile.is_some()),
+        ];
+        if let Some((key, _)) = orphans.iter().find(|(_, set)| *set && certfile.is_none()) {
+            return Err(ConfigError::at(
+                s.key(key),
+                "set without raft.certfile (this agent's certificate for the other agents)",
+            ));
+        }
+        if certfile.is_some() && cafile.is_none() {
+            return Err(ConfigError::at(
+                s.key("cafile"),
+                "required with raft.certfile: the CA bundle the other members' certificates \
+                 are verified against (both directions of every connection are verified)",
+            ));
+        }
         Ok(Raft {
             self_addr,
             bind_addr,
             partner_addrs,
             data_dir,
             password: s.string("password")?.filter(|p| !p.is_empty()),
+            certfile,
+            keyfile,
+            keyfile_password,
+            cafile,
             heartbeat_interval,
             election_timeout_min,
             election_timeout_max,
         })
+    }
+}
+
+impl Raft {
+    /// Copy the keys that authenticate the peers (reloaded while the agent runs).
+    pub fn take_credentials_from(&mut self, other: &Raft) {
+        self.password = other.password.clone();
+        self.certfile = other.certfile.clone();
+        self.keyfile = other.keyfile.clone();
+        self.keyfile_password = other.keyfile_password.clone();
+        self.cafile = other.cafile.clone();
+    }
+
+    /// What the agent says once at start (and `--validate-config` prints) about how its Raft
+    /// port authenticates peers, when that deserves a warning: not at all, or a password that
+    /// the certificates make unused.
+    pub fn peer_authentication_warning(&self, scope: &str) -> Option<String> {
+        match (&self.certfile, &self.password) {
+            (None, None) => Some(format!(
+                "the Raft port {} accepts any peer that knows the scope ({scope:?}, which \
+                 GET /patroni tells anyone): set raft.certfile, raft.keyfile and raft.cafile \
+                 (mutual TLS) or raft.password",
+                self.bind_addr()
+            )),
+            (Some(_), Some(_)) => Some(
+                "raft.password is not used: raft.certfile and raft.cafile authenticate the \
+                 peers"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
     }
 }
 
@@ -185,6 +258,13 @@ mod tests {
         assert_eq!(r.partner_addrs, vec!["10.0.0.2:2222", "10.0.0.3:2222"]);
         assert_eq!(r.election_timeout_max, Duration::from_millis(1500));
         assert!(!format!("{r:?}").contains("s3cret"));
+        let r = raft(json!({
+            "self_addr": "10.0.0.1:2222", "data_dir": "/r", "certfile": "/c.pem",
+            "keyfile": "/k.pem", "keyfile_password": "kp-s3cret", "cafile": "/ca.pem"
+        }))
+        .unwrap();
+        assert_eq!(r.cafile.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert!(!format!("{r:?}").contains("kp-s3cret"));
     }
 
     #[test]
@@ -233,6 +313,26 @@ mod tests {
                 json!({"election_timeout_max": "x"}),
                 "raft.election_timeout_max",
                 "seconds",
+            ),
+            (
+                json!({"keyfile": "/k.pem"}),
+                "raft.keyfile",
+                "without raft.certfile",
+            ),
+            (
+                json!({"cafile": "/ca.pem"}),
+                "raft.cafile",
+                "without raft.certfile",
+            ),
+            (
+                json!({"keyfile_password": "x"}),
+                "raft.keyfile_password",
+                "without raft.certfile",
+            ),
+            (
+                json!({"certfile": "/c.pem"}),
+                "raft.cafile",
+                "required with raft.certfile",
             ),
         ];
         for (extra, key, needle) in cases {

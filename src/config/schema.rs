@@ -262,6 +262,11 @@ const RAFT: &[Key] = &[
     a("partner_addrs"),
     a("data_dir"),
     a("password"),
+    // Tribune only: mutual TLS between the agents.
+    a("certfile"),
+    a("keyfile"),
+    a("keyfile_password"),
+    a("cafile"),
     // Tribune only: the Raft timers.
     a("heartbeat_interval"),
     a("election_timeout_min"),

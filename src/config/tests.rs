@@ -11,7 +11,7 @@ use super::*;
 
 /// A Patroni configuration in the style of Patroni's own `postgres0.yml`, with a `raft:` DCS and
 /// most of the optional sections operators write.
-const PATRONI_RAFT_YML: &str = r#"
+pub(super) const PATRONI_RAFT_YML: &str = r#"
 scope: batman
 namespace: /service/
 name: postgresql0
@@ -141,7 +141,7 @@ fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 /// The smallest valid agent configuration.
-const MINIMAL: &str = r#"
+pub(super) const MINIMAL: &str = r#"
 scope: demo
 name: node1
 restapi: {listen: "*:8008", connect_address: "10.0.0.1:8008"}
@@ -621,10 +621,21 @@ fn the_environment_alone_can_configure_a_witness() {
             "['10.0.0.1:2222','10.0.0.2:2222']",
         ),
         ("PATRONI_RAFT_DATA_DIR", "/var/lib/tribune"),
+        ("PATRONI_RAFT_PASSWORD", "raft-pw"),
+        ("TRIBUNE_RAFT_CERTFILE", "/etc/tribune/w1.pem"),
+        ("TRIBUNE_RAFT_KEYFILE", "/etc/tribune/w1.key"),
+        ("TRIBUNE_RAFT_KEYFILE_PASSWORD", "key-pw"),
+        ("TRIBUNE_RAFT_CAFILE", "/etc/tribune/ca.pem"),
     ]);
     let c = Config::load_with_env(None, &env).unwrap();
     assert!(c.is_witness());
     assert_eq!(c.raft.partner_addrs, ["10.0.0.1:2222", "10.0.0.2:2222"]);
+    assert_eq!(c.raft.password.as_deref(), Some("raft-pw"));
+    assert_eq!(c.raft.keyfile_password.as_deref(), Some("key-pw"));
+    assert_eq!(
+        c.raft.cafile.as_deref(),
+        Some(std::path::Path::new("/etc/tribune/ca.pem"))
+    );
 }
 
 #[test]
@@ -738,6 +749,21 @@ fn a_reload_applies_tags_parameters_and_pg_hba_and_names_what_needs_a_restart() 
         "the listener stays until a restart"
     );
     assert_eq!(needs_restart, vec!["restapi"]);
+    // The Raft peers' credentials are reloaded (by the Raft node); its addresses are not.
+    let edited = PATRONI_RAFT_YML.replace(
+        "raft:\n",
+        "raft:\n  certfile: /etc/t/n.pem\n  cafile: /etc/t/ca.pem\n",
+    );
+    let reloaded = Config::from_yaml_str(&edited, &no_env).unwrap();
+    let (live, needs_restart) = running.reload_from(&reloaded);
+    assert_eq!(live.raft, reloaded.raft);
+    assert!(needs_restart.is_empty(), "{needs_restart:?}");
+    let moved = edited.replace("data_dir: /var/lib/patroni/raft", "data_dir: /srv/raft");
+    let (live, needs_restart) =
+        running.reload_from(&Config::from_yaml_str(&moved, &no_env).unwrap());
+    assert_eq!(live.raft.data_dir, running.raft.data_dir);
+    assert_eq!(live.raft.cafile, reloaded.raft.cafile);
+    assert_eq!(needs_restart, vec!["raft"]);
     // Reloading an unchanged file changes nothing.
     let (same, none) = running.reload_from(&running.clone());
     assert_eq!(same, running);

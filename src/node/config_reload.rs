@@ -3,7 +3,9 @@
 //! `postgresql.parameters`, `postgresql.pg_hba`; see `Config::reload_from`). The HA loop then
 //! reports the tags and gives the database its new configuration; keys that need a restart of
 //! the agent are named in the log and keep their running values. An invalid file changes
-//! nothing.
+//! nothing. The Raft peers' certificates, keys and CA bundle (or `raft.password`) are read
+//! again at every reload, changed paths or not (a renewed certificate replaces the file);
+//! unusable ones leave the running credentials in place.
 
 use std::sync::Arc;
 
@@ -13,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::raft::{PeerAuth, RaftNode};
 
 pub async fn run(
     config: watch::Sender<Arc<Config>>,
+    raft: RaftNode,
     bell: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
@@ -37,11 +41,11 @@ pub async fn run(
                 }
             } => {}
         }
-        reload(&config);
+        reload(&config, &raft).await;
     }
 }
 
-fn reload(config: &watch::Sender<Arc<Config>>) {
+async fn reload(config: &watch::Sender<Arc<Config>>, raft: &RaftNode) {
     let running = config.borrow().clone();
     let reloaded = match Config::load(running.source.as_deref()) {
         Ok(c) => c,
@@ -50,7 +54,17 @@ fn reload(config: &watch::Sender<Arc<Config>>) {
             return;
         }
     };
-    let (live, needs_restart) = running.reload_from(&reloaded);
+    let (mut live, needs_restart) = running.reload_from(&reloaded);
+    match raft
+        .reload_peer_auth(PeerAuth::from_config(&reloaded.raft))
+        .await
+    {
+        Ok(()) => info!("reloaded the Raft peers' credentials"),
+        Err(err) => {
+            warn!(error = %err, "the Raft peers' credentials were not reloaded; the running ones stay");
+            live.raft.take_credentials_from(&running.raft);
+        }
+    }
     if !needs_restart.is_empty() {
         warn!(
             keys = %needs_restart.join(", "),

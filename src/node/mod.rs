@@ -28,7 +28,7 @@ use tracing::{error, info, warn};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::instance::Instance;
-use crate::raft::{RaftNode, RaftSettings};
+use crate::raft::{PeerAuth, RaftNode, RaftSettings};
 use crate::state::Command;
 
 pub use counters::Counters;
@@ -81,6 +81,10 @@ pub async fn run_with_listeners(
     settings.heartbeat = config.raft.heartbeat_interval;
     settings.election_timeout_min = config.raft.election_timeout_min;
     settings.election_timeout_max = config.raft.election_timeout_max;
+    settings.auth = PeerAuth::from_config(&config.raft);
+    if let Some(warning) = config.raft.peer_authentication_warning(&config.scope) {
+        warn!("{warning}");
+    }
     let raft = RaftNode::start(settings, raft_listener, shutdown.child_token())
         .await
         .context("starting the Raft node")?;
@@ -120,8 +124,9 @@ pub async fn run_with_listeners(
 
     let t = tasks_token.clone();
     let bell = reload.clone();
+    let raft_for_reload = raft.clone();
     tasks.spawn(async move {
-        config_reload::run(config_tx, bell, t).await;
+        config_reload::run(config_tx, raft_for_reload, bell, t).await;
         "configuration reload"
     });
 

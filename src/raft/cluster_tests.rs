@@ -23,7 +23,7 @@ use crate::types::MemberName;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn bind() -> (TcpListener, String) {
+pub(super) async fn bind() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     (listener, addr)
@@ -89,7 +89,7 @@ async fn start(
 }
 
 /// Poll `check` every 20 ms until it returns `Some`, or panic after [`WAIT`].
-async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(super) async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Some(value) = check() {
@@ -104,7 +104,7 @@ async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 /// The leader every node agrees on.
-async fn agreed_leader(nodes: &[&RaftNode]) -> NodeId {
+pub(super) async fn agreed_leader(nodes: &[&RaftNode]) -> NodeId {
     wait_for("all nodes to agree on a leader", || {
         let leader = nodes[0].status().borrow().leader?;
         let agreed = nodes.iter().all(|n| {

@@ -17,6 +17,9 @@
 //! - `log_store`: the Raft log and vote (openraft `RaftLogStorage`).
 //! - `state_machine`: applies committed entries through `state::apply`; snapshots.
 //! - `proto`: the generated gRPC code (`proto/tribune.proto`).
+//! - `auth`: how agents authenticate each other ([`PeerAuth`]: certificates, `raft.password`,
+//!   or nothing) and the rustls configurations that enforce it.
+//! - `transport`: the gRPC port's connections both ways: TLS or plain text, limits, reload.
 //! - `peers`: one cached gRPC channel per peer, the scope header, forwarding to the leader.
 //! - `network`: openraft's client side: its RPCs over `peers`.
 //! - `service`: the gRPC server: Raft RPCs and requests forwarded to the leader.
@@ -31,6 +34,8 @@
 //!   [`RaftNode`].
 //! - `memory`: the fake beside it, an in-memory group for tests and the simulation.
 //! - `storage_tests`, `cluster_tests`: openraft's storage suite; in-process clusters.
+//! - `auth_tests`, `fuzz_tests`: peer authentication on real sockets; the fuzz harnesses of
+//!   gRPC messages, log entries, snapshots and stores, and the regressions they found.
 //!
 //! # Hazards
 //!
@@ -42,9 +47,13 @@
 //!   added later never initializes: it waits for the leader (`join`).
 //! - A removed node's id is retired in the replicated state and never given to another node.
 //!   Its agent must be stopped: it is no longer replicated to and cannot come back.
+//! - The scope is no credential: without `PeerAuth::Certificates` or `PeerAuth::Password` any
+//!   process that reaches the port is a peer (the agent warns). Messages only a leader sends
+//!   must carry a committed vote (`service`); openraft assumes it.
 //! - Raft leadership is not database leadership, and a reported leader may be stale: call
 //!   [`RaftNode::confirm_leadership`] before acting on it.
 
+mod auth;
 mod change;
 mod consensus;
 mod error;
@@ -62,14 +71,20 @@ mod settings;
 mod state_machine;
 mod status;
 mod store;
+mod transport;
 mod type_config;
 
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod storage_tests;
 
 pub use consensus::Consensus;
+pub use auth::{CertificateFiles, PeerAuth};
 pub use error::{MembersError, ProposeError, RaftError};
 pub use join::JoinState;
 pub use membership::{MIN_VOTERS, MemberChange, RaftMember, RaftMembers, Refusal, RefusalKind};

@@ -25,7 +25,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use super::change::{CHANGE_TIMEOUT, local_members};
 use super::join::{self, JoinState};
@@ -39,8 +38,9 @@ use super::service::RaftService;
 use super::settings::Tuning;
 use super::state_machine::StateMachine;
 use super::store::Store;
+use super::transport::Transport;
 use super::type_config::Raft;
-use super::{MembersError, NodeId, ProposeError, RaftError, RaftSettings, RaftStatus};
+use super::{MembersError, NodeId, PeerAuth, ProposeError, RaftError, RaftSettings, RaftStatus};
 use crate::state::{ClusterState, Command, Outcome};
 
 /// How long `propose` and `transfer_leadership` may take, leader election included.
@@ -51,6 +51,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// How long each task may take to stop (the gRPC server waits for open calls).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// HTTP/2 streams one connection may have open, and the size of its headers: a peer makes a
+/// few calls at once with a few short headers.
+const MAX_STREAMS: u32 = 32;
+const MAX_HEADER_LIST: u32 = 16 * 1024;
 /// openraft's default (200 ms) is too short for a snapshot on a loaded machine.
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 2000;
 
@@ -79,6 +83,7 @@ struct Inner {
     id: NodeId,
     raft: Raft,
     leader: Arc<Leader>,
+    transport: Arc<Transport>,
     store: Store,
     state: watch::Receiver<Arc<ClusterState>>,
     status: watch::Receiver<RaftStatus>,
@@ -122,6 +127,15 @@ impl RaftNode {
     ) -> Result<RaftNode, RaftError> {
         settings.validate()?;
         let id = settings.node_id();
+        // Certificates and keys are read before anything touches the disk: an unusable file
+        // refuses the start.
+        let transport = {
+            let (auth, scope) = (settings.auth.clone(), settings.scope.clone());
+            tokio::task::spawn_blocking(move || Transport::load(auth, &scope))
+                .await
+                .map_err(|e| RaftError::Start(format!("loading the credentials failed: {e}")))??
+        };
+        let transport = Arc::new(transport);
         let store = {
             let dir = settings.data_dir.clone();
             let scope = settings.scope.clone();
@@ -133,7 +147,12 @@ impl RaftNode {
         let state_machine = StateMachine::open(&store, state_tx)?;
         let log_store = LogStore::open(&store)?;
         let local_ip = listener.local_addr().ok().map(|a| a.ip());
-        let peers = Arc::new(Peers::with_local_ip(id, &settings.scope, local_ip)?);
+        let peers = Arc::new(Peers::with_local_ip(
+            id,
+            &settings.scope,
+            local_ip,
+            transport.clone(),
+        )?);
         let config = Config {
             cluster_name: settings.scope.clone(),
             heartbeat_interval: millis(settings.heartbeat),
@@ -165,18 +184,21 @@ impl RaftNode {
 
         let leader = Arc::new(Leader::new(raft.clone(), peers.clone(), state_rx.clone()));
         let stop = shutdown.child_token();
+        let incoming = transport.incoming(listener, stop.clone());
         let server = Server::builder()
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            // A slow or hostile client: few streams, small headers, per connection (the
+            // connection count and the handshake are bounded by `transport`).
+            .max_concurrent_streams(Some(MAX_STREAMS))
+            .concurrency_limit_per_connection(MAX_STREAMS as usize)
+            .http2_max_header_list_size(Some(MAX_HEADER_LIST))
             .add_service(
                 RaftServer::new(RaftService::new(leader.clone(), &settings, PROPOSE_TIMEOUT))
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             )
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener),
-                stop.clone().cancelled_owned(),
-            );
+            .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
         // Raft stops only once the server has: an RPC arriving after openraft stopped is logged
         // as an ERROR by openraft, at every stop of the agent.
         let served = CancellationToken::new();
@@ -225,6 +247,7 @@ impl RaftNode {
                 id,
                 raft,
                 leader,
+                transport,
                 store,
                 state: state_rx,
                 status: status_rx,
@@ -238,6 +261,7 @@ impl RaftNode {
             node_id = id,
             addr = %settings.self_addr,
             scope = %settings.scope,
+            peers = settings.auth.mode(),
             "raft node started"
         );
         Ok(node)
@@ -253,6 +277,19 @@ impl RaftNode {
             Done::Outcome(outcome) => Ok(outcome),
             other => Err(unexpected("a command", &other)),
         }
+    }
+
+    /// Read the peers' credentials again (`auth`'s files, or its password): new connections
+    /// use them, cached channels to the peers are replaced, and open connections from peers
+    /// the new credentials refuse are closed. Refused, changing nothing, when a file is
+    /// unusable or `auth` is another mode than the running one.
+    pub async fn reload_peer_auth(&self, auth: PeerAuth) -> Result<(), RaftError> {
+        let transport = self.inner.transport.clone();
+        tokio::task::spawn_blocking(move || transport.reload(auth))
+            .await
+            .map_err(|e| RaftError::Start(format!("reloading the credentials failed: {e}")))??;
+        self.inner.leader.peers.reset();
+        Ok(())
     }
 
     /// Add or remove a voter, on the leader wherever it is (see `change` for the steps and

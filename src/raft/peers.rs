@@ -8,7 +8,7 @@
 //! answers FAILED_PRECONDITION: that is logged once per peer (warn), not at every heartbeat.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
@@ -24,14 +24,17 @@ use super::proto::{
     MembershipRequest,
 };
 use super::store;
+use super::transport::Transport;
 use super::{NodeId, ProposeError, RaftError, node_id_for};
 
 /// Metadata key carrying the cluster scope on every call.
 pub(crate) const SCOPE_HEADER: &str = "x-tribune-scope";
 /// Metadata key marking a refusal because of the scope (other FAILED_PRECONDITIONs exist).
 const REFUSED_HEADER: &str = "x-tribune-refused";
-/// Snapshots travel whole; the state is kilobytes, this leaves a wide margin.
-pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// The largest message either way. Snapshots travel whole and the state is kilobytes; an
+/// append carries at most openraft's 300 entries of a few kilobytes. The bound also caps what
+/// one call can make the receiver buffer.
+pub(crate) const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -52,20 +55,23 @@ pub(crate) struct Peers {
     /// advertised address (what firewalls and partition tests expect), not from whatever the
     /// routing table picks.
     local_ip: Option<std::net::IpAddr>,
+    /// TLS or plain text, and the credentials (`transport`).
+    transport: Arc<Transport>,
 }
 
 impl Peers {
     #[cfg(test)]
     pub(crate) fn new(self_id: NodeId, scope: &str) -> Result<Self, RaftError> {
-        Self::with_local_ip(self_id, scope, None)
+        Self::with_local_ip(self_id, scope, None, Arc::new(Transport::open()))
     }
 
-    /// Like [`Peers::new`], with outgoing connections bound to `local_ip` (ignored when it is
-    /// the unspecified address).
+    /// Channels dialled through `transport`, with outgoing connections bound to `local_ip`
+    /// (ignored when it is the unspecified address).
     pub(crate) fn with_local_ip(
         self_id: NodeId,
         scope: &str,
         local_ip: Option<std::net::IpAddr>,
+        transport: Arc<Transport>,
     ) -> Result<Self, RaftError> {
         let scope = MetadataValue::try_from(scope).map_err(|_| {
             RaftError::InvalidSettings(format!(
@@ -78,7 +84,16 @@ impl Peers {
             channels: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashSet::new()),
             local_ip: local_ip.filter(|ip| !ip.is_unspecified()),
+            transport,
         })
+    }
+
+    /// Drop every cached channel (after the credentials were reloaded): the next call to each
+    /// peer connects anew with the current credentials; calls under way finish on the old one.
+    pub(crate) fn reset(&self) {
+        if let Ok(mut channels) = self.channels.lock() {
+            channels.clear();
+        }
     }
 
     pub(crate) fn self_id(&self) -> NodeId {
@@ -105,8 +120,7 @@ impl Peers {
                     .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
                     .keep_alive_timeout(KEEPALIVE_TIMEOUT)
                     .keep_alive_while_idle(true)
-                    .local_address(self.local_ip)
-                    .connect_lazy();
+                    .connect_with_connector_lazy(self.transport.connector(addr, self.local_ip));
                 channels.insert(addr.to_string(), channel.clone());
                 channel
             }

@@ -27,8 +27,9 @@ use super::proto::{
     ForwardMembersRequest, ForwardReply, ForwardRequest, ForwardTransferRequest, MembershipReply,
     MembershipRequest, NotLeader, RaftMessage, SnapshotMessage,
 };
-use super::type_config::{Raft, Snapshot};
+use super::type_config::{Raft, Snapshot, TypeConfig, Vote};
 use super::{ProposeError, RaftSettings, RaftStatus, store};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest};
 
 pub(crate) struct RaftService {
     raft: Raft,
@@ -137,6 +138,20 @@ fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
     }))
 }
 
+/// A message only a leader sends (append, snapshot, leadership transfer) carries the leader's
+/// committed vote. openraft assumes it and, handed an uncommitted one, treats a candidate as
+/// leader (and stops on an assertion in debug builds): refused before it gets there. Found by
+/// `fuzz_grpc_messages`.
+fn leaders_vote(vote: &Vote, what: &str) -> Result<(), Status> {
+    if vote.is_committed() {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "the {what} carries a vote that is not a leader's (not committed): {vote}"
+        )))
+    }
+}
+
 /// Raft stopped (shutting down or failed): the peer should treat this node as unreachable.
 fn stopped(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft stopped: {e}"))
@@ -161,7 +176,9 @@ impl RaftRpc for RaftService {
 
     async fn append(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.check_scope(&request)?;
-        let rpc = decode(&request.get_ref().json, "append request")?;
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            decode(&request.get_ref().json, "append request")?;
+        leaders_vote(&rpc.vote, "append request")?;
         reply(&self.raft.append_entries(rpc).await.map_err(stopped)?)
     }
 
@@ -171,7 +188,8 @@ impl RaftRpc for RaftService {
     ) -> Result<Response<RaftMessage>, Status> {
         self.check_scope(&request)?;
         let message = request.into_inner();
-        let vote = decode(&message.vote, "snapshot vote")?;
+        let vote: Vote = decode(&message.vote, "snapshot vote")?;
+        leaders_vote(&vote, "snapshot")?;
         let meta = decode(&message.meta, "snapshot meta")?;
         let snapshot = Snapshot {
             meta,
@@ -191,7 +209,9 @@ impl RaftRpc for RaftService {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         self.check_scope(&request)?;
-        let rpc = decode(&request.get_ref().json, "transfer-leader request")?;
+        let rpc: TransferLeaderRequest<TypeConfig> =
+            decode(&request.get_ref().json, "transfer-leader request")?;
+        leaders_vote(rpc.from_leader(), "transfer-leader request")?;
         reply(
             &self
                 .raft

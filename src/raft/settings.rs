@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{NodeId, RaftError};
+use super::{NodeId, PeerAuth, RaftError};
 
 /// Stable node id from a raft address string ("127.0.0.1:2222"): the FNV-1a 64-bit hash of the
 /// address text. Never reuse an address for a different node while the old node's log may return
@@ -44,6 +44,8 @@ pub struct RaftSettings {
     pub election_timeout_min: Duration,
     /// Default 800 ms.
     pub election_timeout_max: Duration,
+    /// How peers authenticate each other on the gRPC port (default: not at all).
+    pub auth: PeerAuth,
 }
 
 impl RaftSettings {
@@ -62,6 +64,7 @@ impl RaftSettings {
             heartbeat: crate::config::DEFAULT_HEARTBEAT_INTERVAL,
             election_timeout_min: crate::config::DEFAULT_ELECTION_TIMEOUT_MIN,
             election_timeout_max: crate::config::DEFAULT_ELECTION_TIMEOUT_MAX,
+            auth: PeerAuth::Open,
         }
     }
 

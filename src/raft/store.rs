@@ -94,14 +94,28 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
-/// Decode a stored value; `what` names it in the error.
+/// Decode a stored (or received) value; `what` names it in the error. The error quotes at most
+/// [`MAX_ERROR_DETAIL`] characters of serde's message, which can quote the input: a peer's
+/// 100 KB field name once became a gRPC status header larger than HTTP/2 allows, and the
+/// client dropped the whole connection.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> io::Result<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("cannot decode the stored {what}: {e}"),
+            format!("cannot decode the {what}: {}", bounded(&e.to_string())),
         )
     })
+}
+
+/// The most characters of a decoding error's detail an error message carries.
+pub(crate) const MAX_ERROR_DETAIL: usize = 200;
+
+/// `text` cut to [`MAX_ERROR_DETAIL`] characters, saying so.
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_ERROR_DETAIL) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
+    }
 }
 
 /// Read and decode one key of a tree.

@@ -45,12 +45,35 @@ struct Loaded {
     writer: tokio::task::JoinHandle<()>,
 }
 
+/// `TRIBUNE_BENCH_AGENT_TLS`: `1` runs the agents with mutual TLS (certificates), `password`
+/// with `raft.password`; otherwise without peer authentication.
+fn agent_auth() -> AgentAuth {
+    match std::env::var("TRIBUNE_BENCH_AGENT_TLS").as_deref() {
+        Ok("1") | Ok("certificates") => AgentAuth::Certificates,
+        Ok("password") => AgentAuth::Password("bench-raft-password"),
+        _ => AgentAuth::Open,
+    }
+}
+
 impl Loaded {
     async fn start(client: &reqwest::Client) -> Loaded {
         let database = bench_database();
         println!("engine: {database:?}");
         let started = Instant::now();
-        let (cluster, primary) = default_cluster_on(client, database).await;
+        let mut cluster = Cluster::new(
+            3,
+            Options {
+                synchronous_mode: "true",
+                database,
+                agent_auth: agent_auth(),
+                ..Options::default()
+            },
+        );
+        cluster.start_all();
+        let primary = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
+            primary(client, &cluster).await
+        })
+        .await;
         println!(
             "bootstrap: three members, a primary after {:.1}s",
             started.elapsed().as_secs_f64()
@@ -200,7 +223,8 @@ async fn bench_crash_failover() {
     let (_cluster, acked, lost) = load.finish(&client).await;
     gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "crash failover over {runs} runs (default settings: ttl 3 s, synchronous_mode on): median {:.2}s, p95 {:.2}s, max {:.2}s; {acked} acknowledged writes, {lost} lost",
+        "crash failover over {runs} runs (default settings: ttl 3 s, synchronous_mode on; agents: {:?}): median {:.2}s, p95 {:.2}s, max {:.2}s; {acked} acknowledged writes, {lost} lost",
+        agent_auth(),
         percentile(&gaps, 0.5),
         percentile(&gaps, 0.95),
         gaps.last().unwrap(),

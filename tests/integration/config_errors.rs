@@ -120,20 +120,47 @@ fn each_class_of_config_error_names_the_key_and_touches_nothing() {
     );
 }
 
-#[test]
-fn a_valid_config_passes_validation() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ok.yml");
-    std::fs::write(&path, valid(dir.path())).unwrap();
+/// `tribune --validate-config` on `yaml`: (success, stdout, stderr).
+fn validate(dir: &Path, yaml: &str) -> (bool, String, String) {
+    let path = dir.join("checked.yml");
+    std::fs::write(&path, yaml).unwrap();
     let out = Command::new(built_agent())
         .arg("--validate-config")
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
+    (
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_valid_config_passes_validation_and_says_whether_the_raft_port_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = validate(dir.path(), &valid(dir.path()));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("the Raft port 127.0.0.1:12222 accepts any peer that knows the scope"),
+        "{stdout}"
+    );
+    let with_password = valid(dir.path()).replace("raft:\n", "raft:\n  password: pw-1234\n");
+    let (ok, stdout, stderr) = validate(dir.path(), &with_password);
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains("accepts any peer"), "{stdout}");
+    assert!(!stdout.contains("pw-1234") && !stderr.contains("pw-1234"));
+    // The certificate files are read as at start: a missing one fails the validation.
+    let d = dir.path().display();
+    let missing = valid(dir.path()).replace(
+        "raft:\n",
+        &format!("raft:\n  certfile: {d}/node.pem\n  cafile: {d}/ca.pem\n"),
+    );
+    let (ok, _, stderr) = validate(dir.path(), &missing);
+    assert!(!ok);
+    assert!(
+        stderr.contains("raft.certfile") && stderr.contains(&format!("{d}/node.pem")),
+        "{stderr}"
     );
 }
 

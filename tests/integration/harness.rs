@@ -279,6 +279,8 @@ pub struct Cluster {
     pub options: Options,
     /// openGauss members' addresses (removed after the processes, with the cluster).
     addresses: Option<LocalAddresses>,
+    /// The CA of [`AgentAuth::Certificates`].
+    pub pki: Option<Pki>,
 }
 
 pub struct Options {
@@ -300,6 +302,81 @@ pub struct Options {
     pub name_prefix: &'static str,
     /// Written under `bootstrap.dcs`, indented by the caller (e.g. a `standby_cluster`).
     pub extra_dcs: String,
+    /// How the agents authenticate each other on the Raft port.
+    pub agent_auth: AgentAuth,
+}
+
+/// How the agents of a test cluster authenticate each other on the Raft port.
+#[derive(Clone, Debug, Default)]
+pub enum AgentAuth {
+    /// Nothing (the agents warn).
+    #[default]
+    Open,
+    /// `raft.password`.
+    Password(&'static str),
+    /// Mutual TLS: a CA of the cluster's own ([`Cluster::pki`]), a certificate per member for
+    /// its loopback address in `<node>/raft.pem`, its key encrypted with
+    /// [`AGENT_KEY_PASSWORD`] in `<node>/raft.key`, the CA bundle in `<node>/raft-ca.pem`.
+    Certificates,
+}
+
+/// The password of the members' encrypted Raft keys (`raft.keyfile_password`).
+pub const AGENT_KEY_PASSWORD: &str = "agent-key-pass-7f3e";
+
+/// A certificate authority for tests (rcgen), and member certificates it signs.
+pub struct Pki {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} CA"));
+        Pki {
+            ca: rcgen::CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+        }
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    /// A member's certificate for `host` (server and client use) and its key, PEM; the key
+    /// encrypted with `password` when given.
+    pub fn member(&self, host: &str, password: Option<&str>) -> (String, String) {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
+        let mut params = CertificateParams::new(vec![host.to_owned()]).unwrap();
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let key = match password {
+            None => key.serialize_pem(),
+            Some(password) => encrypted_key(&key.serialize_pem(), password),
+        };
+        (cert.pem(), key)
+    }
+}
+
+/// A PKCS#8 key PEM encrypted as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it.
+pub fn encrypted_key(key_pem: &str, password: &str) -> String {
+    use pkcs8::der::Decode;
+    let (_, der) = pkcs8::der::Document::from_pem(key_pem).unwrap();
+    let info = pkcs8::PrivateKeyInfo::from_der(der.as_bytes()).unwrap();
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, b"salt5678", &[9; 16])
+            .unwrap();
+    info.encrypt_with_params(params, password)
+        .unwrap()
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .unwrap()
+        .to_string()
 }
 
 impl Default for Options {
@@ -317,6 +394,7 @@ impl Default for Options {
             scope: "itest",
             name_prefix: "node",
             extra_dcs: String::new(),
+            agent_auth: AgentAuth::Open,
         }
     }
 }
@@ -342,6 +420,7 @@ impl Cluster {
             binary,
             nodes: Vec::new(),
             scope: options.scope.to_owned(),
+            pki: matches!(options.agent_auth, AgentAuth::Certificates).then(|| Pki::new("cluster")),
             options,
             addresses,
         };
@@ -416,6 +495,43 @@ impl Cluster {
         }
     }
 
+    /// Write member `i`'s Raft certificate, key (encrypted with [`AGENT_KEY_PASSWORD`]) and CA
+    /// bundle where its configuration names them, owned by the agent's user; the agent reads
+    /// them at its next start or reload.
+    pub fn install_agent_credentials(&self, i: usize, cert: &str, key: &str, ca_bundle: &str) {
+        let dir = &self.nodes[i].dir;
+        for (file, text) in [
+            ("raft.pem", cert),
+            ("raft.key", key),
+            ("raft-ca.pem", ca_bundle),
+        ] {
+            let path = dir.join(file);
+            fs::write(&path, text).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            if let Some(user) = run_as(&self.options.database) {
+                chown_tree(&path, &user);
+            }
+        }
+    }
+
+    /// The `raft` keys of member `i` for the cluster's [`AgentAuth`].
+    fn agent_auth_yaml(&self, i: usize) -> String {
+        let dir = self.nodes[i].dir.display();
+        match &self.options.agent_auth {
+            AgentAuth::Open => String::new(),
+            AgentAuth::Password(password) => format!("  password: {password}\n"),
+            AgentAuth::Certificates => {
+                let pki = self.pki.as_ref().expect("the cluster's CA");
+                let (cert, key) = pki.member(&self.nodes[i].ip, Some(AGENT_KEY_PASSWORD));
+                self.install_agent_credentials(i, &cert, &key, &pki.ca_pem());
+                format!(
+                    "  certfile: {dir}/raft.pem\n  keyfile: {dir}/raft.key\n  \
+                     keyfile_password: {AGENT_KEY_PASSWORD}\n  cafile: {dir}/raft-ca.pem\n"
+                )
+            }
+        }
+    }
+
     fn write_config(&self, i: usize, partners: &[String], witness: bool) {
         let node = &self.nodes[i];
         let options = &self.options;
@@ -436,7 +552,7 @@ raft:
   self_addr: {ip}:{raft}
   partner_addrs: [{partners}]
   data_dir: {dir}/raft
-bootstrap:
+{agent_auth}bootstrap:
   dcs:
     ttl: {ttl}
     loop_wait: {loop_wait}
@@ -466,6 +582,7 @@ log:
             strict = options.synchronous_mode_strict,
             sync_count = options.synchronous_node_count,
             extra_dcs = options.extra_dcs,
+            agent_auth = self.agent_auth_yaml(i),
             watchdog = if options.testing_watchdog && !witness {
                 "watchdog:\n  mode: required\n  driver: testing\n  safety_margin: 1".to_owned()
             } else {

@@ -1,6 +1,7 @@
 //! The one integration test binary: real agents, real PostgreSQL, run as the `postgres` user
 //! (and real openGauss, where `TRIBUNE_OPENGAUSS_BIN` names its programs).
 
+mod agent_tls;
 mod bench;
 mod bench_rest;
 mod cluster;

@@ -673,7 +673,9 @@ fn bad_files_and_settings_name_the_key_and_the_file() {
     }
     assert!(matches!(
         load(&with(&cert, &encrypted)),
-        Err(SecurityError::EncryptedKey { .. })
+        Err(SecurityError::File(
+            crate::pem::PemError::EncryptedKey { .. }
+        ))
     ));
     // An encrypted key: read with its password, refused with a wrong one; a key in OpenSSL's
     // legacy encrypted format is refused with the command that converts it.
@@ -720,4 +722,34 @@ fn bad_files_and_settings_name_the_key_and_the_file() {
         with(&cert, &key)
     ))
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413_and_changes_nothing() {
+    let server = Server::start("").await;
+    let client = server.client("http", &ClientOptions::default());
+    let before = server.raft.state().config.clone();
+    let huge = serde_json::json!({"pause": true, "filler": "x".repeat(crate::api::MAX_BODY)});
+    for path in ["/config", "/switchover", "/restart", "/failover"] {
+        let method = if path == "/config" {
+            Method::PATCH
+        } else {
+            Method::POST
+        };
+        let answer = client.request(method, path, Some(&huge)).await.unwrap();
+        assert_eq!(answer.status, 413, "{path}: {}", answer.body);
+    }
+    assert_eq!(
+        server.raft.state().config,
+        before,
+        "a refused body changed the state"
+    );
+    // The same call with a small body goes through: the refusal is the size's.
+    let small = serde_json::json!({"pause": true});
+    let answer = client
+        .request(Method::PATCH, "/config", Some(&small))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    server.stop().await;
 }

@@ -11,7 +11,8 @@ use crate::types::MemberName;
 
 use super::gucs;
 
-#[derive(Clone, Debug)]
+/// No `Debug`: it holds the database passwords, which must never reach a log line.
+#[derive(Clone)]
 pub struct PostgresSettings {
     /// `application_name` on the upstream and the basis of this member's slot name.
     pub name: MemberName,
