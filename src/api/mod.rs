@@ -14,6 +14,7 @@ pub mod health;
 mod members;
 pub mod metrics;
 pub mod security;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +31,9 @@ use crate::config::Config;
 use crate::node::Views;
 use crate::raft::RaftNode;
 
-pub use documents::{ClusterDocument, ClusterMember, StatusDocument};
+pub use documents::{
+    ClusterDocument, ClusterMember, StatusDocument, UpgradeDocument, UpgradeOutcomeDocument,
+};
 pub use members::{MembersDocument, MembersRow, RetiredRow};
 pub use security::{Security, SecurityError};
 
@@ -102,6 +105,11 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/reinitialize",
             post(control::post_reinitialize).fallback(health_check),
+        )
+        // Tribune's own: a major-version upgrade of the whole cluster (upgrade.rs).
+        .route(
+            "/upgrade",
+            post(upgrade::post_upgrade).fallback(health_check),
         )
         // Tribune's own: the Raft membership (members.rs).
         .route(

@@ -14,6 +14,8 @@
 //! - [`haproxy`]: the HAProxy configuration `haproxy-config` prints.
 //! - [`remove`]: `remove`, with patronictl's three questions.
 //! - [`standby`]: `promote-cluster`, `demote-cluster` (the `standby_cluster` key).
+//! - [`upgrade`]: `upgrade --bin-dir`, a major-version upgrade of the whole cluster (Tribune's
+//!   own).
 //! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
 //!   [`schedule`] (`--scheduled` times, timestamps).
 //!
@@ -37,6 +39,7 @@ pub mod standby;
 pub mod switchover;
 pub mod table;
 pub mod topology;
+pub mod upgrade;
 pub mod yaml;
 
 use anyhow::Context;
@@ -98,6 +101,9 @@ pub enum Command {
     DemoteCluster(standby::DemoteClusterArgs),
     /// The Raft membership: list, add or remove a member (Tribune's own; not in patronictl).
     Members(members::MembersArgs),
+    /// Upgrade the whole cluster to a new PostgreSQL major version (pg_upgrade --link on the
+    /// primary, the standbys copied afresh from it; Tribune's own, not in patronictl).
+    Upgrade(upgrade::UpgradeArgs),
     /// Print an HAProxy configuration for the cluster's members: a primary (read-write) and a
     /// replicas (read-only) listener, each server checked on its member's REST API.
     HaproxyConfig {
@@ -168,6 +174,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             standby::demote_cluster(&mut open()?, args, &mut terminal()).await
         }
         Command::Members(args) => members::run(open()?.urls(), args).await,
+        Command::Upgrade(args) => upgrade::upgrade(&mut open()?, args, &mut terminal()).await,
         Command::HaproxyConfig {
             primary_port,
             replica_port,

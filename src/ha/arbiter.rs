@@ -76,6 +76,10 @@ pub fn arbitrate(
     now: Instant,
     wall_now: UnixMillis,
 ) -> Option<(Command, String)> {
+    // An upgrade that stalls is given up, paused or not (`upgrade::arbitrate`).
+    if let Some(found) = super::upgrade::arbitrate(cluster, settings.ttl, watch, now, wall_now) {
+        return Some(found);
+    }
     if let Some(leader) = &cluster.leader {
         let silent = now.saturating_duration_since(watch.since);
         if watch.seen == Some((leader.generation, leader.renewals))
@@ -179,13 +183,25 @@ fn most_advanced_of_all(
     let mut standbys = cluster.members.iter().filter(|(name, m)| {
         m.conn_url.is_some()
             && m.status.sysid.is_some()
+            && candidate::same_system(cluster, m)
             && !matches!(m.status.role, ReportedRole::Primary | ReportedRole::Demoted)
             && intent.former_leader.as_ref() != Some(*name)
     });
     if standbys.any(|(name, _)| !intent.reports.contains_key(name)) {
         return None;
     }
-    let furthest = intent.reports.values().map(|r| r.lsn).max()?;
+    // Positions of a copy of another system (from before an upgrade) are no measure here.
+    let furthest = intent
+        .reports
+        .iter()
+        .filter(|(name, _)| {
+            cluster
+                .members
+                .get(*name)
+                .is_some_and(|m| candidate::same_system(cluster, m))
+        })
+        .map(|(_, r)| r.lsn)
+        .max()?;
     let best = candidate::ranked(cluster, intent, settings.maximum_lag_on_failover, None)
         .into_iter()
         .next()
@@ -725,8 +741,14 @@ mod tests {
             synchronous: false,
             ..degraded
         };
-        let (cmd, _) =
-            arbitrate(&c, &asynchronous, &watch, Instant::now(), UnixMillis(60_000)).unwrap();
+        let (cmd, _) = arbitrate(
+            &c,
+            &asynchronous,
+            &watch,
+            Instant::now(),
+            UnixMillis(60_000),
+        )
+        .unwrap();
         assert_eq!(
             cmd,
             Command::Promote {

@@ -65,7 +65,10 @@ impl Memory {
         db: &LocalStatus,
         now: Instant,
     ) {
-        if cluster.leader_name() == Some(me) && db.state != DbState::Running {
+        // The upgrade's primary is down on purpose while it upgrades (or rolls back): that time
+        // never counts against `primary_start_timeout`.
+        let upgrading = cluster.upgrade.as_ref().is_some_and(|u| &u.primary == me);
+        if cluster.leader_name() == Some(me) && db.state != DbState::Running && !upgrading {
             self.primary_down_since.get_or_insert(now);
         } else {
             self.primary_down_since = None;
@@ -103,7 +106,9 @@ impl Memory {
                 | Action::Promote { .. }
                 | Action::StopStreaming { .. }
                 | Action::HandOver { .. }
-                | Action::PassLease { .. } => self.following = None,
+                | Action::PassLease { .. }
+                | Action::SwitchToUpgraded { .. }
+                | Action::UndoUpgrade { .. } => self.following = None,
                 _ => {}
             },
         }
@@ -153,7 +158,14 @@ impl Memory {
             | Action::ReleaseLease { .. }
             | Action::SyncSlots
             | Action::RecordHistory { .. }
-            | Action::SetSyncRecord { .. } => {}
+            | Action::SetSyncRecord { .. }
+            | Action::CheckUpgrade { .. }
+            | Action::AwaitUpgradeStandbys { .. }
+            | Action::RunUpgrade { .. }
+            | Action::ReportUpgradeStarted { .. }
+            | Action::FinishUpgrade { .. } => {}
+            // The server runs another data directory now: whatever it streamed from is void.
+            Action::SwitchToUpgraded { .. } | Action::UndoUpgrade { .. } => self.following = None,
         }
     }
 }

@@ -1131,4 +1131,39 @@ impl Instance for SimInstance {
             }
         })
     }
+
+    /// The simulated databases have no versions: one set of programs, never upgraded.
+    fn use_binaries(&self, _binaries: Option<&crate::state::ClusterBinaries>) {}
+
+    async fn check_upgrade(
+        &self,
+        _target: &super::UpgradeTarget,
+        _role: super::UpgradeRole,
+    ) -> Result<super::UpgradeFacts, InstanceError> {
+        Err(no_versions())
+    }
+
+    async fn upgrade(&self, _target: &super::UpgradeTarget) -> Result<String, InstanceError> {
+        Err(no_versions())
+    }
+
+    async fn switch_to_upgraded(
+        &self,
+        _target: &super::UpgradeTarget,
+    ) -> Result<(), InstanceError> {
+        Err(no_versions())
+    }
+
+    async fn undo_upgrade(&self, _target: &super::UpgradeTarget) -> Result<(), InstanceError> {
+        Err(no_versions())
+    }
+}
+
+/// An upgrade asked of the simulation is refused (every member's check says why).
+fn no_versions() -> InstanceError {
+    InstanceError::Unsupported {
+        engine: "the simulated database",
+        operation: "upgrade",
+        why: "it has no versions to upgrade between",
+    }
 }

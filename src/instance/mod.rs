@@ -239,6 +239,31 @@ mod tests {
     }
 }
 
+/// A major-version upgrade, as an adapter needs it: the new programs (the same path on every
+/// member) and the upgrade's name, which names the directories it makes beside the data
+/// directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeTarget {
+    pub id: crate::types::UnixMillis,
+    pub bin_dir: std::path::PathBuf,
+}
+
+/// What a member's checks found: the new version, and the major version it runs now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeFacts {
+    pub version: String,
+    pub major: u32,
+    pub from_major: u32,
+}
+
+/// The part a member plays in an upgrade: the primary runs `pg_upgrade`; a standby is copied
+/// afresh from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpgradeRole {
+    Primary,
+    Standby,
+}
+
 /// The result of fencing a peer's database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerFence {
@@ -386,4 +411,34 @@ pub trait Instance: Send + Sync {
 
     /// Run a `CHECKPOINT` (after promotion, before a switchover stop).
     async fn checkpoint(&self) -> Result<(), InstanceError>;
+
+    /// The programs of the cluster's last major-version upgrade (`None`: none yet): from now on
+    /// a data directory of that version, or an empty one (to be copied), is run with them; any
+    /// other with the configured ones.
+    fn use_binaries(&self, binaries: Option<&crate::state::ClusterBinaries>);
+
+    /// Check this member's host for an upgrade to `target` without changing anything the
+    /// database runs on: the new programs, their version, the extensions and libraries the
+    /// databases use, free space, and as a standby that it streams; as the primary, `pg_upgrade
+    /// --check` against the running server. `Err` says what stands in the way (an engine
+    /// without an upgrade path: [`InstanceError::Unsupported`]).
+    async fn check_upgrade(
+        &self,
+        target: &UpgradeTarget,
+        role: UpgradeRole,
+    ) -> Result<UpgradeFacts, InstanceError>;
+
+    /// On the stopped primary: make the new cluster beside the data directory with
+    /// `pg_upgrade --link`, from the start again if an earlier attempt was interrupted. The old
+    /// data directory stays usable until the new one first starts. Returns the new system
+    /// identifier.
+    async fn upgrade(&self, target: &UpgradeTarget) -> Result<String, InstanceError>;
+
+    /// Put the upgraded cluster in place of the data directory, which is set aside. Idempotent:
+    /// a swap already done (or half done by a crash) is completed.
+    async fn switch_to_upgraded(&self, target: &UpgradeTarget) -> Result<(), InstanceError>;
+
+    /// After a failure before the new cluster first started: stop whatever the upgrade left
+    /// running, remove the new cluster, and make the old data directory startable again.
+    async fn undo_upgrade(&self, target: &UpgradeTarget) -> Result<(), InstanceError>;
 }
