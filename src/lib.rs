@@ -20,6 +20,8 @@
 //! - [`api`]: the Patroni-compatible REST server, its security (TLS, basic auth, allowlist)
 //!   and its typed client.
 //! - [`ctl`]: `tribunectl` commands.
+//! - [`telemetry`]: process-wide latencies and counters on `/metrics` (REST requests, lease
+//!   renewals, self-fencing) that Patroni's metrics have no names for.
 
 pub mod api;
 pub mod clock;
@@ -31,6 +33,7 @@ pub mod logging;
 pub mod node;
 pub mod raft;
 pub mod state;
+pub mod telemetry;
 pub mod timestamp;
 pub mod types;
 

@@ -12,6 +12,7 @@ pub mod health;
 mod members;
 pub mod metrics;
 pub mod security;
+pub mod serving;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,6 +126,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", only_get(get(metrics_handler)))
         .fallback(health_check)
         .with_state(state)
+        .layer(axum::middleware::from_fn(crate::telemetry::rest_timing))
 }
 
 /// Serve until `shutdown` is cancelled, behind `security` (TLS, allowlist, credentials and
@@ -137,6 +139,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let cluster = state.inner.raft.subscribe();
+    serving::announce(listener.local_addr()?);
     security
         .serve(listener, router(state), cluster, shutdown)
         .await;
@@ -190,13 +193,20 @@ async fn config(State(s): State<ApiState>) -> Response {
 
 async fn metrics_handler(State(s): State<ApiState>) -> Response {
     let input = documents::metrics_input(&s.inner);
+    let mut text = metrics::render(&input);
+    crate::telemetry::encode(
+        &mut text,
+        &input.scope,
+        &input.name,
+        s.inner.config.is_witness(),
+    );
     (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&input),
+        text,
     )
         .into_response()
 }

@@ -138,12 +138,14 @@ impl LeaseKeeper {
             member: self.me.clone(),
             generation,
         };
-        match tokio::time::timeout(dynamic.retry_timeout, self.raft.propose(command)).await {
+        let renewal = tokio::time::timeout(dynamic.retry_timeout, self.raft.propose(command));
+        match crate::telemetry::timed_renewal(renewal).await {
             Ok(Ok(Outcome::Applied)) => {
                 if self.ping_watchdog().is_err() {
                     // No primary without its hardware fence: stop serving now; the lease
                     // expires on the Raft leader and another member takes over.
                     self.lease.send_replace(LeaseView::Unconfirmed);
+                    crate::telemetry::lease_fenced();
                     if let Some(instance) = &self.instance
                         && let Err(err) = instance.stop(StopMode::Immediate).await
                     {
@@ -197,6 +199,7 @@ impl LeaseKeeper {
             return;
         }
         warn!(%generation, "the leader lease lapsed: stopping postgres immediately to fence it");
+        crate::telemetry::lease_fenced();
         *fenced = Some(generation);
         if let Err(err) = instance.stop(StopMode::Immediate).await {
             warn!(error = %err, "fencing stop failed");
