@@ -260,6 +260,9 @@ pub fn encode(out: &mut String, scope: &str, name: &str, witness: bool) {
 }
 
 #[cfg(test)]
+mod monitoring_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
