@@ -296,6 +296,8 @@ pub struct FleetRow {
     pub primary: Option<(String, bool)>,
     pub healthy: usize,
     pub members: usize,
+    /// Members with a database (not witnesses).
+    pub databases: usize,
     pub sync: SyncState,
     pub max_lag: MaxLag,
     /// The last change of primary: when, and to whom (`/history`; empty on openGauss, whose
@@ -352,6 +354,7 @@ impl FleetRow {
             primary: None,
             healthy: 0,
             members: 0,
+            databases: 0,
             sync: SyncState::NotApplicable,
             max_lag: MaxLag::None,
             last_failover: None,
@@ -423,6 +426,7 @@ impl FleetRow {
                 .filter(|m| is_healthy(m, members))
                 .count(),
             members: doc.members.len(),
+            databases: databases.len(),
             sync,
             max_lag,
             last_failover,
@@ -433,9 +437,8 @@ impl FleetRow {
 
     /// Whether an operator should look at this cluster.
     pub fn needs_attention(&self) -> bool {
-        let has_databases = self.sync != SyncState::NotApplicable;
         self.problem.is_some()
-            || (has_databases && self.primary.is_none())
+            || (self.databases > 0 && self.primary.is_none())
             || self.healthy < self.members
             || self.sync.is_problem()
     }

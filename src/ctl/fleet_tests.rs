@@ -77,6 +77,7 @@ fn a_healthy_cluster_is_one_complete_row() {
             primary: Some(("a".to_owned(), false)),
             healthy: 3,
             members: 3,
+            databases: 3,
             sync: SyncState::Synchronous(vec!["b".to_owned()]),
             max_lag: MaxLag::Bytes(3_145_728),
             last_failover: Some(("2026-11-01 12:00:00+00:00".to_owned(), "a".to_owned())),

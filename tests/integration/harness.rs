@@ -487,6 +487,11 @@ log:
     }
 
     pub fn start(&mut self, i: usize) {
+        self.start_with_env(i, &[]);
+    }
+
+    /// [`Cluster::start`] with `env` added to the agent's environment.
+    pub fn start_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "{} is already running", node.name);
         let log = fs::OpenOptions::new()
@@ -504,7 +509,8 @@ log:
                 "RUST_LOG",
                 "info,openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn",
             )
-            .env_remove("PGPASSWORD");
+            .env_remove("PGPASSWORD")
+            .envs(env.iter().copied());
         if let Some(user) = run_as(&self.options.database) {
             cmd.uid(user.uid.as_raw())
                 .gid(user.gid.as_raw())
@@ -697,6 +703,25 @@ postgresql:
 
 fn process_alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
+}
+
+impl Cluster {
+    /// A cluster of `size` witnesses (agents without a database, voters of a Raft group of
+    /// their own), written, not started.
+    pub fn witnesses(size: usize, options: Options) -> Cluster {
+        let mut cluster = Cluster::new(0, options);
+        for _ in 0..size {
+            cluster.add_node(true);
+        }
+        for i in 0..size {
+            let partners: Vec<String> = (0..size)
+                .filter(|j| *j != i)
+                .map(|j| cluster.raft_addr(j))
+                .collect();
+            cluster.write_config(i, &partners, true);
+        }
+        cluster
+    }
 }
 
 impl Drop for Cluster {
