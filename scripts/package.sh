@@ -23,13 +23,24 @@ cp packaging/man/tribune.1 target/man/
 # The package's documentation is compressed, as Debian's policy asks.
 gzip -9n --force target/man/*.1
 
+# Debian's changelog for this version (policy: every package carries one).
+version=$(target/release/tribune --version | awk '{print $2}')
+mkdir -p target/package
+cat > target/package/changelog <<CHANGELOG
+tribune ($version-1) unstable; urgency=medium
+
+  * Tribune $version: the agent and tribunectl, the systemd unit tribune@.service,
+    manual pages, example configurations and monitoring files.
+
+ -- Tribune developers <tribune@example.org>  $(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}")
+CHANGELOG
+
 cargo deb -p tribune-agent --no-build --output target/debian/
 deb=$(ls -t target/debian/tribune_*.deb | head -n 1)
 echo "package: $deb"
 dpkg-deb --info "$deb" | sed -n '/Package:/,$p'
 
 if [ "$lint" = 1 ] && command -v lintian >/dev/null 2>&1; then
-  # Run as root lintian warns about it; the findings are the same.
-  lintian --fail-on error,warning --suppress-tags running-lintian-as-root "$deb"
+  lintian --fail-on error,warning "$deb"
   echo "package: lintian found no error or warning"
 fi
