@@ -56,21 +56,7 @@ async fn fleet_shows_database_and_witness_clusters_and_one_that_is_down() {
         .await;
     }
     // The database cluster's synchronous standby is in place before the table is read.
-    wait_for(
-        Duration::from_secs(30),
-        "a synchronous standby",
-        &db,
-        || async {
-            let doc = get_json(&client, &format!("{}/cluster", db.nodes[0].api())).await?;
-            let roles: Vec<&str> = doc["members"]
-                .as_array()?
-                .iter()
-                .filter_map(|m| m["role"].as_str())
-                .collect();
-            roles.contains(&"sync_standby").then_some(())
-        },
-    )
-    .await;
+    wait_sync_standby(&client, &db, 0).await;
     gone.stop(0);
     let gone_url = gone.nodes[0].api();
 

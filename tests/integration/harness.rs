@@ -830,14 +830,18 @@ pub async fn default_cluster(client: &reqwest::Client) -> (Cluster, usize) {
 
 /// [`default_cluster`] on `database`.
 pub async fn default_cluster_on(client: &reqwest::Client, database: Database) -> (Cluster, usize) {
-    let mut cluster = Cluster::new(
-        3,
-        Options {
-            synchronous_mode: "true",
-            database,
-            ..Options::default()
-        },
-    );
+    let options = Options {
+        synchronous_mode: "true",
+        database,
+        ..Options::default()
+    };
+    started_cluster(client, options).await
+}
+
+/// Three members written with `options`, started; returns them with the index of the primary
+/// once bootstrap is done (90 s).
+pub async fn started_cluster(client: &reqwest::Client, options: Options) -> (Cluster, usize) {
+    let mut cluster = Cluster::new(3, options);
     cluster.start_all();
     let p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
         primary(client, &cluster).await
@@ -1051,6 +1055,24 @@ pub async fn wait_streaming_replica(
         let doc = get_json(client, &format!("{}/patroni", cluster.nodes[i].api())).await?;
         (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
     })
+    .await
+}
+
+/// Waits (60 s) until member `i`'s `GET /cluster` names a synchronous standby.
+pub async fn wait_sync_standby(client: &reqwest::Client, cluster: &Cluster, i: usize) {
+    wait_for(
+        Duration::from_secs(60),
+        "a synchronous standby",
+        cluster,
+        || async {
+            let doc = get_json(client, &format!("{}/cluster", cluster.nodes[i].api())).await?;
+            let members = doc["members"].as_array()?;
+            members
+                .iter()
+                .any(|m| m["role"] == "sync_standby")
+                .then_some(())
+        },
+    )
     .await
 }
 

@@ -132,19 +132,12 @@ async fn query(
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_alerts_while_a_crashed_primary_is_not_replaced_and_resolves_after() {
     let client = http_client();
-    let mut cluster = Cluster::new(
-        3,
-        Options {
-            ttl: 30.0,
-            synchronous_mode: "true",
-            ..Options::default()
-        },
-    );
-    cluster.start_all();
-    let old = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
-        primary(&client, &cluster).await
-    })
-    .await;
+    let options = Options {
+        ttl: 30.0,
+        synchronous_mode: "true",
+        ..Options::default()
+    };
+    let (mut cluster, old) = started_cluster(&client, options).await;
     let targets: Vec<String> = cluster
         .nodes
         .iter()

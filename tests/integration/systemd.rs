@@ -138,35 +138,15 @@ fn node_postmaster_gone(pid: i32) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_primary_hands_its_lease_over_without_waiting_for_ttl() {
     let client = http_client();
-    let mut cluster = Cluster::new(
-        3,
-        Options {
-            ttl: 30.0,
-            synchronous_mode: "true",
-            scope: "handover",
-            ..Options::default()
-        },
-    );
-    cluster.start_all();
-    let old = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
-        primary(&client, &cluster).await
-    })
-    .await;
+    let options = Options {
+        ttl: 30.0,
+        synchronous_mode: "true",
+        scope: "handover",
+        ..Options::default()
+    };
+    let (mut cluster, old) = started_cluster(&client, options).await;
     // A synchronous standby holds every commit: the one a release hands the lease to.
-    wait_for(
-        Duration::from_secs(60),
-        "a synchronous standby",
-        &cluster,
-        || async {
-            let doc = get_json(&client, &format!("{}/cluster", cluster.nodes[old].api())).await?;
-            let members = doc["members"].as_array()?;
-            members
-                .iter()
-                .any(|m| m["role"] == "sync_standby")
-                .then_some(())
-        },
-    )
-    .await;
+    wait_sync_standby(&client, &cluster, old).await;
     let stopped_at = std::time::Instant::now();
     cluster.stop(old);
     let new = wait_for(
