@@ -37,7 +37,14 @@ if [ -z "${TRIBUNE_PG_UPGRADE_BIN+set}" ] && [ -x "$pg18_bin/pg_upgrade" ]; then
 fi
 echo "test: PostgreSQL 18: ${TRIBUNE_PG_UPGRADE_BIN:-not found at $pg18_bin: the 18 pass and the upgrade test do not run}"
 
+# Deployment and monitoring files, each check a few seconds: the alerting rules and their unit
+# tests, the dashboard's queries (promtool), the Kubernetes manifests against the API schemas.
+scripts/check-monitoring.sh
+scripts/check-kubernetes.sh
+
 cargo build --workspace --all-targets
+# The systemd unit (systemd-analyze verify), the example configurations, the scripts.
+scripts/check-packaging.sh
 cargo test --workspace --lib --bins
 # 10,000 seeded fault schedules of the deterministic simulation (a couple of minutes).
 scripts/simulate.sh --schedules 10000
@@ -69,6 +76,11 @@ if [ "$(id -u)" -eq 0 ]; then
   if [ -n "${TRIBUNE_PG_UPGRADE_BIN:-}" ]; then
     scripts/chaos.sh --faults 20 --seed 7 --pg-bin "$TRIBUNE_PG_UPGRADE_BIN" \
       --out "runs/ci-smoke-pg18-$(date +%Y%m%d-%H%M%S)"
+  fi
+  # The same on openGauss (6.0.2) when its suite ran.
+  if [ -n "${TRIBUNE_OPENGAUSS_BIN:-}" ]; then
+    scripts/chaos.sh --engine opengauss --opengauss-bin "$TRIBUNE_OPENGAUSS_BIN" --faults 20 \
+      --seed 7 --out "runs/ci-smoke-opengauss-$(date +%Y%m%d-%H%M%S)"
   fi
 else
   echo "chaos smoke run skipped: it needs root (network namespaces, nftables, mounts); CI runs as root"
