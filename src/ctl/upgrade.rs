@@ -17,7 +17,6 @@ use super::prompt::Terminal;
 use super::select;
 use super::session::Session;
 use crate::api::{ClusterDocument, UpgradeDocument};
-use crate::types::UnixMillis;
 
 /// How long the command follows an upgrade before it stops watching (the upgrade goes on).
 const FOLLOW_LIMIT: Duration = Duration::from_secs(24 * 3600);
@@ -97,7 +96,8 @@ pub async fn upgrade(
     {
         bail!("Aborted upgrade");
     }
-    let asked = UnixMillis::now();
+    // The outcome shown before this request is an earlier upgrade's, never this one's.
+    let previous = doc.last_upgrade.as_ref().map(|o| o.id);
     let leader = select::leader(&doc).map(|l| l.name.clone());
     let urls = session.urls_from(&doc, leader.as_deref());
     let (_, answer) = session
@@ -117,18 +117,18 @@ pub async fn upgrade(
     if args.no_wait {
         return Ok(());
     }
-    follow(session, &bin_dir, asked).await
+    follow(session, &bin_dir, previous).await
 }
 
 /// Print each new phase until the upgrade ends; its outcome decides the exit status.
-async fn follow(session: &mut Session, bin_dir: &str, asked: UnixMillis) -> anyhow::Result<()> {
+async fn follow(session: &mut Session, bin_dir: &str, previous: Option<u64>) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + FOLLOW_LIMIT;
     let mut seen: Option<u64> = None;
     let mut last = String::new();
     while tokio::time::Instant::now() < deadline {
         // A member may be restarting; another answers, or the next round does.
         if let Ok(doc) = session.client.cluster().await {
-            if let Some(outcome) = ended(&doc, bin_dir, seen, asked) {
+            if let Some(outcome) = ended(&doc, bin_dir, seen, previous) {
                 return outcome;
             }
             if let Some(u) = doc.upgrade.as_ref().filter(|u| u.bin_dir == bin_dir) {
@@ -149,20 +149,21 @@ async fn follow(session: &mut Session, bin_dir: &str, asked: UnixMillis) -> anyh
 }
 
 /// The upgrade's end, once `/cluster` shows it: the one seen in progress, or (when it ended
-/// before it was seen) the last one to `bin_dir` asked for since this command began.
+/// before it was seen) an outcome for `bin_dir` other than the one shown before the request
+/// (`previous`). Not by time: an upgrade rolled back a moment before this one was asked for
+/// is not this one's, and the members' clocks are not this host's.
 fn ended(
     doc: &ClusterDocument,
     bin_dir: &str,
     seen: Option<u64>,
-    asked: UnixMillis,
+    previous: Option<u64>,
 ) -> Option<anyhow::Result<()>> {
     if doc.upgrade.as_ref().is_some_and(|u| Some(u.id) == seen) {
         return None;
     }
     let outcome = doc.last_upgrade.as_ref().filter(|o| match seen {
         Some(id) => o.id == id,
-        // The members' clocks may differ from this host's by a little.
-        None => o.bin_dir == bin_dir && o.id + 60_000 >= asked.0,
+        None => o.bin_dir == bin_dir && Some(o.id) != previous,
     })?;
     let reason = outcome.reason.clone().unwrap_or_default();
     Some(match outcome.result.as_str() {
@@ -237,20 +238,30 @@ mod tests {
             upgrade: Some(progress("rebuilding", false)),
             ..Default::default()
         };
-        assert!(ended(&doc, "/opt/pg18/bin", Some(7), UnixMillis(0)).is_none());
+        assert!(ended(&doc, "/opt/pg18/bin", Some(7), None).is_none());
         doc.upgrade = None;
         doc.last_upgrade = Some(outcome(7, "upgraded"));
         assert!(matches!(
-            ended(&doc, "/opt/pg18/bin", Some(7), UnixMillis(0)),
+            ended(&doc, "/opt/pg18/bin", Some(7), None),
             Some(Ok(()))
         ));
         doc.last_upgrade = Some(outcome(7, "rolled_back"));
-        let err = ended(&doc, "/opt/pg18/bin", Some(7), UnixMillis(0))
+        let err = ended(&doc, "/opt/pg18/bin", Some(7), None)
             .unwrap()
             .unwrap_err();
         assert!(err.to_string().contains("rolled back"), "{err}");
-        // An older upgrade's outcome is not this one's.
-        doc.last_upgrade = Some(outcome(1, "upgraded"));
-        assert!(ended(&doc, "/opt/pg18/bin", None, UnixMillis(100_000)).is_none());
+        // An earlier upgrade's outcome is not this one's, however recent: the integration test
+        // once took a rollback ended seconds before its second request for its own.
+        doc.last_upgrade = Some(outcome(1, "rolled_back"));
+        assert!(ended(&doc, "/opt/pg18/bin", None, Some(1)).is_none());
+        // One that ended before it was seen in progress is this one's.
+        doc.last_upgrade = Some(outcome(2, "rolled_back"));
+        assert!(
+            ended(&doc, "/opt/pg18/bin", None, Some(1))
+                .unwrap()
+                .is_err()
+        );
+        assert!(ended(&doc, "/opt/pg18/bin", None, None).unwrap().is_err());
+        assert!(ended(&doc, "/opt/pg17/bin", None, None).is_none());
     }
 }
