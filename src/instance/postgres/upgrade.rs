@@ -143,15 +143,8 @@ pub struct OldCluster {
 
 /// The checksum setting and WAL segment size from `pg_controldata` (run with `LC_ALL=C`).
 pub fn parse_control_facts(text: &str) -> Result<(bool, u64), String> {
-    let field = |label: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim() == label)
-            .map(|(_, v)| v.trim())
-            .ok_or_else(|| format!("pg_controldata printed no {label:?}"))
-    };
-    let checksums = field("Data page checksum version")?;
-    let segment = field("Bytes per WAL segment")?;
+    let checksums = super::controldata::field(text, "Data page checksum version")?;
+    let segment = super::controldata::field(text, "Bytes per WAL segment")?;
     Ok((
         checksums != "0",
         segment
