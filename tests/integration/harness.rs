@@ -1204,9 +1204,27 @@ pub async fn wait_streaming_replica(
 ) {
     wait_for(Duration::from_secs(60), what, cluster, || async {
         let doc = get_json(client, &format!("{}/patroni", cluster.nodes[i].api())).await?;
-        (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
+        let streaming = doc["role"] == "replica" && doc["replication_state"] == "streaming";
+        (streaming && reported_streaming(client, cluster, i).await).then_some(())
     })
     .await
+}
+
+/// Whether member `i`'s own report in the replicated state (`GET /cluster`, what `tribunectl
+/// list` and the control endpoints' preconditions read) says it streams. It follows the local
+/// view (`/patroni`) by a report and a Raft commit: a test that goes on to `list`, a failover or
+/// a switchover waits for this too (ctl tests failed under load, the report still `starting`
+/// or `in archive recovery` while `/patroni` said `streaming`).
+pub async fn reported_streaming(client: &reqwest::Client, cluster: &Cluster, i: usize) -> bool {
+    let node = &cluster.nodes[i];
+    let Some(doc) = get_json(client, &format!("{}/cluster", node.api())).await else {
+        return false;
+    };
+    doc["members"].as_array().is_some_and(|members| {
+        members
+            .iter()
+            .any(|m| m["name"] == node.name.as_str() && m["state"] == "streaming")
+    })
 }
 
 /// Waits (60 s) until member `i`'s `GET /cluster` names a synchronous standby.
