@@ -703,6 +703,9 @@ impl Instance for SimInstance {
                     DbRole::Standby => {
                         status.received_lsn = end;
                         status.replayed_lsn = end;
+                        // Where a diverged standby stands (ha::divergence): its own timeline and
+                        // how far it has WAL on it, as PostgreSQL's IDENTIFY_SYSTEM reports.
+                        status.replay_position = data.map(|d| (Timeline(d.timeline), d.end()));
                         status.streaming = db.streaming;
                         status.upstream = db.upstream.as_ref().map(|m| m.to_string());
                     }
@@ -1049,6 +1052,9 @@ impl Instance for SimInstance {
         let at = self.with_db(|db| {
             db.sync_conf = value.to_owned();
             if db.running_as(DbRole::Primary) {
+                // The agent rewrites its configuration and reloads: a peer's fence (ALTER
+                // SYSTEM) is not kept, as the adapters strip it whenever they write.
+                db.fenced = false;
                 db.sync_running = value.to_owned();
                 db.data.as_ref().map(Data::end)
             } else {
@@ -1092,7 +1098,11 @@ impl Instance for SimInstance {
         };
         match db.run {
             Run::Running(DbRole::Primary) => {
+                // As the real fence: writes refused, and synchronous_standby_names naming a
+                // standby that never exists, which the running server then reports.
                 db.fenced = true;
+                db.sync_running =
+                    format!("\"{}\"", crate::instance::postgres::fence::FENCED_STANDBY);
                 Ok(PeerFence::Fenced)
             }
             Run::Running(DbRole::Standby) => Ok(PeerFence::NotPrimary),
@@ -1130,40 +1140,5 @@ impl Instance for SimInstance {
                 ))
             }
         })
-    }
-
-    /// The simulated databases have no versions: one set of programs, never upgraded.
-    fn use_binaries(&self, _binaries: Option<&crate::state::ClusterBinaries>) {}
-
-    async fn check_upgrade(
-        &self,
-        _target: &super::UpgradeTarget,
-        _role: super::UpgradeRole,
-    ) -> Result<super::UpgradeFacts, InstanceError> {
-        Err(no_versions())
-    }
-
-    async fn upgrade(&self, _target: &super::UpgradeTarget) -> Result<String, InstanceError> {
-        Err(no_versions())
-    }
-
-    async fn switch_to_upgraded(
-        &self,
-        _target: &super::UpgradeTarget,
-    ) -> Result<(), InstanceError> {
-        Err(no_versions())
-    }
-
-    async fn undo_upgrade(&self, _target: &super::UpgradeTarget) -> Result<(), InstanceError> {
-        Err(no_versions())
-    }
-}
-
-/// An upgrade asked of the simulation is refused (every member's check says why).
-fn no_versions() -> InstanceError {
-    InstanceError::Unsupported {
-        engine: "the simulated database",
-        operation: "upgrade",
-        why: "it has no versions to upgrade between",
     }
 }

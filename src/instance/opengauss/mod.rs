@@ -1113,42 +1113,6 @@ impl Instance for OpenGauss {
     async fn checkpoint(&self) -> Result<(), InstanceError> {
         self.server.checkpoint().await
     }
-
-    /// openGauss runs the programs of its `bin_dir` only: it is never upgraded in place.
-    fn use_binaries(&self, _binaries: Option<&crate::state::ClusterBinaries>) {}
-
-    async fn check_upgrade(
-        &self,
-        _target: &super::UpgradeTarget,
-        _role: super::UpgradeRole,
-    ) -> Result<super::UpgradeFacts, InstanceError> {
-        Err(no_upgrade())
-    }
-
-    async fn upgrade(&self, _target: &super::UpgradeTarget) -> Result<String, InstanceError> {
-        Err(no_upgrade())
-    }
-
-    async fn switch_to_upgraded(
-        &self,
-        _target: &super::UpgradeTarget,
-    ) -> Result<(), InstanceError> {
-        Err(no_upgrade())
-    }
-
-    async fn undo_upgrade(&self, _target: &super::UpgradeTarget) -> Result<(), InstanceError> {
-        Err(no_upgrade())
-    }
-}
-
-/// Why `tribunectl upgrade` refuses an openGauss cluster (every member's check says it).
-fn no_upgrade() -> InstanceError {
-    InstanceError::Unsupported {
-        engine: "openGauss",
-        operation: "upgrade in place",
-        why: "openGauss has no pg_upgrade: a major-version upgrade of openGauss is a new cluster \
-              fed by a dump or by its own migration tools, not a step Tribune can take",
-    }
 }
 
 #[cfg(test)]
@@ -1160,21 +1124,6 @@ mod tests {
     /// prints (PostgreSQL 9.2's, plus `remove lsn` and `Database system TimeLine`), with
     /// values of a primary that crashed. Not captured from a real server.
     const CONTROLDATA: &str = include_str!("fixtures/pg_controldata_opengauss.txt");
-
-    /// A major-version upgrade is refused on openGauss with a typed error that says why.
-    #[test]
-    fn opengauss_refuses_an_upgrade_with_a_typed_error() {
-        match no_upgrade() {
-            err @ InstanceError::Unsupported {
-                engine: "openGauss",
-                ..
-            } => assert!(
-                err.to_string().contains("openGauss has no pg_upgrade"),
-                "{err}"
-            ),
-            other => panic!("{other:?}"),
-        }
-    }
 
     #[test]
     fn opengauss_controldata_parses_with_the_shared_parser() {
