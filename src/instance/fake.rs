@@ -1052,6 +1052,9 @@ impl Instance for SimInstance {
         let at = self.with_db(|db| {
             db.sync_conf = value.to_owned();
             if db.running_as(DbRole::Primary) {
+                // The agent rewrites its configuration and reloads: a peer's fence (ALTER
+                // SYSTEM) is not kept, as the adapters strip it whenever they write.
+                db.fenced = false;
                 db.sync_running = value.to_owned();
                 db.data.as_ref().map(Data::end)
             } else {
@@ -1095,7 +1098,11 @@ impl Instance for SimInstance {
         };
         match db.run {
             Run::Running(DbRole::Primary) => {
+                // As the real fence: writes refused, and synchronous_standby_names naming a
+                // standby that never exists, which the running server then reports.
                 db.fenced = true;
+                db.sync_running =
+                    format!("\"{}\"", crate::instance::postgres::fence::FENCED_STANDBY);
                 Ok(PeerFence::Fenced)
             }
             Run::Running(DbRole::Standby) => Ok(PeerFence::NotPrimary),
