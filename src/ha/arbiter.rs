@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use std::collections::BTreeSet;
 
-use super::candidate;
+use super::{candidate, divergence};
 use crate::state::{ClusterState, Command, FailoverIntent, ReportedRole, SyncRecord};
-use crate::types::{Generation, Lsn, MemberName, UnixMillis};
+use crate::types::{Generation, Lsn, MemberName, Timeline, UnixMillis};
 
 /// The Raft leader's countdown for the current lease: which renewal it saw last, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,19 +108,23 @@ pub fn arbitrate(
     // In synchronous mode the `sync` record of the ended generation says where acknowledged
     // commits are: on all but `quorum` of its standbys. With none recorded:
     // - strict: the primary acknowledged a commit only once some standby had it (`*`, or names
-    //   not recorded yet), so the most advanced of all the standbys holds every one;
+    //   not recorded yet), so the most advanced of all the standbys that reached its timeline
+    //   holds every one; while none can be told, the former primary leads again once back;
     // - not strict: it may have degraded to asynchronous replication and acknowledged commits
-    //   alone. They are on no standby: nobody is promoted automatically, the former primary
-    //   keeps them for its return, and an operator may still fail over to a named member
-    //   (Patroni: a member outside `/sync` never promotes automatically).
+    //   alone. They are on no standby: no standby is promoted automatically (Patroni: a member
+    //   outside `/sync` never promotes automatically); the former primary leads again once its
+    //   agent is back, and an operator may still fail over to a named member.
     let record = if settings.synchronous && !settings.standby_cluster {
         let record = Some(&cluster.sync)
             .filter(|r| r.former_leader_matches(intent.former_leader.as_ref()))
             .filter(|r| r.copies_of(intent.ended) > 0);
         match record {
             Some(record) => Some(record),
-            None if settings.strict => return most_advanced_of_all(cluster, intent, settings),
-            None => return None,
+            None if settings.strict => {
+                return most_advanced_of_all(cluster, intent, settings)
+                    .or_else(|| former_leader_returns(cluster, intent, settings, wall_now));
+            }
+            None => return former_leader_returns(cluster, intent, settings, wall_now),
         }
     } else {
         None
@@ -168,6 +172,40 @@ pub fn arbitrate(
     ))
 }
 
+/// Synchronous mode without a synchronous standby recorded for the ended generation, not strict
+/// (or strict, while no standby can be shown to hold everything): only the former primary is
+/// sure to hold every commit it acknowledged, so it is the one member that may lead the next
+/// generation. It does once its agent has reported since the
+/// lease ended (it is alive and saw the lapse; its database, if still writable, was stopped by its
+/// agent or fenced by the standbys) and still holds its data, unless tagged `nofailover`. Found by
+/// the simulation: without it the cluster stayed leaderless after every fault healed (seed 12).
+fn former_leader_returns(
+    cluster: &ClusterState,
+    intent: &FailoverIntent,
+    settings: &ArbiterSettings,
+    wall_now: UnixMillis,
+) -> Option<(Command, String)> {
+    let former = intent.former_leader.as_ref()?;
+    let member = cluster.members.get(former)?;
+    let ttl_ms = settings.ttl.as_millis() as u64;
+    let back = member.reported_at.0 >= intent.opened_at.0
+        && wall_now.0.saturating_sub(member.reported_at.0) <= ttl_ms;
+    if !back || member.conn_url.is_none() || member.status.sysid.is_none() || member.nofailover() {
+        return None;
+    }
+    Some((
+        Command::Promote {
+            member: former.clone(),
+            ended: intent.ended,
+        },
+        format!(
+            "{former} leads again: no synchronous standby was recorded for generation {}, so \
+             only it holds every commit it acknowledged",
+            intent.ended
+        ),
+    ))
+}
+
 /// Strict mode without a synchronous standby recorded for the ended generation: every commit
 /// was acknowledged by some standby, not known which. Once every member with a database (but
 /// the former primary) reported, however long that takes, the most advanced of them holds every
@@ -190,22 +228,37 @@ fn most_advanced_of_all(
     if standbys.any(|(name, _)| !intent.reports.contains_key(name)) {
         return None;
     }
-    // Positions of a copy of another system (from before an upgrade) are no measure here.
-    let furthest = intent
+    // Only a member that reached the former primary's timeline can hold what it acknowledged;
+    // one behind its start lacks even commits acknowledged in earlier generations (seed 1884: a
+    // standby isolated before a switchover was promoted after the new primary's lease lapsed).
+    let former_timeline = former_timeline(cluster, intent)?;
+    let holders: BTreeSet<MemberName> = intent
         .reports
         .iter()
-        .filter(|(name, _)| {
+        // A copy of another system (from before an upgrade) holds none of it either.
+        .filter(|(name, r)| {
             cluster
                 .members
                 .get(*name)
                 .is_some_and(|m| candidate::same_system(cluster, m))
+                && divergence::holds_timeline_start(
+                    (r.timeline, r.lsn),
+                    former_timeline,
+                    &cluster.history,
+                )
         })
-        .map(|(_, r)| r.lsn)
-        .max()?;
-    let best = candidate::ranked(cluster, intent, settings.maximum_lag_on_failover, None)
-        .into_iter()
-        .next()
-        .filter(|name| intent.reports.get(*name).is_some_and(|r| r.lsn == furthest))?;
+        .map(|(name, _)| name.clone())
+        .collect();
+    let furthest = holders.iter().map(|name| intent.reports[name].lsn).max()?;
+    let best = candidate::ranked(
+        cluster,
+        intent,
+        settings.maximum_lag_on_failover,
+        Some(&holders),
+    )
+    .into_iter()
+    .next()
+    .filter(|name| intent.reports.get(*name).is_some_and(|r| r.lsn == furthest))?;
     Some((
         Command::Promote {
             member: best.clone(),
@@ -217,6 +270,22 @@ fn most_advanced_of_all(
             intent.ended
         ),
     ))
+}
+
+/// The timeline the primary of the ended generation ran on: the later of what it last reported
+/// and the newest timeline the history knows of. `None` when neither is known.
+fn former_timeline(cluster: &ClusterState, intent: &FailoverIntent) -> Option<Timeline> {
+    let reported = intent
+        .former_leader
+        .as_ref()
+        .and_then(|f| cluster.members.get(f))
+        .and_then(|m| m.status.timeline);
+    let recorded = cluster
+        .history
+        .iter()
+        .map(|e| Timeline(e.timeline.0 + 1))
+        .max();
+    reported.max(recorded)
 }
 
 /// The voters of `record` sure to hold every acknowledged commit, judged by the positions
@@ -273,6 +342,7 @@ mod tests {
             status: MemberStatus {
                 role: ReportedRole::Replica,
                 sysid: Some("42".into()),
+                timeline: Some(Timeline(1)),
                 ..Default::default()
             },
             reported_at: UnixMillis(reported_at),
@@ -386,7 +456,7 @@ mod tests {
                 MemberName::from(*name),
                 FailoverReport {
                     lsn: Lsn(*lsn),
-                    timeline: None,
+                    timeline: Some(Timeline(1)),
                 },
             );
         }
@@ -400,6 +470,11 @@ mod tests {
         // and a strict synchronous mode is configured: neither applies to a standby cluster.
         let mut c = leaderless(&[("b", 10), ("c", 20)], &["a", "b", "c"], 10_000);
         c.failover.as_mut().unwrap().former_lsn = Some(Lsn(100 << 20));
+        // The former leader has not been heard of since its lease ended (else it leads again).
+        c.members
+            .get_mut(&MemberName::from("a"))
+            .unwrap()
+            .reported_at = UnixMillis(9_000);
         let watch = LeaseWatch::restart(&c, Instant::now());
         let strict = ArbiterSettings {
             synchronous: true,
@@ -756,6 +831,171 @@ mod tests {
                 ended: Generation(4)
             }
         );
+    }
+
+    /// Not strict, no synchronous standby recorded: the former primary, the only holder of
+    /// every acknowledged commit, leads again once its agent reported after the lease ended.
+    #[test]
+    fn synchronous_mode_not_strict_without_a_synchronous_standby_restores_the_former_primary() {
+        let degraded = ArbiterSettings {
+            synchronous: true,
+            strict: false,
+            ..settings()
+        };
+        let now = 20_000;
+        let restored = Some(Command::Promote {
+            member: "a".into(),
+            ended: Generation(4),
+        });
+        // (why, the lease ended at, the former primary's last report, it holds data, nofailover,
+        // expected); ttl is 3 s.
+        type Row = (&'static str, u64, Option<u64>, bool, bool, Option<Command>);
+        let table: [Row; 7] = [
+            (
+                "back after the lapse",
+                10_000,
+                Some(19_000),
+                true,
+                false,
+                restored.clone(),
+            ),
+            (
+                "back at the lapse itself",
+                19_000,
+                Some(19_000),
+                true,
+                false,
+                restored.clone(),
+            ),
+            (
+                "last heard before the lapse",
+                19_000,
+                Some(18_999),
+                true,
+                false,
+                None,
+            ),
+            (
+                "heard after the lapse, silent since",
+                10_000,
+                Some(16_000),
+                true,
+                false,
+                None,
+            ),
+            ("never heard of", 10_000, None, true, false, None),
+            (
+                "back without data",
+                10_000,
+                Some(19_000),
+                false,
+                false,
+                None,
+            ),
+            (
+                "back, tagged nofailover",
+                10_000,
+                Some(19_000),
+                true,
+                true,
+                None,
+            ),
+        ];
+        for (why, opened_at, reported_at, data, nofailover, expected) in table {
+            let mut c = leaderless(&[("b", 90), ("c", 95)], &["b", "c"], opened_at);
+            if let Some(at) = reported_at {
+                let mut a = member(at);
+                if !data {
+                    a.status.sysid = None;
+                }
+                if nofailover {
+                    a.tags = crate::state::Tags::from_written(
+                        [("nofailover".to_owned(), serde_json::Value::Bool(true))].into(),
+                    );
+                }
+                c.members.insert("a".into(), a);
+            }
+            let watch = LeaseWatch::restart(&c, Instant::now());
+            let got = arbitrate(&c, &degraded, &watch, Instant::now(), UnixMillis(now))
+                .map(|(cmd, _)| cmd);
+            assert_eq!(got, expected, "{why}");
+        }
+    }
+
+    /// Strict, no synchronous standby recorded, and the former primary was promoted onto
+    /// timeline 2 at 0/64 by a switchover: a standby still on timeline 1 behind that point lacks
+    /// commits acknowledged before it, however far ahead of the others it is. Regression (seed
+    /// 1884): such a standby, isolated during the switchover, was promoted and 26 acknowledged
+    /// commits were lost.
+    #[test]
+    fn strict_mode_promotes_only_a_member_that_reached_the_former_primarys_timeline() {
+        let strict = ArbiterSettings {
+            synchronous: true,
+            strict: true,
+            ..settings()
+        };
+        let switched = |reports: &[(&str, u32, u64)]| {
+            let mut c = leaderless(&[], &["a", "b", "c"], 10_000);
+            c.members
+                .get_mut(&MemberName::from("a"))
+                .unwrap()
+                .status
+                .timeline = Some(Timeline(2));
+            c.history.push(crate::state::HistoryEntry {
+                timeline: Timeline(1),
+                lsn: Lsn(100),
+                reason: "switchover".into(),
+                at: UnixMillis(5_000),
+                new_leader: "a".into(),
+            });
+            let intent = c.failover.as_mut().unwrap();
+            for (name, timeline, lsn) in reports {
+                intent.reports.insert(
+                    MemberName::from(*name),
+                    FailoverReport {
+                        lsn: Lsn(*lsn),
+                        timeline: Some(Timeline(*timeline)),
+                    },
+                );
+            }
+            c
+        };
+        let promoted = |c: &ClusterState| {
+            let watch = LeaseWatch::restart(c, Instant::now());
+            arbitrate(c, &strict, &watch, Instant::now(), UnixMillis(60_000)).map(|(cmd, _)| cmd)
+        };
+        let promote = |m: &str| {
+            Some(Command::Promote {
+                member: m.into(),
+                ended: Generation(4),
+            })
+        };
+        // (why, reports, expected)
+        let table: [(&str, Vec<(&str, u32, u64)>, Option<Command>); 4] = [
+            (
+                "both behind the switch point",
+                vec![("b", 1, 90), ("c", 1, 95)],
+                None,
+            ),
+            (
+                "one at the switch point",
+                vec![("b", 1, 100), ("c", 1, 95)],
+                promote("b"),
+            ),
+            (
+                "one on the new timeline",
+                vec![("b", 1, 95), ("c", 2, 120)],
+                promote("c"),
+            ),
+            (
+                "one past the switch point on the old",
+                vec![("b", 1, 101), ("c", 1, 95)],
+                None,
+            ),
+        ];
+        for (why, reports, expected) in table {
+            assert_eq!(promoted(&switched(&reports)), expected, "{why}");
+        }
     }
 
     #[test]

@@ -63,6 +63,32 @@ pub fn standby_divergence(
     }
 }
 
+/// Whether a member whose WAL ends at `replay` holds everything the primary of timeline
+/// `former_timeline` had when that timeline began: it is on that timeline (or a later one), or
+/// on the one just before it and exactly at the point where it forked off (at least as far, and
+/// not past it into WAL the newer timeline never had). A member further behind lacks WAL that
+/// may hold commits acknowledged in earlier generations; an unknown timeline holds nothing sure.
+pub fn holds_timeline_start(
+    replay: (Option<Timeline>, Lsn),
+    former_timeline: Timeline,
+    history: &[HistoryEntry],
+) -> bool {
+    let (Some(timeline), position) = replay else {
+        return false;
+    };
+    if timeline >= former_timeline {
+        return true;
+    }
+    if timeline.0 + 1 != former_timeline.0 {
+        return false;
+    }
+    history
+        .iter()
+        .rev()
+        .find(|e| e.timeline == timeline)
+        .is_some_and(|end| position == end.lsn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +169,39 @@ mod tests {
         for (name, (tl, lsn), leader, history, expected) in cases {
             let got = standby_divergence((Timeline(tl), Lsn(lsn)), Timeline(leader), history);
             assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_a_member_at_or_past_the_start_of_the_former_timeline_holds_it() {
+        let history = [ended(1, 100), ended(2, 300)];
+        // (why, replay timeline, position, former timeline, holds)
+        let table = [
+            ("on the former timeline", Some(3), 150, 3, true),
+            ("on a later timeline", Some(4), 10, 3, true),
+            ("at the fork of the timeline before", Some(2), 300, 3, true),
+            ("behind the fork", Some(2), 299, 3, false),
+            ("past the fork: diverged", Some(2), 301, 3, false),
+            (
+                "two timelines behind, even at its fork",
+                Some(1),
+                100,
+                3,
+                false,
+            ),
+            ("timeline unknown", None, 300, 3, false),
+            ("the fork not recorded", Some(3), 400, 4, false),
+        ];
+        for (why, timeline, position, former, holds) in table {
+            assert_eq!(
+                holds_timeline_start(
+                    (timeline.map(Timeline), Lsn(position)),
+                    Timeline(former),
+                    &history
+                ),
+                holds,
+                "{why}"
+            );
         }
     }
 }

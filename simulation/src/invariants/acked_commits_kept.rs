@@ -30,7 +30,7 @@ impl Invariant for AckedCommitsKept {
         if !self.strict {
             return Ok(());
         }
-        for p in new {
+        for p in new.iter().filter(|p| super::made_the_primary(cluster, p)) {
             if !p.missing_acks.is_empty() {
                 let some: Vec<String> = p.missing_acks.iter().take(5).map(u64::to_string).collect();
                 return Err(format!(

@@ -18,7 +18,7 @@ impl Invariant for FencedBeforePromotion {
         let promotions = cluster.dbs.promotions();
         let new = &promotions[self.seen.min(promotions.len())..];
         self.seen = promotions.len();
-        for p in new {
+        for p in new.iter().filter(|p| super::made_the_primary(cluster, p)) {
             if !p.others_writable.is_empty() {
                 let others: Vec<&str> = p.others_writable.iter().map(|m| m.as_str()).collect();
                 return Err(format!(
