@@ -970,8 +970,9 @@ mod tests {
                 ended: Generation(4),
             })
         };
-        // (why, reports, expected)
-        let table: [(&str, Vec<(&str, u32, u64)>, Option<Command>); 4] = [
+        // (why, reports: (member, timeline, lsn), expected)
+        type Row<'a> = (&'a str, Vec<(&'a str, u32, u64)>, Option<Command>);
+        let table: [Row; 4] = [
             (
                 "both behind the switch point",
                 vec![("b", 1, 90), ("c", 1, 95)],
