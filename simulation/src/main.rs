@@ -167,3 +167,23 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Seeds beyond the 10,000 that `scripts/test.sh` runs whose schedules found a bug, each
+    /// fixed: they must stay clean.
+    const FOUND_BUGS: [(u64, &str); 1] = [(
+        35294,
+        "the history lacked an earlier timeline switch whose record failed, so a standby left \
+         on that timeline was never judged, nor rewound",
+    )];
+
+    #[test]
+    fn schedules_that_found_bugs_stay_clean() {
+        for (seed, bug) in FOUND_BUGS {
+            if let Err(v) = super::run_one(seed) {
+                panic!("seed {seed} ({bug}) again: {}", super::report(seed, &v));
+            }
+        }
+    }
+}

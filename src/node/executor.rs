@@ -483,21 +483,31 @@ impl Executor {
             }
             Action::RecordHistory { timeline } => {
                 let switches = self.instance()?.timeline_history(*timeline).await?;
-                let Some(last) = switches.last() else {
+                if switches.is_empty() {
                     return Err(Fault::failed(format!(
                         "the history file of timeline {timeline} lists no switch"
                     )));
-                };
-                self.propose(Command::AddHistory {
-                    entry: crate::state::HistoryEntry {
-                        timeline: last.timeline,
-                        lsn: last.lsn,
-                        reason: last.reason.clone(),
-                        at: self.h.clock.wall_now(),
-                        new_leader: me,
-                    },
-                })
-                .await
+                }
+                // Every switch the cluster's history lacks, not only the last: an earlier
+                // primary's own record may have failed (its outcome unknown, then a switchover),
+                // and a standby still on that older timeline can be judged (ha::divergence) only
+                // by where it ended. Found by the simulation (seed 35294).
+                for switch in switches
+                    .iter()
+                    .filter(|s| !cluster.history.iter().any(|h| h.timeline == s.timeline))
+                {
+                    self.propose(Command::AddHistory {
+                        entry: crate::state::HistoryEntry {
+                            timeline: switch.timeline,
+                            lsn: switch.lsn,
+                            reason: switch.reason.clone(),
+                            at: self.h.clock.wall_now(),
+                            new_leader: me.clone(),
+                        },
+                    })
+                    .await?;
+                }
+                done()
             }
             Action::CheckUpgrade { id } => self.check_upgrade(cluster, *id).await,
             Action::AwaitUpgradeStandbys { id, generation } => {
