@@ -52,5 +52,13 @@ pub mod types;
 #[cfg(test)]
 pub(crate) mod fuzz;
 
-/// The version reported in `GET /patroni` (`patroni.version`) and member records.
+/// Tribune's own version: `tribune --version`, `tribunectl version`, the `tribune.version` field
+/// of `GET /patroni`, `tribune_build_info` on `/metrics`, and member records.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Patroni release whose REST API, configuration and CLI Tribune implements
+/// (reference/patroni.md). Tools written for Patroni read `patroni.version` of `GET /patroni`
+/// (and `patroni_version` on `/metrics`) and change their judgement on it: from Patroni 3.0.4 a
+/// healthy replica is `streaming`, before it was `running`. Tribune answers this there, so such
+/// tools judge it by the API it speaks; its own version has a field of its own.
+pub const PATRONI_API_VERSION: &str = "4.1.5";
