@@ -22,6 +22,9 @@
 //! - [`node`]: the agent runtime: `runtime` (the lease keeper, the arbiter's runtime, the HA loop
 //!   and its executor, over `Consensus`, `Instance` and the clock), the watchdog, the counters,
 //!   and `run`, which wires them to the Raft node, the REST server and the one shutdown story.
+//! - [`callbacks`]: the user's scripts around the database (Patroni's callbacks, `pre_promote`,
+//!   `before_stop`, `post_bootstrap`): which event calls which (`tracker`, pure), the real
+//!   processes (`runner`) and a fake.
 //! - [`logging`]: log set-up from `log.level` / `log.type`.
 //! - `first_bytes`: the deadline for a new connection's first bytes (REST and Raft servers).
 //! - [`pem`]: PEM certificate and key files to rustls types (REST, `tribunectl`, Raft).
@@ -35,6 +38,7 @@
 //! simulation of whole clusters over `instance::fake` and `raft::memory`).
 
 pub mod api;
+pub mod callbacks;
 pub mod clock;
 pub mod config;
 pub mod ctl;

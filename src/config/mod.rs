@@ -27,6 +27,7 @@ mod postgresql;
 mod raft;
 mod restapi;
 mod schema;
+mod scripts;
 mod standby;
 mod tags;
 mod value;
@@ -56,6 +57,7 @@ pub use raft::{
     DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT_INTERVAL, Raft,
 };
 pub use restapi::{Credentials, Ctl, RestApi, VerifyClient};
+pub use scripts::{Callbacks, ScriptCommand};
 pub use standby::StandbyCluster;
 pub use watchdog::{DEFAULT_SAFETY_MARGIN, Watchdog, WatchdogDriver, WatchdogMode};
 

@@ -12,6 +12,7 @@ use super::dynamic::check_parameters;
 use super::error::ConfigError;
 use super::initdb::{self, InitdbOption};
 use super::restapi::Credentials;
+use super::scripts::{Callbacks, ScriptCommand};
 use super::value::Section;
 
 /// Patroni's default `pg_ctl_timeout`.
@@ -61,6 +62,14 @@ pub struct Postgresql {
     pub remove_data_directory_on_rewind_failure: bool,
     pub remove_data_directory_on_diverged_timelines: bool,
     pub basebackup: Vec<InitdbOption>,
+    /// `callbacks`: scripts run in the background after the database starts, stops,
+    /// restarts, reloads or changes role.
+    pub callbacks: Callbacks,
+    /// Run after this member won the lease and before it promotes its standby; a non-zero exit
+    /// vetoes the promotion (a fencing script).
+    pub pre_promote: Option<ScriptCommand>,
+    /// Run, and waited for, before each clean stop of the database.
+    pub before_stop: Option<ScriptCommand>,
 }
 
 impl Postgresql {
@@ -119,6 +128,9 @@ impl Postgresql {
                 s.get("basebackup"),
                 initdb::BASEBACKUP_RESERVED,
             )?,
+            callbacks: Callbacks::parse(&s.section("callbacks")?)?,
+            pre_promote: ScriptCommand::parse(s, "pre_promote")?,
+            before_stop: ScriptCommand::parse(s, "before_stop")?,
             data_dir,
         })
     }

@@ -181,11 +181,31 @@ pub async fn run_with_listeners(
 /// On shutdown, as Patroni: stop PostgreSQL cleanly; a primary then gives its lease up with its
 /// final WAL position, so the most advanced standby takes over without waiting for `ttl`.
 async fn stop_database(config: &Config, raft: &RaftNode, instance: Option<&dyn Instance>) {
+    use crate::callbacks::{Callback, CallbackAction, CallbackRole, Hook, Scripts};
     let Some(instance) = instance else { return };
     info!("stopping postgres before exiting");
+    let status = instance.status().await;
+    let scripts =
+        crate::callbacks::ScriptRunner::new(crate::callbacks::runner::ScriptSet::from_config_fn(
+            config,
+        ));
+    let running = status.state == crate::state::DbState::Running;
+    if running {
+        let outcome = scripts.run_hook(&Hook::BeforeStop).await;
+        if let crate::callbacks::HookOutcome::Failed(why) = outcome {
+            warn!(%why, "the before_stop script failed");
+        }
+    }
     if let Err(err) = instance.stop(crate::instance::StopMode::Fast).await {
         warn!(error = %err, "could not stop postgres cleanly");
         return;
+    }
+    if running {
+        let role = match status.role {
+            Some(crate::instance::DbRole::Primary) => CallbackRole::Primary,
+            _ => CallbackRole::Replica,
+        };
+        scripts.notify(Callback::new(CallbackAction::OnStop, role));
     }
     let cluster = raft.state();
     let Some(leader) = cluster.leader.as_ref().filter(|l| l.member == config.name) else {

@@ -44,6 +44,23 @@ const DEFAULT_WAL_KEEP_SIZE: &str = "128MB";
 /// reconnection to a new primary.
 const DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL: &str = "500ms";
 
+/// How the agent's scripts reach this server as the superuser (`post_bootstrap`): as the
+/// agent itself connects, without the password, which is in the password file.
+pub fn superuser_dsn(s: &PostgresSettings) -> String {
+    let host = if s.connect_locally() {
+        s.socket_dir().to_string_lossy().into_owned()
+    } else {
+        s.local_tcp_host()
+    };
+    let port = s.listen_port.to_string();
+    conninfo(&[
+        ("dbname", "postgres"),
+        ("user", &s.superuser.0),
+        ("host", &host),
+        ("port", &port),
+    ])
+}
+
 /// `primary_conninfo` for streaming from `upstream`. The password comes from the password file,
 /// never from this string (it is visible in `pg_settings` and `pg_stat_wal_receiver`).
 pub fn primary_conninfo(s: &PostgresSettings, upstream: &Upstream) -> String {

@@ -837,4 +837,8 @@ impl Instance for Postgres {
     async fn checkpoint(&self) -> Result<(), InstanceError> {
         self.server.checkpoint().await
     }
+
+    fn superuser_dsn(&self) -> Option<String> {
+        Some(files::superuser_dsn(&self.s))
+    }
 }
