@@ -68,7 +68,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    tribune::logging::init(&config.log);
+    if let Err(err) = tribune::logging::init(&config.log) {
+        eprintln!("tribune: {err}");
+        return ExitCode::FAILURE;
+    }
     if let Some(warning) = config.ignored_keys_warning() {
         warn!("{warning}");
     }

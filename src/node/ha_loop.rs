@@ -267,7 +267,10 @@ impl HaLoop {
             db: &status,
             memory: &self.memory,
         });
-        if !decision.actions.is_empty() || decision.reason != self.last_reason {
+        if !decision.actions.is_empty()
+            || decision.reason != self.last_reason
+            || !config.log.deduplicate_heartbeat_logs
+        {
             info!("{}", decision.reason);
         } else {
             debug!("{}", decision.reason);
