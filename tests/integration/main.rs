@@ -14,5 +14,6 @@ mod harness;
 mod members;
 mod opengauss;
 mod rest;
+mod scripts;
 mod security;
 mod standby;
