@@ -59,7 +59,7 @@ pub use postgresql::{Authentication, DEFAULT_PG_CTL_TIMEOUT, Engine, Postgresql}
 pub use raft::{
     DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT_INTERVAL, Raft,
 };
-pub use restapi::{Credentials, Ctl, RestApi, VerifyClient};
+pub use restapi::{Credentials, Ctl, RestApi, ServerTokens, VerifyClient};
 pub use scripts::{Callbacks, ScriptCommand};
 pub use standby::StandbyCluster;
 pub use watchdog::{DEFAULT_SAFETY_MARGIN, Watchdog, WatchdogDriver, WatchdogMode};

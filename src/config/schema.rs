@@ -241,10 +241,10 @@ const RESTAPI: &[Key] = &[
     a("allowlist_include_members"),
     a("http_extra_headers"),
     a("https_extra_headers"),
-    i("ciphers"),
-    i("request_queue_size"),
+    a("ciphers"),
+    a("request_queue_size"),
     i("thread_pool_size"),
-    i("server_tokens"),
+    a("server_tokens"),
 ];
 
 const CTL: &[Key] = &[
