@@ -207,7 +207,7 @@ const DCS: &[Key] = &[
     a("pause"),
     a("failsafe_mode"),
     a_in("postgresql", DCS_POSTGRESQL),
-    i("maximum_lag_on_syncnode"),
+    a("maximum_lag_on_syncnode"),
     i("member_slots_ttl"),
     a_in("standby_cluster", STANDBY_CLUSTER),
     i("slots"),
