@@ -91,7 +91,10 @@ pub enum Hook {
     BeforeStop,
     /// Given `connstring` (a superuser connection string without the password) as its last
     /// argument, with `PGPASSFILE` pointing at `pgpass`.
-    PostBootstrap { connstring: String, pgpass: PathBuf },
+    PostBootstrap {
+        connstring: String,
+        pgpass: PathBuf,
+    },
 }
 
 impl Hook {

@@ -202,8 +202,10 @@ impl Scripts for ScriptRunner {
             return HookOutcome::NotConfigured;
         };
         if let Hook::PostBootstrap { pgpass, .. } = hook {
-            cmd.env("PGPASSFILE", pgpass)
-                .env("PGOPTIONS", "-c synchronous_commit=local -c statement_timeout=0");
+            cmd.env("PGPASSFILE", pgpass).env(
+                "PGOPTIONS",
+                "-c synchronous_commit=local -c statement_timeout=0",
+            );
         }
         let name = hook.name();
         let mut child = match cmd.spawn() {
@@ -285,7 +287,10 @@ mod tests {
         let r = runner(set);
         r.notify(Callback::new(CallbackAction::OnStop, CallbackRole::Primary));
         // Not configured: nothing runs.
-        r.notify(Callback::new(CallbackAction::OnStart, CallbackRole::Primary));
+        r.notify(Callback::new(
+            CallbackAction::OnStart,
+            CallbackRole::Primary,
+        ));
         wait_for(&log, 1).await;
         let sleeping = r.callbacks.lock().unwrap().running.unwrap().pgid;
         r.notify(Callback::new(

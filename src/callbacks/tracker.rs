@@ -166,14 +166,20 @@ mod tests {
                 "a new replica starts",
                 vec![
                     Observe(None),
-                    Act(Action::Start { upstream: from("a") }),
+                    Act(Action::Start {
+                        upstream: from("a"),
+                    }),
                     Observe(Some(Replica)),
                 ],
                 vec![(OnStart, Replica)],
             ),
             (
                 "the bootstrap starts the primary",
-                vec![Observe(None), Act(Action::Bootstrap), Observe(Some(Primary))],
+                vec![
+                    Observe(None),
+                    Act(Action::Bootstrap),
+                    Observe(Some(Primary)),
+                ],
                 vec![(OnStart, Primary)],
             ),
             (
@@ -209,10 +215,16 @@ mod tests {
                     Act(stop()),
                     Observe(None),
                     Act(Action::Rewind { from: "b".into() }),
-                    Act(Action::Start { upstream: from("b") }),
+                    Act(Action::Start {
+                        upstream: from("b"),
+                    }),
                     Observe(Some(Replica)),
                 ],
-                vec![(OnStart, Primary), (OnStop, Primary), (OnRoleChange, Replica)],
+                vec![
+                    (OnStart, Primary),
+                    (OnStop, Primary),
+                    (OnRoleChange, Replica),
+                ],
             ),
             (
                 "a restarted replica",
@@ -250,7 +262,9 @@ mod tests {
                 vec![
                     Observe(None),
                     Act(stop()),
-                    Fail(Action::Start { upstream: from("a") }),
+                    Fail(Action::Start {
+                        upstream: from("a"),
+                    }),
                 ],
                 vec![],
             ),

@@ -123,10 +123,7 @@ pub fn format_fields(key: &str, text: &str) -> Result<Vec<String>, ConfigError> 
     while let Some(at) = rest.find("%(") {
         let after = &rest[at + 2..];
         let Some(close) = after.find(')') else {
-            return Err(ConfigError::at(
-                key,
-                format!("unclosed `%(` in {text:?}"),
-            ));
+            return Err(ConfigError::at(key, format!("unclosed `%(` in {text:?}")));
         };
         let field = &after[..close];
         if !FIELDS.contains(&field) {
@@ -343,10 +340,16 @@ mod tests {
             (json!({"type": "xml"}), "log.type"),
             (json!({"format": "%(asctime)s %(nope)s"}), "log.format"),
             (json!({"format": ["message"]}), "log.format"),
-            (json!({"type": "json", "format": ["bogus"]}), "log.format[0]"),
+            (
+                json!({"type": "json", "format": ["bogus"]}),
+                "log.format[0]",
+            ),
             (json!({"mode": "rwx"}), "log.mode"),
             (json!({"file_size": -1}), "log.file_size"),
-            (json!({"loggers": {"openraft": "LOUD"}}), "log.loggers.openraft"),
+            (
+                json!({"loggers": {"openraft": "LOUD"}}),
+                "log.loggers.openraft",
+            ),
         ] {
             let err = parse(doc.clone()).unwrap_err();
             assert_eq!(err.key.as_deref(), Some(key), "{doc}: {err}");

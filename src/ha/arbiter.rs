@@ -200,8 +200,7 @@ fn after_declined(
     if awaiting && waited < ttl_ms {
         return None;
     }
-    let holders: Option<BTreeSet<MemberName>> = (settings.synchronous
-        && !settings.standby_cluster)
+    let holders: Option<BTreeSet<MemberName>> = (settings.synchronous && !settings.standby_cluster)
         .then(|| {
             intent
                 .reports
@@ -496,8 +495,8 @@ mod tests {
         );
         // Asynchronous mode: the lag limit counts from the decliner's position.
         let c = declined_by_b(&[("c", 99), ("d", 90)]);
-        let (cmd, _) = arbitrate(&c, &settings(), &watch, Instant::now(), UnixMillis(10_100))
-            .unwrap();
+        let (cmd, _) =
+            arbitrate(&c, &settings(), &watch, Instant::now(), UnixMillis(10_100)).unwrap();
         assert_eq!(
             cmd,
             Command::Promote {
@@ -854,8 +853,14 @@ mod tests {
             synchronous: false,
             ..degraded
         };
-        let (cmd, _) =
-            arbitrate(&c, &asynchronous, &watch, Instant::now(), UnixMillis(60_000)).unwrap();
+        let (cmd, _) = arbitrate(
+            &c,
+            &asynchronous,
+            &watch,
+            Instant::now(),
+            UnixMillis(60_000),
+        )
+        .unwrap();
         assert_eq!(
             cmd,
             Command::Promote {

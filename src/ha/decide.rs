@@ -208,7 +208,9 @@ fn lease_holder(
                 generation,
                 reason: why.clone(),
             }],
-            format!("removed leader lock because the pre_promote script refused the promotion: {why}"),
+            format!(
+                "removed leader lock because the pre_promote script refused the promotion: {why}"
+            ),
         );
     }
     let remote = o.settings.standby_cluster.as_ref();

@@ -330,7 +330,8 @@ impl Visit for Collect {
         if field.name() == "message" {
             self.message = value.to_owned();
         } else {
-            self.fields.push((field.name().to_owned(), value.to_owned()));
+            self.fields
+                .push((field.name().to_owned(), value.to_owned()));
         }
     }
 
@@ -409,7 +410,11 @@ mod tests {
             "[WARNING ] ha_loop:42 490 100% tribune::node::ha_loop"
         );
         assert_eq!(
-            render_text("%(asctime)s|%(levelno)5d|%(message).6s", &r, Some("%Y/%m/%d")),
+            render_text(
+                "%(asctime)s|%(levelno)5d|%(message).6s",
+                &r,
+                Some("%Y/%m/%d")
+            ),
             "2026/11/24|   30|action"
         );
     }

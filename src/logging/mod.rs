@@ -57,12 +57,8 @@ pub fn init(log: &Log) -> Result<(), file::LogFileError> {
         .with_env_filter(filter)
         .event_format(formatter);
     let _ = match &log.dir {
-        Some(dir) => builder
-            .with_writer(file::open(dir, log)?)
-            .try_init(),
-        None => builder
-            .with_writer(std::io::stderr)
-            .try_init(),
+        Some(dir) => builder.with_writer(file::open(dir, log)?).try_init(),
+        None => builder.with_writer(std::io::stderr).try_init(),
     };
     Ok(())
 }

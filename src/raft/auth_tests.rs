@@ -371,7 +371,8 @@ async fn a_ca_rotation_one_member_at_a_time_keeps_the_cluster_writable() {
         nodes
             .iter()
             .all(|n| {
-                n.state().config.as_ref().map(|c| c.written()) == Some(&json!({ "written": written }))
+                n.state().config.as_ref().map(|c| c.written())
+                    == Some(&json!({ "written": written }))
             })
             .then_some(())
     })

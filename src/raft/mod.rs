@@ -83,8 +83,8 @@ mod fuzz_tests;
 #[cfg(test)]
 mod storage_tests;
 
-pub use consensus::Consensus;
 pub use auth::{CertificateFiles, PeerAuth};
+pub use consensus::Consensus;
 pub use error::{MembersError, ProposeError, RaftError};
 pub use join::JoinState;
 pub use membership::{MIN_VOTERS, MemberChange, RaftMember, RaftMembers, Refusal, RefusalKind};

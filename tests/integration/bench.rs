@@ -116,8 +116,8 @@ impl Loaded {
                 }
                 // And a synchronous standby recorded: without one, a crash of the primary is
                 // not failed over (its acknowledged commits would be on no standby).
-                let doc = get_json(client, &format!("{}/cluster", self.cluster.nodes[0].api()))
-                    .await?;
+                let doc =
+                    get_json(client, &format!("{}/cluster", self.cluster.nodes[0].api())).await?;
                 doc["members"]
                     .as_array()?
                     .iter()

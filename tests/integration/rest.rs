@@ -211,7 +211,10 @@ pub async fn endpoints_answer_as_patroni(database: Database) {
         vec!["name", "scope", "version"]
     );
     // Tools written for Patroni branch on this version; Tribune's own is beside it.
-    assert_eq!(primary_doc["patroni"]["version"], tribune::PATRONI_API_VERSION);
+    assert_eq!(
+        primary_doc["patroni"]["version"],
+        tribune::PATRONI_API_VERSION
+    );
     assert_eq!(primary_doc["tribune"]["version"], tribune::VERSION);
     let senders = primary_doc["replication"].as_array().unwrap();
     assert_eq!(senders.len(), 2);

@@ -130,7 +130,9 @@ async fn callbacks_pre_promote_and_log_rotation_through_a_switchover_and_a_failo
     // --- a switchover from p to t ---
     let t = (p + 1) % 3;
     let third = (p + 2) % 3;
-    let before: Vec<usize> = (0..3).map(|i| callbacks(&cluster.nodes[i].dir).len()).collect();
+    let before: Vec<usize> = (0..3)
+        .map(|i| callbacks(&cluster.nodes[i].dir).len())
+        .collect();
     let (code, text) = {
         let response = client
             .post(format!("{}/switchover", cluster.nodes[third].api()))
@@ -154,14 +156,16 @@ async fn callbacks_pre_promote_and_log_rotation_through_a_switchover_and_a_failo
             (old == ["on_stop primary itest", "on_role_change replica itest"]
                 && new == ["pre_promote accepted", "on_role_change primary itest"]
                 && other == ["on_reload replica itest"])
-                .then_some(())
+            .then_some(())
         },
     )
     .await;
     no_pending_restart(&client, &cluster, &[0, 1, 2]).await;
 
     // --- a failover of t whose synchronous standby's pre_promote refuses ---
-    let doc = cluster_doc(&client, &cluster, t).await.expect("GET /cluster");
+    let doc = cluster_doc(&client, &cluster, t)
+        .await
+        .expect("GET /cluster");
     let sync = doc["members"]
         .as_array()
         .unwrap()
@@ -173,7 +177,9 @@ async fn callbacks_pre_promote_and_log_rotation_through_a_switchover_and_a_failo
     let other = (0..3).find(|i| *i != t && *i != sync).unwrap();
     let veto = cluster.nodes[sync].dir.join("veto");
     cluster.write_owned(&veto, "", 0o644);
-    let before: Vec<usize> = (0..3).map(|i| callbacks(&cluster.nodes[i].dir).len()).collect();
+    let before: Vec<usize> = (0..3)
+        .map(|i| callbacks(&cluster.nodes[i].dir).len())
+        .collect();
     cluster.crash(t);
     let promoted = wait_for(
         Duration::from_secs(60),
@@ -197,7 +203,9 @@ async fn callbacks_pre_promote_and_log_rotation_through_a_switchover_and_a_failo
             let new = new_lines(&cluster, other, before[other]);
             // The other standby may first have followed the vetoing member (on_reload).
             (vetoed.first().map(String::as_str) == Some("pre_promote refused")
-                && !vetoed.iter().any(|l| l.starts_with("on_role_change primary"))
+                && !vetoed
+                    .iter()
+                    .any(|l| l.starts_with("on_role_change primary"))
                 && vetoed.last().map(String::as_str) == Some("on_reload replica itest")
                 && new.ends_with(&[
                     "pre_promote accepted".to_owned(),

@@ -174,10 +174,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
     };
     let replication = senders(col("replication"))?;
     // `pending_restart` and its reasons come from the same rows of pg_settings.
-    let pending = pending_that_counts(
-        in_recovery,
-        pending_changes(col("pending_restart_reason"))?,
-    );
+    let pending = pending_that_counts(in_recovery, pending_changes(col("pending_restart_reason"))?);
     Ok(LocalStatus {
         state: DbState::Running,
         role: Some(if in_recovery {
