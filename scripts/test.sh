@@ -47,6 +47,11 @@ fi
 # report stays in runs/.
 if [ "$(id -u)" -eq 0 ]; then
   scripts/chaos.sh --faults 20 --seed 7 --out "runs/ci-smoke-$(date +%Y%m%d-%H%M%S)"
+  # The same on openGauss (6.0.2) when its suite ran.
+  if [ -n "${TRIBUNE_OPENGAUSS_BIN:-}" ]; then
+    scripts/chaos.sh --engine opengauss --opengauss-bin "$TRIBUNE_OPENGAUSS_BIN" --faults 20 \
+      --seed 7 --out "runs/ci-smoke-opengauss-$(date +%Y%m%d-%H%M%S)"
+  fi
 else
   echo "chaos smoke run skipped: it needs root (network namespaces, nftables, mounts); CI runs as root"
 fi

@@ -26,7 +26,9 @@ pub const HEARTBEAT_PORT_OFFSET: u16 = 5;
 /// Characters `gs_ctl` refuses in any argument (it exits with "token invalid symbol").
 const GS_CTL_UNSAFE: &[char] = &['|', ';', '&', '$', '<', '>', '`', '\\', '!'];
 
-#[derive(Clone, Debug)]
+/// No `Debug`: it holds the initial user's and the replication administrator's passwords, which
+/// must never reach a log line.
+#[derive(Clone)]
 pub struct OpenGaussSettings {
     /// `application_name` (so the name in `synchronous_standby_names`) and, as openGauss's
     /// standbys name it, the replication slot on the primary.
