@@ -146,7 +146,14 @@ impl Config {
         (!self.ignored_keys.is_empty()).then(|| {
             format!(
                 "these Patroni settings are accepted but Tribune does not act on them: {}",
-                self.ignored_keys.join(", ")
+                self.ignored_keys
+                    .iter()
+                    .map(|key| match schema::reason(key) {
+                        Some(why) => format!("{key} ({why})"),
+                        None => key.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })
     }

@@ -50,6 +50,10 @@ pub struct Postgresql {
     pub config_dir: Option<PathBuf>,
     /// `None`: look the binaries up in `PATH`.
     pub bin_dir: Option<PathBuf>,
+    /// `bin_name`: other names for the PostgreSQL programs (`pg_ctl` -> `pg_ctl15`), as
+    /// Patroni's `bin_name.{pg_ctl,initdb,pg_controldata,pg_basebackup,postgres,pg_isready,
+    /// pg_rewind}`; the schema admits only those keys.
+    pub bin_name: BTreeMap<String, String>,
     /// Default `$HOME/pgpass` (Patroni's `~/pgpass`), or `pgpass` next to `data_dir` without HOME.
     pub pgpass: PathBuf,
     pub authentication: Authentication,
@@ -58,6 +62,9 @@ pub struct Postgresql {
     /// `None`: take the dynamic configuration's value.
     pub use_pg_rewind: Option<bool>,
     pub use_unix_socket: bool,
+    /// The agent's replication connection to its own server (`IDENTIFY_SYSTEM`) goes through
+    /// the Unix socket rather than the connect address.
+    pub use_unix_socket_repl: bool,
     pub pg_ctl_timeout: Duration,
     pub remove_data_directory_on_rewind_failure: bool,
     pub remove_data_directory_on_diverged_timelines: bool,
@@ -108,12 +115,14 @@ impl Postgresql {
             connect_port,
             config_dir: s.path_buf("config_dir")?,
             bin_dir: s.path_buf("bin_dir")?,
+            bin_name: bin_names(&s.section("bin_name")?)?,
             pgpass,
             authentication,
             parameters,
             pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
             use_pg_rewind: s.bool("use_pg_rewind")?,
             use_unix_socket: s.bool("use_unix_socket")?.unwrap_or(false),
+            use_unix_socket_repl: s.bool("use_unix_socket_repl")?.unwrap_or(false),
             pg_ctl_timeout: s
                 .seconds("pg_ctl_timeout")?
                 .unwrap_or(DEFAULT_PG_CTL_TIMEOUT),
@@ -134,6 +143,31 @@ impl Postgresql {
             data_dir,
         })
     }
+}
+
+fn bin_names(s: &Section<'_>) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut names = BTreeMap::new();
+    for program in [
+        "pg_ctl",
+        "initdb",
+        "pg_controldata",
+        "pg_basebackup",
+        "postgres",
+        "pg_isready",
+        "pg_rewind",
+    ] {
+        if let Some(name) = s.string(program)? {
+            let name = name.trim();
+            if name.is_empty() || name.contains('/') {
+                return Err(ConfigError::at(
+                    s.key(program),
+                    format!("expected a program's file name (looked up in bin_dir), got {name:?}"),
+                ));
+            }
+            names.insert(program.to_owned(), name.to_owned());
+        }
+    }
+    Ok(names)
 }
 
 fn default_pgpass(data_dir: &Path, home: Option<&str>) -> PathBuf {
@@ -211,6 +245,12 @@ mod tests {
         assert_eq!(pg.engine, None);
         assert_eq!(pg.use_pg_rewind, None);
         assert!(pg.authentication.rewind.is_none());
+        assert!(pg.bin_name.is_empty());
+        let mut doc = base();
+        doc["bin_name"] = json!({"pg_ctl": "pg_ctl.15", "postgres": "postgres15"});
+        let renamed = parse(&doc, None).unwrap().bin_name;
+        assert_eq!(renamed["pg_ctl"], "pg_ctl.15");
+        assert_eq!(renamed["postgres"], "postgres15");
         let pg = parse(&base(), None).unwrap();
         assert_eq!(pg.pgpass, PathBuf::from("/var/lib/postgresql/16/pgpass"));
     }
@@ -261,6 +301,14 @@ mod tests {
             (
                 with("basebackup", json!(["wal-method"])),
                 "postgresql.basebackup",
+            ),
+            (
+                with("bin_name", json!({"pg_ctl": "/usr/bin/pg_ctl"})),
+                "postgresql.bin_name.pg_ctl",
+            ),
+            (
+                with("bin_name", json!({"initdb": " "})),
+                "postgresql.bin_name.initdb",
             ),
         ];
         for (doc, key) in cases {

@@ -292,19 +292,13 @@ fn a_patroni_raft_configuration_loads_unchanged() {
         c.ignored_keys,
         [
             "bootstrap.dcs.slots",
-            "bootstrap.post_bootstrap",
-            "log.dir",
-            "log.file_num",
-            "log.file_size",
-            "log.loggers",
             "postgresql.authentication.superuser.sslmode",
-            "postgresql.callbacks",
             "postgresql.create_replica_methods",
             "postgresql.pgbackrest",
         ]
     );
     let warning = c.ignored_keys_warning().unwrap();
-    assert!(warning.contains("postgresql.callbacks, postgresql.create_replica_methods"));
+    assert!(warning.contains("bootstrap.dcs.slots, postgresql.authentication.superuser.sslmode"));
 
     let debug = format!("{c:?}");
     for secret in ["admin-secret", "rep-pass", "zalando", "rewind_password"] {

@@ -83,6 +83,8 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
         scope: config.scope.clone(),
         data_dir: pg.data_dir.clone(),
         bin_dir: pg.bin_dir.clone().or_else(find_postgres_bin_dir),
+        bin_name: pg.bin_name.clone(),
+        use_unix_socket_repl: pg.use_unix_socket_repl,
         // listen_addresses: the hosts of `postgresql.listen` as written (`0.0.0.0`, `*`,
         // `10.0.0.1,127.0.0.1`), not `listen_host`, which is the host for local connections.
         listen_host: listen_hosts(&pg.listen),
@@ -117,6 +119,13 @@ fn opengauss_instance(config: &Config, pg: &Postgresql) -> Result<Arc<dyn Instan
             )
         })?,
     };
+    if let Some(program) = pg.bin_name.keys().next() {
+        return Err(ConfigError::at(
+            format!("postgresql.bin_name.{program}"),
+            "names PostgreSQL's programs; openGauss's are gs_ctl, gs_initdb and gaussdb, \
+             found in bin_dir by their own names",
+        ));
+    }
     let superuser = &pg.authentication.superuser;
     let superuser_password = superuser.password.clone().ok_or_else(|| {
         ConfigError::at(
@@ -296,6 +305,14 @@ postgresql:
             empty.path().display()
         ));
         assert_eq!(config_error(&c).key.as_deref(), Some("postgresql.bin_dir"));
+        // bin_name names PostgreSQL's programs: refused rather than ignored on openGauss.
+        let c = config(&format!(
+            "  engine: opengauss\n  bin_dir: {dir}\n  bin_name: {{pg_ctl: gs_ctl}}\n"
+        ));
+        assert_eq!(
+            config_error(&c).key.as_deref(),
+            Some("postgresql.bin_name.pg_ctl")
+        );
     }
 
     #[test]

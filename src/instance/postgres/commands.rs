@@ -163,12 +163,17 @@ pub fn rewind_source(s: &PostgresSettings, source: &Upstream) -> String {
 /// `IDENTIFY_SYSTEM` over a replication connection to this server (at its connect address, as
 /// the replication user, as peers stream from it): on a standby it answers the timeline its
 /// startup process replays and how far it has WAL on it, which SQL on PostgreSQL 15 does not
-/// (Patroni asks the same). Output: `sysid|timeline|xlogpos|dbname`.
+/// (Patroni asks the same). Output: `sysid|timeline|xlogpos|dbname`. With
+/// `use_unix_socket_repl`, through the socket directory (and `listen`'s port) instead.
 pub fn identify_system(s: &PostgresSettings) -> CommandLine {
-    let port = s.connect_port.to_string();
+    let (host, port) = if s.use_unix_socket_repl {
+        (path(&s.socket_dir()), s.listen_port.to_string())
+    } else {
+        (s.connect_host.clone(), s.connect_port.to_string())
+    };
     let passfile = path(&s.pgpass);
     let target = conninfo(&[
-        ("host", &s.connect_host),
+        ("host", &host),
         ("port", &port),
         ("user", &s.replication.0),
         ("dbname", "replication"),
@@ -309,6 +314,18 @@ mod tests {
             pg_controldata(&s).to_string(),
             "LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D /var/lib/postgresql/15/main"
         );
+    }
+
+    #[test]
+    fn use_unix_socket_repl_asks_through_the_socket() {
+        let mut s = sample();
+        s.use_unix_socket_repl = true;
+        let line = identify_system(&s).to_string();
+        assert!(
+            line.contains("host=/var/lib/postgresql/15 port=5432 user=replicator"),
+            "{line}"
+        );
+        assert!(!line.contains("10.0.0.1"), "{line}");
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub struct PostgresSettings {
     pub data_dir: PathBuf,
     /// Where `pg_ctl`, `initdb`, ... live; `None` looks them up in `PATH`.
     pub bin_dir: Option<PathBuf>,
+    /// `postgresql.bin_name`: a program's file name when it is not its usual one.
+    pub bin_name: BTreeMap<String, String>,
+    /// `postgresql.use_unix_socket_repl`: [`super::commands::identify_system`] connects
+    /// through the socket directory instead of the connect address.
+    pub use_unix_socket_repl: bool,
     /// `listen_addresses` (comma-separated) and `port`.
     pub listen_host: String,
     pub listen_port: u16,
@@ -49,6 +54,7 @@ pub struct PostgresSettings {
 impl PostgresSettings {
     /// The path of a PostgreSQL program.
     pub fn program(&self, name: &str) -> PathBuf {
+        let name = self.bin_name.get(name).map_or(name, String::as_str);
         match &self.bin_dir {
             Some(dir) => dir.join(name),
             None => PathBuf::from(name),
@@ -140,6 +146,8 @@ pub(crate) fn sample() -> PostgresSettings {
         scope: "batman".into(),
         data_dir: PathBuf::from("/var/lib/postgresql/15/main"),
         bin_dir: Some(PathBuf::from("/usr/lib/postgresql/15/bin")),
+        bin_name: BTreeMap::new(),
+        use_unix_socket_repl: false,
         listen_host: "0.0.0.0".into(),
         listen_port: 5432,
         connect_host: "10.0.0.1".into(),
@@ -185,6 +193,18 @@ mod tests {
         assert_eq!(s.socket_dir(), Path::new("/run/pg"));
         s.bin_dir = None;
         assert_eq!(s.program("initdb"), Path::new("initdb"));
+        // bin_name renames a program, in bin_dir or on the PATH.
+        s.bin_name.insert("pg_ctl".into(), "pg_ctl15".into());
+        assert_eq!(s.program("pg_ctl"), Path::new("pg_ctl15"));
+        s.bin_dir = sample().bin_dir;
+        assert_eq!(
+            s.program("pg_ctl"),
+            Path::new("/usr/lib/postgresql/15/bin/pg_ctl15")
+        );
+        assert_eq!(
+            s.program("initdb"),
+            Path::new("/usr/lib/postgresql/15/bin/initdb")
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ fn settings(dir: &Path, bin: &Path, name: &str, port: u16) -> PostgresSettings {
         scope: "lifecycle".into(),
         data_dir: dir.join(name),
         bin_dir: Some(bin.to_path_buf()),
+        bin_name: Default::default(),
+        use_unix_socket_repl: false,
         listen_host: "127.0.0.1".into(),
         listen_port: port,
         connect_host: "127.0.0.1".into(),
