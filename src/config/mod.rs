@@ -55,7 +55,7 @@ pub use log::{
     DEFAULT_LINE_FORMAT as DEFAULT_LOG_FORMAT, LineFormat, Log, LogFormat,
     format_fields_lenient as log_format_fields,
 };
-pub use postgresql::{Authentication, DEFAULT_PG_CTL_TIMEOUT, Engine, Postgresql};
+pub use postgresql::{Authentication, DEFAULT_PG_CTL_TIMEOUT, Engine, LibpqOptions, Postgresql};
 pub use raft::{
     DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT_INTERVAL, Raft,
 };

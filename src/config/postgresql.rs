@@ -31,6 +31,87 @@ pub struct Authentication {
     pub superuser: Credentials,
     pub replication: Credentials,
     pub rewind: Option<Credentials>,
+    /// The libpq settings written beside each user (`sslmode`, `sslcert`, ...), for the
+    /// connections made as that user.
+    pub superuser_libpq: LibpqOptions,
+    pub replication_libpq: LibpqOptions,
+    pub rewind_libpq: LibpqOptions,
+}
+
+/// The libpq connection settings Patroni takes from `authentication.<user>`, in this order.
+const LIBPQ_KEYS: [&str; 10] = [
+    "sslmode",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "gssencmode",
+    "channel_binding",
+    "sslnegotiation",
+];
+
+/// The settings of [`LIBPQ_KEYS`] that are enumerations, with their values.
+const LIBPQ_CHOICES: [(&str, &[&str]); 4] = [
+    (
+        "sslmode",
+        &[
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+        ],
+    ),
+    ("gssencmode", &["disable", "prefer", "require"]),
+    ("channel_binding", &["disable", "prefer", "require"]),
+    ("sslnegotiation", &["postgres", "direct"]),
+];
+
+/// libpq `key=value` settings of one user, in [`LIBPQ_KEYS`] order. `Debug` hides
+/// `sslpassword`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LibpqOptions(pub Vec<(String, String)>);
+
+impl LibpqOptions {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn parse(s: &Section<'_>) -> Result<LibpqOptions, ConfigError> {
+        let mut options = Vec::new();
+        for key in LIBPQ_KEYS {
+            let Some(value) = s.string(key)?.filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            if let Some((_, allowed)) = LIBPQ_CHOICES.iter().find(|(k, _)| *k == key)
+                && !allowed.contains(&value.as_str())
+            {
+                return Err(ConfigError::at(
+                    s.key(key),
+                    format!("expected one of {}, got {value:?}", allowed.join(", ")),
+                ));
+            }
+            options.push((key.to_owned(), value));
+        }
+        Ok(LibpqOptions(options))
+    }
+}
+
+impl std::fmt::Debug for LibpqOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if k == "sslpassword" { "<redacted>" } else { v };
+                (k, shown)
+            }))
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -202,10 +283,35 @@ fn authentication(s: &Section<'_>) -> Result<Authentication, ConfigError> {
         user(role, what)?
             .ok_or_else(|| ConfigError::missing(format!("{}.username", s.key(role)), what))
     };
+    let superuser_libpq = LibpqOptions::parse(&s.section("superuser")?)?;
+    // The agent's own SQL connections (tokio-postgres) are made without TLS: a mode that
+    // demands TLS or GSS encryption would leave it unable to reach any database.
+    for (key, demanding) in [
+        ("sslmode", &["require", "verify-ca", "verify-full"][..]),
+        ("gssencmode", &["require"][..]),
+        ("channel_binding", &["require"][..]),
+    ] {
+        if let Some(mode) = superuser_libpq.get(key)
+            && demanding.contains(&mode)
+        {
+            return Err(ConfigError::at(
+                format!("{}.{key}", s.key("superuser")),
+                format!(
+                    "{mode} is not supported for the superuser: the agent's own SQL connections \
+                     (to this server and to the other members) are made without TLS or GSS \
+                     encryption; use prefer (or disable), with `host` rather than `hostssl` \
+                     pg_hba lines for the superuser. replication and rewind accept every mode"
+                ),
+            ));
+        }
+    }
     Ok(Authentication {
         superuser: required("superuser", "the superuser the agent connects as")?,
         replication: required("replication", "the user standbys replicate as")?,
         rewind: user("rewind", "the user pg_rewind connects as")?,
+        superuser_libpq,
+        replication_libpq: LibpqOptions::parse(&s.section("replication")?)?,
+        rewind_libpq: LibpqOptions::parse(&s.section("rewind")?)?,
     })
 }
 
@@ -253,6 +359,51 @@ mod tests {
         assert_eq!(renamed["postgres"], "postgres15");
         let pg = parse(&base(), None).unwrap();
         assert_eq!(pg.pgpass, PathBuf::from("/var/lib/postgresql/16/pgpass"));
+    }
+
+    #[test]
+    fn each_users_libpq_settings_are_read_and_checked() {
+        let mut doc = base();
+        doc["authentication"]["replication"]["sslmode"] = json!("verify-full");
+        doc["authentication"]["replication"]["sslrootcert"] = json!("/etc/ssl/ca.pem");
+        doc["authentication"]["replication"]["sslpassword"] = json!("key-secret");
+        doc["authentication"]["superuser"]["sslmode"] = json!("prefer");
+        doc["authentication"]["rewind"] = json!({"username": "rw", "gssencmode": "disable"});
+        let auth = parse(&doc, None).unwrap().authentication;
+        assert_eq!(auth.replication_libpq.get("sslmode"), Some("verify-full"));
+        assert_eq!(
+            auth.replication_libpq
+                .0
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+            ["sslmode", "sslpassword", "sslrootcert"]
+        );
+        assert_eq!(auth.superuser_libpq.get("sslmode"), Some("prefer"));
+        assert_eq!(auth.rewind_libpq.get("gssencmode"), Some("disable"));
+        let debug = format!("{auth:?}");
+        assert!(
+            !debug.contains("key-secret") && debug.contains("verify-full"),
+            "{debug}"
+        );
+
+        for (user, key, value) in [
+            ("replication", "sslmode", "required"),
+            ("replication", "channel_binding", "always"),
+            // The agent's own connections have no TLS: a superuser demanding it is refused.
+            ("superuser", "sslmode", "verify-full"),
+            ("superuser", "gssencmode", "require"),
+            ("superuser", "channel_binding", "require"),
+        ] {
+            let mut doc = base();
+            doc["authentication"][user][key] = json!(value);
+            let err = parse(&doc, None).unwrap_err();
+            assert_eq!(
+                err.key.as_deref(),
+                Some(&*format!("postgresql.authentication.{user}.{key}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

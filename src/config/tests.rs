@@ -292,13 +292,12 @@ fn a_patroni_raft_configuration_loads_unchanged() {
         c.ignored_keys,
         [
             "bootstrap.dcs.slots",
-            "postgresql.authentication.superuser.sslmode",
             "postgresql.create_replica_methods",
             "postgresql.pgbackrest",
         ]
     );
     let warning = c.ignored_keys_warning().unwrap();
-    assert!(warning.contains("bootstrap.dcs.slots, postgresql.authentication.superuser.sslmode"));
+    assert!(warning.contains("bootstrap.dcs.slots, postgresql.create_replica_methods"));
 
     let debug = format!("{c:?}");
     for secret in ["admin-secret", "rep-pass", "zalando", "rewind_password"] {

@@ -94,6 +94,9 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
         superuser: credentials(&pg.authentication.superuser),
         replication: credentials(&pg.authentication.replication),
         rewind: pg.authentication.rewind.as_ref().map(credentials),
+        superuser_libpq: pg.authentication.superuser_libpq.0.clone(),
+        replication_libpq: pg.authentication.replication_libpq.0.clone(),
+        rewind_libpq: pg.authentication.rewind_libpq.0.clone(),
         pgpass: pg.pgpass.clone(),
         parameters: start.parameters.clone(),
         pg_hba: start.pg_hba.clone(),
@@ -125,6 +128,20 @@ fn opengauss_instance(config: &Config, pg: &Postgresql) -> Result<Arc<dyn Instan
             "names PostgreSQL's programs; openGauss's are gs_ctl, gs_initdb and gaussdb, \
              found in bin_dir by their own names",
         ));
+    }
+    let auth = &pg.authentication;
+    for (user, options) in [
+        ("superuser", &auth.superuser_libpq),
+        ("replication", &auth.replication_libpq),
+        ("rewind", &auth.rewind_libpq),
+    ] {
+        if let Some((key, _)) = options.0.first() {
+            return Err(ConfigError::at(
+                format!("postgresql.authentication.{user}.{key}"),
+                "libpq connection settings are applied to PostgreSQL's connections only; the \
+                 openGauss adapter's connections do not take them",
+            ));
+        }
     }
     let superuser = &pg.authentication.superuser;
     let superuser_password = superuser.password.clone().ok_or_else(|| {
@@ -312,6 +329,15 @@ postgresql:
         assert_eq!(
             config_error(&c).key.as_deref(),
             Some("postgresql.bin_name.pg_ctl")
+        );
+        let mut c = config(&format!("  engine: opengauss\n  bin_dir: {dir}\n"));
+        if let Some(pg) = c.postgresql.as_mut() {
+            pg.authentication.replication_libpq =
+                crate::config::LibpqOptions(vec![("sslmode".into(), "require".into())]);
+        }
+        assert_eq!(
+            config_error(&c).key.as_deref(),
+            Some("postgresql.authentication.replication.sslmode")
         );
     }
 

@@ -53,12 +53,29 @@ pub fn superuser_dsn(s: &PostgresSettings) -> String {
         s.local_tcp_host()
     };
     let port = s.listen_port.to_string();
-    conninfo(&[
+    let mut pairs = vec![
         ("dbname", "postgres"),
-        ("user", &s.superuser.0),
+        ("user", s.superuser.0.as_str()),
         ("host", &host),
         ("port", &port),
-    ])
+    ];
+    pairs.extend(libpq(&s.superuser_libpq));
+    conninfo(&pairs)
+}
+
+/// A user's libpq settings as connection-string pairs.
+pub fn libpq(options: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    options.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// The replication user's settings, `sslmode=prefer` unless it names another (libpq's
+/// default, written out as Patroni writes it).
+fn replication_libpq(s: &PostgresSettings) -> Vec<(&str, &str)> {
+    let mut pairs: Vec<(&str, &str)> = libpq(&s.replication_libpq).collect();
+    if !pairs.iter().any(|(k, _)| *k == "sslmode") {
+        pairs.insert(0, ("sslmode", "prefer"));
+    }
+    pairs
 }
 
 /// `primary_conninfo` for streaming from `upstream`. The password comes from the password file,
@@ -66,14 +83,15 @@ pub fn superuser_dsn(s: &PostgresSettings) -> String {
 pub fn primary_conninfo(s: &PostgresSettings, upstream: &Upstream) -> String {
     let port = upstream.port.to_string();
     let passfile = s.pgpass.to_string_lossy();
-    conninfo(&[
-        ("host", &upstream.host),
+    let mut pairs = vec![
+        ("host", upstream.host.as_str()),
         ("port", &port),
         ("user", &s.replication.0),
         ("passfile", &passfile),
         ("application_name", s.name.as_str()),
-        ("sslmode", "prefer"),
-    ])
+    ];
+    pairs.extend(replication_libpq(s));
+    conninfo(&pairs)
 }
 
 /// `primary_conninfo` for the standby leader of a standby cluster: the remote primary with this
@@ -96,8 +114,8 @@ pub fn remote_conninfo(s: &PostgresSettings, remote: &StandbyCluster) -> String 
         ("user", s.replication.0.as_str()),
         ("passfile", &passfile),
         ("application_name", s.name.as_str()),
-        ("sslmode", "prefer"),
     ]);
+    pairs.extend(replication_libpq(s));
     conninfo(&pairs)
 }
 
@@ -374,6 +392,29 @@ mod tests {
             conf.contains("restore_command = 'cp /archive/%f %p'\n"),
             "{conf}"
         );
+    }
+
+    #[test]
+    fn the_replication_users_libpq_settings_replace_the_default_sslmode() {
+        let mut s = sample();
+        s.replication_libpq = vec![
+            ("sslmode".into(), "verify-ca".into()),
+            ("sslcert".into(), "/etc/ssl/rep.crt".into()),
+            ("channel_binding".into(), "require".into()),
+        ];
+        let ci = primary_conninfo(&s, &upstream());
+        assert!(
+            ci.ends_with(
+                "application_name=node-1 sslmode=verify-ca sslcert=/etc/ssl/rep.crt \
+                 channel_binding=require"
+            ),
+            "{ci}"
+        );
+        assert_eq!(ci.matches("sslmode").count(), 1, "{ci}");
+        s.replication_libpq = vec![("sslkey".into(), "/k".into())];
+        assert!(primary_conninfo(&s, &upstream()).ends_with("sslmode=prefer sslkey=/k"));
+        s.superuser_libpq = vec![("sslmode".into(), "disable".into())];
+        assert!(superuser_dsn(&s).ends_with("sslmode=disable"));
     }
 
     #[test]

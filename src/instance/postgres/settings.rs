@@ -37,6 +37,12 @@ pub struct PostgresSettings {
     pub replication: (String, Option<String>),
     /// A distinct pg_rewind user; `None` rewinds as the superuser.
     pub rewind: Option<(String, Option<String>)>,
+    /// libpq settings (`sslmode`, `sslcert`, ...) of each user, added to the connection
+    /// strings of the programs that connect as that user (`primary_conninfo`, pg_basebackup,
+    /// pg_rewind, the scripts' superuser DSN).
+    pub superuser_libpq: Vec<(String, String)>,
+    pub replication_libpq: Vec<(String, String)>,
+    pub rewind_libpq: Vec<(String, String)>,
     /// Written (mode 0600) with every configured password; passed as `passfile=`/`PGPASSFILE`.
     pub pgpass: PathBuf,
     /// User GUCs, local and dynamic merged by the caller.
@@ -128,6 +134,15 @@ impl PostgresSettings {
         self.rewind.as_ref().unwrap_or(&self.superuser)
     }
 
+    /// The libpq settings of [`Self::rewind_user`].
+    pub fn rewind_libpq(&self) -> &[(String, String)] {
+        if self.rewind.is_some() {
+            &self.rewind_libpq
+        } else {
+            &self.superuser_libpq
+        }
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.data_dir.join(name)
     }
@@ -147,6 +162,9 @@ pub(crate) fn sample() -> PostgresSettings {
         data_dir: PathBuf::from("/var/lib/postgresql/15/main"),
         bin_dir: Some(PathBuf::from("/usr/lib/postgresql/15/bin")),
         bin_name: BTreeMap::new(),
+        superuser_libpq: Vec::new(),
+        replication_libpq: Vec::new(),
+        rewind_libpq: Vec::new(),
         use_unix_socket_repl: false,
         listen_host: "0.0.0.0".into(),
         listen_port: 5432,
