@@ -140,6 +140,8 @@ pub struct Postgresql {
     pub authentication: Authentication,
     pub parameters: BTreeMap<String, Value>,
     pub pg_hba: Vec<String>,
+    /// `pg_ident.conf` lines, written beside `pg_hba.conf` when given.
+    pub pg_ident: Vec<String>,
     /// `None`: take the dynamic configuration's value.
     pub use_pg_rewind: Option<bool>,
     pub use_unix_socket: bool,
@@ -201,6 +203,7 @@ impl Postgresql {
             authentication,
             parameters,
             pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
+            pg_ident: s.string_list("pg_ident")?.unwrap_or_default(),
             use_pg_rewind: s.bool("use_pg_rewind")?,
             use_unix_socket: s.bool("use_unix_socket")?.unwrap_or(false),
             use_unix_socket_repl: s.bool("use_unix_socket_repl")?.unwrap_or(false),

@@ -164,7 +164,7 @@ const POSTGRESQL: &[Key] = &[
     a("engine"),
     i("proxy_address"),
     a_in("bin_name", BIN_NAME),
-    i("pg_ident"),
+    a("pg_ident"),
     a_in("callbacks", CALLBACKS),
     i("create_replica_methods"),
     i("recovery_conf"),
@@ -740,11 +740,7 @@ mod tests {
             "bootstrap.dcs.ignore_slots",
             "bootstrap.method",
         ];
-        const NOT_YET: &[&str] = &[
-            "postgresql.proxy_address",
-            "postgresql.pg_ident",
-            "postgresql.custom_conf",
-        ];
+        const NOT_YET: &[&str] = &["postgresql.proxy_address", "postgresql.custom_conf"];
         fn visit(keys: &[Key], path: &str, out: &mut Vec<String>) {
             for k in keys {
                 let full = join(path, k.name);

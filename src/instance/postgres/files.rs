@@ -17,6 +17,7 @@ use super::settings::PostgresSettings;
 pub const CONF: &str = "postgresql.conf";
 pub const BASE_CONF: &str = "postgresql.base.conf";
 pub const HBA: &str = "pg_hba.conf";
+pub const IDENT: &str = "pg_ident.conf";
 pub const STANDBY_SIGNAL: &str = "standby.signal";
 
 /// The first line of every `postgresql.conf` we write; tells ours from initdb's.
@@ -245,6 +246,12 @@ pub fn pg_hba(s: &PostgresSettings) -> String {
     hba_file(s.name.as_str(), &s.pg_hba, || default_pg_hba(s))
 }
 
+/// `pg_ident.conf` from `postgresql.pg_ident`; `None` without lines, which leaves initdb's (or
+/// the operator's) file alone, as Patroni does.
+pub fn pg_ident(s: &PostgresSettings) -> Option<String> {
+    (!s.pg_ident.is_empty()).then(|| hba_file(s.name.as_str(), &s.pg_ident, Vec::new))
+}
+
 /// The password file: every configured user with a password, for any host.
 pub fn pgpass_file(s: &PostgresSettings) -> String {
     let mut creds = vec![
@@ -415,6 +422,22 @@ mod tests {
         assert!(primary_conninfo(&s, &upstream()).ends_with("sslmode=prefer sslkey=/k"));
         s.superuser_libpq = vec![("sslmode".into(), "disable".into())];
         assert!(superuser_dsn(&s).ends_with("sslmode=disable"));
+    }
+
+    #[test]
+    fn pg_ident_is_written_only_when_configured() {
+        let mut s = sample();
+        assert_eq!(pg_ident(&s), None);
+        s.pg_ident = vec![
+            "omicron bryanh guest1".into(),
+            "krb /^(.*)@EXAMPLE$ \\1".into(),
+        ];
+        let file = pg_ident(&s).unwrap();
+        assert!(file.starts_with("# Written by the tribune agent for member node-1"));
+        assert!(
+            file.ends_with("\nomicron bryanh guest1\nkrb /^(.*)@EXAMPLE$ \\1\n"),
+            "{file}"
+        );
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct PostgresSettings {
     pub parameters: BTreeMap<String, serde_json::Value>,
     /// `pg_hba.conf` lines; empty means [`super::files::default_pg_hba`].
     pub pg_hba: Vec<String>,
+    /// `pg_ident.conf` lines (`postgresql.pg_ident`); empty leaves the file alone.
+    pub pg_ident: Vec<String>,
     /// Extra `initdb` arguments, already rendered (`--encoding=UTF8`, `--data-checksums`).
     pub initdb_args: Vec<String>,
     pub use_slots: bool,
@@ -182,6 +184,7 @@ pub(crate) fn sample() -> PostgresSettings {
         }))
         .unwrap(),
         pg_hba: Vec::new(),
+        pg_ident: Vec::new(),
         initdb_args: vec!["--encoding=UTF8".into(), "--data-checksums".into()],
         use_slots: true,
         use_pg_rewind: true,

@@ -32,6 +32,7 @@ fn settings(dir: &Path, bin: &Path, name: &str, port: u16) -> PostgresSettings {
         data_dir: dir.join(name),
         bin_dir: Some(bin.to_path_buf()),
         bin_name: Default::default(),
+        pg_ident: Vec::new(),
         superuser_libpq: Vec::new(),
         replication_libpq: Vec::new(),
         rewind_libpq: Vec::new(),
@@ -270,9 +271,19 @@ async fn tcp_login_and_crash_detection() {
         "host all all 127.0.0.1/32 scram-sha-256".into(),
         "host replication replicator 127.0.0.1/32 scram-sha-256".into(),
     ];
+    s.pg_ident = vec!["tribune_map postgres postgres".into()];
     let pg = Postgres::new(s);
     pg.bootstrap().await.expect("bootstrap over TCP");
     assert_eq!(pg.status().await.role, Some(DbRole::Primary));
+    // postgresql.pg_ident is the server's pg_ident.conf.
+    assert_eq!(
+        exec(
+            &pg,
+            "SELECT map_name || ' ' || sys_name FROM pg_ident_file_mappings"
+        )
+        .await,
+        ["tribune_map postgres"]
+    );
     assert_eq!(
         exec(
             &pg,
