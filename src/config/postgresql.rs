@@ -142,6 +142,8 @@ pub struct Postgresql {
     pub pg_hba: Vec<String>,
     /// `pg_ident.conf` lines, written beside `pg_hba.conf` when given.
     pub pg_ident: Vec<String>,
+    /// A configuration file of the operator's, included instead of `postgresql.base.conf`.
+    pub custom_conf: Option<PathBuf>,
     /// `None`: take the dynamic configuration's value.
     pub use_pg_rewind: Option<bool>,
     pub use_unix_socket: bool,
@@ -204,6 +206,7 @@ impl Postgresql {
             parameters,
             pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
             pg_ident: s.string_list("pg_ident")?.unwrap_or_default(),
+            custom_conf: s.path_buf("custom_conf")?,
             use_pg_rewind: s.bool("use_pg_rewind")?,
             use_unix_socket: s.bool("use_unix_socket")?.unwrap_or(false),
             use_unix_socket_repl: s.bool("use_unix_socket_repl")?.unwrap_or(false),

@@ -168,7 +168,7 @@ const POSTGRESQL: &[Key] = &[
     a_in("callbacks", CALLBACKS),
     i("create_replica_methods"),
     i("recovery_conf"),
-    i("custom_conf"),
+    a("custom_conf"),
     a("pre_promote"),
     a("before_stop"),
     a("use_unix_socket_repl"),
@@ -740,7 +740,7 @@ mod tests {
             "bootstrap.dcs.ignore_slots",
             "bootstrap.method",
         ];
-        const NOT_YET: &[&str] = &["postgresql.proxy_address", "postgresql.custom_conf"];
+        const NOT_YET: &[&str] = &["postgresql.proxy_address"];
         fn visit(keys: &[Key], path: &str, out: &mut Vec<String>) {
             for k in keys {
                 let full = join(path, k.name);

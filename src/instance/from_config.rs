@@ -85,6 +85,7 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
         bin_dir: pg.bin_dir.clone().or_else(find_postgres_bin_dir),
         bin_name: pg.bin_name.clone(),
         pg_ident: pg.pg_ident.clone(),
+        custom_conf: pg.custom_conf.clone(),
         use_unix_socket_repl: pg.use_unix_socket_repl,
         // listen_addresses: the hosts of `postgresql.listen` as written (`0.0.0.0`, `*`,
         // `10.0.0.1,127.0.0.1`), not `listen_host`, which is the host for local connections.

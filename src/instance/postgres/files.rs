@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::config::StandbyCluster;
-use crate::instance::conf::{conninfo, guc_line, guc_text, hba_file, hba_token, pgpass};
+use crate::instance::conf::{conninfo, guc_line, guc_quote, guc_text, hba_file, hba_token, pgpass};
 use crate::instance::{Upstream, WalSource};
 
 use super::gucs;
@@ -143,7 +143,12 @@ pub fn postgresql_conf(
         "{CONF_HEADER} for member {}; edits are overwritten.",
         s.name
     );
-    let _ = writeln!(out, "include '{BASE_CONF}'\n");
+    // `custom_conf` replaces the base file (initdb's settings) as the first include.
+    let base = s.custom_conf.as_ref().map_or_else(
+        || BASE_CONF.to_owned(),
+        |p| p.to_string_lossy().into_owned(),
+    );
+    let _ = writeln!(out, "include {}\n", guc_quote(&base));
     // The owned parameters take effect from the postmaster command line. They are repeated here
     // with the same values because a reload compares the file's value of a restart-only
     // parameter with the running one, and would report a pending restart for initdb's
@@ -422,6 +427,23 @@ mod tests {
         assert!(primary_conninfo(&s, &upstream()).ends_with("sslmode=prefer sslkey=/k"));
         s.superuser_libpq = vec![("sslmode".into(), "disable".into())];
         assert!(superuser_dsn(&s).ends_with("sslmode=disable"));
+    }
+
+    #[test]
+    fn custom_conf_replaces_the_base_file() {
+        let mut s = sample();
+        let conf = postgresql_conf(&s, None, "");
+        assert!(
+            conf.contains("\ninclude 'postgresql.base.conf'\n"),
+            "{conf}"
+        );
+        s.custom_conf = Some("/etc/postgresql/it's.conf".into());
+        let conf = postgresql_conf(&s, None, "");
+        assert!(
+            conf.contains("\ninclude '/etc/postgresql/it''s.conf'\n"),
+            "{conf}"
+        );
+        assert!(!conf.contains("base.conf"), "{conf}");
     }
 
     #[test]

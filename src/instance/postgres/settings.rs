@@ -51,6 +51,9 @@ pub struct PostgresSettings {
     pub pg_hba: Vec<String>,
     /// `pg_ident.conf` lines (`postgresql.pg_ident`); empty leaves the file alone.
     pub pg_ident: Vec<String>,
+    /// `postgresql.custom_conf`: included by `postgresql.conf` instead of
+    /// `postgresql.base.conf`; never written by the agent.
+    pub custom_conf: Option<PathBuf>,
     /// Extra `initdb` arguments, already rendered (`--encoding=UTF8`, `--data-checksums`).
     pub initdb_args: Vec<String>,
     pub use_slots: bool,
@@ -185,6 +188,7 @@ pub(crate) fn sample() -> PostgresSettings {
         .unwrap(),
         pg_hba: Vec::new(),
         pg_ident: Vec::new(),
+        custom_conf: None,
         initdb_args: vec!["--encoding=UTF8".into(), "--data-checksums".into()],
         use_slots: true,
         use_pg_rewind: true,

@@ -33,6 +33,7 @@ fn settings(dir: &Path, bin: &Path, name: &str, port: u16) -> PostgresSettings {
         bin_dir: Some(bin.to_path_buf()),
         bin_name: Default::default(),
         pg_ident: Vec::new(),
+        custom_conf: None,
         superuser_libpq: Vec::new(),
         replication_libpq: Vec::new(),
         rewind_libpq: Vec::new(),
