@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         }
     };
     if validate_only {
-        for key in &config.ignored_keys {
+        for key in config.ignored_keys_explained() {
             println!("accepted but not acted on: {key}");
         }
         if let Err(err) = tribune::raft::PeerAuth::from_config(&config.raft).check(&config.scope) {

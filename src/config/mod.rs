@@ -141,19 +141,23 @@ impl Config {
         &self.bootstrap.dcs
     }
 
+    /// Each ignored key with the reason it does not apply to Tribune, when there is one.
+    pub fn ignored_keys_explained(&self) -> Vec<String> {
+        self.ignored_keys
+            .iter()
+            .map(|key| match schema::reason(key) {
+                Some(why) => format!("{key} ({why})"),
+                None => key.clone(),
+            })
+            .collect()
+    }
+
     /// The one start-up warning naming the ignored keys, or `None` when there are none.
     pub fn ignored_keys_warning(&self) -> Option<String> {
         (!self.ignored_keys.is_empty()).then(|| {
             format!(
                 "these Patroni settings are accepted but Tribune does not act on them: {}",
-                self.ignored_keys
-                    .iter()
-                    .map(|key| match schema::reason(key) {
-                        Some(why) => format!("{key} ({why})"),
-                        None => key.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.ignored_keys_explained().join(", ")
             )
         })
     }
@@ -286,10 +290,12 @@ fn attribute(mut e: ConfigError, sources: &BTreeMap<String, String>) -> ConfigEr
     e
 }
 
-/// PyYAML-compatible reading: YAML 1.1 booleans (serde-saphyr's default), last duplicate wins.
+/// PyYAML-compatible reading: YAML 1.1 booleans (serde-saphyr's default) and octal numbers
+/// (`log.mode: 0640` is 0o640, as Patroni reads it), last duplicate wins.
 fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::LastWins;
+    options.legacy_octal_numbers = true;
     serde_saphyr::from_str_with_options::<Value>(text, options)
         .map_err(|e| ConfigError::general(format!("cannot parse {origin} as YAML: {e}")))
 }

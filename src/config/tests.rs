@@ -305,6 +305,15 @@ fn a_patroni_raft_configuration_loads_unchanged() {
     }
 }
 
+/// Regression: `log.mode: 0640` (Patroni's documented spelling) was read as the decimal 640
+/// and refused; PyYAML reads a leading 0 as octal, and so does Tribune now.
+#[test]
+fn numbers_with_a_leading_zero_are_octal_as_in_pyyaml() {
+    let yaml = format!("{MINIMAL}log:\n  mode: 0640\n");
+    let c = Config::from_yaml_str(&yaml, &no_env).unwrap();
+    assert_eq!(c.log.mode, Some(0o640));
+}
+
 #[test]
 fn the_minimal_configuration_takes_the_defaults() {
     let c = Config::from_yaml_str(MINIMAL, &no_env).unwrap();
