@@ -155,7 +155,11 @@ const POSTGRESQL: &[Key] = &[
     a("parameters"),
     a("pg_hba"),
     a("use_pg_rewind"),
-    a("use_unix_socket"),
+    na(
+        "use_unix_socket",
+        "Tribune connects to its own server through the Unix socket whenever pg_hba has a \
+         local line (or is its default), and over TCP otherwise, whatever this says",
+    ),
     a("pg_ctl_timeout"),
     a("remove_data_directory_on_rewind_failure"),
     a("remove_data_directory_on_diverged_timelines"),

@@ -294,6 +294,7 @@ fn a_patroni_raft_configuration_loads_unchanged() {
             "bootstrap.dcs.slots",
             "postgresql.create_replica_methods",
             "postgresql.pgbackrest",
+            "postgresql.use_unix_socket",
         ]
     );
     let warning = c.ignored_keys_warning().unwrap();

@@ -294,6 +294,7 @@ thread_stack_size: 65536
             "bootstrap.users",
             "log.max_queue_size",
             "log.traceback_level",
+            "postgresql.use_unix_socket",
             "raft.max_timeout",
             "raft.min_timeout",
             "restapi.thread_pool_size",
