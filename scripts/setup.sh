@@ -25,6 +25,12 @@ if [ "$(id -u)" -eq 0 ]; then
   dpkg-query -W -f='${Status}' libfaketime 2>/dev/null | grep -q "ok installed" || need+=(libfaketime)
 fi
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# The monitoring checks (promtool: rules and their unit tests) and the integration test that
+# runs a real Prometheus against a cluster. Debian's package starts no server by itself where
+# systemd is not running; the test starts its own.
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+# `systemd-analyze verify` checks the packaged unit file (packaging/systemd/).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 # openGauss: when the shared builds are beside this checkout (../shared/opengauss/, or
 # TRIBUNE_OPENGAUSS_TARBALLS), their runtime libraries are installed here and the builds unpacked
@@ -48,6 +54,19 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# kubernetes-validate (PyPI: the Kubernetes API schemas, offline) checks deploy/kubernetes/; it
+# lives in a virtual environment of its own, not in the system's Python.
+tools_venv=${TRIBUNE_TOOLS_VENV:-/opt/tribune/tools-venv}
+if [ ! -x "$tools_venv/bin/kubernetes-validate" ]; then
+  if [ "$(id -u)" -ne 0 ] && ! mkdir -p "$tools_venv" 2>/dev/null; then
+    echo "setup: cannot write $tools_venv; run as root or set TRIBUNE_TOOLS_VENV" >&2
+    exit 1
+  fi
+  echo "setup: installing kubernetes-validate into $tools_venv"
+  python3 -m venv "$tools_venv"
+  "$tools_venv/bin/pip" install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.0'
 fi
 
 # Debian's postgresql package starts a cluster of its own on 5432; Tribune does not use it.

@@ -27,7 +27,14 @@ if [ -z "${TRIBUNE_OPENGAUSS_BIN:-}" ] && [ -x "$og_home/6.0.2/bin/gaussdb" ]; t
 fi
 echo "test: openGauss suite: ${TRIBUNE_OPENGAUSS_BIN:-not run (TRIBUNE_OPENGAUSS_BIN unset)}"
 
+# Deployment and monitoring files, each check a few seconds: the alerting rules and their unit
+# tests, the dashboard's queries (promtool), the Kubernetes manifests against the API schemas.
+scripts/check-monitoring.sh
+scripts/check-kubernetes.sh
+
 cargo build --workspace --all-targets
+# The systemd unit (systemd-analyze verify), the example configurations, the scripts.
+scripts/check-packaging.sh
 cargo test --workspace --lib --bins
 # 10,000 seeded fault schedules of the deterministic simulation (a couple of minutes).
 scripts/simulate.sh --schedules 10000

@@ -31,6 +31,8 @@
 //! - [`api`]: the Patroni-compatible REST server, its security (TLS, basic auth, allowlist)
 //!   and its typed client.
 //! - [`ctl`]: `tribunectl` commands.
+//! - [`telemetry`]: process-wide latencies and counters on `/metrics` (REST requests, lease
+//!   renewals, self-fencing) that Patroni's metrics have no names for.
 //! - `fuzz` (tests only): the driver of the time-bounded fuzz harnesses (`fuzz_*` tests beside
 //!   the code they attack) and the input strategies they share.
 //!
@@ -50,6 +52,7 @@ pub mod node;
 pub mod pem;
 pub mod raft;
 pub mod state;
+pub mod telemetry;
 pub mod timestamp;
 pub mod types;
 

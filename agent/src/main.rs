@@ -1,6 +1,9 @@
 //! `tribune CONFIG.yml`: one agent per database host, started exactly as `patroni CONFIG.yml`.
 //! A thin main: parse arguments, load and validate the configuration, refuse to run as root,
-//! set up logging, run until SIGINT/SIGTERM.
+//! set up logging, run until SIGINT/SIGTERM, telling systemd when the REST API serves and when
+//! a stop begins (`notify`).
+
+mod notify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +14,14 @@ use tracing::{error, info, warn};
 const USAGE: &str = "usage: tribune [--validate-config] CONFIG.yml\n       tribune --version";
 
 fn main() -> ExitCode {
+    // SAFETY: first thing in main, before any thread exists.
+    let notifier = match unsafe { notify::Notifier::from_env() } {
+        Ok(notifier) => notifier,
+        Err(err) => {
+            eprintln!("tribune: cannot reach systemd's notification socket: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut validate_only = false;
     let mut path: Option<PathBuf> = None;
@@ -83,11 +94,31 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // SIGHUP reloads the configuration (`systemctl reload`, ExecReload). Its handler is
+        // installed for the whole process here, before anything starts: until the reload task
+        // listens, a SIGHUP is then dropped instead of ending the agent by its default action
+        // (which would leave PostgreSQL running unmanaged).
+        if let Err(err) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            warn!(error = %err, "cannot handle SIGHUP: a SIGHUP during start-up ends the agent");
+        }
+        let notifier = std::sync::Arc::new(notifier);
+        let ready = notifier.clone();
+        tokio::spawn(async move {
+            let addr = tribune::api::serving::serving().await;
+            if let Err(err) = ready.ready(&format!("REST API serving on {addr}")) {
+                warn!(error = %err, "could not tell systemd that the agent is ready");
+            }
+        });
         let shutdown = CancellationToken::new();
         let signals = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             info!("received a stop signal, shutting down");
+            if let Err(err) =
+                notifier.stopping("stopping: PostgreSQL is stopped and the lease given up first")
+            {
+                warn!(error = %err, "could not tell systemd that the agent is stopping");
+            }
             signals.cancel();
         });
         match tribune::node::run(config, shutdown).await {

@@ -20,10 +20,6 @@ const CONVERGE: Duration = Duration::from_secs(60);
 /// How often the invariants are checked.
 const CHECK: Duration = Duration::from_millis(100);
 
-/// The invariant name of a schedule that ended at the known bug of issue 12 (a running standby
-/// diverged from the new timeline is never rewound): reported, not counted as a violation.
-pub const KNOWN_ISSUE_12: &str = "convergence: known issue 12 (diverged standby not rewound)";
-
 /// A failed schedule: which invariant, what happened, and the steps that led there.
 #[derive(Debug)]
 pub struct Violation {
@@ -89,19 +85,10 @@ impl Run {
             waited += Duration::from_millis(500);
             match converged(&self.cluster) {
                 Ok(()) => return Ok(()),
-                Err(not) if waited >= limit => {
-                    let invariant = if not.diverged_only {
-                        KNOWN_ISSUE_12
-                    } else {
-                        "convergence"
-                    };
+                Err(why) if waited >= limit => {
                     return Err(self.violation(
-                        invariant,
-                        format!(
-                            "not converged {} s after {what}: {}",
-                            limit.as_secs(),
-                            not.why
-                        ),
+                        "convergence",
+                        format!("not converged {} s after {what}: {why}", limit.as_secs()),
                     ));
                 }
                 Err(_) => {}

@@ -14,6 +14,7 @@ pub mod health;
 mod members;
 pub mod metrics;
 pub mod security;
+pub mod serving;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -129,6 +130,7 @@ pub fn router(state: ApiState) -> Router {
         // Patroni's bodies are a few hundred bytes; a larger one is refused with 413.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+        .layer(axum::middleware::from_fn(crate::telemetry::rest_timing))
 }
 
 /// The largest request body the API reads.
@@ -144,6 +146,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let cluster = state.inner.raft.subscribe();
+    serving::announce(listener.local_addr()?);
     security
         .serve(listener, router(state), cluster, shutdown)
         .await;
@@ -197,13 +200,20 @@ async fn config(State(s): State<ApiState>) -> Response {
 
 async fn metrics_handler(State(s): State<ApiState>) -> Response {
     let input = documents::metrics_input(&s.inner);
+    let mut text = metrics::render(&input);
+    crate::telemetry::encode(
+        &mut text,
+        &input.scope,
+        &input.name,
+        s.inner.config.is_witness(),
+    );
     (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&input),
+        text,
     )
         .into_response()
 }

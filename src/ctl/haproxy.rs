@@ -8,6 +8,10 @@
 //! fetches the document and prints the text. It must not invent addresses: every server comes
 //! from what a member reported (`host`/`port` from its `conn_url`, the check port from its
 //! `api_url`); a member without a PostgreSQL address (a witness) is left out, and said so.
+//!
+//! [`render_fleet`] writes one file for many clusters (`haproxy-config --fleet`): a primary and
+//! a replicas listener per cluster, named after it, on ports given by the cluster's position in
+//! the list, so that a sharding proxy's storage units can point at fixed addresses.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -81,6 +85,24 @@ pub enum HaproxyConfigError {
         "member name '{0}' cannot be an HAProxy server name (letters, digits, '-', '_', '.', ':' only)"
     )]
     BadServerName(String),
+    #[error(
+        "cluster name '{0}' cannot be part of an HAProxy listener name (letters, digits, '-', '_', '.', ':' only)"
+    )]
+    BadClusterName(String),
+    #[error(
+        "{first} and {second} would both listen on port {port}: choose other ports or --port-step"
+    )]
+    FleetPortsCollide {
+        first: String,
+        second: String,
+        port: u16,
+    },
+    #[error("{what} would listen on port {port}, beyond 65535: fewer clusters or lower ports")]
+    PortOutOfRange { what: String, port: u32 },
+    #[error("cluster '{0}' appears twice in the fleet")]
+    DuplicateCluster(String),
+    #[error("{label} could not be read ({reason}): give --skip-unreachable to write the others")]
+    Unreachable { label: String, reason: String },
 }
 
 /// The configuration text, and the members that are not in it with the reason.
@@ -249,12 +271,8 @@ impl Listeners {
     }
 }
 
-/// The configuration for `doc`'s members behind `listeners`.
-pub fn render(
-    doc: &ClusterDocument,
-    listeners: &Listeners,
-) -> Result<Generated, HaproxyConfigError> {
-    listeners.check()?;
+/// `doc`'s members as servers, and the members left out with the reason.
+fn servers(doc: &ClusterDocument) -> Result<(Vec<Server>, Vec<String>), HaproxyConfigError> {
     let mut servers = Vec::new();
     let mut left_out = Vec::new();
     for member in &doc.members {
@@ -271,6 +289,75 @@ pub fn render(
             scope: doc.scope.clone(),
         });
     }
+    Ok((servers, left_out))
+}
+
+/// The `global` and `defaults` sections, for `servers` servers in two listeners each.
+fn global_and_defaults(servers: usize, t: &CheckTiming) -> String {
+    // Both listeners may fill every server, so the process limit is their sum.
+    let global_maxconn = 2 * SERVER_MAXCONN as usize * servers;
+    format!(
+        "
+global
+    maxconn {global_maxconn}
+
+defaults
+    mode tcp
+    log global
+    retries 2
+    timeout connect 4s
+    timeout client 30m
+    timeout server 30m
+    timeout check {}
+",
+        haproxy_time(t.timeout)
+    )
+}
+
+fn stats_section(bind: &str, port: u16) -> String {
+    format!(
+        "
+listen stats
+    mode http
+    bind {bind}:{port}
+    stats enable
+    stats uri /
+    stats refresh 2s
+"
+    )
+}
+
+/// A listener checking `servers` with `OPTIONS path`.
+fn listener_section(name: &str, bind: &str, port: u16, path: &str, servers: &[Server]) -> String {
+    let mut out = format!(
+        "
+listen {name}
+    bind {bind}:{port}
+    option httpchk OPTIONS {path}
+    http-check expect status 200
+    {}
+",
+        default_server(&CHECK_TIMING)
+    );
+    for server in servers {
+        let _ = writeln!(out, "    {}", server.line());
+    }
+    out
+}
+
+const TLS_CHECK_COMMENT: &str = "\
+#
+# The REST API uses TLS: checks use `check-ssl verify none`, since they read only the status
+# code. Add `ca-file <file>` and change `verify none` to `verify required` to verify agents.
+";
+
+/// The configuration for `doc`'s members behind `listeners`.
+pub fn render(
+    doc: &ClusterDocument,
+    listeners: &Listeners,
+) -> Result<Generated, HaproxyConfigError> {
+    listeners.check()?;
+    let (servers, left_out) = servers(doc)?;
 
     let bind = haproxy_host(&listeners.bind.to_string());
     let t = &CHECK_TIMING;
@@ -290,66 +377,198 @@ pub fn render(
     );
     out += &timing_comment(t);
     if servers.iter().any(|s| s.check_tls) {
-        out += "\
-#
-# The REST API uses TLS: checks use `check-ssl verify none`, since they read only the status
-# code. Add `ca-file <file>` and change `verify none` to `verify required` to verify agents.
-";
+        out += TLS_CHECK_COMMENT;
     }
     for reason in &left_out {
         let _ = write!(out, "#\n# Left out: {reason}\n");
     }
-    // Both listeners may fill every server, so the process limit is their sum.
-    let global_maxconn = 2 * SERVER_MAXCONN as usize * servers.len();
-    let _ = write!(
-        out,
-        "
-global
-    maxconn {global_maxconn}
-
-defaults
-    mode tcp
-    log global
-    retries 2
-    timeout connect 4s
-    timeout client 30m
-    timeout server 30m
-    timeout check {}
-",
-        haproxy_time(t.timeout)
-    );
+    out += &global_and_defaults(servers.len(), t);
     if let Some(port) = listeners.stats_port {
-        let _ = write!(
-            out,
-            "
-listen stats
-    mode http
-    bind {bind}:{port}
-    stats enable
-    stats uri /
-    stats refresh 2s
-"
-        );
+        out += &stats_section(&bind, port);
     }
-    for (listener, port, path) in [
-        ("primary", listeners.primary_port, "/primary"),
-        ("replicas", listeners.replica_port, "/replica"),
-    ] {
-        let _ = write!(
-            out,
-            "
-listen {listener}
-    bind {bind}:{port}
-    option httpchk OPTIONS {path}
-    http-check expect status 200
-    {}
-",
-            default_server(t)
-        );
-        for server in &servers {
-            let _ = writeln!(out, "    {}", server.line());
+    out += &listener_section(
+        "primary",
+        &bind,
+        listeners.primary_port,
+        "/primary",
+        &servers,
+    );
+    out += &listener_section(
+        "replicas",
+        &bind,
+        listeners.replica_port,
+        "/replica",
+        &servers,
+    );
+    Ok(Generated {
+        text: out,
+        left_out,
+    })
+}
+
+/// Where a fleet's listeners go: cluster `n` (from 0, in the fleet's order) listens on
+/// `primary_port + n * port_step` and `replica_port + n * port_step`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetListeners {
+    pub bind: IpAddr,
+    pub primary_port: u16,
+    pub replica_port: u16,
+    pub port_step: u16,
+    pub stats_port: Option<u16>,
+}
+
+impl FleetListeners {
+    /// Cluster `n`'s primary and replica ports.
+    pub fn ports(&self, n: usize) -> Result<(u16, u16), HaproxyConfigError> {
+        let port = |first: u16, what: &str| {
+            let port = u32::from(first) + n as u32 * u32::from(self.port_step);
+            u16::try_from(port).map_err(|_| HaproxyConfigError::PortOutOfRange {
+                what: format!("cluster number {n}'s {what} listener"),
+                port,
+            })
+        };
+        Ok((
+            port(self.primary_port, "primary")?,
+            port(self.replica_port, "replicas")?,
+        ))
+    }
+}
+
+/// One cluster of a fleet: its name and `GET /cluster`, or why it could not be read.
+#[derive(Clone, Debug)]
+pub struct FleetCluster {
+    pub label: String,
+    pub doc: Result<ClusterDocument, String>,
+}
+
+/// One configuration for a whole fleet: per cluster a `primary_<scope>` and a
+/// `replicas_<scope>` listener on the ports of its position. With `skip_unreachable`, a cluster
+/// that could not be read is left out (its ports stay reserved, so that no other cluster's
+/// move); otherwise it is an error and nothing is written. A cluster of witnesses only has no
+/// server to list and is left out.
+pub fn render_fleet(
+    clusters: &[FleetCluster],
+    listeners: &FleetListeners,
+    skip_unreachable: bool,
+) -> Result<Generated, HaproxyConfigError> {
+    let bind = haproxy_host(&listeners.bind.to_string());
+    let mut ports: std::collections::BTreeMap<u16, String> = Default::default();
+    let mut claim = |port: u16, what: String| match ports.get(&port) {
+        Some(first) => Err(HaproxyConfigError::FleetPortsCollide {
+            first: first.clone(),
+            second: what,
+            port,
+        }),
+        None => {
+            ports.insert(port, what);
+            Ok(())
         }
+    };
+    if let Some(port) = listeners.stats_port {
+        claim(port, "the stats page".to_owned())?;
     }
+    let mut sections = String::new();
+    let mut index = String::new();
+    let mut left_out = Vec::new();
+    let mut scopes = std::collections::BTreeSet::new();
+    let mut server_count = 0;
+    let mut tls = false;
+    for (n, cluster) in clusters.iter().enumerate() {
+        let (primary, replica) = listeners.ports(n)?;
+        claim(primary, format!("{}'s primary listener", cluster.label))?;
+        claim(replica, format!("{}'s replicas listener", cluster.label))?;
+        let doc = match &cluster.doc {
+            Ok(doc) => doc,
+            Err(reason) if skip_unreachable => {
+                left_out.push(format!(
+                    "{} ({reason}): ports {primary} and {replica} stay reserved for it",
+                    cluster.label
+                ));
+                continue;
+            }
+            Err(reason) => {
+                return Err(HaproxyConfigError::Unreachable {
+                    label: cluster.label.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        };
+        if !valid_server_name(&doc.scope) {
+            return Err(HaproxyConfigError::BadClusterName(doc.scope.clone()));
+        }
+        if !scopes.insert(doc.scope.clone()) {
+            return Err(HaproxyConfigError::DuplicateCluster(doc.scope.clone()));
+        }
+        let (servers, members_left_out) = match servers(doc) {
+            Ok(found) => found,
+            Err(HaproxyConfigError::NoDatabaseMember { scope }) => {
+                left_out.push(format!(
+                    "{scope}: no member with a PostgreSQL address (witnesses only?); ports                      {primary} and {replica} stay reserved for it"
+                ));
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
+        left_out.extend(
+            members_left_out
+                .into_iter()
+                .map(|reason| format!("{}: {reason}", doc.scope)),
+        );
+        server_count += servers.len();
+        tls |= servers.iter().any(|s| s.check_tls);
+        let _ = writeln!(
+            index,
+            "#   {:<24} {bind}:{primary} primary, {bind}:{replica} replicas",
+            doc.scope
+        );
+        let scope = &doc.scope;
+        sections += &listener_section(
+            &format!("primary_{scope}"),
+            &bind,
+            primary,
+            "/primary",
+            &servers,
+        );
+        sections += &listener_section(
+            &format!("replicas_{scope}"),
+            &bind,
+            replica,
+            "/replica",
+            &servers,
+        );
+    }
+    if server_count == 0 {
+        return Err(HaproxyConfigError::NoDatabaseMember {
+            scope: "any cluster of the fleet".to_owned(),
+        });
+    }
+    let t = &CHECK_TIMING;
+    let mut out = format!(
+        "\
+# HAProxy in front of {count} Tribune clusters, written by `tribunectl haproxy-config --fleet`
+# from the members each cluster's GET /cluster reported. Regenerate it when members change;
+# add new clusters at the end of the list so that no other cluster's ports move.
+#
+# Each cluster has a primary (read-write) and a replicas (read-only) listener. HAProxy forwards
+# TCP to PostgreSQL and asks each member's REST API (`check port`) what it is: OPTIONS
+# /primary and OPTIONS /replica answer 200 or 503.
+#
+{index}#
+",
+        count = clusters.len(),
+    );
+    out += &timing_comment(t);
+    if tls {
+        out += TLS_CHECK_COMMENT;
+    }
+    for reason in &left_out {
+        let _ = write!(out, "#\n# Left out: {reason}\n");
+    }
+    out += &global_and_defaults(server_count, t);
+    if let Some(port) = listeners.stats_port {
+        out += &stats_section(&bind, port);
+    }
+    out += &sections;
     Ok(Generated {
         text: out,
         left_out,
@@ -533,6 +752,144 @@ mod tests {
                 "{url}: {err}"
             );
         }
+    }
+
+    fn fleet_listeners() -> FleetListeners {
+        FleetListeners {
+            bind: "0.0.0.0".parse().unwrap(),
+            primary_port: 6000,
+            replica_port: 6001,
+            port_step: 2,
+            stats_port: Some(7000),
+        }
+    }
+
+    fn cluster(scope: &str, first_port: u16) -> FleetCluster {
+        let mut doc = demo_cluster();
+        doc.scope = scope.to_owned();
+        for (i, m) in doc.members.iter_mut().enumerate() {
+            m.port = Some(first_port + i as u16);
+        }
+        FleetCluster {
+            label: scope.to_owned(),
+            doc: Ok(doc),
+        }
+    }
+
+    #[test]
+    fn a_fleet_gets_a_listener_pair_per_cluster_by_position() {
+        let mut witnesses = demo_cluster();
+        witnesses.scope = "arbiters".to_owned();
+        for m in &mut witnesses.members {
+            m.host = None;
+            m.port = None;
+        }
+        let clusters = vec![
+            cluster("shard1", 15432),
+            FleetCluster {
+                label: "arbiters".to_owned(),
+                doc: Ok(witnesses),
+            },
+            cluster("shard3", 25432),
+        ];
+        let generated = render_fleet(&clusters, &fleet_listeners(), false).unwrap();
+        let text = &generated.text;
+        for (listener, bind, server) in [
+            ("primary_shard1", "0.0.0.0:6000", "127.0.0.1:15432"),
+            ("replicas_shard1", "0.0.0.0:6001", "127.0.0.1:15432"),
+            // The witness-only cluster keeps its ports (6002, 6003), so shard3 is third.
+            ("primary_shard3", "0.0.0.0:6004", "127.0.0.1:25432"),
+            ("replicas_shard3", "0.0.0.0:6005", "127.0.0.1:25433"),
+        ] {
+            let section = &text[text
+                .find(&format!("listen {listener}\n"))
+                .unwrap_or_else(|| panic!("no {listener}: {text}"))..];
+            assert!(section.starts_with(&format!("listen {listener}\n    bind {bind}\n")));
+            assert!(section.contains(&format!(" {server} maxconn 100 check port ")));
+        }
+        assert!(!text.contains("listen primary_arbiters"));
+        assert!(text.contains("listen stats\n    mode http\n    bind 0.0.0.0:7000\n"));
+        assert!(text.contains(
+            "#   shard1                   0.0.0.0:6000 primary, 0.0.0.0:6001 replicas\n"
+        ));
+        assert!(
+            text.contains("    maxconn 1200\n"),
+            "2 listeners x 6 servers x 100"
+        );
+        assert_eq!(generated.left_out.len(), 1);
+        assert!(generated.left_out[0].starts_with("arbiters: no member with a PostgreSQL address"));
+    }
+
+    #[test]
+    fn an_unreachable_cluster_stops_the_fleet_unless_skipped() {
+        let clusters = vec![
+            cluster("shard1", 15432),
+            FleetCluster {
+                label: "http://10.0.0.9:8008".to_owned(),
+                doc: Err("connection refused".to_owned()),
+            },
+            cluster("shard3", 25432),
+        ];
+        let err = render_fleet(&clusters, &fleet_listeners(), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "http://10.0.0.9:8008 could not be read (connection refused): give \
+             --skip-unreachable to write the others"
+        );
+        let generated = render_fleet(&clusters, &fleet_listeners(), true).unwrap();
+        assert!(
+            generated
+                .text
+                .contains("listen primary_shard3\n    bind 0.0.0.0:6004\n")
+        );
+        assert_eq!(
+            generated.left_out,
+            ["http://10.0.0.9:8008 (connection refused): ports 6002 and 6003 stay reserved for it"]
+        );
+    }
+
+    #[test]
+    fn a_fleet_that_cannot_be_laid_out_is_refused() {
+        let two = vec![cluster("shard1", 15432), cluster("shard2", 25432)];
+        let crowded = FleetListeners {
+            port_step: 1,
+            ..fleet_listeners()
+        };
+        assert_eq!(
+            render_fleet(&two, &crowded, false).unwrap_err(),
+            HaproxyConfigError::FleetPortsCollide {
+                first: "shard1's replicas listener".to_owned(),
+                second: "shard2's primary listener".to_owned(),
+                port: 6001
+            }
+        );
+        let on_stats = FleetListeners {
+            stats_port: Some(6002),
+            ..fleet_listeners()
+        };
+        assert!(matches!(
+            render_fleet(&two, &on_stats, false).unwrap_err(),
+            HaproxyConfigError::FleetPortsCollide { port: 6002, .. }
+        ));
+        let high = FleetListeners {
+            primary_port: 65534,
+            replica_port: 65535,
+            ..fleet_listeners()
+        };
+        assert!(matches!(
+            render_fleet(&two, &high, false).unwrap_err(),
+            HaproxyConfigError::PortOutOfRange { port: 65536, .. }
+        ));
+        let twice = vec![cluster("shard1", 15432), cluster("shard1", 25432)];
+        assert_eq!(
+            render_fleet(&twice, &fleet_listeners(), false).unwrap_err(),
+            HaproxyConfigError::DuplicateCluster("shard1".to_owned())
+        );
+        let spaced = vec![cluster("shard 1", 15432)];
+        assert_eq!(
+            render_fleet(&spaced, &fleet_listeners(), false).unwrap_err(),
+            HaproxyConfigError::BadClusterName("shard 1".to_owned())
+        );
     }
 
     #[test]

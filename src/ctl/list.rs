@@ -21,7 +21,7 @@ pub struct Watch {
 }
 
 impl Watch {
-    fn interval(&self) -> Option<Duration> {
+    pub(crate) fn interval(&self) -> Option<Duration> {
         self.seconds
             .or(self.every_two.then_some(2.0))
             .filter(|s| s.is_finite() && *s > 0.0)

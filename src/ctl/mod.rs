@@ -11,7 +11,8 @@
 //! - [`dynamic`]: the dynamic configuration: `show-config`, `edit-config`, `pause`, `resume`;
 //!   [`edit`] (assignments, merge patches), [`diff`] and [`yaml`] are its pure parts.
 //! - [`info`]: `history`, `dsn`, `version`.
-//! - [`haproxy`]: the HAProxy configuration `haproxy-config` prints.
+//! - [`haproxy`]: the HAProxy configuration `haproxy-config` prints (one cluster, or a fleet).
+//! - [`fleet`]: `fleet`, one table over many clusters (Tribune's own; not in patronictl).
 //! - [`remove`]: `remove`, with patronictl's three questions.
 //! - [`standby`]: `promote-cluster`, `demote-cluster` (the `standby_cluster` key).
 //! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
@@ -24,6 +25,7 @@ pub mod actions;
 pub mod diff;
 pub mod dynamic;
 pub mod edit;
+pub mod fleet;
 pub mod haproxy;
 pub mod info;
 pub mod list;
@@ -98,13 +100,18 @@ pub enum Command {
     DemoteCluster(standby::DemoteClusterArgs),
     /// The Raft membership: list, add or remove a member (Tribune's own; not in patronictl).
     Members(members::MembersArgs),
+    /// One table over many clusters: primary, healthy members, synchronous state, largest lag,
+    /// last failover, pause (Tribune's own; not in patronictl).
+    Fleet(fleet::FleetArgs),
     /// Print an HAProxy configuration for the cluster's members: a primary (read-write) and a
-    /// replicas (read-only) listener, each server checked on its member's REST API.
+    /// replicas (read-only) listener, each server checked on its member's REST API. With
+    /// --fleet, one configuration for many clusters.
     HaproxyConfig {
-        /// Port of the listener that reaches the primary.
+        /// Port of the listener that reaches the primary (with --fleet: the first cluster's).
         #[arg(long, default_value_t = 5000, value_parser = listener_port)]
         primary_port: u16,
-        /// Port of the listener that reaches a streaming standby.
+        /// Port of the listener that reaches a streaming standby (with --fleet: the first
+        /// cluster's).
         #[arg(long, default_value_t = 5001, value_parser = listener_port)]
         replica_port: u16,
         /// Address every listener binds (loopback unless clients are elsewhere).
@@ -113,6 +120,27 @@ pub enum Command {
         /// Port of HAProxy's stats page; none when omitted.
         #[arg(long, value_parser = listener_port)]
         stats_port: Option<u16>,
+        /// A listener pair for each of these clusters (as `tribunectl fleet` takes them: URLs,
+        /// configuration files, directories, list files). Cluster N, counted from 0 in the
+        /// order given, listens on --primary-port + N * --port-step and --replica-port + N *
+        /// --port-step: add new clusters at the end so that no other cluster's ports move.
+        #[arg(long, value_name = "CLUSTERS", num_args = 1..)]
+        fleet: Vec<String>,
+        /// With --fleet: how far apart two clusters' ports are.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..), requires = "fleet")]
+        port_step: u16,
+        /// With --fleet: write the configuration even if some clusters cannot be read (their
+        /// ports stay reserved); without it nothing is written then.
+        #[arg(long, requires = "fleet")]
+        skip_unreachable: bool,
+        /// With --fleet: seconds every cluster has to answer.
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 5.0,
+            requires = "fleet"
+        )]
+        timeout: f64,
     },
 }
 
@@ -168,11 +196,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             standby::demote_cluster(&mut open()?, args, &mut terminal()).await
         }
         Command::Members(args) => members::run(open()?.urls(), args).await,
+        Command::Fleet(args) => fleet::fleet(&cli.global, args).await,
         Command::HaproxyConfig {
             primary_port,
             replica_port,
             bind,
             stats_port,
+            fleet: sources,
+            port_step,
+            skip_unreachable,
+            timeout,
+        } if !sources.is_empty() => {
+            let listeners = haproxy::FleetListeners {
+                bind: *bind,
+                primary_port: *primary_port,
+                replica_port: *replica_port,
+                port_step: *port_step,
+                stats_port: *stats_port,
+            };
+            let timeout = std::time::Duration::try_from_secs_f64(*timeout)
+                .ok()
+                .filter(|t| !t.is_zero())
+                .context("--timeout must be a positive number of seconds")?;
+            let targets = fleet::targets(sources, &cli.global)?;
+            let docs = fleet::cluster_documents(&targets, timeout).await?;
+            let clusters: Vec<haproxy::FleetCluster> = targets
+                .iter()
+                .zip(docs)
+                .map(|(target, doc)| haproxy::FleetCluster {
+                    label: target.label.clone(),
+                    doc,
+                })
+                .collect();
+            let generated = haproxy::render_fleet(&clusters, &listeners, *skip_unreachable)?;
+            for reason in &generated.left_out {
+                eprintln!("tribunectl: left out {reason}");
+            }
+            print!("{}", generated.text);
+            Ok(())
+        }
+        Command::HaproxyConfig {
+            primary_port,
+            replica_port,
+            bind,
+            stats_port,
+            ..
         } => {
             let listeners = haproxy::Listeners {
                 bind: *bind,

@@ -109,9 +109,9 @@ pub fn arbitrate(
     // - strict: the primary acknowledged a commit only once some standby had it (`*`, or names
     //   not recorded yet), so the most advanced of all the standbys holds every one;
     // - not strict: it may have degraded to asynchronous replication and acknowledged commits
-    //   alone. They are on no standby: nobody is promoted automatically, the former primary
-    //   keeps them for its return, and an operator may still fail over to a named member
-    //   (Patroni: a member outside `/sync` never promotes automatically).
+    //   alone. They are on no standby: no standby is promoted automatically (Patroni: a member
+    //   outside `/sync` never promotes automatically); the former primary leads again once its
+    //   agent is back, and an operator may still fail over to a named member.
     let record = if settings.synchronous && !settings.standby_cluster {
         let record = Some(&cluster.sync)
             .filter(|r| r.former_leader_matches(intent.former_leader.as_ref()))
@@ -119,7 +119,7 @@ pub fn arbitrate(
         match record {
             Some(record) => Some(record),
             None if settings.strict => return most_advanced_of_all(cluster, intent, settings),
-            None => return None,
+            None => return former_leader_returns(cluster, intent, settings, wall_now),
         }
     } else {
         None
@@ -223,8 +223,42 @@ fn after_declined(
             ended: intent.ended,
         },
         format!(
-            "promoting {best}: {} declined the promotion (pre_promote {}) and {best} is the              most advanced eligible member",
+            "promoting {best}: {} declined the promotion (pre_promote {}) and {best} is the \
+             most advanced eligible member",
             declined.member, declined.reason
+        ),
+    ))
+}
+
+/// Synchronous mode, not strict, without a synchronous standby recorded for the ended
+/// generation: only the former primary is sure to hold every commit it acknowledged, so it is the
+/// one member that may lead the next generation. It does once its agent has reported since the
+/// lease ended (it is alive and saw the lapse; its database, if still writable, was stopped by its
+/// agent or fenced by the standbys) and still holds its data, unless tagged `nofailover`. Found by
+/// the simulation: without it the cluster stayed leaderless after every fault healed (seed 12).
+fn former_leader_returns(
+    cluster: &ClusterState,
+    intent: &FailoverIntent,
+    settings: &ArbiterSettings,
+    wall_now: UnixMillis,
+) -> Option<(Command, String)> {
+    let former = intent.former_leader.as_ref()?;
+    let member = cluster.members.get(former)?;
+    let ttl_ms = settings.ttl.as_millis() as u64;
+    let back = member.reported_at.0 >= intent.opened_at.0
+        && wall_now.0.saturating_sub(member.reported_at.0) <= ttl_ms;
+    if !back || member.conn_url.is_none() || member.status.sysid.is_none() || member.nofailover() {
+        return None;
+    }
+    Some((
+        Command::Promote {
+            member: former.clone(),
+            ended: intent.ended,
+        },
+        format!(
+            "{former} leads again: no synchronous standby was recorded for generation {}, so \
+             only it holds every commit it acknowledged",
+            intent.ended
         ),
     ))
 }
@@ -868,6 +902,95 @@ mod tests {
                 ended: Generation(4)
             }
         );
+    }
+
+    /// Not strict, no synchronous standby recorded: the former primary, the only holder of
+    /// every acknowledged commit, leads again once its agent reported after the lease ended.
+    #[test]
+    fn synchronous_mode_not_strict_without_a_synchronous_standby_restores_the_former_primary() {
+        let degraded = ArbiterSettings {
+            synchronous: true,
+            strict: false,
+            ..settings()
+        };
+        let now = 20_000;
+        let restored = Some(Command::Promote {
+            member: "a".into(),
+            ended: Generation(4),
+        });
+        // (why, the lease ended at, the former primary's last report, it holds data, nofailover,
+        // expected); ttl is 3 s.
+        type Row = (&'static str, u64, Option<u64>, bool, bool, Option<Command>);
+        let table: [Row; 7] = [
+            (
+                "back after the lapse",
+                10_000,
+                Some(19_000),
+                true,
+                false,
+                restored.clone(),
+            ),
+            (
+                "back at the lapse itself",
+                19_000,
+                Some(19_000),
+                true,
+                false,
+                restored.clone(),
+            ),
+            (
+                "last heard before the lapse",
+                19_000,
+                Some(18_999),
+                true,
+                false,
+                None,
+            ),
+            (
+                "heard after the lapse, silent since",
+                10_000,
+                Some(16_000),
+                true,
+                false,
+                None,
+            ),
+            ("never heard of", 10_000, None, true, false, None),
+            (
+                "back without data",
+                10_000,
+                Some(19_000),
+                false,
+                false,
+                None,
+            ),
+            (
+                "back, tagged nofailover",
+                10_000,
+                Some(19_000),
+                true,
+                true,
+                None,
+            ),
+        ];
+        for (why, opened_at, reported_at, data, nofailover, expected) in table {
+            let mut c = leaderless(&[("b", 90), ("c", 95)], &["b", "c"], opened_at);
+            if let Some(at) = reported_at {
+                let mut a = member(at);
+                if !data {
+                    a.status.sysid = None;
+                }
+                if nofailover {
+                    a.tags = crate::state::Tags::from_written(
+                        [("nofailover".to_owned(), serde_json::Value::Bool(true))].into(),
+                    );
+                }
+                c.members.insert("a".into(), a);
+            }
+            let watch = LeaseWatch::restart(&c, Instant::now());
+            let got = arbitrate(&c, &degraded, &watch, Instant::now(), UnixMillis(now))
+                .map(|(cmd, _)| cmd);
+            assert_eq!(got, expected, "{why}");
+        }
     }
 
     #[test]

@@ -703,6 +703,9 @@ impl Instance for SimInstance {
                     DbRole::Standby => {
                         status.received_lsn = end;
                         status.replayed_lsn = end;
+                        // Where a diverged standby stands (ha::divergence): its own timeline and
+                        // how far it has WAL on it, as PostgreSQL's IDENTIFY_SYSTEM reports.
+                        status.replay_position = data.map(|d| (Timeline(d.timeline), d.end()));
                         status.streaming = db.streaming;
                         status.upstream = db.upstream.as_ref().map(|m| m.to_string());
                     }

@@ -249,7 +249,8 @@ impl LeaseKeeper {
             generation,
             lease_ms: Some(dynamic.ttl.as_millis() as u64),
         };
-        match tokio::time::timeout(dynamic.retry_timeout, self.raft.propose(command)).await {
+        let renewal = tokio::time::timeout(dynamic.retry_timeout, self.raft.propose(command));
+        match crate::telemetry::timed_renewal(renewal).await {
             Ok(Ok(Outcome::Applied)) => {
                 if self.ping_watchdog().is_err() {
                     // No primary without its hardware fence: stop serving now; the lease

@@ -100,7 +100,10 @@ pub async fn run_with_listeners(
     if let Some(warning) = config.raft.peer_authentication_warning(&config.scope) {
         warn!("{warning}");
     }
-    let raft = RaftNode::start(settings, raft_listener, shutdown.child_token())
+    // Raft runs until `raft.shutdown()` at the end, not until the stop signal: a stopping
+    // primary that is also the Raft leader still commits its lease release once PostgreSQL has
+    // stopped (with the signal's token, Raft stopped first and the release failed).
+    let raft = RaftNode::start(settings, raft_listener, CancellationToken::new())
         .await
         .context("starting the Raft node")?;
     info!(

@@ -600,6 +600,11 @@ log:
     }
 
     pub fn start(&mut self, i: usize) {
+        self.start_with_env(i, &[]);
+    }
+
+    /// [`Cluster::start`] with `env` added to the agent's environment.
+    pub fn start_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "{} is already running", node.name);
         let log = fs::OpenOptions::new()
@@ -617,7 +622,8 @@ log:
                 "RUST_LOG",
                 "info,openraft=error,sled=warn,h2=warn,hyper=warn,tower=warn",
             )
-            .env_remove("PGPASSWORD");
+            .env_remove("PGPASSWORD")
+            .envs(env.iter().copied());
         if let Some(user) = run_as(&self.options.database) {
             cmd.uid(user.uid.as_raw())
                 .gid(user.gid.as_raw())
@@ -836,6 +842,25 @@ fn process_alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
 }
 
+impl Cluster {
+    /// A cluster of `size` witnesses (agents without a database, voters of a Raft group of
+    /// their own), written, not started.
+    pub fn witnesses(size: usize, options: Options) -> Cluster {
+        let mut cluster = Cluster::new(0, options);
+        for _ in 0..size {
+            cluster.add_node(true);
+        }
+        for i in 0..size {
+            let partners: Vec<String> = (0..size)
+                .filter(|j| *j != i)
+                .map(|j| cluster.raft_addr(j))
+                .collect();
+            cluster.write_config(i, &partners, true);
+        }
+        cluster
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
@@ -942,14 +967,18 @@ pub async fn default_cluster(client: &reqwest::Client) -> (Cluster, usize) {
 
 /// [`default_cluster`] on `database`.
 pub async fn default_cluster_on(client: &reqwest::Client, database: Database) -> (Cluster, usize) {
-    let mut cluster = Cluster::new(
-        3,
-        Options {
-            synchronous_mode: "true",
-            database,
-            ..Options::default()
-        },
-    );
+    let options = Options {
+        synchronous_mode: "true",
+        database,
+        ..Options::default()
+    };
+    started_cluster(client, options).await
+}
+
+/// Three members written with `options`, started; returns them with the index of the primary
+/// once bootstrap is done (90 s).
+pub async fn started_cluster(client: &reqwest::Client, options: Options) -> (Cluster, usize) {
+    let mut cluster = Cluster::new(3, options);
     cluster.start_all();
     let p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
         primary(client, &cluster).await
@@ -1163,6 +1192,24 @@ pub async fn wait_streaming_replica(
         let doc = get_json(client, &format!("{}/patroni", cluster.nodes[i].api())).await?;
         (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
     })
+    .await
+}
+
+/// Waits (60 s) until member `i`'s `GET /cluster` names a synchronous standby.
+pub async fn wait_sync_standby(client: &reqwest::Client, cluster: &Cluster, i: usize) {
+    wait_for(
+        Duration::from_secs(60),
+        "a synchronous standby",
+        cluster,
+        || async {
+            let doc = get_json(client, &format!("{}/cluster", cluster.nodes[i].api())).await?;
+            let members = doc["members"].as_array()?;
+            members
+                .iter()
+                .any(|m| m["role"] == "sync_standby")
+                .then_some(())
+        },
+    )
     .await
 }
 
