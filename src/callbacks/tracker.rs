@@ -159,9 +159,12 @@ mod tests {
         }
     }
 
+    /// A case: its name, what happens, and the callbacks that follow, in order.
+    type Case = (&'static str, Vec<Step>, Vec<(CallbackAction, CallbackRole)>);
+
     #[test]
     fn each_event_calls_for_patronis_callback() {
-        let cases: Vec<(&str, Vec<Step>, Vec<(CallbackAction, CallbackRole)>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "a new replica starts",
                 vec![

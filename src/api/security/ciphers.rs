@@ -7,6 +7,7 @@
 //!   `AES256`, `CHACHA20`, `ECDSA`/`aECDSA`, `RSA`/`aRSA`; `A+B` is their intersection;
 //! - an exclusion `!X` or `-X` of any of those, or of a family rustls never offers (`aNULL`,
 //!   `MD5`, `RC4`, `3DES`, ...), which then changes nothing.
+//!
 //! Anything else is refused with the list of what is understood.
 //!
 //! As with Python's `set_ciphers`, the list restricts TLS 1.2; the TLS 1.3 suites stay on
