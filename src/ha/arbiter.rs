@@ -147,11 +147,7 @@ pub fn arbitrate(
         // Fewer than `quorum + 1` voters reported: an acknowledged commit may be on the others.
         return None;
     }
-    let maximum_lag = if settings.standby_cluster {
-        u64::MAX
-    } else {
-        settings.maximum_lag_on_failover
-    };
+    let maximum_lag = lag_limit(settings);
     let best = candidate::ranked(cluster, intent, maximum_lag, holders.as_ref())
         .into_iter()
         .next()?;
@@ -165,6 +161,16 @@ pub fn arbitrate(
             intent.ended
         ),
     ))
+}
+
+/// How far behind a candidate may be: `maximum_lag_on_failover`, or no limit in a standby
+/// cluster.
+fn lag_limit(settings: &ArbiterSettings) -> u64 {
+    if settings.standby_cluster {
+        u64::MAX
+    } else {
+        settings.maximum_lag_on_failover
+    }
 }
 
 /// Whether the member that declined the promotion of `intent` has stayed out of the race for
@@ -209,11 +215,7 @@ fn after_declined(
                 .map(|(name, _)| name.clone())
                 .collect()
         });
-    let maximum_lag = if settings.standby_cluster {
-        u64::MAX
-    } else {
-        settings.maximum_lag_on_failover
-    };
+    let maximum_lag = lag_limit(settings);
     let best = candidate::ranked(cluster, intent, maximum_lag, holders.as_ref())
         .into_iter()
         .find(|name| may_choose(name))?;
