@@ -290,12 +290,14 @@ fn attribute(mut e: ConfigError, sources: &BTreeMap<String, String>) -> ConfigEr
     e
 }
 
-/// PyYAML-compatible reading: YAML 1.1 booleans (serde-saphyr's default) and octal numbers
-/// (`log.mode: 0640` is 0o640, as Patroni reads it), last duplicate wins.
+/// PyYAML-compatible reading: YAML 1.1 booleans (serde-saphyr's default), last duplicate
+/// wins, and a number written with a leading zero kept as its text (`log.mode: 0640`, which
+/// PyYAML reads as octal: the mode readers and PostgreSQL read the text as octal too; without
+/// this it became the number 640).
 fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::LastWins;
-    options.legacy_octal_numbers = true;
+    options.leading_zero_numbers_as_strings = true;
     serde_saphyr::from_str_with_options::<Value>(text, options)
         .map_err(|e| ConfigError::general(format!("cannot parse {origin} as YAML: {e}")))
 }
