@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::node::Views;
 use crate::raft::RaftNode;
 
-pub use documents::{ClusterDocument, ClusterMember, StatusDocument};
+pub use documents::{ClusterDocument, ClusterMember, StatusDocument, TribuneInfo};
 pub use members::{MembersDocument, MembersRow, RetiredRow};
 pub use security::{Security, SecurityError};
 

@@ -70,6 +70,14 @@ impl Memory {
         } else {
             self.primary_down_since = None;
         }
+        // A veto matters only while this member still holds the lease it won.
+        if self
+            .promotion_vetoed
+            .as_ref()
+            .is_some_and(|(generation, _)| !cluster.is_leader(me, *generation))
+        {
+            self.promotion_vetoed = None;
+        }
     }
 
     /// What the agent remembers after `action` ended with `outcome`.
@@ -84,10 +92,19 @@ impl Memory {
         }
         match outcome {
             ActionOutcome::Done(produced) => self.remember_done(action, produced),
-            ActionOutcome::Failed(_) => {
-                if let Action::Rewind { .. } = action {
-                    // A fresh base backup replaces what could not be rewound.
-                    self.rewind_failed = true;
+            ActionOutcome::Failed(why) => match action {
+                // A fresh base backup replaces what could not be rewound.
+                Action::Rewind { .. } => self.rewind_failed = true,
+                Action::PrePromote { generation } => {
+                    self.promotion_vetoed = Some((*generation, why.clone()));
+                }
+                _ => {}
+            },
+            // A script whose end is not known did not say yes: Patroni promotes only on a zero
+            // exit.
+            ActionOutcome::Unknown(why) if matches!(action, Action::PrePromote { .. }) => {
+                if let Action::PrePromote { generation } = action {
+                    self.promotion_vetoed = Some((*generation, why.clone()));
                 }
             }
             ActionOutcome::Unknown(_) => match action {
@@ -125,6 +142,7 @@ impl Memory {
                 self.handed_over = true;
             }
             Action::FinishReinit | Action::Promote { .. } => self.following = None,
+            Action::DeclinePromotion { .. } => self.promotion_vetoed = None,
             Action::Follow { upstream } => self.following = Some(upstream.clone()),
             Action::Rewind { .. } => self.rewind_failed = false,
             Action::SetAsideDataDir => self.rewind_failed = false,
@@ -153,7 +171,8 @@ impl Memory {
             | Action::ReleaseLease { .. }
             | Action::SyncSlots
             | Action::RecordHistory { .. }
-            | Action::SetSyncRecord { .. } => {}
+            | Action::SetSyncRecord { .. }
+            | Action::PrePromote { .. } => {}
         }
     }
 }

@@ -386,4 +386,11 @@ pub trait Instance: Send + Sync {
 
     /// Run a `CHECKPOINT` (after promotion, before a switchover stop).
     async fn checkpoint(&self) -> Result<(), InstanceError>;
+
+    /// How a script reaches this database as the superuser: a connection string without the
+    /// password (it is in the password file), as Patroni gives `post_bootstrap`. `None` when
+    /// the adapter offers none (the script then runs without it).
+    fn superuser_dsn(&self) -> Option<String> {
+        None
+    }
 }

@@ -16,6 +16,7 @@ mod members;
 mod opengauss;
 mod prometheus;
 mod rest;
+mod scripts;
 mod security;
 mod standby;
 mod systemd;
