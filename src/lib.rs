@@ -22,6 +22,9 @@
 //! - [`node`]: the agent runtime: `runtime` (the lease keeper, the arbiter's runtime, the HA loop
 //!   and its executor, over `Consensus`, `Instance` and the clock), the watchdog, the counters,
 //!   and `run`, which wires them to the Raft node, the REST server and the one shutdown story.
+//! - [`callbacks`]: the user's scripts around the database (Patroni's callbacks, `pre_promote`,
+//!   `before_stop`, `post_bootstrap`): which event calls which (`tracker`, pure), the real
+//!   processes (`runner`) and a fake.
 //! - [`logging`]: log set-up from `log.level` / `log.type`.
 //! - `first_bytes`: the deadline for a new connection's first bytes (REST and Raft servers).
 //! - [`pem`]: PEM certificate and key files to rustls types (REST, `tribunectl`, Raft).
@@ -37,6 +40,7 @@
 //! simulation of whole clusters over `instance::fake` and `raft::memory`).
 
 pub mod api;
+pub mod callbacks;
 pub mod clock;
 pub mod config;
 pub mod ctl;
@@ -55,5 +59,13 @@ pub mod types;
 #[cfg(test)]
 pub(crate) mod fuzz;
 
-/// The version reported in `GET /patroni` (`patroni.version`) and member records.
+/// Tribune's own version: `tribune --version`, `tribunectl version`, the `tribune.version` field
+/// of `GET /patroni`, `tribune_build_info` on `/metrics`, and member records.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Patroni release whose REST API, configuration and CLI Tribune implements
+/// (reference/patroni.md). Tools written for Patroni read `patroni.version` of `GET /patroni`
+/// (and `patroni_version` on `/metrics`) and change their judgement on it: from Patroni 3.0.4 a
+/// healthy replica is `streaming`, before it was `running`. Tribune answers this there, so such
+/// tools judge it by the API it speaks; its own version has a field of its own.
+pub const PATRONI_API_VERSION: &str = "4.1.5";

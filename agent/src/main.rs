@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         }
     };
     if validate_only {
-        for key in &config.ignored_keys {
+        for key in config.ignored_keys_explained() {
             println!("accepted but not acted on: {key}");
         }
         if let Err(err) = tribune::raft::PeerAuth::from_config(&config.raft).check(&config.scope) {
@@ -79,7 +79,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    tribune::logging::init(&config.log);
+    if let Err(err) = tribune::logging::init(&config.log) {
+        eprintln!("tribune: {err}");
+        return ExitCode::FAILURE;
+    }
     if let Some(warning) = config.ignored_keys_warning() {
         warn!("{warning}");
     }

@@ -134,7 +134,8 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
     super::metrics::MetricsInput {
         scope: inner.config.scope.clone(),
         name: me.to_string(),
-        version: crate::VERSION.to_owned(),
+        version: crate::PATRONI_API_VERSION.to_owned(),
+        tribune_version: crate::VERSION.to_owned(),
         state: view.state(),
         running,
         primary,
@@ -201,9 +202,16 @@ pub use crate::timestamp::{epoch_seconds, iso_time};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PatroniInfo {
+    /// The Patroni version whose API Tribune implements ([`crate::PATRONI_API_VERSION`]).
     pub version: String,
     pub scope: String,
     pub name: String,
+}
+
+/// Tribune's own field of `GET /patroni`: its version, beside the Patroni API version.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TribuneInfo {
+    pub version: String,
 }
 
 /// `GET /patroni`.
@@ -246,6 +254,9 @@ pub struct StatusDocument {
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub pending_restart_reason: BTreeMap<String, ParamChange>,
     pub patroni: PatroniInfo,
+    /// Absent in a document from Patroni itself (or an earlier Tribune).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tribune: Option<TribuneInfo>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scheduled_restart: Option<serde_json::Value>,
 }
@@ -341,10 +352,13 @@ pub fn status(inner: &Inner) -> StatusDocument {
         pending_restart_reason: s.pending_restart_reason.clone(),
         scheduled_restart: scheduled_restart(&cluster, me.as_str()),
         patroni: PatroniInfo {
-            version: crate::VERSION.to_owned(),
+            version: crate::PATRONI_API_VERSION.to_owned(),
             scope: inner.config.scope.clone(),
             name: me.to_string(),
         },
+        tribune: Some(TribuneInfo {
+            version: crate::VERSION.to_owned(),
+        }),
     }
 }
 

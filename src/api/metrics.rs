@@ -23,7 +23,10 @@ use crate::state::DbState;
 pub struct MetricsInput {
     pub scope: String,
     pub name: String,
+    /// The Patroni version whose API Tribune implements (`patroni_version`).
     pub version: String,
+    /// Tribune's own version (`tribune_build_info`).
+    pub tribune_version: String,
     pub state: DbState,
     pub running: bool,
     pub primary: bool,
@@ -264,6 +267,14 @@ fn tribune_registry(m: &MetricsInput) -> Registry {
         ("name".into(), m.name.clone().into()),
     ];
     let mut registry = Registry::with_labels(labels.into_iter());
+    registry.register(
+        "tribune_build",
+        "Tribune's own version (patroni_version is the Patroni API it implements)",
+        prometheus_client::metrics::info::Info::new(vec![(
+            "version".to_owned(),
+            m.tribune_version.clone(),
+        )]),
+    );
     // The registry ends every help text with a full stop itself.
     let mut gauge = |name: &str, help: &str, value: u64| {
         registry.register(name, help, ConstGauge::new(value));
@@ -383,6 +394,7 @@ mod tests {
             scope: "batman".into(),
             name: "node1".into(),
             version: "4.1.5".into(),
+            tribune_version: "0.1.0".into(),
             state: DbState::Running,
             running: true,
             primary: true,
@@ -401,6 +413,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("patroni_primary{scope=\"batman\",name=\"node1\"} 1\n"));
+        assert!(
+            text.contains(
+                "tribune_build_info{scope=\"batman\",name=\"node1\",version=\"0.1.0\"} 1\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("patroni_xlog_location{scope=\"batman\",name=\"node1\"} 134225048\n")
         );
@@ -514,6 +532,7 @@ mod tests {
         assert_eq!(
             types,
             [
+                "# TYPE tribune_build_info gauge",
                 "# TYPE tribune_raft_term gauge",
                 "# TYPE tribune_raft_leader gauge",
                 "# TYPE tribune_raft_commit_index gauge",

@@ -33,7 +33,8 @@ use crate::node::Views;
 use crate::raft::RaftNode;
 
 pub use documents::{
-    ClusterDocument, ClusterMember, StatusDocument, UpgradeDocument, UpgradeOutcomeDocument,
+    ClusterDocument, ClusterMember, StatusDocument, TribuneInfo, UpgradeDocument,
+    UpgradeOutcomeDocument,
 };
 pub use members::{MembersDocument, MembersRow, RetiredRow};
 pub use security::{Security, SecurityError};

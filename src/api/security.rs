@@ -29,6 +29,7 @@
 //!   by a background task and published through a watch channel.
 
 mod allowlist;
+pub mod ciphers;
 mod connection;
 pub(crate) mod tls;
 
@@ -140,7 +141,14 @@ impl Security {
                 .into_bytes()
         });
         let tls = tls::server_config(api)?;
-        let mut headers = extra_headers("restapi.http_extra_headers", &api.http_extra_headers)?;
+        let mut headers = HeaderMap::new();
+        if let Ok(server) = HeaderValue::try_from(api.server_tokens.header()) {
+            headers.insert(header::SERVER, server);
+        }
+        headers.extend(extra_headers(
+            "restapi.http_extra_headers",
+            &api.http_extra_headers,
+        )?);
         let https = extra_headers("restapi.https_extra_headers", &api.https_extra_headers)?;
         if tls.is_some() {
             headers.extend(https);

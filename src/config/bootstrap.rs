@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::dynamic::DynamicConfig;
 use super::error::ConfigError;
 use super::initdb::{self, InitdbOption};
+use super::scripts::ScriptCommand;
 use super::value::Section;
 
 /// Keys of `bootstrap.dcs.postgresql` that only mean something in a member's own file
@@ -31,6 +32,9 @@ pub struct Bootstrap {
     pub initdb: Vec<InitdbOption>,
     /// Lines added to `pg_hba.conf` at bootstrap (`postgresql.pg_hba` takes precedence).
     pub pg_hba: Vec<String>,
+    /// `post_bootstrap` (Patroni's older name: `post_init`): run once after initdb with a
+    /// superuser connection string; a failure aborts the bootstrap.
+    pub post_bootstrap: Option<ScriptCommand>,
 }
 
 impl Bootstrap {
@@ -52,6 +56,10 @@ impl Bootstrap {
             dcs,
             initdb: initdb::parse(&s.key("initdb"), s.get("initdb"), initdb::INITDB_RESERVED)?,
             pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
+            post_bootstrap: match ScriptCommand::parse(s, "post_bootstrap")? {
+                Some(command) => Some(command),
+                None => ScriptCommand::parse(s, "post_init")?,
+            },
         })
     }
 }

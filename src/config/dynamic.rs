@@ -90,6 +90,9 @@ pub struct DynamicConfig {
     pub loop_wait: Duration,
     pub retry_timeout: Duration,
     pub maximum_lag_on_failover: u64,
+    /// `maximum_lag_on_syncnode` in bytes; `None` for Patroni's -1 or 0 (never swap a
+    /// synchronous standby for lag).
+    pub maximum_lag_on_syncnode: Option<u64>,
     pub primary_start_timeout: Duration,
     pub primary_stop_timeout: Duration,
     pub synchronous_mode: SynchronousMode,
@@ -133,6 +136,7 @@ impl Default for DynamicConfig {
             loop_wait: DEFAULT_LOOP_WAIT,
             retry_timeout: DEFAULT_RETRY_TIMEOUT,
             maximum_lag_on_failover: DEFAULT_MAXIMUM_LAG_ON_FAILOVER,
+            maximum_lag_on_syncnode: None,
             primary_start_timeout: DEFAULT_PRIMARY_START_TIMEOUT,
             primary_stop_timeout: Duration::ZERO,
             synchronous_mode: DEFAULT_SYNCHRONOUS_MODE,
@@ -214,6 +218,10 @@ impl DynamicConfig {
             maximum_lag_on_failover: s
                 .integer("maximum_lag_on_failover", 0, i64::MAX)?
                 .map_or(d.maximum_lag_on_failover, |n| n as u64),
+            maximum_lag_on_syncnode: s
+                .integer("maximum_lag_on_syncnode", -1, i64::MAX)?
+                .filter(|n| *n > 0)
+                .map(|n| n as u64),
             primary_start_timeout: aliased("primary_start_timeout", "master_start_timeout")?
                 .unwrap_or(d.primary_start_timeout),
             primary_stop_timeout: aliased("primary_stop_timeout", "master_stop_timeout")?

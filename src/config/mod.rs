@@ -27,6 +27,7 @@ mod postgresql;
 mod raft;
 mod restapi;
 mod schema;
+mod scripts;
 mod standby;
 mod tags;
 mod value;
@@ -50,12 +51,16 @@ pub use dynamic::{
 };
 pub use error::ConfigError;
 pub use initdb::InitdbOption;
-pub use log::{Log, LogFormat};
-pub use postgresql::{Authentication, DEFAULT_PG_CTL_TIMEOUT, Engine, Postgresql};
+pub use log::{
+    DEFAULT_LINE_FORMAT as DEFAULT_LOG_FORMAT, LineFormat, Log, LogFormat,
+    format_fields_lenient as log_format_fields,
+};
+pub use postgresql::{Authentication, DEFAULT_PG_CTL_TIMEOUT, Engine, LibpqOptions, Postgresql};
 pub use raft::{
     DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT_INTERVAL, Raft,
 };
-pub use restapi::{Credentials, Ctl, RestApi, VerifyClient};
+pub use restapi::{Credentials, Ctl, RestApi, ServerTokens, VerifyClient};
+pub use scripts::{Callbacks, ScriptCommand};
 pub use standby::StandbyCluster;
 pub use watchdog::{DEFAULT_SAFETY_MARGIN, Watchdog, WatchdogDriver, WatchdogMode};
 
@@ -136,12 +141,23 @@ impl Config {
         &self.bootstrap.dcs
     }
 
+    /// Each ignored key with the reason it does not apply to Tribune, when there is one.
+    pub fn ignored_keys_explained(&self) -> Vec<String> {
+        self.ignored_keys
+            .iter()
+            .map(|key| match schema::reason(key) {
+                Some(why) => format!("{key} ({why})"),
+                None => key.clone(),
+            })
+            .collect()
+    }
+
     /// The one start-up warning naming the ignored keys, or `None` when there are none.
     pub fn ignored_keys_warning(&self) -> Option<String> {
         (!self.ignored_keys.is_empty()).then(|| {
             format!(
                 "these Patroni settings are accepted but Tribune does not act on them: {}",
-                self.ignored_keys.join(", ")
+                self.ignored_keys_explained().join(", ")
             )
         })
     }
@@ -274,10 +290,14 @@ fn attribute(mut e: ConfigError, sources: &BTreeMap<String, String>) -> ConfigEr
     e
 }
 
-/// PyYAML-compatible reading: YAML 1.1 booleans (serde-saphyr's default), last duplicate wins.
+/// PyYAML-compatible reading: YAML 1.1 booleans (serde-saphyr's default), last duplicate
+/// wins, and a number written with a leading zero kept as its text (`log.mode: 0640`, which
+/// PyYAML reads as octal: the mode readers and PostgreSQL read the text as octal too; without
+/// this it became the number 640).
 fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::LastWins;
+    options.leading_zero_numbers_as_strings = true;
     serde_saphyr::from_str_with_options::<Value>(text, options)
         .map_err(|e| ConfigError::general(format!("cannot parse {origin} as YAML: {e}")))
 }

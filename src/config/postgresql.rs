@@ -12,6 +12,7 @@ use super::dynamic::check_parameters;
 use super::error::ConfigError;
 use super::initdb::{self, InitdbOption};
 use super::restapi::Credentials;
+use super::scripts::{Callbacks, ScriptCommand};
 use super::value::Section;
 
 /// Patroni's default `pg_ctl_timeout`.
@@ -30,6 +31,87 @@ pub struct Authentication {
     pub superuser: Credentials,
     pub replication: Credentials,
     pub rewind: Option<Credentials>,
+    /// The libpq settings written beside each user (`sslmode`, `sslcert`, ...), for the
+    /// connections made as that user.
+    pub superuser_libpq: LibpqOptions,
+    pub replication_libpq: LibpqOptions,
+    pub rewind_libpq: LibpqOptions,
+}
+
+/// The libpq connection settings Patroni takes from `authentication.<user>`, in this order.
+const LIBPQ_KEYS: [&str; 10] = [
+    "sslmode",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "gssencmode",
+    "channel_binding",
+    "sslnegotiation",
+];
+
+/// The settings of [`LIBPQ_KEYS`] that are enumerations, with their values.
+const LIBPQ_CHOICES: [(&str, &[&str]); 4] = [
+    (
+        "sslmode",
+        &[
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+        ],
+    ),
+    ("gssencmode", &["disable", "prefer", "require"]),
+    ("channel_binding", &["disable", "prefer", "require"]),
+    ("sslnegotiation", &["postgres", "direct"]),
+];
+
+/// libpq `key=value` settings of one user, in [`LIBPQ_KEYS`] order. `Debug` hides
+/// `sslpassword`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LibpqOptions(pub Vec<(String, String)>);
+
+impl LibpqOptions {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn parse(s: &Section<'_>) -> Result<LibpqOptions, ConfigError> {
+        let mut options = Vec::new();
+        for key in LIBPQ_KEYS {
+            let Some(value) = s.string(key)?.filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            if let Some((_, allowed)) = LIBPQ_CHOICES.iter().find(|(k, _)| *k == key)
+                && !allowed.contains(&value.as_str())
+            {
+                return Err(ConfigError::at(
+                    s.key(key),
+                    format!("expected one of {}, got {value:?}", allowed.join(", ")),
+                ));
+            }
+            options.push((key.to_owned(), value));
+        }
+        Ok(LibpqOptions(options))
+    }
+}
+
+impl std::fmt::Debug for LibpqOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if k == "sslpassword" { "<redacted>" } else { v };
+                (k, shown)
+            }))
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,18 +131,37 @@ pub struct Postgresql {
     pub config_dir: Option<PathBuf>,
     /// `None`: look the binaries up in `PATH`.
     pub bin_dir: Option<PathBuf>,
+    /// `bin_name`: other names for the PostgreSQL programs (`pg_ctl` -> `pg_ctl15`), as
+    /// Patroni's `bin_name.{pg_ctl,initdb,pg_controldata,pg_basebackup,postgres,pg_isready,
+    /// pg_rewind}`; the schema admits only those keys.
+    pub bin_name: BTreeMap<String, String>,
     /// Default `$HOME/pgpass` (Patroni's `~/pgpass`), or `pgpass` next to `data_dir` without HOME.
     pub pgpass: PathBuf,
     pub authentication: Authentication,
     pub parameters: BTreeMap<String, Value>,
     pub pg_hba: Vec<String>,
+    /// `pg_ident.conf` lines, written beside `pg_hba.conf` when given.
+    pub pg_ident: Vec<String>,
+    /// A configuration file of the operator's, included instead of `postgresql.base.conf`.
+    pub custom_conf: Option<PathBuf>,
     /// `None`: take the dynamic configuration's value.
     pub use_pg_rewind: Option<bool>,
     pub use_unix_socket: bool,
+    /// The agent's replication connection to its own server (`IDENTIFY_SYSTEM`) goes through
+    /// the Unix socket rather than the connect address.
+    pub use_unix_socket_repl: bool,
     pub pg_ctl_timeout: Duration,
     pub remove_data_directory_on_rewind_failure: bool,
     pub remove_data_directory_on_diverged_timelines: bool,
     pub basebackup: Vec<InitdbOption>,
+    /// `callbacks`: scripts run in the background after the database starts, stops,
+    /// restarts, reloads or changes role.
+    pub callbacks: Callbacks,
+    /// Run after this member won the lease and before it promotes its standby; a non-zero exit
+    /// vetoes the promotion (a fencing script).
+    pub pre_promote: Option<ScriptCommand>,
+    /// Run, and waited for, before each clean stop of the database.
+    pub before_stop: Option<ScriptCommand>,
 }
 
 impl Postgresql {
@@ -99,12 +200,16 @@ impl Postgresql {
             connect_port,
             config_dir: s.path_buf("config_dir")?,
             bin_dir: s.path_buf("bin_dir")?,
+            bin_name: bin_names(&s.section("bin_name")?)?,
             pgpass,
             authentication,
             parameters,
             pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
+            pg_ident: s.string_list("pg_ident")?.unwrap_or_default(),
+            custom_conf: s.path_buf("custom_conf")?,
             use_pg_rewind: s.bool("use_pg_rewind")?,
             use_unix_socket: s.bool("use_unix_socket")?.unwrap_or(false),
+            use_unix_socket_repl: s.bool("use_unix_socket_repl")?.unwrap_or(false),
             pg_ctl_timeout: s
                 .seconds("pg_ctl_timeout")?
                 .unwrap_or(DEFAULT_PG_CTL_TIMEOUT),
@@ -119,9 +224,37 @@ impl Postgresql {
                 s.get("basebackup"),
                 initdb::BASEBACKUP_RESERVED,
             )?,
+            callbacks: Callbacks::parse(&s.section("callbacks")?)?,
+            pre_promote: ScriptCommand::parse(s, "pre_promote")?,
+            before_stop: ScriptCommand::parse(s, "before_stop")?,
             data_dir,
         })
     }
+}
+
+fn bin_names(s: &Section<'_>) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut names = BTreeMap::new();
+    for program in [
+        "pg_ctl",
+        "initdb",
+        "pg_controldata",
+        "pg_basebackup",
+        "postgres",
+        "pg_isready",
+        "pg_rewind",
+    ] {
+        if let Some(name) = s.string(program)? {
+            let name = name.trim();
+            if name.is_empty() || name.contains('/') {
+                return Err(ConfigError::at(
+                    s.key(program),
+                    format!("expected a program's file name (looked up in bin_dir), got {name:?}"),
+                ));
+            }
+            names.insert(program.to_owned(), name.to_owned());
+        }
+    }
+    Ok(names)
 }
 
 fn default_pgpass(data_dir: &Path, home: Option<&str>) -> PathBuf {
@@ -156,10 +289,35 @@ fn authentication(s: &Section<'_>) -> Result<Authentication, ConfigError> {
         user(role, what)?
             .ok_or_else(|| ConfigError::missing(format!("{}.username", s.key(role)), what))
     };
+    let superuser_libpq = LibpqOptions::parse(&s.section("superuser")?)?;
+    // The agent's own SQL connections (tokio-postgres) are made without TLS: a mode that
+    // demands TLS or GSS encryption would leave it unable to reach any database.
+    for (key, demanding) in [
+        ("sslmode", &["require", "verify-ca", "verify-full"][..]),
+        ("gssencmode", &["require"][..]),
+        ("channel_binding", &["require"][..]),
+    ] {
+        if let Some(mode) = superuser_libpq.get(key)
+            && demanding.contains(&mode)
+        {
+            return Err(ConfigError::at(
+                format!("{}.{key}", s.key("superuser")),
+                format!(
+                    "{mode} is not supported for the superuser: the agent's own SQL connections \
+                     (to this server and to the other members) are made without TLS or GSS \
+                     encryption; use prefer (or disable), with `host` rather than `hostssl` \
+                     pg_hba lines for the superuser. replication and rewind accept every mode"
+                ),
+            ));
+        }
+    }
     Ok(Authentication {
         superuser: required("superuser", "the superuser the agent connects as")?,
         replication: required("replication", "the user standbys replicate as")?,
         rewind: user("rewind", "the user pg_rewind connects as")?,
+        superuser_libpq,
+        replication_libpq: LibpqOptions::parse(&s.section("replication")?)?,
+        rewind_libpq: LibpqOptions::parse(&s.section("rewind")?)?,
     })
 }
 
@@ -199,8 +357,59 @@ mod tests {
         assert_eq!(pg.engine, None);
         assert_eq!(pg.use_pg_rewind, None);
         assert!(pg.authentication.rewind.is_none());
+        assert!(pg.bin_name.is_empty());
+        let mut doc = base();
+        doc["bin_name"] = json!({"pg_ctl": "pg_ctl.15", "postgres": "postgres15"});
+        let renamed = parse(&doc, None).unwrap().bin_name;
+        assert_eq!(renamed["pg_ctl"], "pg_ctl.15");
+        assert_eq!(renamed["postgres"], "postgres15");
         let pg = parse(&base(), None).unwrap();
         assert_eq!(pg.pgpass, PathBuf::from("/var/lib/postgresql/16/pgpass"));
+    }
+
+    #[test]
+    fn each_users_libpq_settings_are_read_and_checked() {
+        let mut doc = base();
+        doc["authentication"]["replication"]["sslmode"] = json!("verify-full");
+        doc["authentication"]["replication"]["sslrootcert"] = json!("/etc/ssl/ca.pem");
+        doc["authentication"]["replication"]["sslpassword"] = json!("key-secret");
+        doc["authentication"]["superuser"]["sslmode"] = json!("prefer");
+        doc["authentication"]["rewind"] = json!({"username": "rw", "gssencmode": "disable"});
+        let auth = parse(&doc, None).unwrap().authentication;
+        assert_eq!(auth.replication_libpq.get("sslmode"), Some("verify-full"));
+        assert_eq!(
+            auth.replication_libpq
+                .0
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+            ["sslmode", "sslpassword", "sslrootcert"]
+        );
+        assert_eq!(auth.superuser_libpq.get("sslmode"), Some("prefer"));
+        assert_eq!(auth.rewind_libpq.get("gssencmode"), Some("disable"));
+        let debug = format!("{auth:?}");
+        assert!(
+            !debug.contains("key-secret") && debug.contains("verify-full"),
+            "{debug}"
+        );
+
+        for (user, key, value) in [
+            ("replication", "sslmode", "required"),
+            ("replication", "channel_binding", "always"),
+            // The agent's own connections have no TLS: a superuser demanding it is refused.
+            ("superuser", "sslmode", "verify-full"),
+            ("superuser", "gssencmode", "require"),
+            ("superuser", "channel_binding", "require"),
+        ] {
+            let mut doc = base();
+            doc["authentication"][user][key] = json!(value);
+            let err = parse(&doc, None).unwrap_err();
+            assert_eq!(
+                err.key.as_deref(),
+                Some(&*format!("postgresql.authentication.{user}.{key}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -249,6 +458,14 @@ mod tests {
             (
                 with("basebackup", json!(["wal-method"])),
                 "postgresql.basebackup",
+            ),
+            (
+                with("bin_name", json!({"pg_ctl": "/usr/bin/pg_ctl"})),
+                "postgresql.bin_name.pg_ctl",
+            ),
+            (
+                with("bin_name", json!({"initdb": " "})),
+                "postgresql.bin_name.initdb",
             ),
         ];
         for (doc, key) in cases {

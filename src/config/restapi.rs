@@ -74,6 +74,35 @@ pub struct RestApi {
     pub http_extra_headers: BTreeMap<String, String>,
     /// Added to `http_extra_headers` when TLS is on.
     pub https_extra_headers: BTreeMap<String, String>,
+    /// OpenSSL-style cipher list for HTTPS (mapped onto rustls's suites, `api::security`).
+    pub ciphers: Option<String>,
+    /// What the `Server` header says.
+    pub server_tokens: ServerTokens,
+    /// The listen backlog; `None`: the operating system's usual 1024 rather than Patroni's
+    /// default of 5, which drops connections when HAProxy checks several members at once.
+    pub request_queue_size: Option<u32>,
+}
+
+/// `restapi.server_tokens`: the `Server` header, as Patroni's three settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServerTokens {
+    /// The server's own banner: `Tribune/<version>` (Patroni: `BaseHTTP/0.6 Python/3.x`).
+    #[default]
+    Original,
+    /// `Patroni/4.1.5`: the product and the version of the API served.
+    Minimal,
+    /// `Patroni`.
+    ProductOnly,
+}
+
+impl ServerTokens {
+    pub fn header(self) -> String {
+        match self {
+            ServerTokens::Original => format!("Tribune/{}", crate::VERSION),
+            ServerTokens::Minimal => format!("Patroni/{}", crate::PATRONI_API_VERSION),
+            ServerTokens::ProductOnly => "Patroni".to_owned(),
+        }
+    }
 }
 
 impl fmt::Debug for RestApi {
@@ -92,6 +121,9 @@ impl fmt::Debug for RestApi {
             .field("allowlist_include_members", &self.allowlist_include_members)
             .field("http_extra_headers", &self.http_extra_headers)
             .field("https_extra_headers", &self.https_extra_headers)
+            .field("ciphers", &self.ciphers)
+            .field("server_tokens", &self.server_tokens)
+            .field("request_queue_size", &self.request_queue_size)
             .finish()
     }
 }
@@ -169,6 +201,20 @@ impl RestApi {
             allowlist_include_members: s.bool("allowlist_include_members")?.unwrap_or(false),
             http_extra_headers: headers(s, "http_extra_headers")?,
             https_extra_headers: headers(s, "https_extra_headers")?,
+            ciphers: s.string("ciphers")?.filter(|c| !c.trim().is_empty()),
+            server_tokens: match s.string("server_tokens")?.as_deref().map(str::trim) {
+                None => ServerTokens::Original,
+                Some(t) if t.eq_ignore_ascii_case("original") => ServerTokens::Original,
+                Some(t) if t.eq_ignore_ascii_case("minimal") => ServerTokens::Minimal,
+                Some(t) if t.eq_ignore_ascii_case("productonly") => ServerTokens::ProductOnly,
+                Some(other) => {
+                    return Err(ConfigError::at(
+                        s.key("server_tokens"),
+                        format!("expected original, minimal or productonly, got {other:?}"),
+                    ));
+                }
+            },
+            request_queue_size: s.integer("request_queue_size", 0, 4096)?.map(|n| n as u32),
         })
     }
 }
@@ -286,6 +332,24 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(err.key.as_deref(), Some("restapi.verify_client"));
+    }
+
+    #[test]
+    fn bad_server_tokens_and_queue_sizes_name_the_key() {
+        for (key, value) in [
+            ("server_tokens", json!("full")),
+            ("request_queue_size", json!(-1)),
+            ("request_queue_size", json!(100_000)),
+        ] {
+            let mut doc = json!({"listen": "*:8008", "connect_address": "10.0.0.1:8008"});
+            doc[key] = value.clone();
+            let err = restapi(doc).unwrap_err();
+            assert_eq!(
+                err.key.as_deref(),
+                Some(&*format!("restapi.{key}")),
+                "{value}"
+            );
+        }
     }
 
     #[test]

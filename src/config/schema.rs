@@ -1,5 +1,6 @@
 //! Every key Patroni defines (and the few Tribune adds), as a tree, and the walk that sorts the
-//! keys of a document into acted-on, accepted-but-ignored and unknown.
+//! keys of a document into acted-on, accepted-but-ignored (each with the reason it does not
+//! apply to Tribune), refused and unknown.
 //!
 //! Why a hand-written tree: an existing `patroni.yml` must start Tribune without edits, so every
 //! key Patroni knows is accepted; the ones Tribune does not act on are reported together in one
@@ -17,8 +18,12 @@ use super::error::ConfigError;
 pub(crate) enum Use {
     /// Tribune reads and honours it.
     Acted,
-    /// Patroni defines it; Tribune accepts it and names it in the start-up warning.
-    Ignored,
+    /// Patroni defines it; Tribune accepts it and names it in the start-up warning, with the
+    /// reason when there is one (a Patroni internal with no meaning here).
+    Ignored(Option<&'static str>),
+    /// Patroni defines it; Tribune cannot honour it and running on as if it had would mislead:
+    /// the file is refused, with this reason.
+    Refused(&'static str),
 }
 
 #[derive(Debug)]
@@ -41,7 +46,25 @@ const fn a(name: &'static str) -> Key {
 const fn i(name: &'static str) -> Key {
     Key {
         name,
-        used: Use::Ignored,
+        used: Use::Ignored(None),
+        children: None,
+    }
+}
+
+/// Ignored because it does not apply to Tribune, for `why` (shown in the warning).
+const fn na(name: &'static str, why: &'static str) -> Key {
+    Key {
+        name,
+        used: Use::Ignored(Some(why)),
+        children: None,
+    }
+}
+
+/// Refused, for `why`.
+const fn no(name: &'static str, why: &'static str) -> Key {
+    Key {
+        name,
+        used: Use::Refused(why),
         children: None,
     }
 }
@@ -54,13 +77,19 @@ const fn a_in(name: &'static str, children: &'static [Key]) -> Key {
     }
 }
 
-const fn i_in(name: &'static str, children: &'static [Key]) -> Key {
+const fn na_in(name: &'static str, why: &'static str, children: &'static [Key]) -> Key {
     Key {
         name,
-        used: Use::Ignored,
+        used: Use::Ignored(Some(why)),
         children: Some(children),
     }
 }
+
+const THREAD_POOL: &str =
+    "the size of Patroni's REST thread pool; Tribune's REST server is asynchronous (no pool)";
+
+const PYSYNCOBJ: &str = "a timer of Patroni's pysyncobj Raft; Tribune's Raft has its own: \
+                         raft.heartbeat_interval, election_timeout_min, election_timeout_max";
 
 /// DCS sections Patroni supports and Tribune replaces with its own Raft store.
 pub(crate) const UNSUPPORTED_DCS: [&str; 6] = [
@@ -74,21 +103,21 @@ pub(crate) const UNSUPPORTED_DCS: [&str; 6] = [
 
 const USER: &[Key] = &[a("username"), a("password")];
 
-/// `postgresql.authentication.{superuser,replication,rewind}`: libpq TLS/GSS settings are Patroni's
-/// and not used yet.
+/// `postgresql.authentication.{superuser,replication,rewind}`, with libpq's TLS/GSS settings
+/// for the connections made as each user.
 const PG_USER: &[Key] = &[
     a("username"),
     a("password"),
-    i("sslmode"),
-    i("sslcert"),
-    i("sslkey"),
-    i("sslpassword"),
-    i("sslrootcert"),
-    i("sslcrl"),
-    i("sslcrldir"),
-    i("gssencmode"),
-    i("channel_binding"),
-    i("sslnegotiation"),
+    a("sslmode"),
+    a("sslcert"),
+    a("sslkey"),
+    a("sslpassword"),
+    a("sslrootcert"),
+    a("sslcrl"),
+    a("sslcrldir"),
+    a("gssencmode"),
+    a("channel_binding"),
+    a("sslnegotiation"),
 ];
 
 const PG_AUTHENTICATION: &[Key] = &[
@@ -98,21 +127,21 @@ const PG_AUTHENTICATION: &[Key] = &[
 ];
 
 const BIN_NAME: &[Key] = &[
-    i("pg_ctl"),
-    i("initdb"),
-    i("pg_controldata"),
-    i("pg_basebackup"),
-    i("postgres"),
-    i("pg_isready"),
-    i("pg_rewind"),
+    a("pg_ctl"),
+    a("initdb"),
+    a("pg_controldata"),
+    a("pg_basebackup"),
+    a("postgres"),
+    a("pg_isready"),
+    a("pg_rewind"),
 ];
 
 const CALLBACKS: &[Key] = &[
-    i("on_start"),
-    i("on_stop"),
-    i("on_restart"),
-    i("on_reload"),
-    i("on_role_change"),
+    a("on_start"),
+    a("on_stop"),
+    a("on_restart"),
+    a("on_reload"),
+    a("on_role_change"),
 ];
 
 const POSTGRESQL: &[Key] = &[
@@ -126,7 +155,11 @@ const POSTGRESQL: &[Key] = &[
     a("parameters"),
     a("pg_hba"),
     a("use_pg_rewind"),
-    a("use_unix_socket"),
+    na(
+        "use_unix_socket",
+        "Tribune connects to its own server through the Unix socket whenever pg_hba has a \
+         local line (or is its default), and over TCP otherwise, whatever this says",
+    ),
     a("pg_ctl_timeout"),
     a("remove_data_directory_on_rewind_failure"),
     a("remove_data_directory_on_diverged_timelines"),
@@ -134,15 +167,15 @@ const POSTGRESQL: &[Key] = &[
     // Tribune only: which database engine the adapter drives.
     a("engine"),
     i("proxy_address"),
-    i_in("bin_name", BIN_NAME),
-    i("pg_ident"),
-    i_in("callbacks", CALLBACKS),
+    a_in("bin_name", BIN_NAME),
+    a("pg_ident"),
+    a_in("callbacks", CALLBACKS),
     i("create_replica_methods"),
     i("recovery_conf"),
-    i("custom_conf"),
-    i("pre_promote"),
-    i("before_stop"),
-    i("use_unix_socket_repl"),
+    a("custom_conf"),
+    a("pre_promote"),
+    a("before_stop"),
+    a("use_unix_socket_repl"),
     // Only effective from the dynamic configuration in Patroni.
     i("use_slots"),
 ];
@@ -154,29 +187,39 @@ const DCS_POSTGRESQL: &[Key] = &[
     a("use_pg_rewind"),
     a("use_slots"),
     a("pg_hba"),
-    i("pg_ident"),
+    na("pg_ident", MEMBER_ONLY),
     i("recovery_conf"),
-    i("pg_ctl_timeout"),
-    i("remove_data_directory_on_rewind_failure"),
-    i("remove_data_directory_on_diverged_timelines"),
-    i("use_unix_socket"),
-    i("use_unix_socket_repl"),
-    i_in("callbacks", CALLBACKS),
+    na("pg_ctl_timeout", MEMBER_ONLY),
+    na("remove_data_directory_on_rewind_failure", MEMBER_ONLY),
+    na("remove_data_directory_on_diverged_timelines", MEMBER_ONLY),
+    na("use_unix_socket", MEMBER_ONLY),
+    na("use_unix_socket_repl", MEMBER_ONLY),
+    na_in("callbacks", MEMBER_ONLY, CALLBACKS),
     i("create_replica_methods"),
     i("basebackup"),
-    i("custom_conf"),
-    i("pre_promote"),
-    i("before_stop"),
-    i("bin_dir"),
-    i_in("bin_name", BIN_NAME),
-    i("listen"),
-    i("connect_address"),
-    i("proxy_address"),
-    i("data_dir"),
-    i("config_dir"),
-    i("pgpass"),
-    i("authentication"),
+    na("custom_conf", MEMBER_ONLY),
+    na("pre_promote", MEMBER_ONLY),
+    na("before_stop", MEMBER_ONLY),
+    na("bin_dir", LOCAL_ONLY),
+    na_in("bin_name", MEMBER_ONLY, BIN_NAME),
+    na("listen", LOCAL_ONLY),
+    na("connect_address", LOCAL_ONLY),
+    na("proxy_address", LOCAL_ONLY),
+    na("data_dir", LOCAL_ONLY),
+    na("config_dir", LOCAL_ONLY),
+    na("pgpass", LOCAL_ONLY),
+    na("authentication", LOCAL_ONLY),
 ];
+
+/// A `postgresql` key Patroni also takes from the dynamic configuration; Tribune's dynamic
+/// configuration holds only what must be the same on every member (and is checked there).
+const MEMBER_ONLY: &str = "in the dynamic configuration Tribune reads only parameters, pg_hba, \
+                           use_pg_rewind and use_slots: set this in each member's own postgresql \
+                           section";
+
+/// A `postgresql` key Patroni itself drops from the dynamic configuration.
+const LOCAL_ONLY: &str =
+    "a member's own setting, which Patroni too ignores in the dynamic configuration";
 
 /// `bootstrap.dcs.standby_cluster` (read by `config::standby`).
 const STANDBY_CLUSTER: &[Key] = &[
@@ -207,14 +250,19 @@ const DCS: &[Key] = &[
     a("pause"),
     a("failsafe_mode"),
     a_in("postgresql", DCS_POSTGRESQL),
-    i("maximum_lag_on_syncnode"),
+    a("maximum_lag_on_syncnode"),
     i("member_slots_ttl"),
     a_in("standby_cluster", STANDBY_CLUSTER),
     i("slots"),
     i("permanent_slots"),
     i("permanent_replication_slots"),
     i("ignore_slots"),
-    i("primary_race_backoff"),
+    na(
+        "primary_race_backoff",
+        "Patroni 4.2 delays a standby's leader race while WAL from the old primary still \
+         arrives; in Tribune there is no race: the Raft leader promotes the most advanced \
+         eligible standby after comparing every standby's received WAL",
+    ),
 ];
 
 const BOOTSTRAP: &[Key] = &[
@@ -222,10 +270,12 @@ const BOOTSTRAP: &[Key] = &[
     a("initdb"),
     a("pg_hba"),
     i("method"),
-    i("post_bootstrap"),
-    i("post_init"),
-    // Removed in Patroni 4.0.0, which logs an error and ignores it.
-    i("users"),
+    a("post_bootstrap"),
+    a("post_init"),
+    na(
+        "users",
+        "removed in Patroni 4.0.0, which also ignores it: create users in post_bootstrap",
+    ),
 ];
 
 const RESTAPI: &[Key] = &[
@@ -241,10 +291,10 @@ const RESTAPI: &[Key] = &[
     a("allowlist_include_members"),
     a("http_extra_headers"),
     a("https_extra_headers"),
-    i("ciphers"),
-    i("request_queue_size"),
-    i("thread_pool_size"),
-    i("server_tokens"),
+    a("ciphers"),
+    a("request_queue_size"),
+    na("thread_pool_size", THREAD_POOL),
+    a("server_tokens"),
 ];
 
 const CTL: &[Key] = &[
@@ -272,33 +322,37 @@ const RAFT: &[Key] = &[
     a("election_timeout_min"),
     a("election_timeout_max"),
     // Patroni 4.2 pysyncobj timers; Tribune has its own (above).
-    i("min_timeout"),
-    i("max_timeout"),
-    i("connection_timeout"),
-    i("append_entries_period"),
-    i("connection_retry_time"),
-    i("leader_fallback_timeout"),
+    na("min_timeout", PYSYNCOBJ),
+    na("max_timeout", PYSYNCOBJ),
+    na("connection_timeout", PYSYNCOBJ),
+    na("append_entries_period", PYSYNCOBJ),
+    na("connection_retry_time", PYSYNCOBJ),
+    na("leader_fallback_timeout", PYSYNCOBJ),
 ];
 
 const LOG: &[Key] = &[
     a("level"),
     a("type"),
-    i("traceback_level"),
-    i("format"),
-    i("dateformat"),
-    i("static_fields"),
-    i("max_queue_size"),
-    i("dir"),
-    i("mode"),
-    i("file_num"),
-    i("file_size"),
-    i("loggers"),
-    i("deduplicate_heartbeat_logs"),
+    na(
+        "traceback_level",
+        "the level of Python tracebacks; Tribune has none, errors are logged with their causes",
+    ),
+    a("format"),
+    a("dateformat"),
+    a("static_fields"),
+    na(
+        "max_queue_size",
+        "the length of Patroni's queue to its logging thread; Tribune writes its log directly",
+    ),
+    a("dir"),
+    a("mode"),
+    a("file_num"),
+    a("file_size"),
+    a("loggers"),
+    a("deduplicate_heartbeat_logs"),
 ];
 
 const WATCHDOG: &[Key] = &[a("mode"), a("driver"), a("device"), a("safety_margin")];
-
-const CITUS: &[Key] = &[i("group"), i("database")];
 
 /// The top level of a configuration file.
 pub(crate) const ROOT: &[Key] = &[
@@ -313,10 +367,35 @@ pub(crate) const ROOT: &[Key] = &[
     a("tags"),
     a_in("watchdog", WATCHDOG),
     a_in("log", LOG),
-    i("thread_pool_size"),
-    i("thread_stack_size"),
-    i_in("citus", CITUS),
+    na("thread_pool_size", THREAD_POOL),
+    na(
+        "thread_stack_size",
+        "the stack size of Patroni's Python threads; Tribune's tasks are asynchronous",
+    ),
+    no(
+        "citus",
+        "Tribune does not manage Citus clusters (registering workers with the coordinator, \
+         POST /citus): run a Citus cluster with Patroni, or remove the section for a plain \
+         PostgreSQL cluster",
+    ),
 ];
+
+/// Why the ignored key at the dotted `path` does not apply to Tribune, when the tree says.
+pub(crate) fn reason(path: &str) -> Option<&'static str> {
+    let mut keys = ROOT;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let key = keys.iter().find(|k| k.name == part)?;
+        if parts.peek().is_none() {
+            return match key.used {
+                Use::Ignored(why) => why,
+                _ => None,
+            };
+        }
+        keys = key.children?;
+    }
+    None
+}
 
 /// Walks the document: returns the dotted paths of the keys Patroni defines and Tribune ignores,
 /// sorted, or an error for the first key nobody defines.
@@ -343,7 +422,13 @@ fn walk(
                 if value.is_null() {
                     continue;
                 }
-                let ignored_here = report && key.used == Use::Ignored;
+                if let Use::Refused(why) = key.used {
+                    return Err(ConfigError::at(
+                        &full,
+                        format!("`{full}` is not supported: {why}"),
+                    ));
+                }
+                let ignored_here = report && matches!(key.used, Use::Ignored(_));
                 if ignored_here {
                     out.push(full.clone());
                 }
@@ -475,7 +560,7 @@ fn defined_elsewhere(name: &str) -> Option<Vec<String>> {
         for k in keys {
             let full = join(path, k.name);
             if k.name == name {
-                let rank = (k.used == Use::Ignored, full.matches('.').count());
+                let rank = (k.used != Use::Acted, full.matches('.').count());
                 out.push((rank, full.clone()));
             }
             if let Some(children) = k.children {
@@ -586,7 +671,6 @@ mod tests {
         let doc = json!({
             "name": "n",
             "thread_pool_size": 5,
-            "citus": {"group": 0, "database": "citus"},
             "postgresql": {
                 "listen": "x",
                 "callbacks": {"on_start": "/bin/true"},
@@ -609,15 +693,74 @@ mod tests {
                 "bootstrap.dcs.postgresql.pg_ctl_timeout",
                 "bootstrap.method",
                 "bootstrap.wal_e",
-                "citus",
-                "postgresql.authentication.superuser.sslmode",
-                "postgresql.callbacks",
                 "postgresql.create_replica_methods",
                 "postgresql.old_method",
                 "postgresql.pgbackrest",
                 "thread_pool_size",
             ]
         );
+    }
+
+    #[test]
+    fn keys_that_cannot_apply_say_why_and_refused_ones_fail() {
+        assert!(reason("thread_pool_size").unwrap().contains("asynchronous"));
+        assert!(
+            reason("raft.min_timeout")
+                .unwrap()
+                .contains("election_timeout_min")
+        );
+        assert!(
+            reason("bootstrap.dcs.postgresql.pg_ctl_timeout")
+                .unwrap()
+                .contains("each member's own postgresql section")
+        );
+        // Acted on, unknown, or a path into a scalar: no reason.
+        for path in ["postgresql.callbacks", "log.dir", "nonsense", "name.x"] {
+            assert_eq!(reason(path), None, "{path}");
+        }
+        let err = check(json!({"citus": {"group": 0, "database": "citus"}})).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("citus"));
+        assert!(err.message.contains("Citus clusters"), "{err}");
+        // A null section is absent, as everywhere.
+        assert_eq!(check(json!({"citus": null})).unwrap(), Vec::<String>::new());
+    }
+
+    /// Every key Patroni defines that Tribune ignores is either one it cannot apply (with a
+    /// reason) or one of the keys listed here, which the backups/slots work acts on.
+    #[test]
+    fn every_ignored_key_says_why() {
+        const PENDING_ELSEWHERE: &[&str] = &[
+            "postgresql.create_replica_methods",
+            "postgresql.recovery_conf",
+            "postgresql.use_slots",
+            "bootstrap.dcs.postgresql.recovery_conf",
+            "bootstrap.dcs.postgresql.create_replica_methods",
+            "bootstrap.dcs.postgresql.basebackup",
+            "bootstrap.dcs.member_slots_ttl",
+            "bootstrap.dcs.slots",
+            "bootstrap.dcs.permanent_slots",
+            "bootstrap.dcs.permanent_replication_slots",
+            "bootstrap.dcs.ignored_slots",
+            "bootstrap.dcs.ignore_slots",
+            "bootstrap.method",
+        ];
+        const NOT_YET: &[&str] = &["postgresql.proxy_address"];
+        fn visit(keys: &[Key], path: &str, out: &mut Vec<String>) {
+            for k in keys {
+                let full = join(path, k.name);
+                if k.used == Use::Ignored(None) {
+                    out.push(full.clone());
+                }
+                if let Some(children) = k.children {
+                    visit(children, &full, out);
+                }
+            }
+        }
+        let mut unexplained = Vec::new();
+        visit(ROOT, "", &mut unexplained);
+        unexplained
+            .retain(|p| !PENDING_ELSEWHERE.contains(&p.as_str()) && !NOT_YET.contains(&p.as_str()));
+        assert_eq!(unexplained, Vec::<String>::new());
     }
 
     #[test]

@@ -124,8 +124,22 @@ pub fn pg_version(number: u32) -> String {
     }
 }
 
+/// How `version` names a member's agent: Tribune with its own version and the Patroni API it
+/// implements, or Patroni as `patronictl version` prints it (a member answering without a
+/// `tribune` field: Patroni, or a Tribune before that field).
+pub fn agent_version(s: &crate::api::StatusDocument) -> String {
+    match &s.tribune {
+        Some(t) => format!("Tribune {} (Patroni API {})", t.version, s.patroni.version),
+        None => format!("Patroni {}", s.patroni.version),
+    }
+}
+
 pub async fn version(session: Option<&mut Session>, args: &VersionArgs) -> anyhow::Result<()> {
-    println!("tribunectl version {}", crate::VERSION);
+    println!(
+        "tribunectl version {} (Patroni API {})",
+        crate::VERSION,
+        crate::PATRONI_API_VERSION
+    );
     let (Some(session), Some(cluster)) = (session, &args.cluster) else {
         return Ok(());
     };
@@ -143,7 +157,7 @@ pub async fn version(session: Option<&mut Session>, args: &VersionArgs) -> anyho
                     (None, Some(v)) => format!(" PostgreSQL {}", pg_version(v)),
                     (None, None) => String::new(),
                 };
-                println!("{}: Tribune {}{pg}", m.name, s.patroni.version);
+                println!("{}: {}{pg}", m.name, agent_version(&s));
             }
             Err(e) => println!("{}: failed to get version: {e}", m.name),
         }
@@ -155,6 +169,17 @@ pub async fn version(session: Option<&mut Session>, args: &VersionArgs) -> anyho
 mod tests {
     use super::*;
     use crate::ctl::select::tests::doc;
+
+    #[test]
+    fn versions_name_tribune_and_the_patroni_api() {
+        let mut s = crate::api::StatusDocument::default();
+        s.patroni.version = "4.1.5".into();
+        assert_eq!(agent_version(&s), "Patroni 4.1.5");
+        s.tribune = Some(crate::api::TribuneInfo {
+            version: "0.1.0".into(),
+        });
+        assert_eq!(agent_version(&s), "Tribune 0.1.0 (Patroni API 4.1.5)");
+    }
 
     #[test]
     fn history_matches_patronictl() {

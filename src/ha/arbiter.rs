@@ -105,6 +105,9 @@ pub fn arbitrate(
     if settings.paused {
         return None;
     }
+    if let Some(declined) = &intent.declined {
+        return after_declined(cluster, intent, declined, settings, wall_now);
+    }
     // In synchronous mode the `sync` record of the ended generation says where acknowledged
     // commits are: on all but `quorum` of its standbys. With none recorded:
     // - strict: the primary acknowledged a commit only once some standby had it (`*`, or names
@@ -152,11 +155,7 @@ pub fn arbitrate(
         // Fewer than `quorum + 1` voters reported: an acknowledged commit may be on the others.
         return None;
     }
-    let maximum_lag = if settings.standby_cluster {
-        u64::MAX
-    } else {
-        settings.maximum_lag_on_failover
-    };
+    let maximum_lag = lag_limit(settings);
     let best = candidate::ranked(cluster, intent, maximum_lag, holders.as_ref())
         .into_iter()
         .next()?;
@@ -168,6 +167,75 @@ pub fn arbitrate(
         format!(
             "promoting {best}: the most advanced eligible member after generation {} ended",
             intent.ended
+        ),
+    ))
+}
+
+/// How far behind a candidate may be: `maximum_lag_on_failover`, or no limit in a standby
+/// cluster.
+fn lag_limit(settings: &ArbiterSettings) -> u64 {
+    if settings.standby_cluster {
+        u64::MAX
+    } else {
+        settings.maximum_lag_on_failover
+    }
+}
+
+/// Whether the member that declined the promotion of `intent` has stayed out of the race for
+/// `ttl` (Patroni's back-off after a failed `pre_promote`) and may be chosen again.
+pub fn decline_backed_off(intent: &FailoverIntent, ttl: Duration, wall_now: UnixMillis) -> bool {
+    wall_now.0.saturating_sub(intent.opened_at.0) >= ttl.as_millis() as u64
+}
+
+/// The failover after a member declined the promotion it won (`pre_promote` refused). It had
+/// never written, and had been chosen because it held every acknowledged commit (or, on a
+/// switchover, every byte of the stopped primary): in synchronous mode only members that
+/// reported at least its position may be promoted, whatever the older `sync` record says; in
+/// asynchronous mode the lag limit counts from its position. The decliner itself waits `ttl`
+/// before it may be chosen again. Nobody eligible: nobody is promoted, and the members' reasons
+/// say who declined and why.
+fn after_declined(
+    cluster: &ClusterState,
+    intent: &FailoverIntent,
+    declined: &crate::state::Declined,
+    settings: &ArbiterSettings,
+    wall_now: UnixMillis,
+) -> Option<(Command, String)> {
+    let ttl_ms = settings.ttl.as_millis() as u64;
+    let retry = decline_backed_off(intent, settings.ttl, wall_now);
+    let may_choose = |name: &MemberName| retry || *name != declined.member;
+    let waited = wall_now.0.saturating_sub(intent.opened_at.0);
+    let awaiting = cluster
+        .members
+        .iter()
+        .filter(|(name, m)| may_choose(name) && candidate::may_promote(name, m, intent).is_ok())
+        .filter(|(name, _)| !intent.reports.contains_key(*name))
+        .any(|(_, m)| wall_now.0.saturating_sub(m.reported_at.0) <= 2 * ttl_ms);
+    if awaiting && waited < ttl_ms {
+        return None;
+    }
+    let holders: Option<BTreeSet<MemberName>> = (settings.synchronous && !settings.standby_cluster)
+        .then(|| {
+            intent
+                .reports
+                .iter()
+                .filter(|(_, r)| r.lsn >= declined.lsn)
+                .map(|(name, _)| name.clone())
+                .collect()
+        });
+    let maximum_lag = lag_limit(settings);
+    let best = candidate::ranked(cluster, intent, maximum_lag, holders.as_ref())
+        .into_iter()
+        .find(|name| may_choose(name))?;
+    Some((
+        Command::Promote {
+            member: best.clone(),
+            ended: intent.ended,
+        },
+        format!(
+            "promoting {best}: {} declined the promotion (pre_promote {}) and {best} is the \
+             most advanced eligible member",
+            declined.member, declined.reason
         ),
     ))
 }
@@ -450,6 +518,7 @@ mod tests {
             former_lsn: Some(Lsn(100)),
             opened_at: UnixMillis(opened_at),
             reports: Default::default(),
+            declined: None,
         };
         for (name, lsn) in reports {
             intent.reports.insert(
@@ -462,6 +531,68 @@ mod tests {
         }
         c.failover = Some(intent);
         c
+    }
+
+    /// The failover after `b` declined (its pre_promote refused) at LSN 100, opened at 10 s.
+    fn declined_by_b(reports: &[(&str, u64)]) -> ClusterState {
+        let mut c = leaderless(reports, &["b", "c", "d"], 10_000);
+        let intent = c.failover.as_mut().unwrap();
+        intent.former_leader = None;
+        intent.former_lsn = Some(Lsn(100));
+        intent.declined = Some(crate::state::Declined {
+            member: "b".into(),
+            lsn: Lsn(100),
+            reason: "exited with 1".into(),
+        });
+        c
+    }
+
+    #[test]
+    fn after_a_declined_promotion_another_member_holding_as_much_is_promoted() {
+        let sync = ArbiterSettings {
+            synchronous: true,
+            ..settings()
+        };
+        // The old sync record (of another leader) does not matter; the decliner's position
+        // does: d is behind it, the decliner waits ttl, c has it all.
+        let c = declined_by_b(&[("b", 100), ("c", 100), ("d", 90)]);
+        let watch = LeaseWatch::restart(&c, Instant::now());
+        let (cmd, reason) =
+            arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(10_100)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "c".into(),
+                ended: Generation(4)
+            }
+        );
+        assert!(reason.contains("b declined the promotion"), "{reason}");
+        // Nobody else holds everything: nobody is promoted while b backs off...
+        let c = declined_by_b(&[("b", 100), ("c", 99), ("d", 90)]);
+        assert_eq!(
+            arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(10_100)),
+            None
+        );
+        // ...then b may be chosen again, once ttl has passed.
+        let (cmd, _) = arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(13_000)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "b".into(),
+                ended: Generation(4)
+            }
+        );
+        // Asynchronous mode: the lag limit counts from the decliner's position.
+        let c = declined_by_b(&[("c", 99), ("d", 90)]);
+        let (cmd, _) =
+            arbitrate(&c, &settings(), &watch, Instant::now(), UnixMillis(10_100)).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Promote {
+                member: "c".into(),
+                ended: Generation(4)
+            }
+        );
     }
 
     #[test]

@@ -106,6 +106,7 @@ mod tests {
             former_lsn: Some(Lsn(1000)),
             opened_at: UnixMillis(0),
             reports: Default::default(),
+            declined: None,
         };
         for (name, tags, lsn) in rows {
             cluster.members.insert((*name).into(), member(tags.clone()));

@@ -203,6 +203,22 @@ fn lease_holder(
             "removed leader lock because the data directory is empty",
         );
     }
+    if let Some((_, why)) = o
+        .memory
+        .promotion_vetoed
+        .as_ref()
+        .filter(|(vetoed, _)| *vetoed == generation)
+    {
+        return Decision::act(
+            vec![Action::DeclinePromotion {
+                generation,
+                reason: why.clone(),
+            }],
+            format!(
+                "removed leader lock because the pre_promote script refused the promotion: {why}"
+            ),
+        );
+    }
     let remote = o.settings.standby_cluster.as_ref();
     // Whom the lease holder's own database streams from: nobody (a primary), or the remote.
     let own_upstream = remote.map(|r| StreamFrom::Remote(r.clone()));
@@ -316,7 +332,11 @@ fn lease_holder(
 /// for the members that rewind against this primary (Patroni does the same after promote).
 fn promotion(o: &Observation<'_>, generation: crate::types::Generation) -> Vec<Action> {
     let sync = &o.settings.sync;
-    let mut actions = vec![Action::Promote { generation }];
+    let mut actions = Vec::new();
+    if o.settings.pre_promote {
+        actions.push(Action::PrePromote { generation });
+    }
+    actions.push(Action::Promote { generation });
     if sync.mode != super::sync::SyncMode::Off && sync.strict {
         actions.push(Action::SetSyncNames {
             generation,
@@ -542,6 +562,17 @@ fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Dec
     if intent.former_leader.as_ref() == Some(o.me) {
         return Decision::idle("waiting for a new leader: I was the leader whose lease ended");
     }
+    // After a refused promotion the member that refused stays out of the race for `ttl`, as
+    // Patroni's does; then it may report and be chosen again.
+    let declined_by_me = intent.declined.as_ref().filter(|d| &d.member == o.me);
+    if let Some(declined) = declined_by_me
+        && !super::arbiter::decline_backed_off(intent, o.settings.ttl, o.wall_now)
+    {
+        return Decision::idle(format!(
+            "not racing for leadership for ttl: my pre_promote script refused the promotion ({})",
+            declined.reason
+        ));
+    }
     if !is_running(o) {
         // A stopped standby may hold the acknowledged commits the failover waits for (its
         // report may be required): it starts in recovery, still pointed at the former primary
@@ -578,8 +609,19 @@ fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Dec
         timeline: o.db.timeline,
     };
     if intent.reports.get(o.me) == Some(&report) {
+        let declined = intent
+            .declined
+            .as_ref()
+            .filter(|d| &d.member != o.me)
+            .map(|d| {
+                format!(
+                    " ({} declined the promotion: pre_promote {})",
+                    d.member, d.reason
+                )
+            })
+            .unwrap_or_default();
         return Decision::idle(format!(
-            "reported WAL position {lsn}; waiting for the failover decision"
+            "reported WAL position {lsn}; waiting for the failover decision{declined}"
         ));
     }
     let mut actions = Vec::new();

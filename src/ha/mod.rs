@@ -70,6 +70,9 @@ pub struct HaSettings {
     /// Set: a standby cluster. The lease holder is a standby leader replicating from this
     /// remote source and never promotes; synchronous replication is not managed.
     pub standby_cluster: Option<StandbyCluster>,
+    /// `postgresql.pre_promote` is configured: a promotion first runs it, and its refusal
+    /// gives the lease back.
+    pub pre_promote: bool,
 }
 
 /// Where a standby of this cluster streams from, as `decide` names it; the executor resolves a
@@ -142,6 +145,9 @@ pub struct Memory {
     /// The `synchronous_standby_names` this primary last set, and the WAL position it had
     /// reached once the server used them (see `sync`).
     pub sync_names_applied: Option<SyncNamesApplied>,
+    /// The `pre_promote` script refused the promotion this member won for this generation,
+    /// and why: it gives the lease back (`DeclinePromotion`).
+    pub promotion_vetoed: Option<(Generation, String)>,
 }
 
 /// `synchronous_standby_names` as applied by the primary of `generation`: every commit
@@ -229,8 +235,19 @@ pub enum Action {
     },
     /// The reinitialisation asked of this member has begun (data set aside): `FinishReinit`.
     FinishReinit,
+    /// Run the `pre_promote` script: a refusal ends the tick, and the memory of it makes the
+    /// next decision give the lease back.
+    PrePromote {
+        generation: Generation,
+    },
     Promote {
         generation: Generation,
+    },
+    /// Give the lease of `generation` back without promoting (`pre_promote` refused), so that
+    /// the arbiter promotes another member, or this one after `ttl`.
+    DeclinePromotion {
+        generation: Generation,
+        reason: String,
     },
     /// Point a running standby at another upstream.
     Follow {
@@ -333,7 +350,9 @@ impl Action {
             Action::Restart { .. } => "restart",
             Action::SkipRestart { .. } => "skip_restart",
             Action::FinishReinit => "finish_reinit",
+            Action::PrePromote { .. } => "pre_promote",
             Action::Promote { .. } => "promote",
+            Action::DeclinePromotion { .. } => "decline_promotion",
             Action::Follow { .. } => "follow",
             Action::Rewind { .. } => "rewind",
             Action::SetAsideDataDir => "set_aside_data_dir",

@@ -73,6 +73,14 @@ impl Memory {
         } else {
             self.primary_down_since = None;
         }
+        // A veto matters only while this member still holds the lease it won.
+        if self
+            .promotion_vetoed
+            .as_ref()
+            .is_some_and(|(generation, _)| !cluster.is_leader(me, *generation))
+        {
+            self.promotion_vetoed = None;
+        }
     }
 
     /// What the agent remembers after `action` ended with `outcome`.
@@ -87,10 +95,19 @@ impl Memory {
         }
         match outcome {
             ActionOutcome::Done(produced) => self.remember_done(action, produced),
-            ActionOutcome::Failed(_) => {
-                if let Action::Rewind { .. } = action {
-                    // A fresh base backup replaces what could not be rewound.
-                    self.rewind_failed = true;
+            ActionOutcome::Failed(why) => match action {
+                // A fresh base backup replaces what could not be rewound.
+                Action::Rewind { .. } => self.rewind_failed = true,
+                Action::PrePromote { generation } => {
+                    self.promotion_vetoed = Some((*generation, why.clone()));
+                }
+                _ => {}
+            },
+            // A script whose end is not known did not say yes: Patroni promotes only on a zero
+            // exit.
+            ActionOutcome::Unknown(why) if matches!(action, Action::PrePromote { .. }) => {
+                if let Action::PrePromote { generation } = action {
+                    self.promotion_vetoed = Some((*generation, why.clone()));
                 }
             }
             ActionOutcome::Unknown(_) => match action {
@@ -130,6 +147,7 @@ impl Memory {
                 self.handed_over = true;
             }
             Action::FinishReinit | Action::Promote { .. } => self.following = None,
+            Action::DeclinePromotion { .. } => self.promotion_vetoed = None,
             Action::Follow { upstream } => self.following = Some(upstream.clone()),
             Action::Rewind { .. } => self.rewind_failed = false,
             Action::SetAsideDataDir => self.rewind_failed = false,
@@ -159,6 +177,7 @@ impl Memory {
             | Action::SyncSlots
             | Action::RecordHistory { .. }
             | Action::SetSyncRecord { .. }
+            | Action::PrePromote { .. }
             | Action::CheckUpgrade { .. }
             | Action::AwaitUpgradeStandbys { .. }
             | Action::RunUpgrade { .. }

@@ -200,6 +200,7 @@ fn cluster_state(c: Cluster) -> ClusterState {
                 former_lsn: Some(Lsn(60)),
                 opened_at: UnixMillis(0),
                 reports: Default::default(),
+                declined: None,
             };
             intent.reports.insert(
                 n("b"),
@@ -282,6 +283,7 @@ fn run(row: &Row, me: &str, now: Instant) -> Decision {
         paused: false,
         sync: Default::default(),
         standby_cluster: None,
+        pre_promote: false,
     };
     (row.settings)(&mut settings);
     let disk = data_dir(row.disk);
@@ -309,6 +311,19 @@ fn run(row: &Row, me: &str, now: Instant) -> Decision {
         db: &db,
         memory: &row.memory,
     })
+}
+
+/// The failover after `member` declined the promotion of generation GEN at `at` (what
+/// `Command::DeclinePromotion` leaves: no former leader to fence).
+fn declined_by(c: &mut ClusterState, member: &str, at: u64) {
+    let intent = c.failover.as_mut().expect("a leaderless cluster");
+    intent.former_leader = None;
+    intent.opened_at = UnixMillis(at);
+    intent.declined = Some(crate::state::Declined {
+        member: n(member),
+        lsn: Lsn(60),
+        reason: "exited with 1".into(),
+    });
 }
 
 /// Members reported at 1 s; the operators' clock reads 2 s.
@@ -481,6 +496,101 @@ fn scenarios(now: Instant) -> Vec<Row> {
                 Action::SyncSlots,
             ],
             "promoted self to leader",
+        ),
+        row(
+            "with pre_promote configured the new leader runs it before promoting",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(|s| s.pre_promote = true)
+        .expect(
+            vec![
+                Action::PrePromote { generation: GEN },
+                Action::Promote { generation: GEN },
+                Action::Checkpoint,
+                Action::SyncSlots,
+            ],
+            "promoted self to leader",
+        ),
+        row(
+            "a leader whose pre_promote refused gives the lease back without promoting",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(|s| s.pre_promote = true)
+        .memory(Memory {
+            promotion_vetoed: Some((GEN, "exited with 1".into())),
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::DeclinePromotion {
+                generation: GEN,
+                reason: "exited with 1".into(),
+            }],
+            "pre_promote script refused the promotion: exited with 1",
+        ),
+        row(
+            "a refusal of an earlier generation does not stop this promotion",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(|s| s.pre_promote = true)
+        .memory(Memory {
+            promotion_vetoed: Some((Generation(4), "exited with 1".into())),
+            ..Default::default()
+        })
+        .expect(
+            vec![
+                Action::PrePromote { generation: GEN },
+                Action::Promote { generation: GEN },
+                Action::Checkpoint,
+                Action::SyncSlots,
+            ],
+            "promoted self to leader",
+        ),
+        row(
+            "the member that declined stays out of the race for ttl",
+            Leaderless { former: "x" },
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .requests(|c| declined_by(c, "a", 1_000))
+        .expect(
+            vec![],
+            "not racing for leadership for ttl: my pre_promote script refused the promotion (exited with 1)",
+        ),
+        row(
+            "then reports its position like any standby",
+            Leaderless { former: "x" },
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .settings(|s| s.ttl = Duration::from_secs(1))
+        .requests(|c| declined_by(c, "a", 0))
+        .expect(
+            vec![
+                Action::StopStreaming { ended: GEN },
+                Action::AckFailover { ended: GEN },
+            ],
+            "reporting WAL position 0/3C",
+        ),
+        row(
+            "the others say who declined while they wait",
+            Leaderless { former: "x" },
+            Disk::Standby,
+            Db::Standby { lsn: 50 },
+        )
+        .seen_by("b")
+        .requests(|c| declined_by(c, "a", 1_000))
+        .expect(
+            vec![],
+            "waiting for the failover decision (a declined the promotion: pre_promote exited with 1)",
         ),
         row(
             "in strict synchronous mode the new primary blocks commits as it is promoted",

@@ -46,6 +46,10 @@ pub struct SyncSettings {
     pub strict: bool,
     /// `synchronous_node_count`: how many standbys every commit waits for.
     pub node_count: u32,
+    /// `maximum_lag_on_syncnode` (when > 0): a standby further behind the most advanced one
+    /// (the primary, when only one streams) is not made synchronous, and a synchronous one that
+    /// falls this far behind is swapped for another, as Patroni does.
+    pub maximum_lag_on_syncnode: Option<u64>,
 }
 
 /// "Every acknowledged commit is on at least `k` of `among`"; `k` 0 says nothing.
@@ -201,6 +205,16 @@ fn target(
         })
         .collect();
     streaming.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    if let Some(max_lag) = settings.maximum_lag_on_syncnode {
+        // Compared with the most advanced standby, or with the primary when only one streams.
+        let reference = match streaming.as_slice() {
+            [_, _, ..] => streaming.first().map(|(_, lsn)| *lsn),
+            _ => db.wal_position,
+        };
+        if let Some(reference) = reference {
+            streaming.retain(|(_, lsn)| lsn.lag_behind(reference) <= max_lag);
+        }
+    }
     let count = settings.node_count.max(1) as usize;
     if settings.mode == SyncMode::Quorum {
         let among: BTreeSet<MemberName> = streaming.iter().map(|(n, _)| (*n).clone()).collect();
@@ -446,6 +460,7 @@ mod tests {
             mode,
             strict,
             node_count: count,
+            maximum_lag_on_syncnode: None,
         }
     }
 
@@ -696,6 +711,54 @@ mod tests {
                 applied: None,
                 settings: on(2, false),
                 expect: names("FIRST 2 (\"b\",\"c\")"),
+            },
+            Case {
+                name: "maximum_lag_on_syncnode: a synchronous standby that fell behind is swapped",
+                cluster: cluster(Some((&["b"], 0)), &[]),
+                db: db(
+                    &[
+                        ("b", "streaming", "sync", 100),
+                        ("c", "streaming", "async", 5000),
+                    ],
+                    FIRST_B,
+                ),
+                applied: None,
+                settings: SyncSettings {
+                    maximum_lag_on_syncnode: Some(1000),
+                    ..on(1, false)
+                },
+                expect: record(&["b", "c"], 1),
+            },
+            Case {
+                name: "maximum_lag_on_syncnode: a standby within the limit is kept",
+                cluster: cluster(Some((&["b"], 0)), &[]),
+                db: db(
+                    &[
+                        ("b", "streaming", "sync", 4500),
+                        ("c", "streaming", "async", 5000),
+                    ],
+                    FIRST_B,
+                ),
+                applied: None,
+                settings: SyncSettings {
+                    maximum_lag_on_syncnode: Some(1000),
+                    ..on(1, false)
+                },
+                expect: None,
+            },
+            Case {
+                name: "maximum_lag_on_syncnode: a lone standby far behind the primary is not named",
+                cluster: cluster(Some((&[], 0)), &[]),
+                db: LocalStatus {
+                    wal_position: Some(Lsn(9000)),
+                    ..db(&[("b", "streaming", "async", 100)], "")
+                },
+                applied: None,
+                settings: SyncSettings {
+                    maximum_lag_on_syncnode: Some(1000),
+                    ..on(1, false)
+                },
+                expect: None,
             },
             Case {
                 name: "switching synchronous mode off clears the record first",

@@ -180,8 +180,10 @@ fn run(row: &Row, now: Instant) -> Decision {
             mode: crate::ha::sync::SyncMode::On,
             strict: false,
             node_count: 1,
+            maximum_lag_on_syncnode: None,
         },
         standby_cluster: None,
+        pre_promote: false,
     };
     let disk = match row.disk {
         None => DataDir::Empty,

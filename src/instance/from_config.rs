@@ -83,6 +83,10 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
         scope: config.scope.clone(),
         data_dir: pg.data_dir.clone(),
         bin_dir: pg.bin_dir.clone().or_else(find_postgres_bin_dir),
+        bin_name: pg.bin_name.clone(),
+        pg_ident: pg.pg_ident.clone(),
+        custom_conf: pg.custom_conf.clone(),
+        use_unix_socket_repl: pg.use_unix_socket_repl,
         // listen_addresses: the hosts of `postgresql.listen` as written (`0.0.0.0`, `*`,
         // `10.0.0.1,127.0.0.1`), not `listen_host`, which is the host for local connections.
         listen_host: listen_hosts(&pg.listen),
@@ -92,6 +96,9 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
         superuser: credentials(&pg.authentication.superuser),
         replication: credentials(&pg.authentication.replication),
         rewind: pg.authentication.rewind.as_ref().map(credentials),
+        superuser_libpq: pg.authentication.superuser_libpq.0.clone(),
+        replication_libpq: pg.authentication.replication_libpq.0.clone(),
+        rewind_libpq: pg.authentication.rewind_libpq.0.clone(),
         pgpass: pg.pgpass.clone(),
         parameters: start.parameters.clone(),
         pg_hba: start.pg_hba.clone(),
@@ -117,6 +124,27 @@ fn opengauss_instance(config: &Config, pg: &Postgresql) -> Result<Arc<dyn Instan
             )
         })?,
     };
+    if let Some(program) = pg.bin_name.keys().next() {
+        return Err(ConfigError::at(
+            format!("postgresql.bin_name.{program}"),
+            "names PostgreSQL's programs; openGauss's are gs_ctl, gs_initdb and gaussdb, \
+             found in bin_dir by their own names",
+        ));
+    }
+    let auth = &pg.authentication;
+    for (user, options) in [
+        ("superuser", &auth.superuser_libpq),
+        ("replication", &auth.replication_libpq),
+        ("rewind", &auth.rewind_libpq),
+    ] {
+        if let Some((key, _)) = options.0.first() {
+            return Err(ConfigError::at(
+                format!("postgresql.authentication.{user}.{key}"),
+                "libpq connection settings are applied to PostgreSQL's connections only; the \
+                 openGauss adapter's connections do not take them",
+            ));
+        }
+    }
     let superuser = &pg.authentication.superuser;
     let superuser_password = superuser.password.clone().ok_or_else(|| {
         ConfigError::at(
@@ -296,6 +324,23 @@ postgresql:
             empty.path().display()
         ));
         assert_eq!(config_error(&c).key.as_deref(), Some("postgresql.bin_dir"));
+        // bin_name names PostgreSQL's programs: refused rather than ignored on openGauss.
+        let c = config(&format!(
+            "  engine: opengauss\n  bin_dir: {dir}\n  bin_name: {{pg_ctl: gs_ctl}}\n"
+        ));
+        assert_eq!(
+            config_error(&c).key.as_deref(),
+            Some("postgresql.bin_name.pg_ctl")
+        );
+        let mut c = config(&format!("  engine: opengauss\n  bin_dir: {dir}\n"));
+        if let Some(pg) = c.postgresql.as_mut() {
+            pg.authentication.replication_libpq =
+                crate::config::LibpqOptions(vec![("sslmode".into(), "require".into())]);
+        }
+        assert_eq!(
+            config_error(&c).key.as_deref(),
+            Some("postgresql.authentication.replication.sslmode")
+        );
     }
 
     #[test]

@@ -445,6 +445,13 @@ pub trait Instance: Send + Sync {
     /// Run a `CHECKPOINT` (after promotion, before a switchover stop).
     async fn checkpoint(&self) -> Result<(), InstanceError>;
 
+    /// How a script reaches this database as the superuser: a connection string without the
+    /// password (it is in the password file), as Patroni gives `post_bootstrap`. `None` when
+    /// the adapter offers none (the script then runs without it).
+    fn superuser_dsn(&self) -> Option<String> {
+        None
+    }
+
     /// The programs of the cluster's last major-version upgrade (`None`: none yet): from now on
     /// a data directory of that version, or an empty one (to be copied), is run with them; any
     /// other with the configured ones. Default: an engine that is never upgraded in place runs

@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::counters::Counters;
 use super::report::member_record;
 use super::view::LocalView;
+use crate::callbacks::{Hook, Scripts};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ha::{Action, ActionOutcome, LeaseView, Produced, StreamFrom};
@@ -99,6 +100,8 @@ pub struct Handles {
     pub clock: Arc<dyn Clock>,
     pub lease: watch::Receiver<LeaseView>,
     pub local: watch::Sender<Arc<LocalView>>,
+    /// The user's scripts: callbacks (started by the HA loop) and hooks (run here).
+    pub scripts: Arc<dyn Scripts>,
 }
 
 pub struct Executor {
@@ -163,16 +166,17 @@ impl Executor {
 
     /// Give the database the user parameters and `pg_hba` lines of the dynamic configuration
     /// merged with the local one (`instance::user_configuration`), when they changed: Patroni
-    /// applies edits of either at once. A failure is logged and retried next tick.
-    pub async fn apply_postgresql_conf(&mut self, dynamic: &crate::config::DynamicConfig) {
+    /// applies edits of either at once. A failure is logged and retried next tick. Returns
+    /// whether the database's configuration changed (and was reloaded).
+    pub async fn apply_postgresql_conf(&mut self, dynamic: &crate::config::DynamicConfig) -> bool {
         let config = self.local_config();
         let (Some(instance), Some(local)) = (self.h.instance.clone(), config.postgresql.as_ref())
         else {
-            return;
+            return false;
         };
         let wanted = user_configuration(&config, local, dynamic);
         if self.conf_applied.as_ref() == Some(&wanted) {
-            return;
+            return false;
         }
         match instance
             .reconfigure(&wanted.parameters, &wanted.pg_hba)
@@ -183,8 +187,12 @@ impl Executor {
                     info!("applied changed PostgreSQL parameters or pg_hba lines");
                 }
                 self.conf_applied = Some(wanted);
+                changed
             }
-            Err(err) => warn!(error = %err, "could not apply the PostgreSQL configuration"),
+            Err(err) => {
+                warn!(error = %err, "could not apply the PostgreSQL configuration");
+                false
+            }
         }
     }
 
@@ -309,6 +317,9 @@ impl Executor {
             }
             Action::Stop { mode } => {
                 self.announce(DbState::Stopping, loop_wait).await;
+                if *mode != StopMode::Immediate {
+                    self.before_stop().await;
+                }
                 self.instance()?.stop(*mode).await?;
                 done()
             }
@@ -383,6 +394,32 @@ impl Executor {
                 .await
             }
             Action::FinishReinit => self.propose(Command::FinishReinit { member: me }).await,
+            Action::PrePromote { .. } => {
+                self.require_lease()?;
+                let outcome = self.h.scripts.run_hook(&Hook::PrePromote).await;
+                if outcome.allows() {
+                    done()
+                } else {
+                    Err(Fault::failed(outcome.describe()))
+                }
+            }
+            Action::DeclinePromotion { generation, reason } => {
+                // Read afresh: the position every acknowledged commit lies at or before.
+                let status = self.instance()?.status().await;
+                let lsn = [status.received_lsn, status.replayed_lsn]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .ok_or_else(|| Fault::failed("the WAL position is unknown"))?;
+                warn!(%reason, "pre_promote refused the promotion; giving the leader lease back");
+                self.propose(Command::DeclinePromotion {
+                    member: me,
+                    generation: *generation,
+                    lsn,
+                    reason: reason.clone(),
+                })
+                .await
+            }
             Action::Promote { generation } => {
                 self.require_lease()?;
                 self.instance()?.promote(*generation).await?;
@@ -578,7 +615,7 @@ impl Executor {
         self.announce(DbState::InitializingNewCluster, loop_wait)
             .await;
         let instance = self.instance()?;
-        match instance.bootstrap().await {
+        match self.initialize(instance.as_ref()).await {
             Ok(sysid) => {
                 self.propose(Command::FinishBootstrap {
                     member: self.h.me.clone(),
@@ -600,6 +637,47 @@ impl Executor {
                 .await?;
                 Err(Fault::from(err).context("bootstrapping a new cluster"))
             }
+        }
+    }
+
+    /// initdb and the roles, then `bootstrap.post_bootstrap` (Patroni's order: the script runs
+    /// on the new primary before the cluster is declared initialised; a failure aborts the
+    /// bootstrap).
+    async fn initialize(&self, instance: &dyn Instance) -> Result<String, InstanceError> {
+        let sysid = instance.bootstrap().await?;
+        let Some(connstring) = instance.superuser_dsn() else {
+            return Ok(sysid);
+        };
+        let pgpass = self
+            .local_config()
+            .postgresql
+            .as_ref()
+            .map(|pg| pg.pgpass.clone())
+            .unwrap_or_default();
+        let outcome = self
+            .h
+            .scripts
+            .run_hook(&Hook::PostBootstrap { connstring, pgpass })
+            .await;
+        if outcome.allows() {
+            Ok(sysid)
+        } else {
+            Err(InstanceError::failed(
+                "post_bootstrap",
+                format!("the post_bootstrap script {}", outcome.describe()),
+            ))
+        }
+    }
+
+    /// `postgresql.before_stop`, waited for before a clean stop of a running database; its
+    /// outcome is only logged (Patroni stops either way).
+    async fn before_stop(&self) {
+        if self.h.local.borrow().status.state != DbState::Running {
+            return;
+        }
+        let outcome = self.h.scripts.run_hook(&Hook::BeforeStop).await;
+        if let crate::callbacks::HookOutcome::Failed(why) = outcome {
+            warn!(%why, "the before_stop script failed");
         }
     }
 
@@ -676,6 +754,7 @@ impl Executor {
         }
         let up = upstream.map(|m| source(cluster, m)).transpose()?;
         self.announce(DbState::Stopping, loop_wait).await;
+        self.before_stop().await;
         instance.stop(StopMode::Fast).await?;
         if upstream.is_none() {
             self.require_lease()?;

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::counters::Counters;
 use super::executor::{Executor, Handles};
+use crate::callbacks::{CallbackRole, CallbackTracker};
 use crate::config::{Config, DynamicConfig, SynchronousMode};
 use crate::ha::sync::{SyncMode, SyncSettings};
 use crate::ha::{ActionOutcome, HaSettings, Memory, Observation, decide};
@@ -37,6 +38,8 @@ pub struct HaLoop {
     executor: Executor,
     memory: Memory,
     last_reason: String,
+    /// Which callback each observation and action calls for.
+    callbacks: CallbackTracker,
 }
 
 /// The synchronous replication settings `decide` works with.
@@ -49,6 +52,7 @@ fn sync_settings(dynamic: &DynamicConfig) -> SyncSettings {
         },
         strict: dynamic.synchronous_mode_strict,
         node_count: dynamic.synchronous_node_count,
+        maximum_lag_on_syncnode: dynamic.maximum_lag_on_syncnode,
     }
 }
 
@@ -81,6 +85,27 @@ fn standing_reason(standing: Standing, me: &MemberName, raft_addr: &str) -> Stri
     }
 }
 
+/// The role a callback names for the database as observed: `None` when it does not run.
+fn callback_role(
+    me: &MemberName,
+    cluster: &ClusterState,
+    dynamic: &DynamicConfig,
+    status: &crate::instance::LocalStatus,
+) -> Option<CallbackRole> {
+    if status.state != crate::state::DbState::Running {
+        return None;
+    }
+    Some(match status.role? {
+        crate::instance::DbRole::Primary => CallbackRole::Primary,
+        crate::instance::DbRole::Standby
+            if dynamic.standby_cluster.is_some() && cluster.leader_name() == Some(me) =>
+        {
+            CallbackRole::StandbyLeader
+        }
+        crate::instance::DbRole::Standby => CallbackRole::Replica,
+    })
+}
+
 /// The parts of the cluster state whose change should wake the loop at once.
 fn wake_key(s: &ClusterState) -> impl PartialEq + use<> {
     (
@@ -107,6 +132,7 @@ impl HaLoop {
             h: handles,
             memory: Memory::default(),
             last_reason: String::new(),
+            callbacks: CallbackTracker::default(),
         }
     }
 
@@ -195,7 +221,7 @@ impl HaLoop {
     async fn tick(&mut self, cluster: &ClusterState, dynamic: &DynamicConfig) -> bool {
         // First: which programs run the data directory depends on the cluster's last upgrade.
         self.executor.sync_binaries(cluster).await;
-        self.executor.apply_postgresql_conf(dynamic).await;
+        let reloaded = self.executor.apply_postgresql_conf(dynamic).await;
         self.executor.sync_replication_peers(cluster).await;
         let now = self.h.clock.now();
         let (disk, status) = match &self.h.instance {
@@ -210,6 +236,13 @@ impl HaLoop {
             }
         };
         self.memory.observe(&self.h.me, cluster, &status, now);
+        let running = callback_role(&self.h.me, cluster, dynamic, &status);
+        if let Some(callback) = self.callbacks.observe(running) {
+            self.h.scripts.notify(callback);
+        }
+        if reloaded && let Some(callback) = self.callbacks.reloaded() {
+            self.h.scripts.notify(callback);
+        }
         let config = self.local_config();
         let settings = HaSettings {
             ttl: dynamic.ttl,
@@ -224,6 +257,10 @@ impl HaLoop {
             paused: cluster.paused(dynamic),
             sync: sync_settings(dynamic),
             standby_cluster: dynamic.standby_cluster.clone(),
+            pre_promote: config
+                .postgresql
+                .as_ref()
+                .is_some_and(|pg| pg.pre_promote.is_some()),
         };
         let lease = *self.h.lease.borrow();
         let decision = decide(&Observation {
@@ -237,7 +274,10 @@ impl HaLoop {
             db: &status,
             memory: &self.memory,
         });
-        if !decision.actions.is_empty() || decision.reason != self.last_reason {
+        if !decision.actions.is_empty()
+            || decision.reason != self.last_reason
+            || !config.log.deduplicate_heartbeat_logs
+        {
             info!("{}", decision.reason);
         } else {
             debug!("{}", decision.reason);
@@ -260,6 +300,9 @@ impl HaLoop {
                 .execute(action, cluster, dynamic.loop_wait)
                 .await;
             self.memory.remember(action, &outcome);
+            if let Some(callback) = self.callbacks.after(action, &outcome) {
+                self.h.scripts.notify(callback);
+            }
             match &outcome {
                 ActionOutcome::Done(_) => continue,
                 ActionOutcome::Failed(why) => {

@@ -39,10 +39,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let raft_listener = TcpListener::bind(config.raft.bind_addr())
         .await
         .with_context(|| format!("binding raft address {}", config.raft.bind_addr()))?;
-    let api_listener = TcpListener::bind(config.restapi.listen_addr)
-        .await
-        .with_context(|| format!("binding restapi.listen {}", config.restapi.listen))?;
+    let api_listener = bind_rest(
+        config.restapi.listen_addr,
+        config.restapi.request_queue_size,
+    )
+    .with_context(|| format!("binding restapi.listen {}", config.restapi.listen))?;
     run_with_listeners(config, raft_listener, api_listener, shutdown).await
+}
+
+/// The REST listener, with `restapi.request_queue_size` as its listen backlog (tokio's 1024
+/// without it); `SO_REUSEADDR` as `TcpListener::bind` sets it.
+fn bind_rest(addr: std::net::SocketAddr, backlog: Option<u32>) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.unwrap_or(1024))
 }
 
 /// Run the agent on already-bound listeners until `shutdown` is cancelled.
@@ -184,11 +199,30 @@ pub async fn run_with_listeners(
 /// On shutdown, as Patroni: stop PostgreSQL cleanly; a primary then gives its lease up with its
 /// final WAL position, so the most advanced standby takes over without waiting for `ttl`.
 async fn stop_database(config: &Config, raft: &RaftNode, instance: Option<&dyn Instance>) {
+    use crate::callbacks::{Callback, CallbackAction, CallbackRole, Hook, Scripts};
     let Some(instance) = instance else { return };
     info!("stopping postgres before exiting");
+    let status = instance.status().await;
+    let scripts = crate::callbacks::ScriptRunner::new(
+        crate::callbacks::runner::ScriptSet::from_config_fn(config),
+    );
+    let running = status.state == crate::state::DbState::Running;
+    if running {
+        let outcome = scripts.run_hook(&Hook::BeforeStop).await;
+        if let crate::callbacks::HookOutcome::Failed(why) = outcome {
+            warn!(%why, "the before_stop script failed");
+        }
+    }
     if let Err(err) = instance.stop(crate::instance::StopMode::Fast).await {
         warn!(error = %err, "could not stop postgres cleanly");
         return;
+    }
+    if running {
+        let role = match status.role {
+            Some(crate::instance::DbRole::Primary) => CallbackRole::Primary,
+            _ => CallbackRole::Replica,
+        };
+        scripts.notify(Callback::new(CallbackAction::OnStop, role));
     }
     let cluster = raft.state();
     let Some(leader) = cluster.leader.as_ref().filter(|l| l.member == config.name) else {
@@ -209,5 +243,34 @@ async fn stop_database(config: &Config, raft: &RaftNode, instance: Option<&dyn I
     match tokio::time::timeout(std::time::Duration::from_secs(5), raft.propose(release)).await {
         Ok(Ok(outcome)) if outcome.is_applied() => info!("released the leader lease"),
         other => warn!(?other, "could not release the leader lease"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::bind_rest;
+
+    /// How many of `attempts` connections complete to a listener that never accepts: Linux
+    /// queues backlog + 1 of them and drops the SYNs of the rest.
+    async fn completed(backlog: Option<u32>, attempts: usize) -> usize {
+        let listener = bind_rest("127.0.0.1:0".parse().unwrap(), backlog).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut kept = Vec::new();
+        for _ in 0..attempts {
+            let connect = tokio::net::TcpStream::connect(addr);
+            if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                kept.push(stream);
+            }
+        }
+        drop(listener);
+        kept.len()
+    }
+
+    #[tokio::test]
+    async fn request_queue_size_is_the_listen_backlog() {
+        assert_eq!(completed(Some(1), 4).await, 2);
+        assert_eq!(completed(None, 4).await, 4);
     }
 }

@@ -21,6 +21,8 @@ use super::ha_loop::HaLoop;
 use super::lease::{KeeperView, LeaseKeeper};
 use super::view::LocalView;
 use super::watchdog::Watchdog;
+use crate::callbacks::runner::ScriptSet;
+use crate::callbacks::{ScriptRunner, Scripts};
 use crate::clock::Clock;
 use crate::config::{Config, WatchdogMode};
 use crate::ha::LeaseView;
@@ -58,6 +60,18 @@ pub struct Runtime {
 /// The lease keeper, the arbiter and the HA loop of one agent; each ends when `shutdown` is
 /// cancelled.
 pub fn start(parts: Parts, shutdown: &CancellationToken) -> Runtime {
+    let config = parts.config.clone();
+    let scripts = ScriptRunner::new(move || ScriptSet::from_config(&config.borrow()));
+    start_with_scripts(parts, Arc::new(scripts), shutdown)
+}
+
+/// [`start`] with the user's scripts run by `scripts` (a fake in tests) rather than as the
+/// configuration's processes.
+pub fn start_with_scripts(
+    parts: Parts,
+    scripts: Arc<dyn Scripts>,
+    shutdown: &CancellationToken,
+) -> Runtime {
     let config = parts.config.borrow().clone();
     let (local_tx, local_rx) = watch::channel(Arc::new(LocalView::new(parts.instance.is_none())));
     let (lease_tx, lease_rx) = watch::channel(LeaseView::Unconfirmed);
@@ -92,6 +106,7 @@ pub fn start(parts: Parts, shutdown: &CancellationToken) -> Runtime {
             clock: parts.clock,
             lease: lease_rx.clone(),
             local: local_tx,
+            scripts,
         },
         parts.counters,
     );

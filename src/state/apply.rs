@@ -116,6 +116,26 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             end_lease(state, *last_lsn, at);
             Ok(())
         }
+        Command::DeclinePromotion {
+            member,
+            generation,
+            lsn,
+            reason,
+        } => {
+            held_lease(state, member, *generation)?;
+            end_lease(state, Some(*lsn), at);
+            if let Some(intent) = &mut state.failover {
+                // It never wrote: nobody is to be fenced, and where the acknowledged commits
+                // are is what it held, not what the earlier primary's record says.
+                intent.former_leader = None;
+                intent.declined = Some(super::Declined {
+                    member: member.clone(),
+                    lsn: *lsn,
+                    reason: reason.clone(),
+                });
+            }
+            Ok(())
+        }
         Command::ExpireLease {
             generation,
             renewals,
@@ -425,6 +445,7 @@ fn end_lease(
         former_lsn,
         opened_at: at,
         reports: Default::default(),
+        declined: None,
     });
 }
 
@@ -487,6 +508,39 @@ mod tests {
             .is_applied()
         );
         s
+    }
+
+    #[test]
+    fn a_declined_promotion_opens_a_failover_without_a_former_leader() {
+        let mut s = bootstrapped("a");
+        let decline = |member: &str| Command::DeclinePromotion {
+            member: name(member),
+            generation: Generation(1),
+            lsn: Lsn(90),
+            reason: "exited with 1".into(),
+        };
+        assert_eq!(
+            run(&mut s, 5, decline("b")),
+            Outcome::Rejected(Rejection::NotLeader {
+                member: name("b"),
+                generation: Generation(1)
+            })
+        );
+        assert!(run(&mut s, 5, decline("a")).is_applied());
+        assert_eq!(s.leader, None);
+        let intent = s.failover.as_ref().unwrap();
+        assert_eq!(intent.ended, Generation(1));
+        assert_eq!(intent.former_leader, None);
+        assert_eq!(intent.former_lsn, Some(Lsn(90)));
+        assert_eq!(
+            intent.declined,
+            Some(crate::state::Declined {
+                member: name("a"),
+                lsn: Lsn(90),
+                reason: "exited with 1".into()
+            })
+        );
+        assert_eq!(intent.opened_at, UnixMillis(5));
     }
 
     #[test]

@@ -219,6 +219,20 @@ pub struct FailoverIntent {
     pub opened_at: UnixMillis,
     /// Members that stopped following the old primary, with their final position.
     pub reports: BTreeMap<MemberName, FailoverReport>,
+    /// Set when the lease ended because its holder declined to promote (its `pre_promote`
+    /// script refused): who, and how far its standby had got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declined: Option<Declined>,
+}
+
+/// A promotion given back by the member that won it: it never became a writable primary, so
+/// every commit acknowledged before lies at or before `lsn`, the position it held (it was
+/// chosen because it held all of them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declined {
+    pub member: MemberName,
+    pub lsn: Lsn,
+    pub reason: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,6 +290,15 @@ pub enum Command {
         member: MemberName,
         generation: Generation,
         last_lsn: Option<Lsn>,
+    },
+    /// The member that won the lease of `generation` gives it back without promoting (its
+    /// `pre_promote` script refused), its standby at `lsn`: a new failover opens in which it
+    /// may not be chosen for `ttl`.
+    DeclinePromotion {
+        member: MemberName,
+        generation: Generation,
+        lsn: Lsn,
+        reason: String,
     },
     /// Proposed only by the Raft leader after `ttl` of silence on its monotonic clock; valid
     /// only if nothing was renewed since (`renewals` matches).
@@ -408,6 +431,7 @@ impl Command {
             Command::Report { .. } => "report",
             Command::RenewLease { .. } => "renew_lease",
             Command::ReleaseLease { .. } => "release_lease",
+            Command::DeclinePromotion { .. } => "decline_promotion",
             Command::ExpireLease { .. } => "expire_lease",
             Command::AckFailover { .. } => "ack_failover",
             Command::Promote { .. } => "promote",

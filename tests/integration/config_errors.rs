@@ -176,3 +176,138 @@ fn the_agent_refuses_to_run_as_root() {
     assert!(stderr.contains("refusing to run as root"), "{stderr}");
     assert!(!dir.path().join("data").exists());
 }
+
+/// A patroni.yml as production clusters write it (Patroni's samples, autobase, Spilo), with
+/// every setting outside replica creation, backups and slots: `--validate-config` accepts it,
+/// and every key it reports as not acted on says why (except the ones of the backups/slots
+/// work, listed here while it is elsewhere).
+#[test]
+fn a_production_patroni_yml_validates_with_every_ignored_key_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let yaml = format!(
+        r#"scope: prod
+namespace: /service/
+name: pg1
+log:
+  level: INFO
+  traceback_level: ERROR
+  type: plain
+  format: '%(asctime)s %(levelname)s: %(message)s'
+  dateformat: '%Y-%m-%d %H:%M:%S'
+  static_fields: {{app: patroni}}
+  max_queue_size: 1000
+  dir: {d}/log
+  mode: 0640
+  file_num: 4
+  file_size: 25000000
+  loggers: {{patroni.postmaster: WARNING}}
+  deduplicate_heartbeat_logs: true
+restapi:
+  listen: 127.0.0.1:18008
+  connect_address: 127.0.0.1:18008
+  authentication: {{username: admin, password: admin-pw}}
+  allowlist: [127.0.0.1, 10.0.0.0/8]
+  allowlist_include_members: true
+  http_extra_headers: {{X-Frame-Options: SAMEORIGIN}}
+  https_extra_headers: {{Strict-Transport-Security: max-age=31536000}}
+  ciphers: 'ECDHE+AESGCM:!aNULL:!MD5'
+  request_queue_size: 16
+  thread_pool_size: 5
+  server_tokens: ProductOnly
+ctl:
+  insecure: false
+  authentication: {{username: admin, password: admin-pw}}
+raft:
+  self_addr: 127.0.0.1:12222
+  partner_addrs: ['127.0.0.1:12223', '127.0.0.1:12224']
+  data_dir: {d}/raft
+  min_timeout: 1
+  max_timeout: 2
+bootstrap:
+  dcs:
+    ttl: 30
+    loop_wait: 10
+    retry_timeout: 10
+    maximum_lag_on_failover: 1048576
+    maximum_lag_on_syncnode: 16777216
+    primary_race_backoff: 6
+    synchronous_mode: true
+    postgresql:
+      use_pg_rewind: true
+      pg_ctl_timeout: 60
+      parameters: {{max_connections: 100}}
+  initdb: [{{encoding: UTF8}}, data-checksums]
+  post_bootstrap: /usr/local/bin/post_bootstrap.sh
+  users: {{admin: {{password: x, options: [createrole]}}}}
+postgresql:
+  listen: 127.0.0.1:15432
+  connect_address: 127.0.0.1:15432
+  data_dir: {d}/data
+  bin_dir: /usr/lib/postgresql/15/bin
+  bin_name: {{pg_ctl: pg_ctl}}
+  pgpass: {d}/pgpass
+  custom_conf: /etc/postgresql/custom.conf
+  use_unix_socket: true
+  use_unix_socket_repl: true
+  pg_ctl_timeout: 60
+  pg_ident: ['krb /^(.*)@EXAMPLE$ \1']
+  pg_hba: ['local all all trust', 'host all all 0.0.0.0/0 scram-sha-256']
+  authentication:
+    superuser: {{username: postgres, password: su-pw, sslmode: prefer}}
+    replication: {{username: replicator, password: rep-pw, sslmode: verify-full, sslrootcert: /etc/ssl/ca.pem}}
+    rewind: {{username: rewind_user, password: rw-pw, sslmode: require}}
+  callbacks:
+    on_start: /usr/local/bin/cb.sh
+    on_stop: /usr/local/bin/cb.sh
+    on_restart: /usr/local/bin/cb.sh
+    on_reload: /usr/local/bin/cb.sh
+    on_role_change: /usr/local/bin/vip.sh
+  pre_promote: /usr/local/bin/fence.sh
+  before_stop: /usr/local/bin/drain.sh
+  parameters: {{shared_buffers: 128MB}}
+watchdog: {{mode: off}}
+tags: {{nofailover: false, noloadbalance: false, clonefrom: false, nosync: false}}
+thread_stack_size: 65536
+"#
+    );
+    let (ok, stdout, stderr) = validate(dir.path(), &yaml);
+    assert!(ok, "{stderr}");
+    let ignored: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("accepted but not acted on: "))
+        .collect();
+    let unexplained: Vec<&&str> = ignored.iter().filter(|l| !l.contains(" (")).collect();
+    assert!(
+        unexplained.is_empty(),
+        "no reason given for {unexplained:?}"
+    );
+    let names: Vec<&str> = ignored
+        .iter()
+        .map(|l| l.split(" (").next().unwrap_or(l))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bootstrap.dcs.postgresql.pg_ctl_timeout",
+            "bootstrap.dcs.primary_race_backoff",
+            "bootstrap.users",
+            "log.max_queue_size",
+            "log.traceback_level",
+            "postgresql.use_unix_socket",
+            "raft.max_timeout",
+            "raft.min_timeout",
+            "restapi.thread_pool_size",
+            "thread_stack_size",
+        ],
+        "{stdout}"
+    );
+    // A Citus cluster is refused, naming the section.
+    let citus = format!("{yaml}citus: {{group: 0, database: citus}}\n");
+    let (ok, _, stderr) = validate(dir.path(), &citus);
+    assert!(!ok);
+    assert!(
+        stderr.contains("citus") && stderr.contains("not supported"),
+        "{stderr}"
+    );
+}

@@ -321,9 +321,28 @@ async fn configuration_pause_restart_reinitialize_and_a_scheduled_switchover() {
             "{reason}"
         );
     }
-    let doc = get_json(&client, &format!("{via}/cluster")).await.unwrap();
+    // /cluster shows the Raft-replicated member records, which follow each member's own
+    // /patroni by up to one report: wait for them rather than read them once.
+    let cluster_url = format!("{via}/cluster");
+    let doc = wait_for(
+        Duration::from_secs(10),
+        "every member pending a restart in /cluster",
+        &cluster,
+        || {
+            let client = client.clone();
+            let url = cluster_url.clone();
+            async move {
+                let doc = get_json(&client, &url).await?;
+                let members = doc["members"].as_array()?;
+                members
+                    .iter()
+                    .all(|m| m["pending_restart"] == true)
+                    .then_some(doc)
+            }
+        },
+    )
+    .await;
     for m in doc["members"].as_array().unwrap() {
-        assert_eq!(m["pending_restart"], true, "{m}");
         assert_eq!(
             m["pending_restart_reason"]["wal_buffers"]["new_value"], "1MB",
             "{m}"

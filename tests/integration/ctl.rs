@@ -296,7 +296,11 @@ async fn ctl_finds_the_cluster_reads_it_and_edits_its_configuration() {
         .refused("Member nobody does not exist in cluster itest");
     ctl(&cluster, &["dsn", "-r", "standby-leader"])
         .refused("no member of cluster itest has the role standby-leader");
-    let version = format!("tribunectl version {}\n", tribune::VERSION);
+    let version = format!(
+        "tribunectl version {} (Patroni API {})\n",
+        tribune::VERSION,
+        tribune::PATRONI_API_VERSION
+    );
     assert_eq!(
         Run::from(&["version"], command().arg("version").output().unwrap())
             .ok()
@@ -306,7 +310,12 @@ async fn ctl_finds_the_cluster_reads_it_and_edits_its_configuration() {
     let versions = ctl(&cluster, &["version", "itest"]).ok().out.clone();
     assert!(versions.starts_with(&format!("{version}\n")), "{versions}");
     for node in &cluster.nodes {
-        let line = format!("{}: Tribune {} PostgreSQL ", node.name, tribune::VERSION);
+        let line = format!(
+            "{}: Tribune {} (Patroni API {}) PostgreSQL ",
+            node.name,
+            tribune::VERSION,
+            tribune::PATRONI_API_VERSION
+        );
         assert!(versions.contains(&line), "{versions}");
     }
     assert_eq!(

@@ -757,6 +757,23 @@ log:
         }
     }
 
+    /// Writes `text` to `path` with `mode`, owned by the user the agents run as (a script or
+    /// a file for a test's configuration).
+    pub fn write_owned(&self, path: &Path, text: &str, mode: u32) {
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        if let Some(user) = run_as(&self.options.database) {
+            chown_tree(path, &user);
+        }
+    }
+
+    /// Rewrites member `i`'s configuration file with `edit` (before it starts).
+    pub fn edit_config(&self, i: usize, edit: impl FnOnce(String) -> String) {
+        let path = &self.nodes[i].config;
+        let text = edit(fs::read_to_string(path).unwrap());
+        fs::write(path, text).unwrap();
+    }
+
     pub fn log_tail(&self, i: usize, lines: usize) -> String {
         let text = fs::read_to_string(self.nodes[i].log()).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();

@@ -18,6 +18,7 @@ mod members;
 mod opengauss;
 mod prometheus;
 mod rest;
+mod scripts;
 mod security;
 mod standby;
 mod systemd;

@@ -180,6 +180,7 @@ pub async fn endpoints_answer_as_patroni(database: Database) {
             "server_version",
             "state",
             "timeline",
+            "tribune",
             "xlog",
         ]),
         "{primary_doc}"
@@ -209,6 +210,12 @@ pub async fn endpoints_answer_as_patroni(database: Database) {
         keys(&primary_doc["patroni"]),
         vec!["name", "scope", "version"]
     );
+    // Tools written for Patroni branch on this version; Tribune's own is beside it.
+    assert_eq!(
+        primary_doc["patroni"]["version"],
+        tribune::PATRONI_API_VERSION
+    );
+    assert_eq!(primary_doc["tribune"]["version"], tribune::VERSION);
     let senders = primary_doc["replication"].as_array().unwrap();
     assert_eq!(senders.len(), 2);
     assert_eq!(
@@ -236,6 +243,7 @@ pub async fn endpoints_answer_as_patroni(database: Database) {
             "server_version",
             "state",
             "timeline",
+            "tribune",
             "xlog",
         ];
         if sync {

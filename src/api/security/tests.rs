@@ -753,3 +753,131 @@ async fn a_body_over_the_limit_is_refused_with_413_and_changes_nothing() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     server.stop().await;
 }
+
+/// A TLS handshake with the server, the client offering only `suite`; the suite negotiated or
+/// the handshake's error.
+async fn handshake_offering(
+    server: &Server,
+    pki: &Pki,
+    suite: rustls::CipherSuite,
+) -> Result<rustls::CipherSuite, std::io::Error> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|s| s.suite() == suite);
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = rustls::ALL_VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| provider.cipher_suites.iter().any(|s| s.version() == *v))
+        .collect();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in crate::pem::certificates("ca", &pki.path("ca.pem")).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = connector.connect(name, tcp).await?;
+    Ok(stream
+        .get_ref()
+        .1
+        .negotiated_cipher_suite()
+        .map(|s| s.suite())
+        .expect("a finished handshake has a suite"))
+}
+
+#[tokio::test]
+async fn ciphers_restrict_the_suites_the_server_accepts() {
+    use rustls::CipherSuite as S;
+    let pki = Pki::new();
+    // The test certificates are ECDSA: an ECDSA suite is chosen; TLS 1.3 is left on.
+    let server = Server::start(&format!(
+        "{}  ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:!aNULL:!MD5'\n",
+        pki.restapi("none")
+    ))
+    .await;
+    let allowed = S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256;
+    assert_eq!(
+        handshake_offering(&server, &pki, allowed).await.unwrap(),
+        allowed
+    );
+    let not_listed = handshake_offering(&server, &pki, S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+        .await
+        .unwrap_err();
+    assert!(
+        not_listed.to_string().to_lowercase().contains("handshake"),
+        "{not_listed}"
+    );
+    let tls13 = S::TLS13_AES_256_GCM_SHA384;
+    assert_eq!(
+        handshake_offering(&server, &pki, tls13).await.unwrap(),
+        tls13
+    );
+    server.stop().await;
+
+    // Naming TLS 1.3 suites only turns TLS 1.2 off.
+    let server = Server::start(&format!(
+        "{}  ciphers: TLS_AES_128_GCM_SHA256\n",
+        pki.restapi("none")
+    ))
+    .await;
+    assert!(handshake_offering(&server, &pki, allowed).await.is_err());
+    assert!(handshake_offering(&server, &pki, tls13).await.is_err());
+    let tls13_chosen = S::TLS13_AES_128_GCM_SHA256;
+    assert_eq!(
+        handshake_offering(&server, &pki, tls13_chosen)
+            .await
+            .unwrap(),
+        tls13_chosen
+    );
+    server.stop().await;
+}
+
+#[test]
+fn ciphers_not_understood_are_refused_naming_the_key() {
+    let pki = Pki::new();
+    let err = load(&format!(
+        "{}  ciphers: 'AES128-SHA:HIGH'\n",
+        pki.restapi("none")
+    ))
+    .err()
+    .expect("an unknown cipher is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("restapi.ciphers") && text.contains("AES128-SHA"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn server_tokens_choose_the_server_header() {
+    for (setting, expected) in [
+        ("", format!("Tribune/{}", crate::VERSION)),
+        (
+            "server_tokens: Original",
+            format!("Tribune/{}", crate::VERSION),
+        ),
+        (
+            "server_tokens: minimal",
+            format!("Patroni/{}", crate::PATRONI_API_VERSION),
+        ),
+        ("server_tokens: ProductOnly", "Patroni".to_owned()),
+    ] {
+        let server = Server::start(setting).await;
+        let response = raw(
+            &format!("{}/patroni", server.url("http")),
+            Method::GET,
+            None,
+        )
+        .await;
+        assert_eq!(
+            response.headers()["server"],
+            expected.as_str(),
+            "{setting:?}"
+        );
+        server.stop().await;
+    }
+}

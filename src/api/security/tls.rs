@@ -1,5 +1,5 @@
 //! The REST server's rustls configuration (`restapi.certfile`, `keyfile`, `keyfile_password`,
-//! `cafile`, `verify_client`), from the PEM readers of [`crate::pem`].
+//! `cafile`, `verify_client`, `ciphers`), from the PEM readers of [`crate::pem`].
 //!
 //! Every error names the key and the file.
 //!
@@ -16,8 +16,24 @@ use super::SecurityError;
 use crate::config::{RestApi, VerifyClient};
 use crate::pem::{PemError, certificates, private_key};
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+type Versions = Vec<&'static rustls::SupportedProtocolVersion>;
+
+/// ring's provider restricted to `restapi.ciphers` (all of its suites without it), and the
+/// protocol versions those suites leave.
+fn provider(
+    api: &RestApi,
+) -> Result<(Arc<rustls::crypto::CryptoProvider>, Versions), SecurityError> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let mut versions: Versions = rustls::DEFAULT_VERSIONS.to_vec();
+    if let Some(ciphers) = &api.ciphers {
+        let suites = super::ciphers::suites(ciphers).map_err(|message| SecurityError::Setting {
+            key: "restapi.ciphers".into(),
+            message,
+        })?;
+        versions.retain(|v| suites.iter().any(|s| s.version() == *v));
+        provider.cipher_suites = suites;
+    }
+    Ok((Arc::new(provider), versions))
 }
 
 /// The server's TLS configuration, `None` without `certfile` (plain HTTP).
@@ -40,9 +56,9 @@ pub(super) fn server_config(
         "restapi.keyfile_password",
     )?
     .der;
-    let provider = provider();
+    let (provider, versions) = provider(api)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| SecurityError::Setting {
             key: "restapi.certfile".into(),
             message: format!("TLS cannot be set up: {e}"),

@@ -140,6 +140,12 @@ pub fn pg_basebackup(
             }
         }
     }
+    // The replication user's libpq settings (sslmode, sslcert, ...) as a connection string,
+    // which pg_basebackup combines with -h, -p and -U.
+    if !s.replication_libpq.is_empty() {
+        let options: Vec<(&str, &str)> = super::files::libpq(&s.replication_libpq).collect();
+        cmd = cmd.arg("-d").arg(conninfo(&options));
+    }
     Ok(cmd
         .arg("-U")
         .arg(&s.replication.0)
@@ -151,24 +157,31 @@ pub fn pg_basebackup(
 pub fn rewind_source(s: &PostgresSettings, source: &Upstream) -> String {
     let port = source.port.to_string();
     let passfile = path(&s.pgpass);
-    conninfo(&[
-        ("host", &source.host),
+    let mut pairs = vec![
+        ("host", source.host.as_str()),
         ("port", &port),
         ("user", &s.rewind_user().0),
         ("dbname", "postgres"),
         ("passfile", &passfile),
-    ])
+    ];
+    pairs.extend(super::files::libpq(s.rewind_libpq()));
+    conninfo(&pairs)
 }
 
 /// `IDENTIFY_SYSTEM` over a replication connection to this server (at its connect address, as
 /// the replication user, as peers stream from it): on a standby it answers the timeline its
 /// startup process replays and how far it has WAL on it, which SQL on PostgreSQL 15 does not
-/// (Patroni asks the same). Output: `sysid|timeline|xlogpos|dbname`.
+/// (Patroni asks the same). Output: `sysid|timeline|xlogpos|dbname`. With
+/// `use_unix_socket_repl`, through the socket directory (and `listen`'s port) instead.
 pub fn identify_system(s: &PostgresSettings) -> CommandLine {
-    let port = s.connect_port.to_string();
+    let (host, port) = if s.use_unix_socket_repl {
+        (path(&s.socket_dir()), s.listen_port.to_string())
+    } else {
+        (s.connect_host.clone(), s.connect_port.to_string())
+    };
     let passfile = path(&s.pgpass);
-    let target = conninfo(&[
-        ("host", &s.connect_host),
+    let mut pairs = vec![
+        ("host", host.as_str()),
         ("port", &port),
         ("user", &s.replication.0),
         ("dbname", "replication"),
@@ -176,7 +189,9 @@ pub fn identify_system(s: &PostgresSettings) -> CommandLine {
         ("passfile", &passfile),
         ("connect_timeout", "2"),
         ("application_name", "tribune"),
-    ]);
+    ];
+    pairs.extend(super::files::libpq(&s.replication_libpq));
+    let target = conninfo(&pairs);
     CommandLine::new(s.program("psql"))
         .args(["-X", "-A", "-t", "-F", "|", "-c", "IDENTIFY_SYSTEM", "-d"])
         .arg(target)
@@ -309,6 +324,58 @@ mod tests {
             pg_controldata(&s).to_string(),
             "LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D /var/lib/postgresql/15/main"
         );
+    }
+
+    #[test]
+    fn each_users_libpq_settings_reach_its_connections() {
+        let mut s = sample();
+        let tls = |mode: &str| {
+            vec![
+                ("sslmode".to_owned(), mode.to_owned()),
+                ("sslrootcert".to_owned(), "/etc/ssl/root.pem".to_owned()),
+            ]
+        };
+        s.replication_libpq = tls("verify-full");
+        s.rewind_libpq = tls("require");
+        s.superuser_libpq = tls("prefer");
+        let basebackup = pg_basebackup(&s, &WalSource::Member(source()))
+            .unwrap()
+            .to_string();
+        assert!(
+            basebackup.contains("-d 'sslmode=verify-full sslrootcert=/etc/ssl/root.pem' -U"),
+            "{basebackup}"
+        );
+        let rewind = rewind_source(&s, &source());
+        assert!(
+            rewind.ends_with("sslmode=require sslrootcert=/etc/ssl/root.pem"),
+            "{rewind}"
+        );
+        // Without a rewind user pg_rewind connects as the superuser, with its settings.
+        s.rewind = None;
+        assert!(rewind_source(&s, &source()).contains("user=postgres"));
+        assert!(rewind_source(&s, &source()).contains("sslmode=prefer"));
+        assert!(
+            identify_system(&s)
+                .to_string()
+                .contains("sslmode=verify-full")
+        );
+        // None configured: nothing added.
+        let plain = pg_basebackup(&sample(), &WalSource::Member(source()))
+            .unwrap()
+            .to_string();
+        assert!(!plain.contains(" -d "), "{plain}");
+    }
+
+    #[test]
+    fn use_unix_socket_repl_asks_through_the_socket() {
+        let mut s = sample();
+        s.use_unix_socket_repl = true;
+        let line = identify_system(&s).to_string();
+        assert!(
+            line.contains("host=/var/lib/postgresql/15 port=5432 user=replicator"),
+            "{line}"
+        );
+        assert!(!line.contains("10.0.0.1"), "{line}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::config::StandbyCluster;
-use crate::instance::conf::{conninfo, guc_line, guc_text, hba_file, hba_token, pgpass};
+use crate::instance::conf::{conninfo, guc_line, guc_quote, guc_text, hba_file, hba_token, pgpass};
 use crate::instance::{Upstream, WalSource};
 
 use super::gucs;
@@ -17,6 +17,7 @@ use super::settings::PostgresSettings;
 pub const CONF: &str = "postgresql.conf";
 pub const BASE_CONF: &str = "postgresql.base.conf";
 pub const HBA: &str = "pg_hba.conf";
+pub const IDENT: &str = "pg_ident.conf";
 pub const STANDBY_SIGNAL: &str = "standby.signal";
 
 /// The first line of every `postgresql.conf` we write; tells ours from initdb's.
@@ -44,19 +45,54 @@ const DEFAULT_WAL_KEEP_SIZE: &str = "128MB";
 /// reconnection to a new primary.
 const DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL: &str = "500ms";
 
+/// How the agent's scripts reach this server as the superuser (`post_bootstrap`): as the
+/// agent itself connects, without the password, which is in the password file.
+pub fn superuser_dsn(s: &PostgresSettings) -> String {
+    let host = if s.connect_locally() {
+        s.socket_dir().to_string_lossy().into_owned()
+    } else {
+        s.local_tcp_host()
+    };
+    let port = s.listen_port.to_string();
+    let mut pairs = vec![
+        ("dbname", "postgres"),
+        ("user", s.superuser.0.as_str()),
+        ("host", &host),
+        ("port", &port),
+    ];
+    pairs.extend(libpq(&s.superuser_libpq));
+    conninfo(&pairs)
+}
+
+/// A user's libpq settings as connection-string pairs.
+pub fn libpq(options: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    options.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// The replication user's settings, `sslmode=prefer` unless it names another (libpq's
+/// default, written out as Patroni writes it).
+fn replication_libpq(s: &PostgresSettings) -> Vec<(&str, &str)> {
+    let mut pairs: Vec<(&str, &str)> = libpq(&s.replication_libpq).collect();
+    if !pairs.iter().any(|(k, _)| *k == "sslmode") {
+        pairs.insert(0, ("sslmode", "prefer"));
+    }
+    pairs
+}
+
 /// `primary_conninfo` for streaming from `upstream`. The password comes from the password file,
 /// never from this string (it is visible in `pg_settings` and `pg_stat_wal_receiver`).
 pub fn primary_conninfo(s: &PostgresSettings, upstream: &Upstream) -> String {
     let port = upstream.port.to_string();
     let passfile = s.pgpass.to_string_lossy();
-    conninfo(&[
-        ("host", &upstream.host),
+    let mut pairs = vec![
+        ("host", upstream.host.as_str()),
         ("port", &port),
         ("user", &s.replication.0),
         ("passfile", &passfile),
         ("application_name", s.name.as_str()),
-        ("sslmode", "prefer"),
-    ])
+    ];
+    pairs.extend(replication_libpq(s));
+    conninfo(&pairs)
 }
 
 /// `primary_conninfo` for the standby leader of a standby cluster: the remote primary with this
@@ -79,8 +115,8 @@ pub fn remote_conninfo(s: &PostgresSettings, remote: &StandbyCluster) -> String 
         ("user", s.replication.0.as_str()),
         ("passfile", &passfile),
         ("application_name", s.name.as_str()),
-        ("sslmode", "prefer"),
     ]);
+    pairs.extend(replication_libpq(s));
     conninfo(&pairs)
 }
 
@@ -107,7 +143,12 @@ pub fn postgresql_conf(
         "{CONF_HEADER} for member {}; edits are overwritten.",
         s.name
     );
-    let _ = writeln!(out, "include '{BASE_CONF}'\n");
+    // `custom_conf` replaces the base file (initdb's settings) as the first include.
+    let base = s.custom_conf.as_ref().map_or_else(
+        || BASE_CONF.to_owned(),
+        |p| p.to_string_lossy().into_owned(),
+    );
+    let _ = writeln!(out, "include {}\n", guc_quote(&base));
     // The owned parameters take effect from the postmaster command line. They are repeated here
     // with the same values because a reload compares the file's value of a restart-only
     // parameter with the running one, and would report a pending restart for initdb's
@@ -208,6 +249,12 @@ pub fn default_pg_hba(s: &PostgresSettings) -> Vec<String> {
 
 pub fn pg_hba(s: &PostgresSettings) -> String {
     hba_file(s.name.as_str(), &s.pg_hba, || default_pg_hba(s))
+}
+
+/// `pg_ident.conf` from `postgresql.pg_ident`; `None` without lines, which leaves initdb's (or
+/// the operator's) file alone, as Patroni does.
+pub fn pg_ident(s: &PostgresSettings) -> Option<String> {
+    (!s.pg_ident.is_empty()).then(|| hba_file(s.name.as_str(), &s.pg_ident, Vec::new))
 }
 
 /// The password file: every configured user with a password, for any host.
@@ -356,6 +403,62 @@ mod tests {
         assert!(
             conf.contains("restore_command = 'cp /archive/%f %p'\n"),
             "{conf}"
+        );
+    }
+
+    #[test]
+    fn the_replication_users_libpq_settings_replace_the_default_sslmode() {
+        let mut s = sample();
+        s.replication_libpq = vec![
+            ("sslmode".into(), "verify-ca".into()),
+            ("sslcert".into(), "/etc/ssl/rep.crt".into()),
+            ("channel_binding".into(), "require".into()),
+        ];
+        let ci = primary_conninfo(&s, &upstream());
+        assert!(
+            ci.ends_with(
+                "application_name=node-1 sslmode=verify-ca sslcert=/etc/ssl/rep.crt \
+                 channel_binding=require"
+            ),
+            "{ci}"
+        );
+        assert_eq!(ci.matches("sslmode").count(), 1, "{ci}");
+        s.replication_libpq = vec![("sslkey".into(), "/k".into())];
+        assert!(primary_conninfo(&s, &upstream()).ends_with("sslmode=prefer sslkey=/k"));
+        s.superuser_libpq = vec![("sslmode".into(), "disable".into())];
+        assert!(superuser_dsn(&s).ends_with("sslmode=disable"));
+    }
+
+    #[test]
+    fn custom_conf_replaces_the_base_file() {
+        let mut s = sample();
+        let conf = postgresql_conf(&s, None, "");
+        assert!(
+            conf.contains("\ninclude 'postgresql.base.conf'\n"),
+            "{conf}"
+        );
+        s.custom_conf = Some("/etc/postgresql/it's.conf".into());
+        let conf = postgresql_conf(&s, None, "");
+        assert!(
+            conf.contains("\ninclude '/etc/postgresql/it''s.conf'\n"),
+            "{conf}"
+        );
+        assert!(!conf.contains("base.conf"), "{conf}");
+    }
+
+    #[test]
+    fn pg_ident_is_written_only_when_configured() {
+        let mut s = sample();
+        assert_eq!(pg_ident(&s), None);
+        s.pg_ident = vec![
+            "omicron bryanh guest1".into(),
+            "krb /^(.*)@EXAMPLE$ \\1".into(),
+        ];
+        let file = pg_ident(&s).unwrap();
+        assert!(file.starts_with("# Written by the tribune agent for member node-1"));
+        assert!(
+            file.ends_with("\nomicron bryanh guest1\nkrb /^(.*)@EXAMPLE$ \\1\n"),
+            "{file}"
         );
     }
 

@@ -350,6 +350,9 @@ impl Postgres {
             files::pg_hba(&settings).as_bytes(),
             0o600,
         )?;
+        if let Some(ident) = files::pg_ident(&settings) {
+            write_atomic(&self.s.file(files::IDENT), ident.as_bytes(), 0o600)?;
+        }
         let signal = self.s.file(files::STANDBY_SIGNAL);
         match role {
             ConfRole::Standby(_) => write_atomic(&signal, b"", 0o600),
@@ -879,6 +882,10 @@ impl Instance for Postgres {
 
     async fn checkpoint(&self) -> Result<(), InstanceError> {
         self.server.checkpoint().await
+    }
+
+    fn superuser_dsn(&self) -> Option<String> {
+        Some(files::superuser_dsn(&self.s))
     }
 
     fn use_binaries(&self, binaries: Option<&crate::state::ClusterBinaries>) {

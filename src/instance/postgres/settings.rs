@@ -21,6 +21,11 @@ pub struct PostgresSettings {
     pub data_dir: PathBuf,
     /// Where `pg_ctl`, `initdb`, ... live; `None` looks them up in `PATH`.
     pub bin_dir: Option<PathBuf>,
+    /// `postgresql.bin_name`: a program's file name when it is not its usual one.
+    pub bin_name: BTreeMap<String, String>,
+    /// `postgresql.use_unix_socket_repl`: [`super::commands::identify_system`] connects
+    /// through the socket directory instead of the connect address.
+    pub use_unix_socket_repl: bool,
     /// `listen_addresses` (comma-separated) and `port`.
     pub listen_host: String,
     pub listen_port: u16,
@@ -32,12 +37,23 @@ pub struct PostgresSettings {
     pub replication: (String, Option<String>),
     /// A distinct pg_rewind user; `None` rewinds as the superuser.
     pub rewind: Option<(String, Option<String>)>,
+    /// libpq settings (`sslmode`, `sslcert`, ...) of each user, added to the connection
+    /// strings of the programs that connect as that user (`primary_conninfo`, pg_basebackup,
+    /// pg_rewind, the scripts' superuser DSN).
+    pub superuser_libpq: Vec<(String, String)>,
+    pub replication_libpq: Vec<(String, String)>,
+    pub rewind_libpq: Vec<(String, String)>,
     /// Written (mode 0600) with every configured password; passed as `passfile=`/`PGPASSFILE`.
     pub pgpass: PathBuf,
     /// User GUCs, local and dynamic merged by the caller.
     pub parameters: BTreeMap<String, serde_json::Value>,
     /// `pg_hba.conf` lines; empty means [`super::files::default_pg_hba`].
     pub pg_hba: Vec<String>,
+    /// `pg_ident.conf` lines (`postgresql.pg_ident`); empty leaves the file alone.
+    pub pg_ident: Vec<String>,
+    /// `postgresql.custom_conf`: included by `postgresql.conf` instead of
+    /// `postgresql.base.conf`; never written by the agent.
+    pub custom_conf: Option<PathBuf>,
     /// Extra `initdb` arguments, already rendered (`--encoding=UTF8`, `--data-checksums`).
     pub initdb_args: Vec<String>,
     pub use_slots: bool,
@@ -49,6 +65,7 @@ pub struct PostgresSettings {
 impl PostgresSettings {
     /// The path of a PostgreSQL program.
     pub fn program(&self, name: &str) -> PathBuf {
+        let name = self.bin_name.get(name).map_or(name, String::as_str);
         match &self.bin_dir {
             Some(dir) => dir.join(name),
             None => PathBuf::from(name),
@@ -122,6 +139,15 @@ impl PostgresSettings {
         self.rewind.as_ref().unwrap_or(&self.superuser)
     }
 
+    /// The libpq settings of [`Self::rewind_user`].
+    pub fn rewind_libpq(&self) -> &[(String, String)] {
+        if self.rewind.is_some() {
+            &self.rewind_libpq
+        } else {
+            &self.superuser_libpq
+        }
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.data_dir.join(name)
     }
@@ -140,6 +166,11 @@ pub(crate) fn sample() -> PostgresSettings {
         scope: "batman".into(),
         data_dir: PathBuf::from("/var/lib/postgresql/15/main"),
         bin_dir: Some(PathBuf::from("/usr/lib/postgresql/15/bin")),
+        bin_name: BTreeMap::new(),
+        superuser_libpq: Vec::new(),
+        replication_libpq: Vec::new(),
+        rewind_libpq: Vec::new(),
+        use_unix_socket_repl: false,
         listen_host: "0.0.0.0".into(),
         listen_port: 5432,
         connect_host: "10.0.0.1".into(),
@@ -156,6 +187,8 @@ pub(crate) fn sample() -> PostgresSettings {
         }))
         .unwrap(),
         pg_hba: Vec::new(),
+        pg_ident: Vec::new(),
+        custom_conf: None,
         initdb_args: vec!["--encoding=UTF8".into(), "--data-checksums".into()],
         use_slots: true,
         use_pg_rewind: true,
@@ -185,6 +218,18 @@ mod tests {
         assert_eq!(s.socket_dir(), Path::new("/run/pg"));
         s.bin_dir = None;
         assert_eq!(s.program("initdb"), Path::new("initdb"));
+        // bin_name renames a program, in bin_dir or on the PATH.
+        s.bin_name.insert("pg_ctl".into(), "pg_ctl15".into());
+        assert_eq!(s.program("pg_ctl"), Path::new("pg_ctl15"));
+        s.bin_dir = sample().bin_dir;
+        assert_eq!(
+            s.program("pg_ctl"),
+            Path::new("/usr/lib/postgresql/15/bin/pg_ctl15")
+        );
+        assert_eq!(
+            s.program("initdb"),
+            Path::new("/usr/lib/postgresql/15/bin/initdb")
+        );
     }
 
     #[test]

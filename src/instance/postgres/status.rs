@@ -98,6 +98,44 @@ pub fn pending_changes(
     }
 }
 
+/// Settings that only a server in recovery reads (Patroni's `recovery_parameters`). The agent
+/// writes them for a standby and drops them from a primary's files, and PostgreSQL reports the
+/// postmaster-context ones (`recovery_target_timeline: latest->latest`) as pending a restart
+/// once the server is promoted, though a primary never reads them: every new primary would
+/// claim a pending restart, and `tribunectl restart --pending` would restart it.
+pub const RECOVERY_ONLY: [&str; 18] = [
+    "archive_cleanup_command",
+    "pause_at_recovery_target",
+    "primary_conninfo",
+    "primary_slot_name",
+    "promote_trigger_file",
+    "recovery_end_command",
+    "recovery_min_apply_delay",
+    "recovery_target",
+    "recovery_target_action",
+    "recovery_target_inclusive",
+    "recovery_target_lsn",
+    "recovery_target_name",
+    "recovery_target_time",
+    "recovery_target_timeline",
+    "recovery_target_xid",
+    "restore_command",
+    "standby_mode",
+    "trigger_file",
+];
+
+/// The settings whose change waits for a restart that would matter: on a primary, the
+/// recovery-only ones do not count.
+pub fn pending_that_counts(
+    in_recovery: bool,
+    mut changes: std::collections::BTreeMap<String, crate::state::ParamChange>,
+) -> std::collections::BTreeMap<String, crate::state::ParamChange> {
+    if !in_recovery {
+        changes.retain(|name, _| !RECOVERY_ONLY.contains(&name.to_ascii_lowercase().as_str()));
+    }
+    changes
+}
+
 /// An LSN column (`0/3000148`, zero-padded forms too).
 pub fn lsn(text: Option<String>) -> Option<Lsn> {
     text?.parse().ok()
@@ -135,6 +173,8 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
         _ => None,
     };
     let replication = senders(col("replication"))?;
+    // `pending_restart` and its reasons come from the same rows of pg_settings.
+    let pending = pending_that_counts(in_recovery, pending_changes(col("pending_restart_reason"))?);
     Ok(LocalStatus {
         state: DbState::Running,
         role: Some(if in_recovery {
@@ -161,8 +201,8 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
         engine_version: None,
         postmaster_start_time: utc(col("start_time")),
         replication,
-        pending_restart: col("pending_restart").as_deref() == Some("t"),
-        pending_restart_reason: pending_changes(col("pending_restart_reason"))?,
+        pending_restart: col("pending_restart").as_deref() == Some("t") && !pending.is_empty(),
+        pending_restart_reason: pending,
         synchronous_standby_names: col("sync_names").unwrap_or_default(),
         replay_position: None,
     })
@@ -231,6 +271,39 @@ mod tests {
                 flush_lsn: Some(Lsn(0x3000148)),
             }]
         );
+    }
+
+    /// Regression: every new primary claimed `Pending restart *` with
+    /// `recovery_target_timeline: latest->latest`, because PostgreSQL reports the recovery-only
+    /// settings dropped from a promoted server's files as pending.
+    #[test]
+    fn recovery_only_settings_do_not_count_on_a_primary() {
+        let promoted = |in_recovery: &str, reasons: &str| {
+            parse_status(row(&[
+                ("in_recovery", in_recovery),
+                ("pending_restart", "t"),
+                ("pending_restart_reason", reasons),
+            ]))
+            .unwrap()
+        };
+        let timeline = r#"{"recovery_target_timeline" : {"old_value" : "latest", "new_value" : "latest"},
+                           "Restore_Command" : {"old_value" : "cp x", "new_value" : ""}}"#;
+        let st = promoted("f", timeline);
+        assert!(!st.pending_restart);
+        assert!(st.pending_restart_reason.is_empty());
+        // A real change still counts beside them.
+        let both = r#"{"recovery_target_timeline" : {"old_value" : "latest", "new_value" : "latest"},
+                       "max_connections" : {"old_value" : "100", "new_value" : "110"}}"#;
+        let st = promoted("f", both);
+        assert!(st.pending_restart);
+        assert_eq!(
+            st.pending_restart_reason.keys().collect::<Vec<_>>(),
+            ["max_connections"]
+        );
+        // A standby reads them: they count there.
+        let st = promoted("t", timeline);
+        assert!(st.pending_restart);
+        assert_eq!(st.pending_restart_reason.len(), 2);
     }
 
     #[test]

@@ -31,6 +31,13 @@ fn settings(dir: &Path, bin: &Path, name: &str, port: u16) -> PostgresSettings {
         scope: "lifecycle".into(),
         data_dir: dir.join(name),
         bin_dir: Some(bin.to_path_buf()),
+        bin_name: Default::default(),
+        pg_ident: Vec::new(),
+        custom_conf: None,
+        superuser_libpq: Vec::new(),
+        replication_libpq: Vec::new(),
+        rewind_libpq: Vec::new(),
+        use_unix_socket_repl: false,
         listen_host: "127.0.0.1".into(),
         listen_port: port,
         connect_host: "127.0.0.1".into(),
@@ -265,9 +272,19 @@ async fn tcp_login_and_crash_detection() {
         "host all all 127.0.0.1/32 scram-sha-256".into(),
         "host replication replicator 127.0.0.1/32 scram-sha-256".into(),
     ];
+    s.pg_ident = vec!["tribune_map postgres postgres".into()];
     let pg = Postgres::new(s);
     pg.bootstrap().await.expect("bootstrap over TCP");
     assert_eq!(pg.status().await.role, Some(DbRole::Primary));
+    // postgresql.pg_ident is the server's pg_ident.conf.
+    assert_eq!(
+        exec(
+            &pg,
+            "SELECT map_name || ' ' || sys_name FROM pg_ident_file_mappings"
+        )
+        .await,
+        ["tribune_map postgres"]
+    );
     assert_eq!(
         exec(
             &pg,
