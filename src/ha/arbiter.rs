@@ -1087,8 +1087,9 @@ mod tests {
                 ended: Generation(4),
             })
         };
-        // (why, reports, expected)
-        let table: [(&str, Vec<(&str, u32, u64)>, Option<Command>); 4] = [
+        // (why, reports as (member, timeline, position), expected)
+        type Row = (&'static str, Vec<(&'static str, u32, u64)>, Option<Command>);
+        let table: [Row; 4] = [
             (
                 "both behind the switch point",
                 vec![("b", 1, 90), ("c", 1, 95)],
