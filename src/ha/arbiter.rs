@@ -1101,8 +1101,8 @@ mod tests {
                 ended: Generation(4),
             })
         };
-        // (why, reports: (member, timeline, lsn), expected)
-        type Row<'a> = (&'a str, Vec<(&'a str, u32, u64)>, Option<Command>);
+        // (why, reports as (member, timeline, position), expected)
+        type Row = (&'static str, Vec<(&'static str, u32, u64)>, Option<Command>);
         let table: [Row; 4] = [
             (
                 "both behind the switch point",
