@@ -4,7 +4,8 @@
 //! It also decides whether the openGauss end-to-end tests run: they need openGauss's programs,
 //! named by `TRIBUNE_OPENGAUSS_BIN` when the tests are built (cfg `tribune_opengauss`); built
 //! without it, they are compiled as ignored tests that say what they need, so a test run never
-//! counts them as passed.
+//! counts them as passed. The PostgreSQL major-version upgrade test does the same with
+//! `TRIBUNE_PG_UPGRADE_BIN` (cfg `tribune_pg_upgrade`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/tribune.proto");
@@ -12,6 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-env-changed=TRIBUNE_OPENGAUSS_BIN");
     if std::env::var_os("TRIBUNE_OPENGAUSS_BIN").is_some_and(|v| !v.is_empty()) {
         println!("cargo:rustc-cfg=tribune_opengauss");
+    }
+    // The major-version upgrade test needs a newer PostgreSQL than the one the suite runs
+    // (`TRIBUNE_PG_UPGRADE_BIN`, PostgreSQL 18 in scripts/test.sh); without it, it is ignored.
+    println!("cargo::rustc-check-cfg=cfg(tribune_pg_upgrade)");
+    println!("cargo:rerun-if-env-changed=TRIBUNE_PG_UPGRADE_BIN");
+    if std::env::var_os("TRIBUNE_PG_UPGRADE_BIN").is_some_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=tribune_pg_upgrade");
     }
     let mut cfg = prost_build::Config::new();
     cfg.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);

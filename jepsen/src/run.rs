@@ -36,6 +36,8 @@ pub struct Binaries {
     pub agent: PathBuf,
     pub ctl: PathBuf,
     pub opengauss: PathBuf,
+    /// PostgreSQL's programs (`None`: the agent's default).
+    pub postgres: Option<PathBuf>,
 }
 
 /// How clients log in: through HAProxy, or straight to a member.
@@ -136,6 +138,7 @@ pub async fn execute(
             agent_bin: bins.agent.clone(),
             ctl_bin: bins.ctl.clone(),
             opengauss_bin: bins.opengauss.clone(),
+            pg_bin: bins.postgres.clone(),
             faketime: uses_clock,
         },
     )?;

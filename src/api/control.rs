@@ -25,10 +25,10 @@ use crate::timestamp::{self, TimestampError};
 use crate::types::{MemberName, UnixMillis};
 
 /// A refusal or an outcome: status code and Patroni's one-line message.
-struct Reply(StatusCode, String);
+pub(super) struct Reply(StatusCode, String);
 
 impl Reply {
-    fn new(code: StatusCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: StatusCode, message: impl Into<String>) -> Self {
         Self(code, message.into())
     }
 }
@@ -44,13 +44,13 @@ impl IntoResponse for Reply {
     }
 }
 
-fn bad_request(message: impl Into<String>) -> Reply {
+pub(super) fn bad_request(message: impl Into<String>) -> Reply {
     Reply::new(StatusCode::BAD_REQUEST, message)
 }
 
 /// A JSON object body. `required`: an empty object or no body at all is refused (400 / 411),
 /// as Patroni refuses them.
-fn body_object(
+pub(super) fn body_object(
     headers: &HeaderMap,
     body: &Bytes,
     required: bool,
@@ -76,7 +76,7 @@ fn body_object(
 }
 
 /// An optional string field; any other type is refused.
-fn string_field(map: &Map<String, Value>, key: &str) -> Result<Option<String>, Reply> {
+pub(super) fn string_field(map: &Map<String, Value>, key: &str) -> Result<Option<String>, Reply> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -92,7 +92,7 @@ fn timestamp_reply(err: TimestampError) -> Reply {
     }
 }
 
-async fn propose(inner: &Inner, command: Command) -> Result<Outcome, Reply> {
+pub(super) async fn propose(inner: &Inner, command: Command) -> Result<Outcome, Reply> {
     let kind = command.kind();
     inner.raft.propose(command).await.map_err(|err| {
         Reply::new(
@@ -100,6 +100,20 @@ async fn propose(inner: &Inner, command: Command) -> Result<Outcome, Reply> {
             format!("failed to write {kind} into the cluster state: {err}"),
         )
     })
+}
+
+/// A change of leader, a restart or a reinitialisation would cut across an upgrade in progress
+/// (the cluster is paused for it; its primary stops and starts the database itself).
+fn during_upgrade(cluster: &ClusterState, action: &str) -> Option<Reply> {
+    let upgrade = cluster.upgrade.as_ref().filter(|u| u.pauses())?;
+    Some(Reply::new(
+        StatusCode::PRECONDITION_FAILED,
+        format!(
+            "{action} is not possible: an upgrade to {} is in progress ({})",
+            upgrade.bin_dir.display(),
+            upgrade.phase.name()
+        ),
+    ))
 }
 
 fn loop_wait(inner: &Inner, cluster: &ClusterState) -> Duration {
@@ -165,6 +179,9 @@ async fn change_leader(inner: &Inner, change: Change, headers: &HeaderMap, body:
     };
     let cluster = inner.raft.state();
     let dynamic = super::documents::dynamic(inner, &cluster);
+    if let Some(reply) = during_upgrade(&cluster, change.noun()) {
+        return reply;
+    }
     if change == Change::Failover && candidate.is_none() {
         return bad_request("Failover could be performed only to a specific candidate");
     }
@@ -455,6 +472,9 @@ async fn restart(inner: &Inner, headers: &HeaderMap, body: &Bytes) -> Reply {
     };
     let cluster = inner.raft.state();
     let dynamic = super::documents::dynamic(inner, &cluster);
+    if let Some(reply) = during_upgrade(&cluster, "Restart") {
+        return reply;
+    }
     match string_field(&map, "schedule") {
         Err(reply) => return reply,
         Ok(None) => {}
@@ -577,6 +597,9 @@ async fn reinitialize(inner: &Inner, headers: &HeaderMap, body: &Bytes) -> Reply
         (Ok(force), Ok(a), Ok(b)) => (force, a || b),
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
+    if let Some(reply) = during_upgrade(&inner.raft.state(), "Reinitialize") {
+        return reply;
+    }
     let me = inner.config.name.clone();
     let command = Command::RequestReinit {
         member: me,

@@ -95,7 +95,7 @@ pub fn facts(inner: &Inner) -> Facts {
             quorum_standby: sync_role(&cluster, dynamic, me.as_str()) == SyncRole::Quorum,
         },
         ttl: dynamic.ttl,
-        paused: dynamic.pause,
+        paused: cluster.paused(dynamic),
         maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
         receive_lag: lag(view.status.received_lsn),
     }
@@ -184,7 +184,7 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         },
         dcs_last_seen: UnixMillis::now().as_secs(),
         pending_restart: s.pending_restart,
-        paused: dynamic.pause,
+        paused: cluster.paused(dynamic),
         raft_term: raft.term,
         raft_leader: raft.is_leader,
         raft_commit_index: raft.committed.unwrap_or(0),
@@ -339,7 +339,7 @@ pub fn status(inner: &Inner) -> StatusDocument {
         } else {
             Vec::new()
         },
-        pause: dynamic.pause.then_some(true),
+        pause: cluster.paused(dynamic).then_some(true),
         cluster_unlocked: (cluster.leader.is_none() || !has_leader).then_some(true),
         dcs_last_seen: UnixMillis::now().as_secs(),
         tags: inner.views.config.borrow().tags.clone(),
@@ -410,6 +410,99 @@ pub struct ClusterDocument {
     /// Tribune addition: the system identifier, so `tribunectl list` needs one request.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub database_system_identifier: Option<String>,
+    /// Tribune addition: the major-version upgrade in progress (the cluster is paused for it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub upgrade: Option<UpgradeDocument>,
+    /// Tribune addition: how the last upgrade ended.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_upgrade: Option<UpgradeOutcomeDocument>,
+}
+
+/// The upgrade in progress, as `GET /cluster` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeDocument {
+    pub id: u64,
+    pub bin_dir: String,
+    pub primary: String,
+    /// `checking`, `stopping`, `upgrading`, `starting`, `rebuilding` or `rolling back`.
+    pub phase: String,
+    /// When the phase began (ISO 8601).
+    pub since: String,
+    /// Whether a failure now rolls back to the old version (before the point of no return).
+    pub rollback_possible: bool,
+    /// The new version, once every member's checks passed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
+    /// Why it rolls back.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// Each member's check: `passed (18.6)` or the reason it failed; absent until reported.
+    #[serde(default)]
+    pub checks: BTreeMap<String, String>,
+}
+
+/// How the last upgrade ended, as `GET /cluster` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeOutcomeDocument {
+    pub id: u64,
+    pub bin_dir: String,
+    /// When it ended (ISO 8601).
+    pub at: String,
+    /// `upgraded`, `rolled_back` or `refused`.
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+}
+
+fn upgrade_document(upgrade: &crate::state::Upgrade) -> UpgradeDocument {
+    use crate::state::{UpgradeCheck, UpgradePhase};
+    UpgradeDocument {
+        id: upgrade.id.0,
+        bin_dir: upgrade.bin_dir.display().to_string(),
+        primary: upgrade.primary.to_string(),
+        phase: upgrade.phase.name().to_owned(),
+        since: iso_time(upgrade.phase_since),
+        rollback_possible: upgrade.phase.before_point_of_no_return(),
+        version: upgrade
+            .verdict()
+            .and_then(Result::ok)
+            .and_then(|()| upgrade.target())
+            .map(|(_, v)| v.to_owned()),
+        reason: match &upgrade.phase {
+            UpgradePhase::RollingBack { reason } => Some(reason.clone()),
+            _ => None,
+        },
+        checks: upgrade
+            .checks
+            .iter()
+            .map(|(name, check)| {
+                let text = match check {
+                    UpgradeCheck::Passed { version, .. } => format!("passed ({version})"),
+                    UpgradeCheck::Failed { reason } => format!("failed: {reason}"),
+                };
+                (name.to_string(), text)
+            })
+            .collect(),
+    }
+}
+
+fn upgrade_outcome_document(outcome: &crate::state::UpgradeOutcome) -> UpgradeOutcomeDocument {
+    use crate::state::UpgradeResult;
+    let (result, version, reason) = match &outcome.result {
+        UpgradeResult::Upgraded { version } => ("upgraded", Some(version.clone()), None),
+        UpgradeResult::RolledBack { reason } => ("rolled_back", None, Some(reason.clone())),
+        UpgradeResult::Refused { reason } => ("refused", None, Some(reason.clone())),
+    };
+    UpgradeOutcomeDocument {
+        id: outcome.id.0,
+        bin_dir: outcome.bin_dir.display().to_string(),
+        at: iso_time(outcome.at),
+        result: result.to_owned(),
+        version,
+        reason,
+    }
 }
 
 fn cluster_member(
@@ -487,7 +580,7 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
             .iter()
             .map(|(name, m)| cluster_member(&cluster, dynamic, name.as_str(), m))
             .collect(),
-        pause: dynamic.pause.then_some(true),
+        pause: cluster.paused(dynamic).then_some(true),
         scheduled_switchover: cluster.switchover.as_ref().and_then(|r| {
             let at = r.scheduled_at?;
             let mut doc = serde_json::json!({"at": iso_time(at), "from": r.leader.as_str()});
@@ -498,5 +591,7 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
         }),
         scope: inner.config.scope.clone(),
         database_system_identifier: cluster.sysid().map(str::to_owned),
+        upgrade: cluster.upgrade.as_ref().map(upgrade_document),
+        last_upgrade: cluster.last_upgrade.as_ref().map(upgrade_outcome_document),
     }
 }

@@ -15,6 +15,7 @@ mod members;
 pub mod metrics;
 pub mod security;
 pub mod serving;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +32,10 @@ use crate::config::Config;
 use crate::node::Views;
 use crate::raft::RaftNode;
 
-pub use documents::{ClusterDocument, ClusterMember, StatusDocument, TribuneInfo};
+pub use documents::{
+    ClusterDocument, ClusterMember, StatusDocument, TribuneInfo, UpgradeDocument,
+    UpgradeOutcomeDocument,
+};
 pub use members::{MembersDocument, MembersRow, RetiredRow};
 pub use security::{Security, SecurityError};
 
@@ -103,6 +107,11 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/reinitialize",
             post(control::post_reinitialize).fallback(health_check),
+        )
+        // Tribune's own: a major-version upgrade of the whole cluster (upgrade.rs).
+        .route(
+            "/upgrade",
+            post(upgrade::post_upgrade).fallback(health_check),
         )
         // Tribune's own: the Raft membership (members.rs).
         .route(

@@ -15,6 +15,8 @@
 //! - [`fleet`]: `fleet`, one table over many clusters (Tribune's own; not in patronictl).
 //! - [`remove`]: `remove`, with patronictl's three questions.
 //! - [`standby`]: `promote-cluster`, `demote-cluster` (the `standby_cluster` key).
+//! - [`upgrade`]: `upgrade --bin-dir`, a major-version upgrade of the whole cluster (Tribune's
+//!   own).
 //! - [`select`] (members by role and name, candidates), [`prompt`] (questions),
 //!   [`schedule`] (`--scheduled` times, timestamps).
 //!
@@ -39,6 +41,7 @@ pub mod standby;
 pub mod switchover;
 pub mod table;
 pub mod topology;
+pub mod upgrade;
 pub mod yaml;
 
 use anyhow::Context;
@@ -100,6 +103,9 @@ pub enum Command {
     DemoteCluster(standby::DemoteClusterArgs),
     /// The Raft membership: list, add or remove a member (Tribune's own; not in patronictl).
     Members(members::MembersArgs),
+    /// Upgrade the whole cluster to a new PostgreSQL major version (pg_upgrade --link on the
+    /// primary, the standbys copied afresh from it; Tribune's own, not in patronictl).
+    Upgrade(upgrade::UpgradeArgs),
     /// One table over many clusters: primary, healthy members, synchronous state, largest lag,
     /// last failover, pause (Tribune's own; not in patronictl).
     Fleet(fleet::FleetArgs),
@@ -196,6 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             standby::demote_cluster(&mut open()?, args, &mut terminal()).await
         }
         Command::Members(args) => members::run(open()?.urls(), args).await,
+        Command::Upgrade(args) => upgrade::upgrade(&mut open()?, args, &mut terminal()).await,
         Command::Fleet(args) => fleet::fleet(&cli.global, args).await,
         Command::HaproxyConfig {
             primary_port,

@@ -356,6 +356,9 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row], tags: TagStyl
     if doc.pause == Some(true) {
         out += " Maintenance mode: on\n";
     }
+    if let Some(upgrade) = &doc.upgrade {
+        out += &format!(" {}\n", super::upgrade::progress_line(upgrade));
+    }
     out
 }
 

@@ -76,6 +76,10 @@ pub fn arbitrate(
     now: Instant,
     wall_now: UnixMillis,
 ) -> Option<(Command, String)> {
+    // An upgrade that stalls is given up, paused or not (`upgrade::arbitrate`).
+    if let Some(found) = super::upgrade::arbitrate(cluster, settings.ttl, watch, now, wall_now) {
+        return Some(found);
+    }
     if let Some(leader) = &cluster.leader {
         let silent = now.saturating_duration_since(watch.since);
         if watch.seen == Some((leader.generation, leader.renewals))
@@ -285,6 +289,7 @@ fn most_advanced_of_all(
     let mut standbys = cluster.members.iter().filter(|(name, m)| {
         m.conn_url.is_some()
             && m.status.sysid.is_some()
+            && candidate::same_system(cluster, m)
             && !matches!(m.status.role, ReportedRole::Primary | ReportedRole::Demoted)
             && intent.former_leader.as_ref() != Some(*name)
     });
@@ -298,8 +303,17 @@ fn most_advanced_of_all(
     let holders: BTreeSet<MemberName> = intent
         .reports
         .iter()
-        .filter(|(_, r)| {
-            divergence::holds_timeline_start((r.timeline, r.lsn), former_timeline, &cluster.history)
+        // A copy of another system (from before an upgrade) holds none of it either.
+        .filter(|(name, r)| {
+            cluster
+                .members
+                .get(*name)
+                .is_some_and(|m| candidate::same_system(cluster, m))
+                && divergence::holds_timeline_start(
+                    (r.timeline, r.lsn),
+                    former_timeline,
+                    &cluster.history,
+                )
         })
         .map(|(name, _)| name.clone())
         .collect();

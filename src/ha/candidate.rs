@@ -38,6 +38,17 @@ pub fn may_promote(
     Ok(())
 }
 
+/// Whether `member`'s data is the cluster's database system: a copy of the system from before
+/// a major-version upgrade (its own system identifier) holds none of the writes made since,
+/// and must never be promoted. A member that reports no identifier (no data) passes here;
+/// it has no position to report either.
+pub fn same_system(cluster: &ClusterState, member: &Member) -> bool {
+    match (cluster.sysid(), member.status.sysid.as_deref()) {
+        (Some(cluster), Some(own)) => cluster == own,
+        _ => true,
+    }
+}
+
 /// The reported candidates of `intent`, best first. `allowed`, in synchronous mode, holds the
 /// voters of the ended generation sure to hold every acknowledged commit (`arbiter::commit_holders`).
 pub fn ranked<'a>(
@@ -50,6 +61,7 @@ pub fn ranked<'a>(
         .members
         .iter()
         .filter(|(name, member)| may_promote(name, member, intent).is_ok())
+        .filter(|(_, member)| same_system(cluster, member))
         .filter(|(name, _)| allowed.is_none_or(|a| a.contains(*name)))
         .filter_map(|(name, member)| {
             let report = intent.reports.get(name)?;
@@ -113,6 +125,47 @@ mod tests {
 
     fn names(v: Vec<&MemberName>) -> Vec<String> {
         v.into_iter().map(|n| n.to_string()).collect()
+    }
+
+    /// After a major-version upgrade, a standby still holding the old system (its position on
+    /// the old WAL, however far) is never a candidate.
+    #[test]
+    fn a_copy_of_another_system_is_never_promoted() {
+        let (mut cluster, intent) = setup(&[
+            ("new", serde_json::json!({}), Some(900)),
+            ("old", serde_json::json!({}), Some(990)),
+            ("stale", serde_json::json!({}), Some(999)),
+        ]);
+        cluster.initialize = Some(crate::state::Initialize {
+            by: "new".into(),
+            sysid: Some("200".into()),
+            at: UnixMillis(0),
+        });
+        cluster
+            .members
+            .get_mut(&MemberName::from("new"))
+            .unwrap()
+            .status
+            .sysid = Some("200".into());
+        cluster
+            .members
+            .get_mut(&MemberName::from("stale"))
+            .unwrap()
+            .status
+            .sysid = Some("100".into());
+        let mut intent = intent;
+        intent.former_leader = Some("gone".into());
+        assert_eq!(
+            names(ranked(&cluster, &intent, 1 << 20, None)),
+            ["old", "new"]
+        );
+        cluster
+            .members
+            .get_mut(&MemberName::from("old"))
+            .unwrap()
+            .status
+            .sysid = Some("100".into());
+        assert_eq!(names(ranked(&cluster, &intent, 1 << 20, None)), ["new"]);
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub fn decide(o: &Observation<'_>) -> Decision {
              agent, and clear raft.data_dir before starting a new cluster",
         );
     }
+    // A major-version upgrade's steps run whatever else holds (the cluster is paused for it,
+    // and the upgraded data directory is a new system), and so does the rebuild of a copy of
+    // the system from before one.
+    if let Some(upgrade) = super::upgrade::step(o) {
+        return upgrade;
+    }
     let Some(disk) = o.disk else {
         return Decision::idle("waiting: the data directory could not be read");
     };

@@ -10,7 +10,8 @@
 //! remember between ticks (when its database went down, a failed rewind) arrives in
 //! [`Memory`], kept by the runtime in `node::` and updated by the pure [`Memory::observe`] and
 //! [`Memory::remember`] from each observation and each action's [`ActionOutcome`]. The Raft
-//! leader's hand-off of Raft leadership is decided here too ([`leadership`]).
+//! leader's hand-off of Raft leadership is decided here too ([`leadership`]), and a
+//! major-version upgrade's steps ([`upgrade`]).
 
 pub mod arbiter;
 pub mod candidate;
@@ -22,6 +23,7 @@ mod outcome;
 #[cfg(test)]
 mod scenarios;
 pub mod sync;
+pub mod upgrade;
 
 pub use decide::decide;
 pub use outcome::{ActionOutcome, Produced};
@@ -295,6 +297,39 @@ pub enum Action {
         generation: Generation,
         value: String,
     },
+    /// Check this member's host for upgrade `id` and report the verdict (`ReportUpgradeCheck`).
+    CheckUpgrade {
+        id: crate::types::UnixMillis,
+    },
+    /// The upgrade's primary, stopped cleanly: wait until every standby of the upgrade replayed
+    /// its last record, then report it (`UpgradeStopped`); otherwise give the upgrade up.
+    AwaitUpgradeStandbys {
+        id: crate::types::UnixMillis,
+        generation: Generation,
+    },
+    /// Run `pg_upgrade --link`, then commit the upgrade (`CommitUpgrade`: the point of no
+    /// return) or, when it failed, give it up (it rolls back).
+    RunUpgrade {
+        id: crate::types::UnixMillis,
+        generation: Generation,
+    },
+    /// Put the upgraded data directory in place of the old one (set aside).
+    SwitchToUpgraded {
+        id: crate::types::UnixMillis,
+    },
+    /// Report that the upgraded primary runs (`UpgradeStarted`).
+    ReportUpgradeStarted {
+        id: crate::types::UnixMillis,
+        generation: Generation,
+    },
+    /// End the upgrade: every member runs the new version (`FinishUpgrade`).
+    FinishUpgrade {
+        id: crate::types::UnixMillis,
+    },
+    /// Restore the old data directory after a failed upgrade, then end it (`FinishUpgrade`).
+    UndoUpgrade {
+        id: crate::types::UnixMillis,
+    },
 }
 
 impl Action {
@@ -329,6 +364,13 @@ impl Action {
             Action::RecordHistory { .. } => "record_history",
             Action::SetSyncRecord { .. } => "set_sync_record",
             Action::SetSyncNames { .. } => "set_sync_names",
+            Action::CheckUpgrade { .. } => "check_upgrade",
+            Action::AwaitUpgradeStandbys { .. } => "await_upgrade_standbys",
+            Action::RunUpgrade { .. } => "run_upgrade",
+            Action::SwitchToUpgraded { .. } => "switch_to_upgraded",
+            Action::ReportUpgradeStarted { .. } => "report_upgrade_started",
+            Action::FinishUpgrade { .. } => "finish_upgrade",
+            Action::UndoUpgrade { .. } => "undo_upgrade",
         }
     }
 }

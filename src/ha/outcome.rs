@@ -65,7 +65,10 @@ impl Memory {
         db: &LocalStatus,
         now: Instant,
     ) {
-        if cluster.leader_name() == Some(me) && db.state != DbState::Running {
+        // The upgrade's primary is down on purpose while it upgrades (or rolls back): that time
+        // never counts against `primary_start_timeout`.
+        let upgrading = cluster.upgrade.as_ref().is_some_and(|u| &u.primary == me);
+        if cluster.leader_name() == Some(me) && db.state != DbState::Running && !upgrading {
             self.primary_down_since.get_or_insert(now);
         } else {
             self.primary_down_since = None;
@@ -120,7 +123,9 @@ impl Memory {
                 | Action::Promote { .. }
                 | Action::StopStreaming { .. }
                 | Action::HandOver { .. }
-                | Action::PassLease { .. } => self.following = None,
+                | Action::PassLease { .. }
+                | Action::SwitchToUpgraded { .. }
+                | Action::UndoUpgrade { .. } => self.following = None,
                 _ => {}
             },
         }
@@ -172,7 +177,14 @@ impl Memory {
             | Action::SyncSlots
             | Action::RecordHistory { .. }
             | Action::SetSyncRecord { .. }
-            | Action::PrePromote { .. } => {}
+            | Action::PrePromote { .. }
+            | Action::CheckUpgrade { .. }
+            | Action::AwaitUpgradeStandbys { .. }
+            | Action::RunUpgrade { .. }
+            | Action::ReportUpgradeStarted { .. }
+            | Action::FinishUpgrade { .. } => {}
+            // The server runs another data directory now: whatever it streamed from is void.
+            Action::SwitchToUpgraded { .. } | Action::UndoUpgrade { .. } => self.following = None,
         }
     }
 }

@@ -237,6 +237,64 @@ mod tests {
         );
         assert!(parse_timeline_history("garbage\n").is_empty());
     }
+
+    /// An engine without pg_upgrade (here the simulation; openGauss alike) refuses every step
+    /// of an upgrade with a typed error naming itself, and changes nothing.
+    #[tokio::test]
+    async fn an_engine_without_pg_upgrade_refuses_an_upgrade_naming_itself() {
+        let instance = fake::SimDatabases::new(1).add(&crate::types::MemberName::from("a"));
+        let target = UpgradeTarget {
+            id: crate::types::UnixMillis(1),
+            bin_dir: "/opt/pg18/bin".into(),
+        };
+        let refused = |err: InstanceError| {
+            assert!(
+                matches!(
+                    err,
+                    InstanceError::Unsupported {
+                        engine: "simulated",
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("has no pg_upgrade"), "{err}");
+        };
+        refused(
+            instance
+                .check_upgrade(&target, UpgradeRole::Primary)
+                .await
+                .unwrap_err(),
+        );
+        refused(instance.upgrade(&target).await.unwrap_err());
+        refused(instance.switch_to_upgraded(&target).await.unwrap_err());
+        refused(instance.undo_upgrade(&target).await.unwrap_err());
+    }
+}
+
+/// A major-version upgrade, as an adapter needs it: the new programs (the same path on every
+/// member) and the upgrade's name, which names the directories it makes beside the data
+/// directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeTarget {
+    pub id: crate::types::UnixMillis,
+    pub bin_dir: std::path::PathBuf,
+}
+
+/// What a member's checks found: the new version, and the major version it runs now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeFacts {
+    pub version: String,
+    pub major: u32,
+    pub from_major: u32,
+}
+
+/// The part a member plays in an upgrade: the primary runs `pg_upgrade`; a standby is copied
+/// afresh from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpgradeRole {
+    Primary,
+    Standby,
 }
 
 /// The result of fencing a peer's database.
@@ -392,5 +450,56 @@ pub trait Instance: Send + Sync {
     /// the adapter offers none (the script then runs without it).
     fn superuser_dsn(&self) -> Option<String> {
         None
+    }
+
+    /// The programs of the cluster's last major-version upgrade (`None`: none yet): from now on
+    /// a data directory of that version, or an empty one (to be copied), is run with them; any
+    /// other with the configured ones. Default: an engine that is never upgraded in place runs
+    /// its configured programs only.
+    fn use_binaries(&self, _binaries: Option<&crate::state::ClusterBinaries>) {}
+
+    /// Check this member's host for an upgrade to `target` without changing anything the
+    /// database runs on: the new programs, their version, the extensions and libraries the
+    /// databases use, free space, and as a standby that it streams; as the primary, `pg_upgrade
+    /// --check` against the running server. `Err` says what stands in the way. Default (openGauss,
+    /// the simulation): [`no_upgrade_path`], so every member's check refuses the upgrade.
+    async fn check_upgrade(
+        &self,
+        _target: &UpgradeTarget,
+        _role: UpgradeRole,
+    ) -> Result<UpgradeFacts, InstanceError> {
+        Err(no_upgrade_path(self.engine()))
+    }
+
+    /// On the stopped primary: make the new cluster beside the data directory with
+    /// `pg_upgrade --link`, from the start again if an earlier attempt was interrupted. The old
+    /// data directory stays usable until the new one first starts. Returns the new system
+    /// identifier.
+    async fn upgrade(&self, _target: &UpgradeTarget) -> Result<String, InstanceError> {
+        Err(no_upgrade_path(self.engine()))
+    }
+
+    /// Put the upgraded cluster in place of the data directory, which is set aside. Idempotent:
+    /// a swap already done (or half done by a crash) is completed.
+    async fn switch_to_upgraded(&self, _target: &UpgradeTarget) -> Result<(), InstanceError> {
+        Err(no_upgrade_path(self.engine()))
+    }
+
+    /// After a failure before the new cluster first started: stop whatever the upgrade left
+    /// running, remove the new cluster, and make the old data directory startable again.
+    async fn undo_upgrade(&self, _target: &UpgradeTarget) -> Result<(), InstanceError> {
+        Err(no_upgrade_path(self.engine()))
+    }
+}
+
+/// Why an engine without `pg_upgrade` (openGauss; the simulation) refuses a major-version
+/// upgrade: each member's check reports it, so `tribunectl upgrade` is refused with it and
+/// nothing changes.
+pub fn no_upgrade_path(engine: &'static str) -> InstanceError {
+    InstanceError::Unsupported {
+        engine,
+        operation: "upgrade in place",
+        why: "it has no pg_upgrade: its major-version upgrade is a new cluster fed by a dump or \
+              by its own migration tools, not a step Tribune can take",
     }
 }

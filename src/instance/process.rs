@@ -30,6 +30,8 @@ pub struct CommandLine {
     pub env: Vec<(String, String)>,
     /// Feed this file to stdin instead of `/dev/null`.
     pub stdin: Option<PathBuf>,
+    /// Run in this directory instead of the agent's (pg_upgrade writes its scripts there).
+    pub cwd: Option<PathBuf>,
 }
 
 impl CommandLine {
@@ -39,7 +41,13 @@ impl CommandLine {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            cwd: None,
         }
+    }
+
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
@@ -65,6 +73,9 @@ impl CommandLine {
 /// Shell-like rendering for logs and errors: `LC_ALL=C pg_controldata -D '/data dir'`.
 impl fmt::Display for CommandLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(dir) = &self.cwd {
+            write!(f, "cd {} && ", shell_quote(&dir.to_string_lossy()))?;
+        }
         for (k, v) in &self.env {
             write!(f, "{k}={} ", shell_quote(v))?;
         }
@@ -109,6 +120,9 @@ pub async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(dir) = &cmd.cwd {
+        command.current_dir(dir);
+    }
     match &cmd.stdin {
         Some(path) => {
             let file = std::fs::File::open(path)

@@ -61,7 +61,7 @@ impl Arbiter {
                 let settings = ArbiterSettings {
                     ttl: dynamic.ttl,
                     maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
-                    paused: dynamic.pause,
+                    paused: cluster.paused(dynamic),
                     synchronous: dynamic.synchronous_mode != SynchronousMode::Off,
                     strict: dynamic.synchronous_mode_strict,
                     standby_cluster: dynamic.standby_cluster.is_some(),

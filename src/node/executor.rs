@@ -35,6 +35,8 @@ use crate::state::{
 };
 use crate::types::{Generation, MemberName};
 
+mod upgrade;
+
 /// How long a stopped primary waits for the switchover target to replay its last WAL before
 /// it gives the switchover up and starts again as primary.
 const SWITCHOVER_CATCH_UP: Duration = Duration::from_secs(10);
@@ -111,6 +113,9 @@ pub struct Executor {
     slots_for: Option<Vec<MemberName>>,
     /// The peers the instance was last told about (`Instance::set_replication_peers`).
     peers_for: Option<Vec<Upstream>>,
+    /// The cluster's upgraded programs the instance was last told about
+    /// (`Instance::use_binaries`).
+    binaries_for: Option<Option<crate::state::ClusterBinaries>>,
 }
 
 impl Executor {
@@ -121,6 +126,7 @@ impl Executor {
             conf_applied: None,
             slots_for: None,
             peers_for: None,
+            binaries_for: None,
         }
     }
 
@@ -539,6 +545,43 @@ impl Executor {
                     .await?;
                 }
                 done()
+            }
+            Action::CheckUpgrade { id } => self.check_upgrade(cluster, *id).await,
+            Action::AwaitUpgradeStandbys { id, generation } => {
+                self.await_upgrade_standbys(cluster, *id, *generation).await
+            }
+            Action::RunUpgrade { id, generation } => {
+                self.run_upgrade(cluster, *id, *generation).await
+            }
+            Action::SwitchToUpgraded { id } => {
+                let target = upgrade::target(cluster, *id)?;
+                self.instance()?.switch_to_upgraded(&target).await?;
+                self.slots_for = None;
+                done()
+            }
+            Action::ReportUpgradeStarted { id, generation } => {
+                self.propose(Command::UpgradeStarted {
+                    member: me,
+                    generation: *generation,
+                    id: *id,
+                })
+                .await
+            }
+            Action::FinishUpgrade { id } => {
+                self.propose(Command::FinishUpgrade {
+                    member: me,
+                    id: *id,
+                })
+                .await
+            }
+            Action::UndoUpgrade { id } => {
+                let target = upgrade::target(cluster, *id)?;
+                self.instance()?.undo_upgrade(&target).await?;
+                self.propose(Command::FinishUpgrade {
+                    member: me,
+                    id: *id,
+                })
+                .await
             }
             Action::SyncSlots => {
                 let use_slots = cluster

@@ -118,6 +118,10 @@ fn wake_key(s: &ClusterState) -> impl PartialEq + use<> {
             s.restarts.clone(),
             s.reinitializations.clone(),
         ),
+        // So is each step of an upgrade.
+        s.upgrade
+            .as_ref()
+            .map(|u| (u.id, u.phase.clone(), u.checks.len())),
     )
 }
 
@@ -215,6 +219,8 @@ impl HaLoop {
     /// One tick: observe, decide, execute, report. `false` when an action's outcome is unknown
     /// (the next tick should come at once).
     async fn tick(&mut self, cluster: &ClusterState, dynamic: &DynamicConfig) -> bool {
+        // First: which programs run the data directory depends on the cluster's last upgrade.
+        self.executor.sync_binaries(cluster).await;
         let reloaded = self.executor.apply_postgresql_conf(dynamic).await;
         self.executor.sync_replication_peers(cluster).await;
         let now = self.h.clock.now();
@@ -248,7 +254,7 @@ impl HaLoop {
                 .postgresql
                 .as_ref()
                 .is_some_and(|pg| use_pg_rewind(pg, dynamic)),
-            paused: dynamic.pause,
+            paused: cluster.paused(dynamic),
             sync: sync_settings(dynamic),
             standby_cluster: dynamic.standby_cluster.clone(),
             pre_promote: config

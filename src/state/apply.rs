@@ -239,6 +239,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                     member: member.clone(),
                 });
             }
+            super::upgrade_apply::member_gone(state, member, at);
             Ok(())
         }
         Command::RetireNode {
@@ -260,6 +261,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                 state.restarts.remove(member);
                 state.reinitializations.remove(member);
                 state.restart_outcomes.remove(member);
+                super::upgrade_apply::member_gone(state, member, at);
             }
             state.retired.insert(
                 *node_id,
@@ -362,6 +364,15 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             state.reinitializations.remove(member);
             Ok(())
         }
+        Command::RequestUpgrade { .. }
+        | Command::ReportUpgradeCheck { .. }
+        | Command::UpgradeStopped { .. }
+        | Command::CommitUpgrade { .. }
+        | Command::UpgradeStarted { .. }
+        | Command::FinishUpgrade { .. }
+        | Command::AbandonUpgrade { .. } => {
+            super::upgrade_apply::apply(state, &proposal.command, at)
+        }
         Command::RemoveCluster => {
             *state = ClusterState {
                 removed: Some(at),
@@ -404,7 +415,7 @@ fn known_member(state: &ClusterState, member: &crate::types::MemberName) -> Resu
     }
 }
 
-fn held_lease<'a>(
+pub(super) fn held_lease<'a>(
     state: &'a mut ClusterState,
     member: &crate::types::MemberName,
     generation: crate::types::Generation,

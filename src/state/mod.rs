@@ -15,6 +15,8 @@ mod config;
 mod member;
 mod requests;
 mod tags;
+mod upgrade;
+mod upgrade_apply;
 
 pub use apply::apply;
 pub use config::StoredConfig;
@@ -23,6 +25,9 @@ pub use requests::{
     ReinitRequest, RestartOutcome, RestartRequest, RestartResult, RestartRole, SwitchoverRequest,
 };
 pub use tags::Tags;
+pub use upgrade::{
+    ClusterBinaries, Upgrade, UpgradeCheck, UpgradeOutcome, UpgradePhase, UpgradeResult,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,6 +78,16 @@ pub struct ClusterState {
     /// here, and reports from such an address are rejected.
     #[serde(default)]
     pub retired: BTreeMap<u64, RetiredNode>,
+    /// A major-version upgrade in progress (`upgrade`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Upgrade>,
+    /// How the last upgrade ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_upgrade: Option<UpgradeOutcome>,
+    /// The PostgreSQL the cluster runs since its last upgrade; `None`: each member's configured
+    /// `postgresql.bin_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binaries: Option<ClusterBinaries>,
 }
 
 impl ClusterState {
@@ -104,6 +119,13 @@ impl ClusterState {
     /// The system identifier of the cluster's database, once bootstrap finished.
     pub fn sysid(&self) -> Option<&str> {
         self.initialize.as_ref().and_then(|i| i.sysid.as_deref())
+    }
+
+    /// Whether the cluster is in maintenance mode: paused by an operator (`pause` in the
+    /// dynamic configuration), or by an upgrade in progress. Everything that reads "paused"
+    /// reads it here.
+    pub fn paused(&self, dynamic: &crate::config::DynamicConfig) -> bool {
+        dynamic.pause || self.upgrade.as_ref().is_some_and(Upgrade::pauses)
     }
 }
 
@@ -358,6 +380,45 @@ pub enum Command {
         raft_addr: String,
         member: Option<MemberName>,
     },
+    /// An operator asks for a major-version upgrade to the PostgreSQL in `bin_dir`, named `id`
+    /// (the time of the request). It starts with every member's checks.
+    RequestUpgrade {
+        bin_dir: std::path::PathBuf,
+        id: UnixMillis,
+    },
+    /// `member` checked its host for upgrade `id`.
+    ReportUpgradeCheck {
+        member: MemberName,
+        id: UnixMillis,
+        check: UpgradeCheck,
+    },
+    /// The primary stopped cleanly and every standby replayed its last record.
+    UpgradeStopped {
+        member: MemberName,
+        generation: Generation,
+        id: UnixMillis,
+    },
+    /// pg_upgrade succeeded: the point of no return, committed before the new server first
+    /// starts. The cluster's system identifier becomes `sysid`, its programs those of the
+    /// upgrade; the history and the synchronous record of the old system are dropped.
+    CommitUpgrade {
+        member: MemberName,
+        generation: Generation,
+        id: UnixMillis,
+        sysid: String,
+    },
+    /// The upgraded primary runs: the standbys are copied afresh.
+    UpgradeStarted {
+        member: MemberName,
+        generation: Generation,
+        id: UnixMillis,
+    },
+    /// The upgrade's primary ends it: every member runs the new version (rebuilding), or it
+    /// restored the old data directory (rolling back).
+    FinishUpgrade { member: MemberName, id: UnixMillis },
+    /// Give upgrade `id` up before the point of no return: refused while checking, rolled back
+    /// after.
+    AbandonUpgrade { id: UnixMillis, reason: String },
 }
 
 impl Command {
@@ -388,6 +449,13 @@ impl Command {
             Command::RemoveCluster => "remove_cluster",
             Command::RemoveMember { .. } => "remove_member",
             Command::RetireNode { .. } => "retire_node",
+            Command::RequestUpgrade { .. } => "request_upgrade",
+            Command::ReportUpgradeCheck { .. } => "report_upgrade_check",
+            Command::UpgradeStopped { .. } => "upgrade_stopped",
+            Command::CommitUpgrade { .. } => "commit_upgrade",
+            Command::UpgradeStarted { .. } => "upgrade_started",
+            Command::FinishUpgrade { .. } => "finish_upgrade",
+            Command::AbandonUpgrade { .. } => "abandon_upgrade",
         }
     }
 }
@@ -456,4 +524,12 @@ pub enum Rejection {
     RetiredAddress { raft_addr: String },
     #[error("Raft node {node_id} was already retired")]
     AlreadyRetired { node_id: u64 },
+    #[error("an upgrade is already in progress ({phase})")]
+    UpgradeInProgress { phase: String },
+    #[error("upgrade refused: {reason}")]
+    UpgradeRefused { reason: String },
+    #[error("upgrade {} is not in progress, or not in the phase this step ends", id.0)]
+    NoUpgrade { id: UnixMillis },
+    #[error("the upgrade is past its point of no return: the new version may have taken writes")]
+    PastPointOfNoReturn,
 }

@@ -23,7 +23,9 @@ pub async fn wait_healthy(client: &reqwest::Client, cluster: &Cluster, limit: Du
                     continue;
                 }
                 let doc = get_json(client, &format!("{}/patroni", node.api())).await?;
-                if doc["replication_state"] != "streaming" {
+                if doc["replication_state"] != "streaming"
+                    || !reported_streaming(client, cluster, i).await
+                {
                     return None;
                 }
             }

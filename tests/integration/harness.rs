@@ -23,7 +23,9 @@ pub const SUPERUSER_PASSWORD: &str = "super-secret";
 /// The database the agents manage.
 #[derive(Clone, Debug, Default)]
 pub enum Database {
-    /// PostgreSQL from the distribution's packages, run as `postgres`.
+    /// PostgreSQL, run as `postgres`: the programs in `TRIBUNE_PG_BIN` when it is set
+    /// ([`postgres_bin_dir`]: `scripts/test.sh` runs the core cases again on PostgreSQL 18 that
+    /// way), else the distribution's newest, as the agent finds it.
     #[default]
     Postgres,
     /// openGauss's programs in `bin_dir`, run as the OS user `user` (openGauss's own scripts
@@ -54,6 +56,32 @@ impl Database {
             Database::OpenGauss { user, .. } => user,
         }
     }
+}
+
+/// The PostgreSQL programs the tests run (`postgresql.bin_dir`): `TRIBUNE_PG_BIN` when it is set
+/// (a missing program fails the test, naming it), else `None`: the agent's default, the newest
+/// `/usr/lib/postgresql/*/bin`.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("TRIBUNE_PG_BIN").filter(|v| !v.is_empty())?);
+    let missing: Vec<&str> = [
+        "postgres",
+        "pg_ctl",
+        "initdb",
+        "pg_controldata",
+        "pg_basebackup",
+        "pg_rewind",
+        "psql",
+    ]
+    .into_iter()
+    .filter(|p| !dir.join(p).is_file())
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "TRIBUNE_PG_BIN={} lacks {}",
+        dir.display(),
+        missing.join(", ")
+    );
+    Some(dir)
 }
 
 /// The OS user agents run as: the database's when the tests run as root, else the current
@@ -783,7 +811,7 @@ postgresql:
   listen: {ip}:{pg}
   connect_address: {ip}:{pg}
   data_dir: {dir}/data
-  pgpass: {dir}/pgpass
+{bin_dir}  pgpass: {dir}/pgpass
   pg_ctl_timeout: 30
   authentication:
     superuser:
@@ -802,7 +830,10 @@ postgresql:
   parameters:
     max_connections: 40
     shared_buffers: 16MB
-"#
+"#,
+            bin_dir = postgres_bin_dir()
+                .map(|b| format!("  bin_dir: {}\n", b.display()))
+                .unwrap_or_default(),
         ),
         // Small memory settings: openGauss's defaults assume a dedicated server.
         Database::OpenGauss { bin_dir, .. } => format!(
@@ -1190,9 +1221,27 @@ pub async fn wait_streaming_replica(
 ) {
     wait_for(Duration::from_secs(60), what, cluster, || async {
         let doc = get_json(client, &format!("{}/patroni", cluster.nodes[i].api())).await?;
-        (doc["role"] == "replica" && doc["replication_state"] == "streaming").then_some(())
+        let streaming = doc["role"] == "replica" && doc["replication_state"] == "streaming";
+        (streaming && reported_streaming(client, cluster, i).await).then_some(())
     })
     .await
+}
+
+/// Whether member `i`'s own report in the replicated state (`GET /cluster`, what `tribunectl
+/// list` and the control endpoints' preconditions read) says it streams. It follows the local
+/// view (`/patroni`) by a report and a Raft commit: a test that goes on to `list`, a failover or
+/// a switchover waits for this too (ctl tests failed under load, the report still `starting`
+/// or `in archive recovery` while `/patroni` said `streaming`).
+pub async fn reported_streaming(client: &reqwest::Client, cluster: &Cluster, i: usize) -> bool {
+    let node = &cluster.nodes[i];
+    let Some(doc) = get_json(client, &format!("{}/cluster", node.api())).await else {
+        return false;
+    };
+    doc["members"].as_array().is_some_and(|members| {
+        members
+            .iter()
+            .any(|m| m["name"] == node.name.as_str() && m["state"] == "streaming")
+    })
 }
 
 /// Waits (60 s) until member `i`'s `GET /cluster` names a synchronous standby.

@@ -1,9 +1,11 @@
 //! The one integration test binary: real agents, real PostgreSQL, run as the `postgres` user
-//! (and real openGauss, where `TRIBUNE_OPENGAUSS_BIN` names its programs).
+//! (and real openGauss, where `TRIBUNE_OPENGAUSS_BIN` names its programs; a major-version
+//! upgrade where `TRIBUNE_PG_UPGRADE_BIN` names a newer PostgreSQL).
 
 mod agent_tls;
 mod bench;
 mod bench_rest;
+mod bench_upgrade;
 mod cluster;
 mod config_errors;
 mod control;
@@ -20,3 +22,4 @@ mod scripts;
 mod security;
 mod standby;
 mod systemd;
+mod upgrade;

@@ -42,6 +42,8 @@ pub struct ClusterFile<'a> {
     pub sync_count: usize,
     pub subnet: &'a str,
     pub opengauss_bin: &'a Path,
+    /// PostgreSQL's programs; `None`: the agent's default (the newest /usr/lib/postgresql).
+    pub pg_bin: Option<&'a Path>,
 }
 
 /// `synchronous_mode`, `synchronous_mode_strict` for a mode.
@@ -122,7 +124,7 @@ postgresql:
   listen: {ip}:{PG_PORT}
   connect_address: {ip}:{PG_PORT}
   data_dir: {data}
-  pgpass: {dir}/pgpass
+{bin_dir}  pgpass: {dir}/pgpass
   pg_ctl_timeout: 30
   authentication:
     superuser:
@@ -146,6 +148,10 @@ postgresql:
         data = agent.data_dir.display(),
         dir = agent.dir.display(),
         subnet = cluster.subnet,
+        bin_dir = cluster
+            .pg_bin
+            .map(|b| format!("  bin_dir: {}\n", b.display()))
+            .unwrap_or_default(),
     )
 }
 
@@ -193,6 +199,7 @@ mod tests {
             sync_count: 1,
             subnet: "10.212.0.0/24",
             opengauss_bin: Path::new("/opt/tribune/opengauss/6.0.2/bin"),
+            pg_bin: None,
         }
     }
 
@@ -217,6 +224,22 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{mode:?} {database:?}: {e}\n{text}"));
             }
         }
+    }
+
+    #[test]
+    fn a_postgresql_bin_dir_is_written_only_when_chosen() {
+        let default = render(&agent(Some(Engine::Postgres)), &cluster(Mode::Synchronous));
+        assert!(!default.contains("bin_dir"), "{default}");
+        let chosen = ClusterFile {
+            pg_bin: Some(Path::new("/opt/tribune/postgresql-18/bin")),
+            ..cluster(Mode::Synchronous)
+        };
+        let text = render(&agent(Some(Engine::Postgres)), &chosen);
+        let config = tribune::config::Config::from_yaml_str(&text, &|_| None).unwrap();
+        assert_eq!(
+            config.postgresql.unwrap().bin_dir.as_deref(),
+            Some(Path::new("/opt/tribune/postgresql-18/bin"))
+        );
     }
 
     #[test]

@@ -138,6 +138,8 @@ pub struct Plan {
     pub agent_bin: PathBuf,
     pub ctl_bin: PathBuf,
     pub opengauss_bin: PathBuf,
+    /// PostgreSQL's programs (`postgresql.bin_dir`); `None`: the agent's default.
+    pub pg_bin: Option<PathBuf>,
     /// Preload libfaketime into every host (the clock-jump nemesis needs it).
     pub faketime: bool,
 }
@@ -171,6 +173,17 @@ impl Hosts {
                 "{} is missing: the clock-jump nemesis needs libfaketime \
                  (apt-get install libfaketime; scripts/setup.sh does)",
                 libfaketime().display()
+            );
+        }
+        if let Some(bin) = plan
+            .pg_bin
+            .as_ref()
+            .filter(|_| plan.engine == Engine::Postgres)
+            && !bin.join("postgres").exists()
+        {
+            bail!(
+                "no PostgreSQL at {} (postgres missing): set --pg-bin",
+                bin.display()
             );
         }
         if plan.engine == Engine::Opengauss && !plan.opengauss_bin.join("gaussdb").exists() {
@@ -296,6 +309,7 @@ impl Hosts {
                 sync_count,
                 subnet: &self.net.subnet(),
                 opengauss_bin: &self.plan.opengauss_bin,
+                pg_bin: self.plan.pg_bin.as_deref(),
             },
         );
         fs::write(host.config_path(), text)

@@ -26,15 +26,18 @@ fn cluster_state(text: &str) -> ClusterStateOnDisk {
     }
 }
 
+/// The value of one `label: value` line of `pg_controldata` output (run with `LC_ALL=C`).
+pub fn field<'a>(text: &'a str, label: &str) -> Result<&'a str, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == label)
+        .map(|(_, v)| v.trim())
+        .ok_or_else(|| format!("pg_controldata printed no {label:?}"))
+}
+
 /// Parses `pg_controldata` output; `Err` names the missing or malformed field.
 pub fn parse_controldata(text: &str) -> Result<Controldata, String> {
-    let field = |label: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim() == label)
-            .map(|(_, v)| v.trim())
-            .ok_or_else(|| format!("pg_controldata printed no {label:?}"))
-    };
+    let field = |label: &str| field(text, label);
     let sysid = field("Database system identifier")?;
     if sysid.is_empty() || !sysid.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("malformed system identifier {sysid:?}"));

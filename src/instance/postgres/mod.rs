@@ -5,7 +5,12 @@
 //! Layout: `settings` (what the caller gives), `gucs` (parameters owned on the command line),
 //! `files` (rendering `postgresql.conf`, `pg_hba.conf`, the password file), `commands` (tool
 //! command lines), `controldata` (on-disk state), `status` (the per-tick query), `roles` and
-//! `slots` (SQL plans). Everything there is pure; this file performs the effects.
+//! `slots` (SQL plans), `upgrade` (a major-version upgrade's command lines and SQL). Everything
+//! there is pure; this file performs the effects, and `upgrading` those of an upgrade.
+//!
+//! The programs: `bin_dir` from the settings, except for a data directory of the version the
+//! cluster was upgraded to ([`Instance::use_binaries`]), or an empty one about to be copied
+//! from such a cluster: those run with the upgrade's programs ([`Postgres::tools`]).
 //!
 //! The agent runs as the database's OS user. Its own connections use the Unix socket in
 //! [`PostgresSettings::socket_dir`] as the superuser (TCP with the password when the given
@@ -25,6 +30,8 @@ pub mod roles;
 pub mod settings;
 pub mod slots;
 pub mod status;
+pub mod upgrade;
+mod upgrading;
 
 #[cfg(test)]
 mod tests;
@@ -112,6 +119,8 @@ pub struct Postgres {
     /// A session to the upstream this standby streams from, opened while it answers and kept
     /// for the fence ([`super::sql::HeldSession`]): the upstream and the session.
     held: tokio::sync::Mutex<Option<(Upstream, super::sql::HeldSession)>>,
+    /// The programs of the cluster's last upgrade (`Instance::use_binaries`).
+    binaries: std::sync::Mutex<Option<crate::state::ClusterBinaries>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -136,15 +145,39 @@ impl Postgres {
             live: std::sync::Mutex::new(None),
             upstream: std::sync::Mutex::new(None),
             held: tokio::sync::Mutex::new(None),
+            binaries: std::sync::Mutex::new(None),
         }
     }
 
-    /// The settings with the parameters and `pg_hba` currently in force.
-    fn current(&self) -> std::borrow::Cow<'_, PostgresSettings> {
-        match &*self.live.lock().unwrap_or_else(|e| e.into_inner()) {
-            None => std::borrow::Cow::Borrowed(&self.s),
-            Some(live) => {
+    /// The settings with the programs for what the data directory holds now: the cluster's
+    /// upgraded ones for a data directory of their major version or an empty one (a copy of
+    /// the upgraded cluster is coming), the configured ones for any other.
+    fn tools(&self) -> std::borrow::Cow<'_, PostgresSettings> {
+        let binaries = self
+            .binaries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let data_major = std::fs::read_to_string(self.s.file("PG_VERSION"))
+            .ok()
+            .and_then(|t| upgrade::parse_pg_version_file(&t));
+        match binaries.filter(|b| data_major.is_none_or(|m| m == b.major)) {
+            Some(b) if self.s.bin_dir.as_ref() != Some(&b.bin_dir) => {
                 let mut s = self.s.clone();
+                s.bin_dir = Some(b.bin_dir);
+                std::borrow::Cow::Owned(s)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.s),
+        }
+    }
+
+    /// The settings with the programs, parameters and `pg_hba` currently in force.
+    fn current(&self) -> std::borrow::Cow<'_, PostgresSettings> {
+        let tools = self.tools();
+        match &*self.live.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => tools,
+            Some(live) => {
+                let mut s = tools.into_owned();
                 s.parameters = live.parameters.clone();
                 s.pg_hba = live.pg_hba.clone();
                 std::borrow::Cow::Owned(s)
@@ -183,7 +216,7 @@ impl Postgres {
     async fn replay_position(&self) -> Option<(Timeline, Lsn)> {
         let answer = process::run(
             "identify system",
-            &commands::identify_system(&self.s),
+            &commands::identify_system(&self.tools()),
             IDENTIFY_TIMEOUT,
         )
         .await
@@ -341,7 +374,7 @@ impl Postgres {
 
     async fn controldata(&self) -> Result<controldata::Controldata, InstanceError> {
         self.server
-            .controldata(&commands::pg_controldata(&self.s))
+            .controldata(&commands::pg_controldata(&self.tools()))
             .await
     }
 
@@ -409,7 +442,7 @@ impl Postgres {
         remove_if_exists(&self.s.file(files::STANDBY_SIGNAL))?;
         process::run(
             OP,
-            &commands::single_user_recovery(&self.s),
+            &commands::single_user_recovery(&self.tools()),
             SINGLE_USER_TIMEOUT,
         )
         .await?;
@@ -436,7 +469,7 @@ impl Instance for Postgres {
     async fn data_dir(&self) -> Result<DataDir, InstanceError> {
         self.server
             .read_data_dir(
-                &commands::pg_controldata(&self.s),
+                &commands::pg_controldata(&self.tools()),
                 &self.s.file(files::STANDBY_SIGNAL),
             )
             .await
@@ -513,7 +546,7 @@ impl Instance for Postgres {
         };
         let initdb = process::run(
             OP,
-            &commands::initdb(&self.s, pwfile.as_deref()),
+            &commands::initdb(&self.tools(), pwfile.as_deref()),
             INITDB_TIMEOUT,
         )
         .await;
@@ -550,7 +583,7 @@ impl Instance for Postgres {
 
     async fn clone_from(&self, source: &WalSource) -> Result<(), InstanceError> {
         const OP: &str = "clone";
-        let basebackup = commands::pg_basebackup(&self.s, source)?;
+        let basebackup = commands::pg_basebackup(&self.tools(), source)?;
         self.prepare_empty_data_dir(OP)?;
         self.write_pgpass()?;
         process::run(OP, &basebackup, BASEBACKUP_TIMEOUT).await?;
@@ -581,7 +614,7 @@ impl Instance for Postgres {
 
     async fn stop(&self, mode: StopMode) -> Result<(), InstanceError> {
         self.server
-            .stop(&commands::pg_ctl_stop(&self.s, mode))
+            .stop(&commands::pg_ctl_stop(&self.tools(), mode))
             .await
     }
 
@@ -592,7 +625,7 @@ impl Instance for Postgres {
         }
         let result = process::run(
             OP,
-            &commands::pg_ctl_promote(&self.s),
+            &commands::pg_ctl_promote(&self.tools()),
             self.s.pg_ctl_timeout + CTL_MARGIN,
         )
         .await;
@@ -641,7 +674,12 @@ impl Instance for Postgres {
                 Err(e) if self.s.file(files::STANDBY_SIGNAL).exists() => {
                     tracing::info!(error = ?e, "the standby does not answer; reloading by signal");
                     self.write_config(Some(upstream))?;
-                    process::run(OP, &commands::pg_ctl_reload(&self.s), QUERY_TIMEOUT * 5).await?;
+                    process::run(
+                        OP,
+                        &commands::pg_ctl_reload(&self.tools()),
+                        QUERY_TIMEOUT * 5,
+                    )
+                    .await?;
                     return Err(InstanceError::Unknown {
                         operation: OP,
                         timeout: QUERY_TIMEOUT,
@@ -697,7 +735,12 @@ impl Instance for Postgres {
             self.crash_recovery().await?;
         }
         self.write_pgpass()?;
-        let out = process::run(OP, &commands::pg_rewind(&self.s, source), REWIND_TIMEOUT).await?;
+        let out = process::run(
+            OP,
+            &commands::pg_rewind(&self.tools(), source),
+            REWIND_TIMEOUT,
+        )
+        .await?;
         tracing::info!(output = %out.stderr.trim(), "pg_rewind finished");
         // pg_rewind copied the source's configuration files: put ours back.
         self.write_config(Some(&WalSource::Member(source.clone())))?;
@@ -843,5 +886,29 @@ impl Instance for Postgres {
 
     fn superuser_dsn(&self) -> Option<String> {
         Some(files::superuser_dsn(&self.s))
+    }
+
+    fn use_binaries(&self, binaries: Option<&crate::state::ClusterBinaries>) {
+        *self.binaries.lock().unwrap_or_else(|e| e.into_inner()) = binaries.cloned();
+    }
+
+    async fn check_upgrade(
+        &self,
+        target: &super::UpgradeTarget,
+        role: super::UpgradeRole,
+    ) -> Result<super::UpgradeFacts, InstanceError> {
+        self.check_upgrade_here(target, role).await
+    }
+
+    async fn upgrade(&self, target: &super::UpgradeTarget) -> Result<String, InstanceError> {
+        self.upgrade_here(target).await
+    }
+
+    async fn switch_to_upgraded(&self, target: &super::UpgradeTarget) -> Result<(), InstanceError> {
+        self.switch_here(target).await
+    }
+
+    async fn undo_upgrade(&self, target: &super::UpgradeTarget) -> Result<(), InstanceError> {
+        self.undo_here(target).await
     }
 }
