@@ -143,6 +143,20 @@ pub async fn switch_over_under_writes(
     let target = (p + 1) % 3;
     let via = cluster.nodes[(p + 2) % 3].api();
     let (leader, candidate) = (&cluster.nodes[p].name, &cluster.nodes[target].name);
+    // The switchover's precondition reads the candidate's replicated report, which follows its
+    // own view by a report and a commit: under load it may still say `starting` (CI run: 412
+    // "node1 is not a running standby" while node1 streamed). Ask once it says streaming.
+    wait_for(
+        Duration::from_secs(60),
+        "the candidate reported as a streaming standby",
+        cluster,
+        || async {
+            reported_streaming(client, cluster, target)
+                .await
+                .then_some(())
+        },
+    )
+    .await;
     let asked = Instant::now();
     let (code, text) = post(
         client,
