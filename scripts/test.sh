@@ -48,6 +48,9 @@ scripts/check-packaging.sh
 cargo test --workspace --lib --bins
 # 10,000 seeded fault schedules of the deterministic simulation (a couple of minutes).
 scripts/simulate.sh --schedules 10000
+# The later seeds that found a bug, replayed exactly (built as scripts/simulate.sh builds).
+RUSTFLAGS="${RUSTFLAGS:-} --cfg tokio_unstable" cargo test --quiet --profile simulation \
+  -p tribune-simulation
 # The fuzz harnesses again with a longer budget (12 s each, about 90 s in all): inputs tried per
 # target, and any failure with its minimal input and the seed that replays it.
 TRIBUNE_FUZZ_SECONDS=12 cargo test --lib fuzz_ -- --nocapture --test-threads=1 2>&1 \
