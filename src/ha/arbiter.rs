@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use std::collections::BTreeSet;
 
 use super::{candidate, divergence};
-use crate::state::{ClusterState, Command, FailoverIntent, ReportedRole, SyncRecord};
+use crate::state::{ClusterState, Command, FailoverIntent, SyncRecord};
 use crate::types::{Generation, Lsn, MemberName, Timeline, UnixMillis};
 
 /// The Raft leader's countdown for the current lease: which renewal it saw last, and when.
@@ -278,9 +278,13 @@ fn former_leader_returns(
 /// was acknowledged by some standby, not known which. Once every member with a database (but
 /// the former primary) reported, however long that takes, the most advanced of them holds every
 /// acknowledged commit: promote it if it is eligible, else nobody. Not waited for: a member that
-/// reports no data (no system identifier: never cloned, or set aside), and an earlier primary
-/// that has not rejoined (last seen as primary or demoted): neither streamed from the primary
-/// whose lease ended, so neither can hold a commit it acknowledged (seed 957).
+/// reports no data (no system identifier: never cloned, or set aside). An earlier primary that
+/// has not rejoined (last seen as primary or demoted) is waited for too: it streamed nothing
+/// from the primary whose lease ended, but it may hold what an earlier generation acknowledged
+/// and the reporting standbys lack (seed 9947: two switchovers, the last target's lease lapsed,
+/// and a standby behind the second hand-over point was promoted). While it cannot report, the
+/// former primary leads again once back (`former_leader_returns`), which also ends the wait that
+/// seed 957 found.
 fn most_advanced_of_all(
     cluster: &ClusterState,
     intent: &FailoverIntent,
@@ -290,7 +294,6 @@ fn most_advanced_of_all(
         m.conn_url.is_some()
             && m.status.sysid.is_some()
             && candidate::same_system(cluster, m)
-            && !matches!(m.status.role, ReportedRole::Primary | ReportedRole::Demoted)
             && intent.former_leader.as_ref() != Some(*name)
     });
     if standbys.any(|(name, _)| !intent.reports.contains_key(name)) {
@@ -878,8 +881,9 @@ mod tests {
             }
         );
         assert!(reason.contains("every standby reported"), "{reason}");
-        // A member with no data (seed 84: set aside, its clone failed) is not waited for, nor
-        // an earlier primary that has not rejoined (seed 957).
+        // A member with no data (seed 84: set aside, its clone failed) is not waited for; an
+        // earlier primary that has not rejoined is (seed 9947): it may hold what an earlier
+        // generation acknowledged.
         let mut empty = partial.clone();
         empty
             .members
@@ -895,15 +899,15 @@ mod tests {
             .unwrap()
             .status
             .role = ReportedRole::Primary;
-        assert!(
+        assert_eq!(
             arbitrate(
                 &earlier_primary,
                 &strict,
                 &watch,
                 Instant::now(),
                 UnixMillis(60_000)
-            )
-            .is_some()
+            ),
+            None
         );
         // The most advanced may not be promoted (nofailover): nobody is.
         let mut nofailover = c.clone();
