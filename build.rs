@@ -21,6 +21,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("TRIBUNE_PG_UPGRADE_BIN").is_some_and(|v| !v.is_empty()) {
         println!("cargo:rustc-cfg=tribune_pg_upgrade");
     }
+    // Tests that need root (nftables partitions, the agent's refusal to run as root) run when
+    // built with `TRIBUNE_ROOT_TESTS` (scripts/test.sh sets it as root); otherwise ignored.
+    println!("cargo::rustc-check-cfg=cfg(tribune_root_tests)");
+    println!("cargo:rerun-if-env-changed=TRIBUNE_ROOT_TESTS");
+    if std::env::var_os("TRIBUNE_ROOT_TESTS").is_some_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=tribune_root_tests");
+    }
     let mut cfg = prost_build::Config::new();
     cfg.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure().compile_with_config(

@@ -165,11 +165,12 @@ fn a_valid_config_passes_validation_and_says_whether_the_raft_port_is_open() {
 }
 
 #[test]
+#[cfg_attr(
+    not(tribune_root_tests),
+    ignore = "needs root: built with TRIBUNE_ROOT_TESTS, as scripts/test.sh does as root"
+)]
 fn the_agent_refuses_to_run_as_root() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: this check needs the tests to run as root (CI does)");
-        return;
-    }
+    crate::harness::require_root();
     let dir = tempfile::tempdir().unwrap();
     let (ok, stderr) = run(dir.path(), &valid(dir.path()));
     assert!(!ok);

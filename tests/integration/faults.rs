@@ -371,16 +371,11 @@ struct Partition {
 }
 
 impl Partition {
-    /// `None` (with the reason printed) when this process cannot use nftables.
-    fn isolate(ip: &str) -> Option<Partition> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: a partition needs root to load nftables rules (CI runs as root)");
-            return None;
-        }
-        Some(Partition::load(
+    fn isolate(ip: &str) -> Partition {
+        Partition::load(
             format!("tribune_test_{}", std::process::id()),
             &format!("ip saddr {ip} ip daddr != {ip} drop\nip daddr {ip} ip saddr != {ip} drop"),
-        ))
+        )
     }
 
     /// A table `table` whose input chain holds `rules`, loaded with `nft -f -`.
@@ -433,15 +428,16 @@ impl Drop for Partition {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tribune_root_tests),
+    ignore = "needs root for nftables: built with TRIBUNE_ROOT_TESTS, as scripts/test.sh does as root"
+)]
 async fn a_primary_cut_off_from_its_peers_fences_itself_and_another_takes_over() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: a partition needs root to load nftables rules (CI runs as root)");
-        return;
-    }
+    require_root();
     let (client, cluster, p, acks, stop, writer) =
         loaded_cluster_with(false, Database::Postgres).await;
     let cut_at = Instant::now();
-    let partition = Partition::isolate(&cluster.nodes[p].ip).unwrap();
+    let partition = Partition::isolate(&cluster.nodes[p].ip);
     let np = wait_for(
         Duration::from_secs(30),
         "a write on another member",
@@ -580,13 +576,12 @@ async fn losing_the_raft_leader_does_not_stop_the_primary() {
 /// commits that will never be acknowledged send their WAL to the asynchronous standby (run as
 /// root, as CI does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tribune_root_tests),
+    ignore = "needs root for nftables: built with TRIBUNE_ROOT_TESTS, as scripts/test.sh does as root"
+)]
 async fn an_asynchronous_standby_past_the_new_timelines_fork_is_rewound() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "skipped: dropping one member's traffic needs root to load nftables rules (CI runs as root)"
-        );
-        return;
-    }
+    require_root();
     let (client, mut cluster, p) = sync_cluster(false, Database::Postgres).await;
     let s = wait_for(
         Duration::from_secs(20),

@@ -1295,3 +1295,13 @@ pub fn assert_no_overlap(what: &str, acks: &[(i64, Instant, usize)]) {
         );
     }
 }
+
+/// Tests built with `TRIBUNE_ROOT_TESTS` (cfg `tribune_root_tests`) need root; run otherwise they
+/// fail saying so, rather than pass having checked nothing.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (nftables, or the agent's refusal to run as root): it was built \
+         with TRIBUNE_ROOT_TESTS; run it as root or build without that variable"
+    );
+}

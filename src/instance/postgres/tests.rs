@@ -112,8 +112,9 @@ async fn wait_rows(pg: &Postgres, expected: &[&str]) {
     }
 }
 
-/// The binaries' directory, or `None` (with the reason printed) when the test cannot run here.
-fn pg_bin() -> Option<PathBuf> {
+/// The binaries' directory; a test asked to run where it cannot fails with the reason (these
+/// tests are ignored unless asked for).
+fn pg_bin() -> PathBuf {
     let bin = PathBuf::from(
         std::env::var("TRIBUNE_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
     );
@@ -122,16 +123,15 @@ fn pg_bin() -> Option<PathBuf> {
     } else if !bin.join("pg_ctl").exists() {
         format!("no pg_ctl in {}", bin.display())
     } else {
-        return Some(bin);
+        return bin;
     };
-    eprintln!("skipped: {reason}");
-    None
+    panic!("cannot run here: {reason}");
 }
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL binaries and a non-root user"]
 async fn lifecycle_bootstrap_clone_promote_rewind() {
-    let Some(bin) = pg_bin() else { return };
+    let bin = pg_bin();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -265,7 +265,7 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL binaries and a non-root user"]
 async fn tcp_login_and_crash_detection() {
-    let Some(bin) = pg_bin() else { return };
+    let bin = pg_bin();
     let tmp = tempfile::tempdir().unwrap();
     let mut s = settings(tmp.path(), &bin, "solo", free_port());
     s.pg_hba = vec![
