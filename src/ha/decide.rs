@@ -326,23 +326,25 @@ fn lease_holder(
     )
 }
 
-/// Promote the lease holder's standby. In strict synchronous mode commits are blocked at once
-/// (`*`): none may be acknowledged before a standby has it, not even in the moment before the
-/// synchronous standbys are named. Then a checkpoint, so that the new timeline is in pg_control
-/// for the members that rewind against this primary (Patroni does the same after promote).
+/// Promote the lease holder's standby. In strict synchronous mode commits are blocked from the
+/// promotion on (`*`, loaded by the standby before it is promoted): none may be acknowledged
+/// before a standby has it, not even in the moment before the synchronous standbys are named
+/// (names written after the promotion left that moment open; found by the simulation, seed
+/// 29314 of the unseeded run). Then a checkpoint, so that the new timeline is in pg_control for
+/// the members that rewind against this primary (Patroni does the same after promote).
 fn promotion(o: &Observation<'_>, generation: crate::types::Generation) -> Vec<Action> {
     let sync = &o.settings.sync;
     let mut actions = Vec::new();
     if o.settings.pre_promote {
         actions.push(Action::PrePromote { generation });
     }
-    actions.push(Action::Promote { generation });
     if sync.mode != super::sync::SyncMode::Off && sync.strict {
         actions.push(Action::SetSyncNames {
             generation,
             value: super::sync::standby_names(&super::sync::Copies::default(), sync.mode, true),
         });
     }
+    actions.push(Action::Promote { generation });
     actions.extend([Action::Checkpoint, Action::SyncSlots]);
     actions
 }

@@ -593,7 +593,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "waiting for the failover decision (a declined the promotion: pre_promote exited with 1)",
         ),
         row(
-            "in strict synchronous mode the new primary blocks commits as it is promoted",
+            "in strict synchronous mode the standby loads `*` before it is promoted, blocking commits from the first",
             LedBy("a"),
             Disk::Standby,
             Db::Standby { lsn: 60 },
@@ -605,11 +605,11 @@ fn scenarios(now: Instant) -> Vec<Row> {
         })
         .expect(
             vec![
-                Action::Promote { generation: GEN },
                 Action::SetSyncNames {
                     generation: GEN,
                     value: "ANY 1 (*)".into(),
                 },
+                Action::Promote { generation: GEN },
                 Action::Checkpoint,
                 Action::SyncSlots,
             ],

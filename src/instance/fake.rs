@@ -944,7 +944,9 @@ impl Instance for SimInstance {
         db.run = Run::Running(DbRole::Primary);
         db.upstream = None;
         db.streaming = false;
-        db.sync_running = db.sync_conf.clone();
+        // As PostgreSQL's promotion: the server goes on with the synchronous_standby_names it
+        // had loaded as a standby (none, unless the agent loaded them for this promotion); the
+        // configured ones take effect at the agent's next write and reload.
         w.note_promotion(&member);
         if unknown {
             return Err(Self::unknown("promote"));
@@ -959,6 +961,8 @@ impl Instance for SimInstance {
             if db.running_as(DbRole::Standby) {
                 db.upstream = Some(from);
                 db.streaming = false;
+                // The adapters write a standby's configuration without names, and reload.
+                db.sync_running = String::new();
                 Ok(())
             } else {
                 Err(InstanceError::failed(
@@ -978,6 +982,9 @@ impl Instance for SimInstance {
         self.with_db(|db| {
             db.upstream = None;
             db.streaming = false;
+            if db.running_as(DbRole::Standby) {
+                db.sync_running = String::new();
+            }
         });
         if unknown {
             return Err(Self::unknown("stop replication"));
@@ -1058,6 +1065,10 @@ impl Instance for SimInstance {
                 db.sync_running = value.to_owned();
                 db.data.as_ref().map(Data::end)
             } else {
+                if db.running_as(DbRole::Standby) {
+                    // Loaded for a promotion; a standby waits for nobody.
+                    db.sync_running = value.to_owned();
+                }
                 None
             }
         });

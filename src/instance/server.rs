@@ -333,6 +333,20 @@ impl LocalServer {
         value: &str,
         lsn_sql: &str,
     ) -> Result<Lsn, InstanceError> {
+        self.load_sync_names(operation, value).await?;
+        let text = self.db.value(operation, lsn_sql, QUERY_TIMEOUT).await?;
+        text.as_deref()
+            .and_then(|t| t.parse::<Lsn>().ok())
+            .ok_or_else(|| InstanceError::failed(operation, format!("{lsn_sql} returned {text:?}")))
+    }
+
+    /// Reloads the configuration that now names `value` and waits until the server runs with
+    /// it (a standby loads it too, for its promotion).
+    pub async fn load_sync_names(
+        &self,
+        operation: &'static str,
+        value: &str,
+    ) -> Result<(), InstanceError> {
         self.db
             .query_for(
                 operation,
@@ -348,11 +362,7 @@ impl LocalServer {
                 value,
                 RELOAD_TIMEOUT,
             )
-            .await?;
-        let text = self.db.value(operation, lsn_sql, QUERY_TIMEOUT).await?;
-        text.as_deref()
-            .and_then(|t| t.parse::<Lsn>().ok())
-            .ok_or_else(|| InstanceError::failed(operation, format!("{lsn_sql} returned {text:?}")))
+            .await
     }
 
     /// The switches in the history file of `timeline` in `wal_dir` (`pg_wal`, `pg_xlog`);

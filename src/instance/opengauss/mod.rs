@@ -117,6 +117,10 @@ enum ConfRole<'a> {
     /// Being built from `source`: its channel is the only one, so that `gs_ctl build`, which
     /// copies from the first primary it finds among the channels, copies from it.
     Building(&'a Upstream),
+    /// A standby about to be promoted: its channels as a standby's, and the
+    /// `synchronous_standby_names` it will run with once promoted already loaded, so that no
+    /// commit is acknowledged between the promotion and the agent's next write.
+    PromotionCandidate,
 }
 
 /// The member a standby of this adapter streams from. openGauss standbys stream only through
@@ -331,7 +335,9 @@ impl OpenGauss {
         })?;
         let mut targets: Vec<Upstream> = match role {
             ConfRole::Building(source) => vec![source.clone()],
-            ConfRole::Primary | ConfRole::Standby(_) => self.peers(),
+            ConfRole::Primary | ConfRole::Standby(_) | ConfRole::PromotionCandidate => {
+                self.peers()
+            }
         };
         if let ConfRole::Standby(Some(up)) = role
             && !targets
@@ -349,7 +355,7 @@ impl OpenGauss {
             .map_err(|e| InstanceError::failed(OP, e.to_string()))?;
         let sync_names = match role {
             // A fence written into the block by a peer (ALTER SYSTEM) is not kept.
-            ConfRole::Primary => self
+            ConfRole::Primary | ConfRole::PromotionCandidate => self
                 .sync_names()
                 .or_else(|| files::block_value(&existing, "synchronous_standby_names"))
                 .filter(|v| !v.contains(fence::FENCED_STANDBY))
@@ -373,7 +379,9 @@ impl OpenGauss {
         let marker = self.s.file(files::STANDBY_MARKER);
         match role {
             ConfRole::Primary => remove_if_exists(&marker)?,
-            ConfRole::Standby(_) | ConfRole::Building(_) => write_atomic(&marker, b"", 0o600)?,
+            ConfRole::Standby(_) | ConfRole::Building(_) | ConfRole::PromotionCandidate => {
+                write_atomic(&marker, b"", 0o600)?
+            }
         }
         Ok(slots)
     }
@@ -1028,9 +1036,16 @@ impl Instance for OpenGauss {
         const OP: &str = "set synchronous_standby_names";
         syncnames::check(value).map_err(|e| InstanceError::failed(OP, e.to_string()))?;
         *lock(&self.sync_names) = Some(value.to_owned());
-        if self.role(QUERY_TIMEOUT).await.ok() != Some(DbRole::Primary) {
-            // Kept for the next start as primary; a standby waits for nobody.
-            return Ok(None);
+        match self.role(QUERY_TIMEOUT).await.ok() {
+            Some(DbRole::Primary) => {}
+            Some(DbRole::Standby) => {
+                // Loaded now, in effect from the promotion on: a standby waits for nobody.
+                self.write_config(ConfRole::PromotionCandidate)?;
+                self.server.load_sync_names(OP, value).await?;
+                return Ok(None);
+            }
+            // Kept for the next start.
+            None => return Ok(None),
         }
         self.write_config(ConfRole::Primary)?;
         let lsn = self

@@ -130,8 +130,9 @@ pub fn source_conninfo(s: &PostgresSettings, source: &WalSource) -> String {
 
 /// Our `postgresql.conf`: the base file, user parameters, our defaults, and, for a standby of
 /// `upstream`, the recovery settings.
-/// `sync_names` is the agent's `synchronous_standby_names` (empty: asynchronous replication);
-/// it is written for a primary only.
+/// `sync_names` is the agent's `synchronous_standby_names` (empty: asynchronous replication):
+/// the adapter gives them for a primary, and for a standby about to be promoted, which loads
+/// them and waits for nobody until then.
 pub fn postgresql_conf(
     s: &PostgresSettings,
     upstream: Option<&WalSource>,
@@ -183,7 +184,7 @@ pub fn postgresql_conf(
             DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL,
         ));
     }
-    if upstream.is_none() && !sync_names.is_empty() {
+    if !sync_names.is_empty() {
         out.push_str("\n# synchronous replication, managed by the agent\n");
         out.push_str(&guc_line("synchronous_standby_names", sync_names));
     }
@@ -319,22 +320,22 @@ mod tests {
     }
 
     #[test]
-    fn synchronous_standby_names_only_on_a_primary() {
+    fn synchronous_standby_names_as_given() {
         let s = sample();
         let names = "FIRST 1 (\"node1\",\"node2\")";
+        let line = "synchronous_standby_names = 'FIRST 1 (\"node1\",\"node2\")'";
         let primary = postgresql_conf(&s, None, names);
-        assert!(
-            primary.contains("synchronous_standby_names = 'FIRST 1 (\"node1\",\"node2\")'"),
-            "{primary}"
-        );
-        assert!(
-            !postgresql_conf(&s, Some(&member_source()), names).contains("synchronous_standby")
-        );
+        assert!(primary.contains(line), "{primary}");
+        // A standby about to be promoted loads them and keeps streaming.
+        let candidate = postgresql_conf(&s, Some(&member_source()), names);
+        assert!(candidate.contains(line), "{candidate}");
+        assert!(candidate.contains("primary_conninfo"), "{candidate}");
+        assert!(!postgresql_conf(&s, Some(&member_source()), "").contains("synchronous_standby"));
         let remote = WalSource::Remote(StandbyCluster {
             host: Some("10.9.9.9".into()),
             ..Default::default()
         });
-        assert!(!postgresql_conf(&s, Some(&remote), names).contains("synchronous_standby"));
+        assert!(!postgresql_conf(&s, Some(&remote), "").contains("synchronous_standby"));
         assert!(!postgresql_conf(&s, None, "").contains("synchronous_standby"));
     }
 

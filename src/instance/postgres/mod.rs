@@ -78,6 +78,10 @@ enum ConfRole<'a> {
     Primary,
     /// A standby of the upstream, or of nobody (its WAL receiver stopped, replay goes on).
     Standby(Option<&'a WalSource>),
+    /// A standby about to be promoted: it goes on streaming from its upstream and loads the
+    /// `synchronous_standby_names` it will run with once promoted, so that no commit is
+    /// acknowledged in the moment between the promotion and the agent's next write.
+    PromotionCandidate,
 }
 
 /// How the agent connects to its own server: the Unix socket as the superuser, or TCP with the
@@ -334,9 +338,15 @@ impl Postgres {
         self.ensure_base_conf()?;
         self.remove_fence()?;
         self.write_pgpass()?;
+        let kept = self
+            .upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let (upstream, sync_names) = match role {
             ConfRole::Primary => (None, self.sync_names()),
             ConfRole::Standby(upstream) => (upstream, String::new()),
+            ConfRole::PromotionCandidate => (kept.as_ref(), self.sync_names()),
         };
         *self.upstream.lock().unwrap_or_else(|e| e.into_inner()) = upstream.cloned();
         let settings = self.current();
@@ -355,7 +365,9 @@ impl Postgres {
         }
         let signal = self.s.file(files::STANDBY_SIGNAL);
         match role {
-            ConfRole::Standby(_) => write_atomic(&signal, b"", 0o600),
+            ConfRole::Standby(_) | ConfRole::PromotionCandidate => {
+                write_atomic(&signal, b"", 0o600)
+            }
             ConfRole::Primary => remove_if_exists(&signal),
         }
     }
@@ -779,9 +791,16 @@ impl Instance for Postgres {
     ) -> Result<Option<Lsn>, InstanceError> {
         const OP: &str = "set synchronous_standby_names";
         *self.sync_names.lock().unwrap_or_else(|e| e.into_inner()) = value.to_owned();
-        if self.role(QUERY_TIMEOUT).await.ok() != Some(DbRole::Primary) {
-            // Kept for the next start as primary; a standby ignores it.
-            return Ok(None);
+        match self.role(QUERY_TIMEOUT).await.ok() {
+            Some(DbRole::Primary) => {}
+            Some(DbRole::Standby) => {
+                // Loaded now, in effect from the promotion on: a standby waits for nobody.
+                self.write_config_as(ConfRole::PromotionCandidate)?;
+                self.server.load_sync_names(OP, value).await?;
+                return Ok(None);
+            }
+            // Kept for the next start.
+            None => return Ok(None),
         }
         self.write_config(None)?;
         let lsn = self

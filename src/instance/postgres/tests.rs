@@ -209,14 +209,30 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
         "a reload must not leave a restart pending"
     );
 
+    // Strict synchronous mode: the standby loads the names it will run with as primary, and
+    // goes on streaming meanwhile.
+    assert_eq!(b.set_synchronous_standby_names("*").await.unwrap(), None);
+    assert_eq!(
+        exec(&b, "SELECT current_setting('synchronous_standby_names')").await,
+        ["*"]
+    );
+    exec(&a, "INSERT INTO t VALUES ('before failover')").await;
+    wait_rows(&b, &["before failover", "one", "two"]).await;
+
     // Fail over: kill the primary, promote the standby.
     a.stop(StopMode::Immediate).await.expect("immediate stop");
     assert_eq!(a.status().await.state, DbState::Stopped);
     a.stop(StopMode::Fast).await.expect("stopping twice");
     b.promote(Generation(2)).await.expect("promote");
+    // Commits wait from the promotion on, before any later write of the agent.
+    assert_eq!(
+        exec(&b, "SELECT current_setting('synchronous_standby_names')").await,
+        ["*"]
+    );
     b.promote(Generation(2))
         .await
         .expect("promote is idempotent");
+    assert!(b.set_synchronous_standby_names("").await.unwrap().is_some());
     b.checkpoint().await.expect("checkpoint");
     let st = b.status().await;
     assert_eq!(st.role, Some(DbRole::Primary));
@@ -245,7 +261,7 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
     let st = wait_status(&a, "old primary streams from the new one", |s| s.streaming).await;
     assert_eq!(st.role, Some(DbRole::Standby));
     assert_eq!(st.timeline, Some(Timeline(2)));
-    wait_rows(&a, &["one", "three", "two"]).await;
+    wait_rows(&a, &["before failover", "one", "three", "two"]).await;
 
     // Wrong-role requests fail without side effects.
     assert!(b.follow(&source(&a)).await.is_err());
