@@ -172,11 +172,19 @@ fn main() -> ExitCode {
 mod tests {
     /// Seeds beyond the 10,000 that `scripts/test.sh` runs whose schedules found a bug, each
     /// fixed: they must stay clean.
-    const FOUND_BUGS: [(u64, &str); 1] = [(
-        35294,
-        "the history lacked an earlier timeline switch whose record failed, so a standby left \
-         on that timeline was never judged, nor rewound",
-    )];
+    const FOUND_BUGS: [(u64, &str); 2] = [
+        (
+            35294,
+            "the history lacked an earlier timeline switch whose record failed, so a standby \
+             left on that timeline was never judged, nor rewound",
+        ),
+        (
+            1002268,
+            "a switchover handed the lease to a standby still on the timeline the primary had \
+             forked from (its position there was higher), which then started as a primary onto \
+             a second timeline 2; a standby rewound onto the first one never streamed again",
+        ),
+    ];
 
     #[test]
     #[cfg_attr(

@@ -278,6 +278,10 @@ async fn change_leader(inner: &Inner, change: Change, headers: &HeaderMap, body:
             &request,
             UnixMillis::now(),
             ttl,
+            cluster
+                .members
+                .get(&current)
+                .and_then(|m| m.status.timeline),
         ) {
             return Reply::new(
                 StatusCode::PRECONDITION_FAILED,

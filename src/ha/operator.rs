@@ -15,7 +15,7 @@ use crate::instance::{DbRole, StopMode};
 use crate::state::{
     ClusterState, DbState, ReportedRole, RestartRequest, RestartRole, SwitchoverRequest,
 };
-use crate::types::{Generation, MemberName, UnixMillis};
+use crate::types::{Generation, MemberName, Timeline, UnixMillis};
 
 /// The pending switchover this primary must carry out now, if any.
 pub fn switchover(o: &Observation<'_>, generation: Generation) -> Option<Decision> {
@@ -26,7 +26,14 @@ pub fn switchover(o: &Observation<'_>, generation: Generation) -> Option<Decisio
     if request.scheduled_at.is_some_and(|at| at > o.wall_now) {
         return None;
     }
-    match switchover_target(o.cluster, o.me, request, o.wall_now, o.settings.ttl) {
+    match switchover_target(
+        o.cluster,
+        o.me,
+        request,
+        o.wall_now,
+        o.settings.ttl,
+        o.db.timeline,
+    ) {
         Ok(to) => Some(Decision::act(
             vec![
                 Action::Checkpoint,
@@ -55,7 +62,8 @@ pub fn standby_leader_switchover(o: &Observation<'_>, generation: Generation) ->
     if &request.leader != o.me || request.scheduled_at.is_some_and(|at| at > o.wall_now) {
         return None;
     }
-    match switchover_target(o.cluster, o.me, request, o.wall_now, o.settings.ttl) {
+    // Every member replays the remote's timeline: no timeline of this cluster to match.
+    match switchover_target(o.cluster, o.me, request, o.wall_now, o.settings.ttl, None) {
         Ok(to) => Some(Decision::act(
             vec![
                 Action::Stop {
@@ -77,13 +85,17 @@ pub fn standby_leader_switchover(o: &Observation<'_>, generation: Generation) ->
 
 /// The member to hand over to: the named candidate if it is a healthy standby, otherwise the
 /// best healthy standby (a synchronous one first, then the most advanced, then
-/// `failover_priority`, then name).
+/// `failover_priority`, then name). With the primary's `timeline`, a healthy standby reports
+/// that timeline: positions on another one do not compare (a standby still on the timeline
+/// the primary forked from, waiting to be rewound, was handed the lease because its position
+/// there was higher; found by the simulation, seed 1002268).
 pub fn switchover_target(
     cluster: &ClusterState,
     me: &MemberName,
     request: &SwitchoverRequest,
     wall_now: UnixMillis,
     ttl: Duration,
+    timeline: Option<Timeline>,
 ) -> Result<MemberName, String> {
     let fresh_ms = 2 * ttl.as_millis() as u64;
     let healthy = |name: &MemberName| -> Result<(), String> {
@@ -101,6 +113,17 @@ pub fn switchover_target(
         }
         if wall_now.0.saturating_sub(m.reported_at.0) > fresh_ms {
             return Err(format!("{name} has not reported for {}s", fresh_ms / 1000));
+        }
+        if let Some(primary) = timeline
+            && m.status.timeline != Some(primary)
+        {
+            let theirs = m
+                .status
+                .timeline
+                .map_or_else(|| "none".to_owned(), |t| t.to_string());
+            return Err(format!(
+                "{name} is not on the primary's timeline {primary} (it reports {theirs})"
+            ));
         }
         Ok(())
     };
@@ -249,6 +272,7 @@ mod tests {
                         role: *role,
                         state: DbState::Running,
                         replayed_lsn: Some(Lsn(*lsn)),
+                        timeline: Some(TL),
                         ..Default::default()
                     },
                     reported_at: UnixMillis(*at),
@@ -257,6 +281,8 @@ mod tests {
         }
         c
     }
+
+    const TL: Timeline = Timeline(2);
 
     fn request(candidate: Option<&str>) -> SwitchoverRequest {
         SwitchoverRequest {
@@ -281,7 +307,7 @@ mod tests {
         ];
         let c = cluster(&base);
         let target = |c: &ClusterState, candidate| {
-            switchover_target(c, &n("a"), &request(candidate), NOW, TTL)
+            switchover_target(c, &n("a"), &request(candidate), NOW, TTL, Some(TL))
         };
         assert_eq!(
             target(&c, None),
@@ -307,6 +333,26 @@ mod tests {
             quorum: 0,
         };
         assert_eq!(target(&sync, None), Ok(n("b")));
+        // A standby still on the timeline the primary forked from (waiting to be rewound) is
+        // no candidate, however far it replayed there.
+        let mut behind = c.clone();
+        for name in ["b", "c"] {
+            behind.members.get_mut(&n(name)).unwrap().status.timeline = Some(Timeline(1));
+        }
+        let err = target(&behind, Some("c")).unwrap_err();
+        assert!(
+            err.contains("c is not on the primary's timeline 2 (it reports 1)"),
+            "{err}"
+        );
+        assert_eq!(
+            target(&behind, None),
+            Err("no good candidates have been found".to_owned())
+        );
+        assert_eq!(
+            switchover_target(&behind, &n("a"), &request(None), NOW, TTL, None),
+            Ok(n("c")),
+            "without the primary's timeline (a standby cluster) positions alone decide"
+        );
         let alone = cluster(&[("a", Primary, 100, NOW.0, none)]);
         assert_eq!(
             target(&alone, None),

@@ -132,6 +132,7 @@ fn member(role: ReportedRole, state: DbState, port: u16) -> Member {
         status: MemberStatus {
             role,
             state,
+            timeline: Some(Timeline(2)),
             ..Default::default()
         },
         reported_at: UnixMillis(1_000),
@@ -1069,6 +1070,21 @@ fn scenarios(now: Instant) -> Vec<Row> {
                 },
             ],
             "switching over to b",
+        ),
+        row(
+            "a switchover to a standby still on the timeline this primary forked from is given up",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Primary,
+        )
+        .lease(Lease::Valid)
+        .requests(|c| {
+            c.switchover = Some(switchover_to(Some("b"), None));
+            c.members.get_mut(&n("b")).unwrap().status.timeline = Some(Timeline(1));
+        })
+        .expect(
+            vec![Action::CancelSwitchover],
+            "giving the switchover up: b is not on the primary's timeline 2 (it reports 1)",
         ),
         row(
             "a switchover scheduled for later waits",
