@@ -26,12 +26,14 @@ pub mod controldata;
 pub mod fence;
 pub mod files;
 pub mod gucs;
+pub mod methods;
 pub mod roles;
 pub mod settings;
 pub mod slots;
 pub mod status;
 pub mod upgrade;
 mod upgrading;
+mod restoring;
 
 #[cfg(test)]
 mod tests;
@@ -378,6 +380,33 @@ impl Postgres {
             .await
     }
 
+    /// initdb into the empty data directory (the superuser's password through a file beside
+    /// it), then the first start as a primary.
+    async fn initdb_and_start(&self, parent: &Path) -> Result<(), InstanceError> {
+        const OP: &str = "bootstrap";
+        let pwfile = match &self.s.superuser.1 {
+            Some(pw) => {
+                let path = parent.join(format!(".tribune-initdb-pw.{}", std::process::id()));
+                write_atomic(&path, format!("{pw}\n").as_bytes(), 0o600)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let initdb = process::run(
+            OP,
+            &commands::initdb(&self.tools(), pwfile.as_deref()),
+            INITDB_TIMEOUT,
+        )
+        .await;
+        if let Some(p) = &pwfile {
+            remove_if_exists(p)?;
+        }
+        initdb?;
+        self.write_config(None)?;
+        self.start_server(DbRole::Primary).await?;
+        Ok(())
+    }
+
     // ----- server start -----
 
     /// `pg_ctl start` then wait for SQL and check the role.
@@ -536,26 +565,11 @@ impl Instance for Postgres {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         std::fs::create_dir_all(&parent)?;
-        let pwfile = match &self.s.superuser.1 {
-            Some(pw) => {
-                let path = parent.join(format!(".tribune-initdb-pw.{}", std::process::id()));
-                write_atomic(&path, format!("{pw}\n").as_bytes(), 0o600)?;
-                Some(path)
-            }
-            None => None,
-        };
-        let initdb = process::run(
-            OP,
-            &commands::initdb(&self.tools(), pwfile.as_deref()),
-            INITDB_TIMEOUT,
-        )
-        .await;
-        if let Some(p) = &pwfile {
-            remove_if_exists(p)?;
+        if let Some(method) = &self.s.bootstrap_method {
+            self.restore_cluster(method).await?;
+        } else {
+            self.initdb_and_start(&parent).await?;
         }
-        initdb?;
-        self.write_config(None)?;
-        self.start_server(DbRole::Primary).await?;
         let existing: BTreeSet<String> =
             rows_column(&self.sql_for(OP, roles::LIST_SQL, ADMIN_TIMEOUT).await?, 0)
                 .into_iter()
@@ -582,20 +596,7 @@ impl Instance for Postgres {
     }
 
     async fn clone_from(&self, source: &WalSource) -> Result<(), InstanceError> {
-        const OP: &str = "clone";
-        let basebackup = commands::pg_basebackup(&self.tools(), source)?;
-        self.prepare_empty_data_dir(OP)?;
-        self.write_pgpass()?;
-        process::run(OP, &basebackup, BASEBACKUP_TIMEOUT).await?;
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(
-                OP,
-                "pg_basebackup succeeded but left no PG_VERSION",
-            ));
-        }
-        self.fix_data_dir_mode()?;
-        self.write_config(Some(source))?;
-        Ok(())
+        self.create_replica(source).await
     }
 
     async fn start(&self, upstream: Option<&WalSource>) -> Result<(), InstanceError> {
