@@ -19,7 +19,13 @@ use super::value::{Section, as_text};
 pub const BASEBACKUP: &str = "basebackup";
 
 /// Keys of a custom method's section that steer the agent and are never passed to the command.
-const REPLICA_RESERVED: &[&str] = &["command", "keep_data", "no_leader", "no_master", "no_params"];
+const REPLICA_RESERVED: &[&str] = &[
+    "command",
+    "keep_data",
+    "no_leader",
+    "no_master",
+    "no_params",
+];
 const BOOTSTRAP_RESERVED: &[&str] = &[
     "command",
     "no_params",
@@ -112,7 +118,11 @@ pub(crate) fn replica_methods(s: &Section<'_>) -> Result<Vec<ReplicaMethod>, Con
             })
             .collect::<Result<_, _>>()?,
         Some(other) => {
-            return Err(ConfigError::wrong_type(key, "a list of method names", other));
+            return Err(ConfigError::wrong_type(
+                key,
+                "a list of method names",
+                other,
+            ));
         }
     };
     if names.is_empty() {
@@ -173,7 +183,10 @@ pub(crate) fn bootstrap_method(s: &Section<'_>) -> Result<BootstrapMethod, Confi
         ));
     }
     let command = ScriptCommand::parse(&section, "command")?.ok_or_else(|| {
-        ConfigError::missing(section.key("command"), "the command that restores the cluster")
+        ConfigError::missing(
+            section.key("command"),
+            "the command that restores the cluster",
+        )
     })?;
     Ok(BootstrapMethod::Custom(CustomBootstrap {
         command,
@@ -210,7 +223,11 @@ pub(crate) fn recovery_conf(
             ));
         }
         let text = as_text(value)
-            .or_else(|| value.as_bool().map(|b| if b { "on" } else { "off" }.to_owned()))
+            .or_else(|| {
+                value
+                    .as_bool()
+                    .map(|b| if b { "on" } else { "off" }.to_owned())
+            })
             .ok_or_else(|| ConfigError::wrong_type(&full, "a setting's value", value))?;
         out.insert(name.clone(), text);
     }
@@ -231,10 +248,7 @@ fn flag(section: &Section<'_>, key: &str) -> Result<bool, ConfigError> {
 }
 
 /// The section's other keys as `--key=value` options, scalars only.
-fn options(
-    section: &Section<'_>,
-    reserved: &[&str],
-) -> Result<Vec<(String, String)>, ConfigError> {
+fn options(section: &Section<'_>, reserved: &[&str]) -> Result<Vec<(String, String)>, ConfigError> {
     let Some(map) = section_map(section) else {
         return Ok(Vec::new());
     };

@@ -290,10 +290,7 @@ fn a_patroni_raft_configuration_loads_unchanged() {
 
     assert_eq!(
         c.ignored_keys,
-        [
-            "bootstrap.dcs.slots",
-            "postgresql.use_unix_socket",
-        ]
+        ["bootstrap.dcs.slots", "postgresql.use_unix_socket",]
     );
     let warning = c.ignored_keys_warning().unwrap();
     assert!(warning.contains("bootstrap.dcs.slots, postgresql.use_unix_socket"));

@@ -16,7 +16,9 @@ use super::Instance;
 use super::opengauss::detect::{self, Selection};
 use super::opengauss::{OpenGauss, OpenGaussSettings};
 use super::postgres::{Postgres, PostgresSettings};
-use crate::config::{BootstrapMethod, Config, ConfigError, DynamicConfig, Postgresql, ReplicaMethod};
+use crate::config::{
+    BootstrapMethod, Config, ConfigError, DynamicConfig, Postgresql, ReplicaMethod,
+};
 
 /// Build the database adapter the configuration asks for (`None` for a witness):
 /// `postgresql.engine`, else the programs in `postgresql.bin_dir` (logged), else PostgreSQL.
@@ -396,7 +398,10 @@ postgresql:
                 "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest: {command: x}\n",
                 "postgresql.create_replica_methods",
             ),
-            ("  basebackup: {checkpoint: fast}\n", "postgresql.basebackup"),
+            (
+                "  basebackup: {checkpoint: fast}\n",
+                "postgresql.basebackup",
+            ),
             (
                 "  recovery_conf: {restore_command: 'cp /a/%f %p'}\n",
                 "postgresql.recovery_conf.restore_command",

@@ -367,14 +367,20 @@ mod tests {
     fn recovery_conf_is_written_for_standbys_only() {
         let mut s = sample();
         s.recovery_conf = [
-            ("restore_command", "pgbackrest --stanza=main archive-get %f \"%p\""),
+            (
+                "restore_command",
+                "pgbackrest --stanza=main archive-get %f \"%p\"",
+            ),
             ("recovery_min_apply_delay", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let standby = postgresql_conf(&s, Some(&member_source()), "");
-        let block = standby.split_once("# postgresql.recovery_conf\n").unwrap().1;
+        let block = standby
+            .split_once("# postgresql.recovery_conf\n")
+            .unwrap()
+            .1;
         assert!(
             block.starts_with(
                 "recovery_min_apply_delay = '0'\n\

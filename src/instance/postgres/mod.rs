@@ -27,13 +27,13 @@ pub mod fence;
 pub mod files;
 pub mod gucs;
 pub mod methods;
+mod restoring;
 pub mod roles;
 pub mod settings;
 pub mod slots;
 pub mod status;
 pub mod upgrade;
 mod upgrading;
-mod restoring;
 
 #[cfg(test)]
 mod tests;

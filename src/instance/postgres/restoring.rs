@@ -81,8 +81,12 @@ impl Postgres {
                     self.clear_data_dir()?;
                 }
                 self.ensure_data_dir()?;
-                process::run(CLONE, &replica_command(&self.s, m, source), BASEBACKUP_TIMEOUT)
-                    .await?;
+                process::run(
+                    CLONE,
+                    &replica_command(&self.s, m, source),
+                    BASEBACKUP_TIMEOUT,
+                )
+                .await?;
             }
         }
         if !has_pg_version(&self.s.data_dir) {
@@ -108,11 +112,12 @@ impl Postgres {
         tracing::info!(method = %m.name, command = %m.command.text, "running custom bootstrap script");
         process::run(RESTORE, &bootstrap_command(&self.s, m), BASEBACKUP_TIMEOUT)
             .await
-            .map_err(|e| {
-                InstanceError::failed(
+            .map_err(|e| match e {
+                InstanceError::Failed { detail, .. } => InstanceError::failed(
                     RESTORE,
-                    format!("the bootstrap method {} failed: {e}", m.name),
-                )
+                    format!("the bootstrap method {}: {detail}", m.name),
+                ),
+                other => other,
             })?;
         if !has_pg_version(&self.s.data_dir) {
             return Err(InstanceError::failed(
@@ -196,8 +201,12 @@ impl Postgres {
                 }
                 if paused && !promoted {
                     tracing::info!("recovery paused at its target: promoting the restored cluster");
-                    self.sql_for(RESTORE, "SELECT pg_catalog.pg_promote(false)", QUERY_TIMEOUT)
-                        .await?;
+                    self.sql_for(
+                        RESTORE,
+                        "SELECT pg_catalog.pg_promote(false)",
+                        QUERY_TIMEOUT,
+                    )
+                    .await?;
                     promoted = true;
                 }
             }
