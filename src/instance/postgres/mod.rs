@@ -596,7 +596,11 @@ impl Instance for Postgres {
     }
 
     async fn clone_from(&self, source: &WalSource) -> Result<(), InstanceError> {
-        self.create_replica(source).await
+        self.create_replica(source, false).await
+    }
+
+    async fn clone_without_leader(&self, source: &WalSource) -> Result<(), InstanceError> {
+        self.create_replica(source, true).await
     }
 
     async fn start(&self, upstream: Option<&WalSource>) -> Result<(), InstanceError> {

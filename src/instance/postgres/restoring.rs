@@ -34,11 +34,16 @@ const RECOVERY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 impl Postgres {
     /// Tries each replica method in order until one fills the data directory; logs which one
     /// did, and why each before it failed. Leaves the files of a standby of `source`.
-    pub(super) async fn create_replica(&self, source: &WalSource) -> Result<(), InstanceError> {
+    /// `without_leader`: only the methods that need no running member (`no_leader`).
+    pub(super) async fn create_replica(
+        &self,
+        source: &WalSource,
+        without_leader: bool,
+    ) -> Result<(), InstanceError> {
         self.prepare_empty_data_dir(CLONE)?;
         self.write_pgpass()?;
         let mut failures = Vec::new();
-        for method in &self.s.replica_methods {
+        for method in usable_methods(&self.s.replica_methods, without_leader) {
             let name = method.name();
             match self.run_replica_method(method, source).await {
                 Ok(()) => {
@@ -245,6 +250,15 @@ impl Postgres {
     }
 }
 
+/// The methods to try, in order: every one, or without a running leader only the `no_leader`
+/// ones (basebackup copies a running member, so it is never one).
+fn usable_methods(methods: &[ReplicaMethod], without_leader: bool) -> Vec<&ReplicaMethod> {
+    methods
+        .iter()
+        .filter(|m| !without_leader || matches!(m, ReplicaMethod::Custom(c) if c.no_leader))
+        .collect()
+}
+
 /// Empties `dir` (kept, so its owner and mode stay); a missing one is fine.
 fn clear_dir(dir: &Path) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
@@ -265,6 +279,50 @@ fn clear_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::{CustomReplicaMethod, ReplicaMethod, ScriptCommand};
+
+    fn custom(name: &str, no_leader: bool) -> ReplicaMethod {
+        ReplicaMethod::Custom(CustomReplicaMethod {
+            name: name.into(),
+            command: ScriptCommand {
+                text: name.into(),
+                argv: vec![name.into()],
+            },
+            keep_data: false,
+            no_leader,
+            no_params: false,
+            options: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn methods_without_a_leader_are_the_no_leader_ones_in_order() {
+        let methods = [
+            custom("wal_g", false),
+            ReplicaMethod::Basebackup,
+            custom("pgbackrest", true),
+            custom("barman", true),
+        ];
+        let names = |without_leader| -> Vec<&str> {
+            super::usable_methods(&methods, without_leader)
+                .into_iter()
+                .map(ReplicaMethod::name)
+                .collect()
+        };
+        // (without a leader, the methods tried)
+        let rows: [(bool, &[&str]); 2] = [
+            (false, &["wal_g", "basebackup", "pgbackrest", "barman"]),
+            (true, &["pgbackrest", "barman"]),
+        ];
+        for (without_leader, want) in rows {
+            assert_eq!(
+                names(without_leader),
+                want,
+                "without_leader {without_leader}"
+            );
+        }
+    }
+
     #[test]
     fn clearing_empties_the_directory_and_keeps_it() {
         let dir = tempfile::tempdir().unwrap();
