@@ -135,8 +135,9 @@ mod tests {
             format!("--datadir={}", s.data_dir.display()),
             format!("--connstring={}", files::source_conninfo(&s, &member())),
         ];
-        // (no_params, options, the arguments after the command's own)
-        let rows: [(bool, &[(&str, &str)], Vec<String>); 3] = [
+        /// (no_params, the section's other keys, the arguments after the command's own)
+        type Row = (bool, &'static [(&'static str, &'static str)], Vec<String>);
+        let rows: [Row; 3] = [
             (false, &[], params.to_vec()),
             (true, &[], vec![]),
             (
