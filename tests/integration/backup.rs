@@ -8,7 +8,8 @@
 //!   method built it and why one failed); stopped while the primary recycles the WAL it needs
 //!   (no slot, `wal_keep_size: 0`), it catches up from the archive through `restore_command`.
 //! - A new cluster is bootstrapped from the backup plus archived WAL up to a point in time, and
-//!   holds exactly the rows committed before it.
+//!   holds exactly the rows committed before it; its method's first run fails, and the retry
+//!   starts from a clean data directory.
 //!
 //! Built only with `TRIBUNE_PGBACKREST` (scripts/test.sh sets it): otherwise ignored.
 
@@ -329,13 +330,19 @@ async fn a_new_cluster_is_restored_from_pgbackrest_to_a_point_in_time() {
     let data = restored.nodes[0].data_dir().display().to_string();
     let tool = pgbackrest(&conf, &restored.nodes[0]);
     let marker = restored.root.path().join("restore-ran");
-    // The method's command: a wrapper that leaves a marker with its arguments, then restores.
+    // The method's command: a wrapper that fails its first run after leaving a file in the
+    // data directory (pgbackrest then restores only if the retry starts clean), then leaves a
+    // marker with its arguments and restores.
+    let failed_once = restored.root.path().join("failed-once");
     let wrapper = restored.root.path().join("restore.sh");
     restored.write_owned(
         &wrapper,
         &format!(
-            "#!/bin/sh\necho \"$@\" > {marker}\nexec pgbackrest --config={conf} \
+            "#!/bin/sh\nif [ ! -e {failed} ]; then touch {failed} {data}/partial; \
+             echo first attempt fails >&2; exit 3; fi\n\
+             echo \"$@\" > {marker}\nexec pgbackrest --config={conf} \
              --stanza={STANZA} \"$@\" restore\n",
+            failed = failed_once.display(),
             marker = marker.display()
         ),
         0o755,
@@ -377,8 +384,8 @@ async fn a_new_cluster_is_restored_from_pgbackrest_to_a_point_in_time() {
         insert(&restored.nodes[0], 11).await,
         "the restored cluster takes writes"
     );
-    assert!(log_has(
-        &restored.nodes[0].log(),
-        "running custom bootstrap script"
-    ));
+    let log = restored.nodes[0].log();
+    assert!(log_has(&log, "running custom bootstrap script"));
+    assert!(log_has(&log, "the bootstrap method pgbackrest: "));
+    assert!(log_has(&log, "removed the failed restore's copy"));
 }

@@ -566,7 +566,10 @@ impl Instance for Postgres {
             .to_path_buf();
         std::fs::create_dir_all(&parent)?;
         if let Some(method) = &self.s.bootstrap_method {
-            self.restore_cluster(method).await?;
+            if let Err(e) = self.restore_cluster(method).await {
+                self.discard_failed_restore().await;
+                return Err(e);
+            }
         } else {
             self.initdb_and_start(&parent).await?;
         }

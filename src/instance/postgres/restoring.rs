@@ -225,6 +225,27 @@ impl Postgres {
         }
     }
 
+    /// After a failed restore: stops what it started and removes the copy, which the backup
+    /// repository can give again, so that a retry starts clean and failed attempts do not each
+    /// leave a full copy set aside. Whatever cannot be removed is left to the caller, which
+    /// sets a data directory holding a cluster aside.
+    pub(super) async fn discard_failed_restore(&self) {
+        if self.postmaster_running() {
+            let stop = commands::pg_ctl_stop(&self.tools(), crate::instance::StopMode::Immediate);
+            if let Err(e) = self.server.stop(&stop).await {
+                tracing::warn!(error = %e, "cannot stop the server of the failed restore");
+                return;
+            }
+        }
+        match self.clear_data_dir() {
+            Ok(()) => tracing::warn!(
+                data_dir = %self.s.data_dir.display(),
+                "removed the failed restore's copy from the data directory"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot remove the failed restore's copy"),
+        }
+    }
+
     fn remove_restore_recovery_settings(&self) -> std::io::Result<()> {
         let path = self.s.file("postgresql.auto.conf");
         let Ok(text) = std::fs::read_to_string(&path) else {
