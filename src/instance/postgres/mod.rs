@@ -5,8 +5,10 @@
 //! Layout: `settings` (what the caller gives), `gucs` (parameters owned on the command line),
 //! `files` (rendering `postgresql.conf`, `pg_hba.conf`, the password file), `commands` (tool
 //! command lines), `controldata` (on-disk state), `status` (the per-tick query), `roles` and
-//! `slots` (SQL plans), `upgrade` (a major-version upgrade's command lines and SQL). Everything
-//! there is pure; this file performs the effects, and `upgrading` those of an upgrade.
+//! `slots` (SQL plans), `upgrade` (a major-version upgrade's command lines and SQL), `methods`
+//! (the operator's replica and bootstrap methods' command lines). Everything there is pure; this
+//! file performs the effects, `upgrading` those of an upgrade, and `restoring` those of the
+//! replica methods and of a restore (`bootstrap.method`).
 //!
 //! The programs: `bin_dir` from the settings, except for a data directory of the version the
 //! cluster was upgraded to ([`Instance::use_binaries`]), or an empty one about to be copied
@@ -19,7 +21,9 @@
 //!
 //! Hazards: every operation confirms its effect (by SQL or `postmaster.pid`) before `Ok`, and is
 //! safe to repeat; an operation that ran out of time returns `Unknown`. This adapter never
-//! deletes a data directory: it renames it aside.
+//! deletes a data directory it did not fill itself: it renames it aside. The one exception is
+//! what a replica method or a restore put in an empty directory and then failed with (a copy
+//! the source or the backup repository can give again; see `restoring`).
 
 pub mod commands;
 pub mod controldata;
