@@ -5,7 +5,8 @@
 //! named by `TRIBUNE_OPENGAUSS_BIN` when the tests are built (cfg `tribune_opengauss`); built
 //! without it, they are compiled as ignored tests that say what they need, so a test run never
 //! counts them as passed. The PostgreSQL major-version upgrade test does the same with
-//! `TRIBUNE_PG_UPGRADE_BIN` (cfg `tribune_pg_upgrade`).
+//! `TRIBUNE_PG_UPGRADE_BIN` (cfg `tribune_pg_upgrade`), and the backup tests with
+//! `TRIBUNE_PGBACKREST` (cfg `tribune_pgbackrest`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/tribune.proto");
@@ -27,6 +28,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-env-changed=TRIBUNE_ROOT_TESTS");
     if std::env::var_os("TRIBUNE_ROOT_TESTS").is_some_and(|v| !v.is_empty()) {
         println!("cargo:rustc-cfg=tribune_root_tests");
+    }
+    // The backup tests (replicas and restores from pgBackRest) need pgbackrest, named by
+    // `TRIBUNE_PGBACKREST` (scripts/test.sh sets it once scripts/setup.sh installed it).
+    println!("cargo::rustc-check-cfg=cfg(tribune_pgbackrest)");
+    println!("cargo:rerun-if-env-changed=TRIBUNE_PGBACKREST");
+    if std::env::var_os("TRIBUNE_PGBACKREST").is_some_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=tribune_pgbackrest");
     }
     let mut cfg = prost_build::Config::new();
     cfg.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);

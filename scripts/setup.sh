@@ -10,6 +10,8 @@ if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pg_ctl" ] || [ ! -x "$pg_bin/pg_rewind" ]
 fi
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The backup integration tests (replicas and restores from a pgBackRest repository).
+command -v pgbackrest >/dev/null 2>&1 || need+=(pgbackrest)
 # Partition tests drop a member's traffic with nftables (they run only as root).
 [ "$(id -u)" -ne 0 ] || command -v nft >/dev/null 2>&1 || need+=(nftables)
 # The demo and the HAProxy tests put HAProxy in front of the cluster. Debian installs it in

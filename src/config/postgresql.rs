@@ -11,6 +11,7 @@ use super::address;
 use super::dynamic::check_parameters;
 use super::error::ConfigError;
 use super::initdb::{self, InitdbOption};
+use super::methods::{self, ReplicaMethod};
 use super::restapi::Credentials;
 use super::scripts::{Callbacks, ScriptCommand};
 use super::value::Section;
@@ -154,6 +155,10 @@ pub struct Postgresql {
     pub remove_data_directory_on_rewind_failure: bool,
     pub remove_data_directory_on_diverged_timelines: bool,
     pub basebackup: Vec<InitdbOption>,
+    /// `create_replica_methods` with each custom method's section; `[basebackup]` by default.
+    pub create_replica_methods: Vec<ReplicaMethod>,
+    /// `recovery_conf`: recovery settings (`restore_command`, ...) written for a standby.
+    pub recovery_conf: BTreeMap<String, String>,
     /// `callbacks`: scripts run in the background after the database starts, stops,
     /// restarts, reloads or changes role.
     pub callbacks: Callbacks,
@@ -224,6 +229,8 @@ impl Postgresql {
                 s.get("basebackup"),
                 initdb::BASEBACKUP_RESERVED,
             )?,
+            create_replica_methods: methods::replica_methods(s)?,
+            recovery_conf: methods::recovery_conf(s, "recovery_conf")?,
             callbacks: Callbacks::parse(&s.section("callbacks")?)?,
             pre_promote: ScriptCommand::parse(s, "pre_promote")?,
             before_stop: ScriptCommand::parse(s, "before_stop")?,

@@ -170,8 +170,8 @@ const POSTGRESQL: &[Key] = &[
     a_in("bin_name", BIN_NAME),
     a("pg_ident"),
     a_in("callbacks", CALLBACKS),
-    i("create_replica_methods"),
-    i("recovery_conf"),
+    a("create_replica_methods"),
+    a("recovery_conf"),
     a("custom_conf"),
     a("pre_promote"),
     a("before_stop"),
@@ -188,15 +188,15 @@ const DCS_POSTGRESQL: &[Key] = &[
     a("use_slots"),
     a("pg_hba"),
     na("pg_ident", MEMBER_ONLY),
-    i("recovery_conf"),
+    na("recovery_conf", MEMBER_ONLY),
     na("pg_ctl_timeout", MEMBER_ONLY),
     na("remove_data_directory_on_rewind_failure", MEMBER_ONLY),
     na("remove_data_directory_on_diverged_timelines", MEMBER_ONLY),
     na("use_unix_socket", MEMBER_ONLY),
     na("use_unix_socket_repl", MEMBER_ONLY),
     na_in("callbacks", MEMBER_ONLY, CALLBACKS),
-    i("create_replica_methods"),
-    i("basebackup"),
+    na("create_replica_methods", MEMBER_ONLY),
+    na("basebackup", MEMBER_ONLY),
     na("custom_conf", MEMBER_ONLY),
     na("pre_promote", MEMBER_ONLY),
     na("before_stop", MEMBER_ONLY),
@@ -269,7 +269,7 @@ const BOOTSTRAP: &[Key] = &[
     a_in("dcs", DCS),
     a("initdb"),
     a("pg_hba"),
-    i("method"),
+    a("method"),
     a("post_bootstrap"),
     a("post_init"),
     na(
@@ -444,7 +444,7 @@ fn walk(
                 }
             }
             None if methods.is_custom_section(path, name, value) => {
-                if report {
+                if report && !methods.is_acted_section(path, name) {
                     out.push(full);
                 }
             }
@@ -462,6 +462,9 @@ fn walk(
 struct CustomMethods {
     bootstrap: Vec<String>,
     replica: Vec<String>,
+    /// The methods of `postgresql.create_replica_methods` alone: their sections are acted on
+    /// (`config::methods`); those named only in the dynamic configuration are not.
+    local_replica: Vec<String>,
 }
 
 impl CustomMethods {
@@ -483,7 +486,8 @@ impl CustomMethods {
                 _ => Vec::new(),
             }
         };
-        let mut replica = names(at(&["postgresql", "create_replica_methods"]));
+        let local_replica = names(at(&["postgresql", "create_replica_methods"]));
+        let mut replica = local_replica.clone();
         replica.extend(names(at(&[
             "bootstrap",
             "dcs",
@@ -499,6 +503,17 @@ impl CustomMethods {
         Self {
             bootstrap: names(at(&["bootstrap", "method"])),
             replica,
+            local_replica,
+        }
+    }
+
+    /// A section `config::methods` reads: the one `bootstrap.method` names, or one named in
+    /// `postgresql.create_replica_methods`.
+    fn is_acted_section(&self, path: &str, name: &str) -> bool {
+        match path {
+            "bootstrap" => self.bootstrap.iter().any(|m| m == name),
+            "postgresql" => self.local_replica.iter().any(|m| m == name),
+            _ => false,
         }
     }
 
@@ -691,11 +706,7 @@ mod tests {
             check(doc).unwrap(),
             vec![
                 "bootstrap.dcs.postgresql.pg_ctl_timeout",
-                "bootstrap.method",
-                "bootstrap.wal_e",
-                "postgresql.create_replica_methods",
                 "postgresql.old_method",
-                "postgresql.pgbackrest",
                 "thread_pool_size",
             ]
         );
@@ -730,19 +741,13 @@ mod tests {
     #[test]
     fn every_ignored_key_says_why() {
         const PENDING_ELSEWHERE: &[&str] = &[
-            "postgresql.create_replica_methods",
-            "postgresql.recovery_conf",
             "postgresql.use_slots",
-            "bootstrap.dcs.postgresql.recovery_conf",
-            "bootstrap.dcs.postgresql.create_replica_methods",
-            "bootstrap.dcs.postgresql.basebackup",
             "bootstrap.dcs.member_slots_ttl",
             "bootstrap.dcs.slots",
             "bootstrap.dcs.permanent_slots",
             "bootstrap.dcs.permanent_replication_slots",
             "bootstrap.dcs.ignored_slots",
             "bootstrap.dcs.ignore_slots",
-            "bootstrap.method",
         ];
         const NOT_YET: &[&str] = &["postgresql.proxy_address"];
         fn visit(keys: &[Key], path: &str, out: &mut Vec<String>) {

@@ -290,15 +290,20 @@ fn a_patroni_raft_configuration_loads_unchanged() {
 
     assert_eq!(
         c.ignored_keys,
-        [
-            "bootstrap.dcs.slots",
-            "postgresql.create_replica_methods",
-            "postgresql.pgbackrest",
-            "postgresql.use_unix_socket",
-        ]
+        ["bootstrap.dcs.slots", "postgresql.use_unix_socket",]
     );
     let warning = c.ignored_keys_warning().unwrap();
-    assert!(warning.contains("bootstrap.dcs.slots, postgresql.create_replica_methods"));
+    assert!(warning.contains("bootstrap.dcs.slots, postgresql.use_unix_socket"));
+    let methods: Vec<&str> = pg
+        .create_replica_methods
+        .iter()
+        .map(crate::config::ReplicaMethod::name)
+        .collect();
+    assert_eq!(methods, ["pgbackrest", "basebackup"]);
+    let crate::config::ReplicaMethod::Custom(pgbackrest) = &pg.create_replica_methods[0] else {
+        panic!("{:?}", pg.create_replica_methods)
+    };
+    assert!(pgbackrest.keep_data && pgbackrest.no_params && !pgbackrest.no_leader);
 
     let debug = format!("{c:?}");
     for secret in ["admin-secret", "rep-pass", "zalando", "rewind_password"] {

@@ -52,6 +52,11 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// The mapping itself (`None` when absent).
+    pub(crate) fn as_map(&self) -> Option<&'a Map<String, Value>> {
+        self.map
+    }
+
     /// Whether the section is written in the document (and not null).
     pub(crate) fn is_present(&self) -> bool {
         self.map.is_some()

@@ -379,6 +379,22 @@ fn follower(
     });
     let from_leader = StreamFrom::member(name);
     let cd = match disk {
+        DataDir::Empty if !leader_ready && o.settings.replica_without_leader => {
+            return Decision::act(
+                vec![
+                    Action::CloneWithoutLeader {
+                        from: from_leader.clone(),
+                    },
+                    Action::Start {
+                        upstream: Some(from_leader),
+                    },
+                ],
+                format!(
+                    "creating replica by a no_leader method while leader ({name}) does not \
+                     accept connections"
+                ),
+            );
+        }
         DataDir::Empty if !leader_ready => {
             return Decision::idle(format!(
                 "waiting for leader ({name}) to accept connections before creating a replica"

@@ -73,6 +73,10 @@ pub struct HaSettings {
     /// `postgresql.pre_promote` is configured: a promotion first runs it, and its refusal
     /// gives the lease back.
     pub pre_promote: bool,
+    /// A method of `postgresql.create_replica_methods` needs no running member (`no_leader`,
+    /// a restore from a backup repository): an empty member need not wait for the leader's
+    /// database to create its replica.
+    pub replica_without_leader: bool,
 }
 
 /// Where a standby of this cluster streams from, as `decide` names it; the executor resolves a
@@ -195,6 +199,12 @@ pub enum Action {
     /// Base backup from a member (or a standby cluster's remote primary) into the empty data
     /// directory.
     Clone {
+        from: StreamFrom,
+    },
+    /// Fill the empty data directory by the replica methods that need no running member
+    /// (`no_leader`), while the leader `from` does not accept connections; the standby then
+    /// follows it.
+    CloneWithoutLeader {
         from: StreamFrom,
     },
     /// Start as primary (`upstream: None`) or as a standby of `upstream`.
@@ -340,6 +350,7 @@ impl Action {
             Action::Bootstrap => "bootstrap",
             Action::FinishBootstrap => "finish_bootstrap",
             Action::Clone { .. } => "clone",
+            Action::CloneWithoutLeader { .. } => "clone_without_leader",
             Action::Start { upstream: None } => "start_primary",
             Action::Start { upstream: Some(_) } => "start_standby",
             Action::Stop { .. } => "stop",

@@ -117,6 +117,7 @@ impl Memory {
                     self.following = None;
                 }
                 Action::Clone { .. }
+                | Action::CloneWithoutLeader { .. }
                 | Action::Start { .. }
                 | Action::Restart { .. }
                 | Action::Follow { .. }
@@ -133,7 +134,9 @@ impl Memory {
 
     fn remember_done(&mut self, action: &Action, produced: &Produced) {
         match action {
-            Action::Clone { from } => self.following = Some(from.clone()),
+            Action::Clone { from } | Action::CloneWithoutLeader { from } => {
+                self.following = Some(from.clone())
+            }
             Action::Start { upstream: None } => self.following = None,
             Action::Start {
                 upstream: Some(from),

@@ -285,6 +285,7 @@ fn run(row: &Row, me: &str, now: Instant) -> Decision {
         sync: Default::default(),
         standby_cluster: None,
         pre_promote: false,
+        replica_without_leader: false,
     };
     (row.settings)(&mut settings);
     let disk = data_dir(row.disk);
@@ -711,6 +712,34 @@ fn scenarios(now: Instant) -> Vec<Row> {
                 start_following("b"),
             ],
             "creating replica from leader (b)",
+        ),
+        row(
+            "empty standby waits for the leader's database to clone it",
+            LedBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .requests(|c| c.members.get_mut(&n("b")).unwrap().status.state = DbState::Stopped)
+        .expect(
+            vec![],
+            "waiting for leader (b) to accept connections before creating a replica",
+        ),
+        row(
+            "empty standby with a no_leader method restores without the leader's database",
+            LedBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .requests(|c| c.members.get_mut(&n("b")).unwrap().status.state = DbState::Stopped)
+        .settings(|s| s.replica_without_leader = true)
+        .expect(
+            vec![
+                Action::CloneWithoutLeader {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
+            "creating replica by a no_leader method while leader (b) does not accept connections",
         ),
         row(
             "streaming standby following the leader does nothing",

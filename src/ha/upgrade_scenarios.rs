@@ -184,6 +184,7 @@ fn run(row: &Row, now: Instant) -> Decision {
         },
         standby_cluster: None,
         pre_promote: false,
+        replica_without_leader: false,
     };
     let disk = match row.disk {
         None => DataDir::Empty,

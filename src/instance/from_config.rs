@@ -16,7 +16,9 @@ use super::Instance;
 use super::opengauss::detect::{self, Selection};
 use super::opengauss::{OpenGauss, OpenGaussSettings};
 use super::postgres::{Postgres, PostgresSettings};
-use crate::config::{Config, ConfigError, DynamicConfig, Postgresql};
+use crate::config::{
+    BootstrapMethod, Config, ConfigError, DynamicConfig, Postgresql, ReplicaMethod,
+};
 
 /// Build the database adapter the configuration asks for (`None` for a witness):
 /// `postgresql.engine`, else the programs in `postgresql.bin_dir` (logged), else PostgreSQL.
@@ -103,6 +105,13 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
         parameters: start.parameters.clone(),
         pg_hba: start.pg_hba.clone(),
         initdb_args: config.bootstrap.initdb.iter().map(|o| o.to_arg()).collect(),
+        basebackup_args: pg.basebackup.iter().map(|o| o.to_arg()).collect(),
+        replica_methods: pg.create_replica_methods.clone(),
+        recovery_conf: pg.recovery_conf.clone(),
+        bootstrap_method: match &config.bootstrap.method {
+            BootstrapMethod::Initdb => None,
+            BootstrapMethod::Custom(method) => Some(method.clone()),
+        },
         use_slots: config.bootstrap.dynamic.postgresql.use_slots,
         use_pg_rewind: use_pg_rewind(pg, &config.bootstrap.dynamic),
         pg_ctl_timeout: pg.pg_ctl_timeout,
@@ -131,6 +140,7 @@ fn opengauss_instance(config: &Config, pg: &Postgresql) -> Result<Arc<dyn Instan
              found in bin_dir by their own names",
         ));
     }
+    refuse_restore_settings(config, pg)?;
     let auth = &pg.authentication;
     for (user, options) in [
         ("superuser", &auth.superuser_libpq),
@@ -179,6 +189,40 @@ fn opengauss_instance(config: &Config, pg: &Postgresql) -> Result<Arc<dyn Instan
         );
     }
     Ok(Arc::new(OpenGauss::new(settings)))
+}
+
+/// The settings that make or feed a replica from somewhere else than a running member: the
+/// openGauss adapter builds its standbys with `gs_ctl build` from the primary and bootstraps with
+/// gs_initdb only, so each is refused, naming the key, rather than silently ignored.
+fn refuse_restore_settings(config: &Config, pg: &Postgresql) -> Result<(), ConfigError> {
+    if pg.create_replica_methods != [ReplicaMethod::Basebackup] {
+        return Err(ConfigError::at(
+            "postgresql.create_replica_methods",
+            "openGauss standbys are built with gs_ctl build from the primary: custom replica              methods (restores from a backup repository) are supported on PostgreSQL only",
+        ));
+    }
+    if !pg.basebackup.is_empty() {
+        return Err(ConfigError::at(
+            "postgresql.basebackup",
+            "openGauss standbys are built with gs_ctl build, which takes no pg_basebackup              options",
+        ));
+    }
+    if let Some(name) = pg.recovery_conf.keys().next() {
+        return Err(ConfigError::at(
+            format!("postgresql.recovery_conf.{name}"),
+            "openGauss standbys recover from their primary only: recovery settings such as              restore_command are supported on PostgreSQL only",
+        ));
+    }
+    if let BootstrapMethod::Custom(method) = &config.bootstrap.method {
+        return Err(ConfigError::at(
+            "bootstrap.method",
+            format!(
+                "openGauss clusters are bootstrapped with gs_initdb only: the custom method                  `{}` (a restore) is supported on PostgreSQL only",
+                method.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The host part of `postgresql.listen` (`host[,host2...]:port`).
@@ -341,6 +385,47 @@ postgresql:
             config_error(&c).key.as_deref(),
             Some("postgresql.authentication.replication.sslmode")
         );
+    }
+
+    /// Restores from a backup repository are PostgreSQL's: on openGauss each key is refused by
+    /// name, never ignored.
+    #[test]
+    fn opengauss_refuses_restore_settings_by_name() {
+        let bin = opengauss_bin();
+        let dir = bin.path().display();
+        let cases = [
+            (
+                "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest: {command: x}\n",
+                "postgresql.create_replica_methods",
+            ),
+            (
+                "  basebackup: {checkpoint: fast}\n",
+                "postgresql.basebackup",
+            ),
+            (
+                "  recovery_conf: {restore_command: 'cp /a/%f %p'}\n",
+                "postgresql.recovery_conf.restore_command",
+            ),
+        ];
+        for (extra, key) in cases {
+            let c = config(&format!("  engine: opengauss\n  bin_dir: {dir}\n{extra}"));
+            assert_eq!(config_error(&c).key.as_deref(), Some(key), "{extra}");
+            // PostgreSQL takes them.
+            assert!(from_config(&config(extra)).is_ok(), "{extra}");
+        }
+        let mut c = config(&format!("  engine: opengauss\n  bin_dir: {dir}\n"));
+        c.bootstrap.method = BootstrapMethod::Custom(crate::config::CustomBootstrap {
+            name: "restore".into(),
+            command: crate::config::ScriptCommand {
+                text: "/bin/restore".into(),
+                argv: vec!["/bin/restore".into()],
+            },
+            no_params: false,
+            keep_existing_recovery_conf: false,
+            recovery_conf: Default::default(),
+            options: Vec::new(),
+        });
+        assert_eq!(config_error(&c).key.as_deref(), Some("bootstrap.method"));
     }
 
     #[test]

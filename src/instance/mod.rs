@@ -376,6 +376,17 @@ pub trait Instance: Send + Sync {
     /// primary of a standby cluster), configured as its standby. Does not start the server.
     async fn clone_from(&self, source: &WalSource) -> Result<(), InstanceError>;
 
+    /// [`Instance::clone_from`] by the replica methods that need no running member
+    /// (`no_leader`) only: `source` is the leader to follow afterwards, whose database does not
+    /// accept connections now. Default: the engine has no such method.
+    async fn clone_without_leader(&self, _source: &WalSource) -> Result<(), InstanceError> {
+        Err(InstanceError::Unsupported {
+            engine: self.engine(),
+            operation: "create a replica without a running leader",
+            why: "it has no replica method but a copy from a running member",
+        })
+    }
+
     /// Start the server as a primary (no upstream) or as a standby of `upstream`. Waits until it
     /// accepts connections.
     async fn start(&self, upstream: Option<&WalSource>) -> Result<(), InstanceError>;

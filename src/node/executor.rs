@@ -298,6 +298,19 @@ impl Executor {
                     })?;
                 done()
             }
+            Action::CloneWithoutLeader { from } => {
+                let source = source(cluster, from)?;
+                self.announce(DbState::CreatingReplica, loop_wait).await;
+                self.instance()?
+                    .clone_without_leader(&source)
+                    .await
+                    .map_err(|e| {
+                        Fault::from(e).context(format!(
+                            "creating a replica without leader ({from}) accepting connections"
+                        ))
+                    })?;
+                done()
+            }
             Action::Start { upstream } => {
                 let instance = self.instance()?;
                 match upstream {

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::counters::Counters;
 use super::executor::{Executor, Handles};
 use crate::callbacks::{CallbackRole, CallbackTracker};
-use crate::config::{Config, DynamicConfig, SynchronousMode};
+use crate::config::{Config, DynamicConfig, ReplicaMethod, SynchronousMode};
 use crate::ha::sync::{SyncMode, SyncSettings};
 use crate::ha::{ActionOutcome, HaSettings, Memory, Observation, decide};
 use crate::instance::{DataDir, use_pg_rewind};
@@ -261,6 +261,11 @@ impl HaLoop {
                 .postgresql
                 .as_ref()
                 .is_some_and(|pg| pg.pre_promote.is_some()),
+            replica_without_leader: config.postgresql.as_ref().is_some_and(|pg| {
+                pg.create_replica_methods
+                    .iter()
+                    .any(|m| matches!(m, ReplicaMethod::Custom(c) if c.no_leader))
+            }),
         };
         let lease = *self.h.lease.borrow();
         let decision = decide(&Observation {

@@ -767,6 +767,18 @@ log:
         }
     }
 
+    /// Runs `program` with `args` as the user the agents run as (a tool working on their
+    /// files, such as pgbackrest), to its end.
+    pub fn run_as_database_user(&self, program: &str, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(program);
+        cmd.args(args).current_dir(self.root.path());
+        if let Some(user) = run_as(&self.options.database) {
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    }
+
     /// Rewrites member `i`'s configuration file with `edit` (before it starts).
     pub fn edit_config(&self, i: usize, edit: impl FnOnce(String) -> String) {
         let path = &self.nodes[i].config;

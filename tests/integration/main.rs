@@ -3,6 +3,7 @@
 //! upgrade where `TRIBUNE_PG_UPGRADE_BIN` names a newer PostgreSQL).
 
 mod agent_tls;
+mod backup;
 mod bench;
 mod bench_rest;
 mod bench_upgrade;

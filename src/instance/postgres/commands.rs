@@ -126,7 +126,8 @@ pub fn pg_basebackup(
             if !remote.streams() {
                 return Err(InstanceError::failed(
                     "clone",
-                    "standby_cluster names no host or port of a remote primary to take a base                      backup from (restore_command alone cannot create a replica)",
+                    "standby_cluster names no host or port of a remote primary to take a base \
+                     backup from (restore_command alone cannot create a replica)",
                 ));
             }
             if let Some(host) = &remote.host {
@@ -146,10 +147,13 @@ pub fn pg_basebackup(
         let options: Vec<(&str, &str)> = super::files::libpq(&s.replication_libpq).collect();
         cmd = cmd.arg("-d").arg(conninfo(&options));
     }
+    // `postgresql.basebackup` last, so that an option given there (`checkpoint: spread`)
+    // wins over the agent's default for it.
     Ok(cmd
         .arg("-U")
         .arg(&s.replication.0)
         .args(["-X", "stream", "-c", "fast", "--no-password"])
+        .args(s.basebackup_args.iter().cloned())
         .env("PGPASSFILE", path(&s.pgpass)))
 }
 
@@ -426,6 +430,20 @@ mod tests {
         );
     }
 
+    /// Regression: `postgresql.basebackup` was parsed but never reached pg_basebackup.
+    #[test]
+    fn basebackup_options_reach_pg_basebackup_after_the_defaults() {
+        let mut s = sample();
+        s.basebackup_args = vec!["--max-rate=100M".into(), "--checkpoint=spread".into()];
+        let line = pg_basebackup(&s, &WalSource::Member(source()))
+            .unwrap()
+            .to_string();
+        assert!(
+            line.ends_with("-c fast --no-password --max-rate=100M --checkpoint=spread"),
+            "{line}"
+        );
+    }
+
     #[test]
     fn basebackup_of_a_standby_clusters_remote_uses_its_slot() {
         use crate::config::StandbyCluster;
@@ -449,6 +467,7 @@ mod tests {
         };
         let err = pg_basebackup(&sample(), &WalSource::Remote(archive_only)).unwrap_err();
         assert!(err.to_string().contains("names no host or port"), "{err}");
+        assert!(err.to_string().contains("take a base backup from"), "{err}");
     }
 
     #[test]

@@ -188,6 +188,14 @@ pub fn postgresql_conf(
         out.push_str("\n# synchronous replication, managed by the agent\n");
         out.push_str(&guc_line("synchronous_standby_names", sync_names));
     }
+    // `postgresql.recovery_conf` (a `restore_command`: a standby whose upstream recycled the WAL
+    // it needs catches up from the archive). First, so the settings below win where both set one.
+    if upstream.is_some() && !s.recovery_conf.is_empty() {
+        out.push_str("\n# postgresql.recovery_conf\n");
+        for (name, value) in &s.recovery_conf {
+            out.push_str(&guc_line(name, value));
+        }
+    }
     match upstream {
         None => {}
         Some(WalSource::Member(up)) => {
@@ -352,6 +360,45 @@ mod tests {
              recovery_target_timeline = 'latest'\n"
         );
         assert!(!conf.contains("evil"));
+    }
+
+    /// `postgresql.recovery_conf` goes to every standby (before the agent's settings, so the
+    /// remote's own `restore_command` of a standby leader wins), never to a primary.
+    #[test]
+    fn recovery_conf_is_written_for_standbys_only() {
+        let mut s = sample();
+        s.recovery_conf = [
+            (
+                "restore_command",
+                "pgbackrest --stanza=main archive-get %f \"%p\"",
+            ),
+            ("recovery_min_apply_delay", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let standby = postgresql_conf(&s, Some(&member_source()), "");
+        let block = standby
+            .split_once("# postgresql.recovery_conf\n")
+            .unwrap()
+            .1;
+        assert!(
+            block.starts_with(
+                "recovery_min_apply_delay = '0'\n\
+                 restore_command = 'pgbackrest --stanza=main archive-get %f \"%p\"'\n\n\
+                 # standby of member node-2\n"
+            ),
+            "{block}"
+        );
+        assert!(!postgresql_conf(&s, None, "").contains("restore_command"));
+        let remote = WalSource::Remote(StandbyCluster {
+            host: Some("10.9.9.9".into()),
+            restore_command: Some("cp /remote/%f %p".into()),
+            ..Default::default()
+        });
+        let leader = postgresql_conf(&s, Some(&remote), "");
+        let (_, last) = leader.rsplit_once("restore_command = ").unwrap();
+        assert!(last.starts_with("'cp /remote/%f %p'"), "{leader}");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! Layout: `settings` (what the caller gives), `gucs` (parameters owned on the command line),
 //! `files` (rendering `postgresql.conf`, `pg_hba.conf`, the password file), `commands` (tool
 //! command lines), `controldata` (on-disk state), `status` (the per-tick query), `roles` and
-//! `slots` (SQL plans), `upgrade` (a major-version upgrade's command lines and SQL). Everything
-//! there is pure; this file performs the effects, and `upgrading` those of an upgrade.
+//! `slots` (SQL plans), `upgrade` (a major-version upgrade's command lines and SQL), `methods`
+//! (the operator's replica and bootstrap methods' command lines). Everything there is pure; this
+//! file performs the effects, `upgrading` those of an upgrade, and `restoring` those of the
+//! replica methods and of a restore (`bootstrap.method`).
 //!
 //! The programs: `bin_dir` from the settings, except for a data directory of the version the
 //! cluster was upgraded to ([`Instance::use_binaries`]), or an empty one about to be copied
@@ -19,13 +21,17 @@
 //!
 //! Hazards: every operation confirms its effect (by SQL or `postmaster.pid`) before `Ok`, and is
 //! safe to repeat; an operation that ran out of time returns `Unknown`. This adapter never
-//! deletes a data directory: it renames it aside.
+//! deletes a data directory it did not fill itself: it renames it aside. The one exception is
+//! what a replica method or a restore put in an empty directory and then failed with (a copy
+//! the source or the backup repository can give again; see `restoring`).
 
 pub mod commands;
 pub mod controldata;
 pub mod fence;
 pub mod files;
 pub mod gucs;
+pub mod methods;
+mod restoring;
 pub mod roles;
 pub mod settings;
 pub mod slots;
@@ -390,6 +396,33 @@ impl Postgres {
             .await
     }
 
+    /// initdb into the empty data directory (the superuser's password through a file beside
+    /// it), then the first start as a primary.
+    async fn initdb_and_start(&self, parent: &Path) -> Result<(), InstanceError> {
+        const OP: &str = "bootstrap";
+        let pwfile = match &self.s.superuser.1 {
+            Some(pw) => {
+                let path = parent.join(format!(".tribune-initdb-pw.{}", std::process::id()));
+                write_atomic(&path, format!("{pw}\n").as_bytes(), 0o600)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let initdb = process::run(
+            OP,
+            &commands::initdb(&self.tools(), pwfile.as_deref()),
+            INITDB_TIMEOUT,
+        )
+        .await;
+        if let Some(p) = &pwfile {
+            remove_if_exists(p)?;
+        }
+        initdb?;
+        self.write_config(None)?;
+        self.start_server(DbRole::Primary).await?;
+        Ok(())
+    }
+
     // ----- server start -----
 
     /// `pg_ctl start` then wait for SQL and check the role.
@@ -548,26 +581,14 @@ impl Instance for Postgres {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         std::fs::create_dir_all(&parent)?;
-        let pwfile = match &self.s.superuser.1 {
-            Some(pw) => {
-                let path = parent.join(format!(".tribune-initdb-pw.{}", std::process::id()));
-                write_atomic(&path, format!("{pw}\n").as_bytes(), 0o600)?;
-                Some(path)
+        if let Some(method) = &self.s.bootstrap_method {
+            if let Err(e) = self.restore_cluster(method).await {
+                self.discard_failed_restore().await;
+                return Err(e);
             }
-            None => None,
-        };
-        let initdb = process::run(
-            OP,
-            &commands::initdb(&self.tools(), pwfile.as_deref()),
-            INITDB_TIMEOUT,
-        )
-        .await;
-        if let Some(p) = &pwfile {
-            remove_if_exists(p)?;
+        } else {
+            self.initdb_and_start(&parent).await?;
         }
-        initdb?;
-        self.write_config(None)?;
-        self.start_server(DbRole::Primary).await?;
         let existing: BTreeSet<String> =
             rows_column(&self.sql_for(OP, roles::LIST_SQL, ADMIN_TIMEOUT).await?, 0)
                 .into_iter()
@@ -594,20 +615,11 @@ impl Instance for Postgres {
     }
 
     async fn clone_from(&self, source: &WalSource) -> Result<(), InstanceError> {
-        const OP: &str = "clone";
-        let basebackup = commands::pg_basebackup(&self.tools(), source)?;
-        self.prepare_empty_data_dir(OP)?;
-        self.write_pgpass()?;
-        process::run(OP, &basebackup, BASEBACKUP_TIMEOUT).await?;
-        if !has_pg_version(&self.s.data_dir) {
-            return Err(InstanceError::failed(
-                OP,
-                "pg_basebackup succeeded but left no PG_VERSION",
-            ));
-        }
-        self.fix_data_dir_mode()?;
-        self.write_config(Some(source))?;
-        Ok(())
+        self.create_replica(source, false).await
+    }
+
+    async fn clone_without_leader(&self, source: &WalSource) -> Result<(), InstanceError> {
+        self.create_replica(source, true).await
     }
 
     async fn start(&self, upstream: Option<&WalSource>) -> Result<(), InstanceError> {

@@ -56,6 +56,16 @@ pub struct PostgresSettings {
     pub custom_conf: Option<PathBuf>,
     /// Extra `initdb` arguments, already rendered (`--encoding=UTF8`, `--data-checksums`).
     pub initdb_args: Vec<String>,
+    /// `postgresql.basebackup`, rendered (`--checkpoint=fast`, `--max-rate=100M`), given to
+    /// every `pg_basebackup`.
+    pub basebackup_args: Vec<String>,
+    /// `postgresql.create_replica_methods`: how a replica is made, tried in order.
+    pub replica_methods: Vec<crate::config::ReplicaMethod>,
+    /// `postgresql.recovery_conf`: written into a standby's configuration (a `restore_command`
+    /// lets it catch up from the archive when its upstream no longer has the WAL).
+    pub recovery_conf: BTreeMap<String, String>,
+    /// `bootstrap.method` when it is not initdb: the command that restores a new cluster.
+    pub bootstrap_method: Option<crate::config::CustomBootstrap>,
     pub use_slots: bool,
     pub use_pg_rewind: bool,
     /// For `pg_ctl start/stop/promote -t` and the confirmations that follow them.
@@ -190,6 +200,10 @@ pub(crate) fn sample() -> PostgresSettings {
         pg_ident: Vec::new(),
         custom_conf: None,
         initdb_args: vec!["--encoding=UTF8".into(), "--data-checksums".into()],
+        basebackup_args: Vec::new(),
+        replica_methods: vec![crate::config::ReplicaMethod::Basebackup],
+        recovery_conf: BTreeMap::new(),
+        bootstrap_method: None,
         use_slots: true,
         use_pg_rewind: true,
         pg_ctl_timeout: Duration::from_secs(60),
