@@ -272,6 +272,7 @@ fn a_patroni_raft_configuration_loads_unchanged() {
     );
     assert_eq!(pg.pg_ctl_timeout, Duration::from_secs(30));
     assert!(pg.remove_data_directory_on_rewind_failure);
+    assert_eq!(pg.proxy_address, None);
     assert!(!pg.remove_data_directory_on_diverged_timelines);
     assert!(pg.use_unix_socket);
     assert_eq!(
@@ -472,6 +473,12 @@ fn wrong_types_name_the_key_and_the_expected_type() {
             "'*:8008'",
             "restapi.connect_address",
             "not an address",
+        ),
+        (
+            "postgresql.proxy_address",
+            "pooler.example",
+            "postgresql.proxy_address",
+            "no port",
         ),
     ];
     for (path, value, key, needle) in cases {

@@ -24,6 +24,7 @@ mod outcome;
 mod scenarios;
 pub mod sync;
 pub mod upgrade;
+pub mod upstream;
 
 pub use decide::decide;
 pub use outcome::{ActionOutcome, Produced};
@@ -73,6 +74,17 @@ pub struct HaSettings {
     /// `postgresql.pre_promote` is configured: a promotion first runs it, and its refusal
     /// gives the lease back.
     pub pre_promote: bool,
+    /// `postgresql.remove_data_directory_on_rewind_failure`: a member whose pg_rewind failed
+    /// is cloned again; otherwise it stays stopped for an operator (`tribunectl reinit`).
+    pub remove_data_on_rewind_failure: bool,
+    /// `postgresql.remove_data_directory_on_diverged_timelines`: a member that cannot follow
+    /// the leader's timeline and cannot be rewound (`use_pg_rewind` off) is cloned again;
+    /// otherwise it stays stopped for an operator. Patroni honours it after a failed rewind
+    /// too.
+    pub remove_data_on_diverged_timelines: bool,
+    /// This member's `replicatefrom` tag: the member it streams from (cascading) while that
+    /// member runs and streams; otherwise the leader.
+    pub replicatefrom: Option<MemberName>,
 }
 
 /// Where a standby of this cluster streams from, as `decide` names it; the executor resolves a
@@ -148,6 +160,10 @@ pub struct Memory {
     /// The `pre_promote` script refused the promotion this member won for this generation,
     /// and why: it gives the lease back (`DeclinePromotion`).
     pub promotion_vetoed: Option<(Generation, String)>,
+    /// This standby cannot follow the leader and may not be cloned again on the agent's own
+    /// initiative (`remove_data_directory_on_diverged_timelines` off): it stays stopped, for
+    /// this reason, until an operator reinitialises it.
+    pub held_stopped: Option<String>,
 }
 
 /// `synchronous_standby_names` as applied by the primary of `generation`: every commit
@@ -259,6 +275,11 @@ pub enum Action {
     },
     /// Move the data directory aside so that a fresh base backup can be taken.
     SetAsideDataDir,
+    /// Leave the stopped database stopped until an operator reinitialises it, saying why (the
+    /// memory of it keeps the next decisions from starting it).
+    HoldStopped {
+        reason: String,
+    },
     /// Fence the former primary's database over SQL (its agent may be frozen) before
     /// reporting for the failover after generation `ended`.
     FencePeer {
@@ -356,6 +377,7 @@ impl Action {
             Action::Follow { .. } => "follow",
             Action::Rewind { .. } => "rewind",
             Action::SetAsideDataDir => "set_aside_data_dir",
+            Action::HoldStopped { .. } => "hold_stopped",
             Action::FencePeer { .. } => "fence_peer",
             Action::StopStreaming { .. } => "stop_streaming",
             Action::AckFailover { .. } => "ack_failover",

@@ -245,6 +245,7 @@ mod tests {
                     raft_addr: None,
                     version: String::new(),
                     tags: serde_json::from_value(tags.clone()).unwrap(),
+                    proxy_url: None,
                     status: MemberStatus {
                         role: *role,
                         state: DbState::Running,

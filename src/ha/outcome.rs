@@ -150,7 +150,11 @@ impl Memory {
             Action::DeclinePromotion { .. } => self.promotion_vetoed = None,
             Action::Follow { upstream } => self.following = Some(upstream.clone()),
             Action::Rewind { .. } => self.rewind_failed = false,
-            Action::SetAsideDataDir => self.rewind_failed = false,
+            Action::SetAsideDataDir => {
+                self.rewind_failed = false;
+                self.held_stopped = None;
+            }
+            Action::HoldStopped { reason } => self.held_stopped = Some(reason.clone()),
             Action::FencePeer { ended, .. } => self.fenced_after = Some(*ended),
             Action::StopStreaming { ended } => {
                 self.following = None;

@@ -445,6 +445,10 @@ impl Executor {
                 warn!(path = %path.display(), "moved the data directory aside");
                 done()
             }
+            Action::HoldStopped { reason } => {
+                warn!("{reason}");
+                done()
+            }
             Action::FencePeer { member, .. } => {
                 let peer = upstream(cluster, member)?;
                 match self.instance()?.fence_peer(&peer).await? {
@@ -588,11 +592,16 @@ impl Executor {
                     .dynamic_or(&self.local_config().bootstrap.dynamic)
                     .postgresql
                     .use_slots;
+                // The leader keeps a slot for every other member; a standby, for the members
+                // whose `replicatefrom` names it (Patroni: cascading members get slots on
+                // their upstream).
+                let leading = cluster.leader_name() == Some(&me);
                 let mut names: Vec<MemberName> = if use_slots {
                     cluster
                         .members
                         .iter()
                         .filter(|(name, m)| **name != me && m.conn_url.is_some())
+                        .filter(|(_, m)| leading || m.tags.replicatefrom() == Some(&me))
                         .map(|(name, _)| name.clone())
                         .collect()
                 } else {

@@ -261,6 +261,15 @@ impl HaLoop {
                 .postgresql
                 .as_ref()
                 .is_some_and(|pg| pg.pre_promote.is_some()),
+            remove_data_on_rewind_failure: config
+                .postgresql
+                .as_ref()
+                .is_some_and(|pg| pg.remove_data_directory_on_rewind_failure),
+            remove_data_on_diverged_timelines: config
+                .postgresql
+                .as_ref()
+                .is_some_and(|pg| pg.remove_data_directory_on_diverged_timelines),
+            replicatefrom: config.tags.replicatefrom().cloned(),
         };
         let lease = *self.h.lease.borrow();
         let decision = decide(&Observation {

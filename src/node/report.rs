@@ -43,6 +43,11 @@ pub fn member_record(
         raft_addr: Some(config.raft.self_addr.clone()),
         version: crate::VERSION.to_owned(),
         tags: config.tags.clone(),
+        proxy_url: config
+            .postgresql
+            .as_ref()
+            .and_then(|pg| pg.proxy_address.as_ref())
+            .map(|proxy| format!("postgres://{proxy}/postgres")),
         status: MemberStatus {
             role,
             state: if view.witness {
@@ -70,9 +75,25 @@ pub fn member_record(
             pending_restart: status.pending_restart,
             pending_restart_reason: status.pending_restart_reason.clone(),
             failover_ack: None,
+            upstream: standby
+                .then(|| streams_from(cluster, status.upstream.as_deref()?))
+                .flatten(),
         },
         reported_at: UnixMillis(0),
     }
+}
+
+/// The member whose database listens at `address` (`host:port`, as the WAL receiver reports
+/// its sender).
+fn streams_from(cluster: &ClusterState, address: &str) -> Option<MemberName> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_matches(['[', ']']);
+    cluster
+        .members
+        .iter()
+        .find(|(_, m)| m.host_port().is_some_and(|(h, p)| h == host && p == port))
+        .map(|(name, _)| name.clone())
 }
 
 /// Whether the cluster is a standby cluster: `standby_cluster` in the dynamic configuration
