@@ -14,6 +14,7 @@ mod faults;
 mod fleet;
 mod haproxy;
 mod harness;
+mod heal;
 mod members;
 mod opengauss;
 mod prometheus;
