@@ -757,8 +757,7 @@ mod tests {
         }
         let mut unexplained = Vec::new();
         visit(ROOT, "", &mut unexplained);
-        unexplained
-            .retain(|p| !PENDING_ELSEWHERE.contains(&p.as_str()));
+        unexplained.retain(|p| !PENDING_ELSEWHERE.contains(&p.as_str()));
         assert_eq!(unexplained, Vec::<String>::new());
     }
 

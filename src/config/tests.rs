@@ -355,6 +355,27 @@ fn tribune_only_keys_are_accepted() {
     assert!(c.ignored_keys.is_empty());
 }
 
+/// Patroni's `nostream` drops `primary_conninfo`; openGauss standbys only stream, so the tag
+/// is refused there rather than silently ignored.
+#[test]
+fn nostream_is_refused_on_opengauss_only() {
+    let opengauss = with(
+        &minimal_with("postgresql.engine", Some("opengauss")),
+        "tags",
+        Some("{nostream: true}"),
+    );
+    let err = error_of(&opengauss);
+    assert_eq!(err.key.as_deref(), Some("tags.nostream"));
+    assert!(err.message.contains("openGauss"), "{err}");
+    let postgres = minimal_with("tags", Some("{nostream: true}"));
+    assert!(
+        Config::from_yaml_str(&postgres, &no_env)
+            .unwrap()
+            .tags
+            .nostream()
+    );
+}
+
 #[test]
 fn a_witness_has_no_postgresql_section() {
     let c = Config::from_yaml_str(&minimal_with("postgresql", None), &no_env).unwrap();

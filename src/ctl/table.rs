@@ -550,7 +550,10 @@ mod tests {
         let extended = render_list(&doc, Format::Tsv, true).unwrap();
         let header = extended.lines().next().unwrap();
         assert!(header.contains("Proxy"), "{header}");
-        assert!(extended.contains("postgres://10.0.0.9:6432/postgres"), "{extended}");
+        assert!(
+            extended.contains("postgres://10.0.0.9:6432/postgres"),
+            "{extended}"
+        );
         let none = render_list(&lab_doc(), Format::Tsv, true).unwrap();
         assert!(!none.lines().next().unwrap().contains("Proxy"));
     }

@@ -520,8 +520,7 @@ fn follower(
         }
         if o.settings.remove_data_on_diverged_timelines {
             return reclone(
-                "because this former primary may have diverged and use_pg_rewind is off"
-                    .to_owned(),
+                "because this former primary may have diverged and use_pg_rewind is off".to_owned(),
             );
         }
         // Patroni keeps trying to follow: started as a standby, a divergence shows once it
@@ -570,7 +569,11 @@ fn follower(
 /// last record, so it holds nothing the leader lacks and can follow without a rewind (a
 /// switchover's former primary). A crash leaves WAL after the checkpoint: never clean.
 fn stopped_before_fork(o: &Observation<'_>, leader: &MemberName, cd: &ControlData) -> bool {
-    let Some(leader_timeline) = o.cluster.members.get(leader).and_then(|m| m.status.timeline)
+    let Some(leader_timeline) = o
+        .cluster
+        .members
+        .get(leader)
+        .and_then(|m| m.status.timeline)
     else {
         return false;
     };

@@ -901,6 +901,21 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "following (c) as replicatefrom says; the leader is (b)",
         ),
         row(
+            "a standby that others cascade from keeps their slots",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .requests(|c| tag(c, "c", serde_json::json!({"replicatefrom": "a"})))
+        .expect(
+            vec![Action::SyncSlots],
+            "a secondary, and following a leader (b)",
+        ),
+        row(
             "a cascading standby goes back to the leader while its member does not stream",
             LedBy("b"),
             Disk::Standby,
@@ -1990,9 +2005,9 @@ fn sequences() -> Vec<Sequence> {
             row: rewind()
                 .settings(|s| s.remove_data_on_diverged_timelines = true)
                 .memory(Memory {
-                following: Some(member_source("b")),
-                ..Memory::default()
-            }),
+                    following: Some(member_source("b")),
+                    ..Memory::default()
+                }),
             outcomes: vec![unknown()],
             then: |_| {},
             next: recreate(),

@@ -133,8 +133,22 @@ mod tests {
             ("b", Replica, true, 90, NOW.0, none.clone()),
             ("c", Replica, false, 90, NOW.0, none.clone()),
             ("d", Replica, true, 90, 1_000, none.clone()),
-            ("e", Replica, true, 90, NOW.0, serde_json::json!({"replicatefrom": "a"})),
-            ("f", Replica, true, 90, NOW.0, serde_json::json!({"nostream": true})),
+            (
+                "e",
+                Replica,
+                true,
+                90,
+                NOW.0,
+                serde_json::json!({"replicatefrom": "a"}),
+            ),
+            (
+                "f",
+                Replica,
+                true,
+                90,
+                NOW.0,
+                serde_json::json!({"nostream": true}),
+            ),
         ]);
         let leader = n("p");
         // (why, the tag, the upstream)
@@ -144,7 +158,11 @@ mod tests {
             ("the named member does not stream", Some("c"), "p"),
             ("the named member has not reported lately", Some("d"), "p"),
             ("the named member cascades from this one", Some("e"), "p"),
-            ("the named member does not stream by its tag", Some("f"), "p"),
+            (
+                "the named member does not stream by its tag",
+                Some("f"),
+                "p",
+            ),
             ("the named member is not a member", Some("zz"), "p"),
             ("the tag names the leader", Some("p"), "p"),
             ("the tag names this member", Some("a"), "p"),
@@ -166,7 +184,11 @@ mod tests {
             clone_source(&cluster(rows), &n("a"), &leader, NOW, TTL)
         };
         let primary = ("p", Primary, false, 100, NOW.0, clonefrom.clone());
-        assert_eq!(pick(&[primary.clone()]), n("p"), "nobody tagged: the leader");
+        assert_eq!(
+            pick(&[primary.clone()]),
+            n("p"),
+            "nobody tagged: the leader"
+        );
         assert_eq!(
             pick(&[
                 primary.clone(),

@@ -104,6 +104,7 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
         pg_hba: start.pg_hba.clone(),
         initdb_args: config.bootstrap.initdb.iter().map(|o| o.to_arg()).collect(),
         use_slots: config.bootstrap.dynamic.postgresql.use_slots,
+        nostream: config.tags.nostream(),
         use_pg_rewind: use_pg_rewind(pg, &config.bootstrap.dynamic),
         pg_ctl_timeout: pg.pg_ctl_timeout,
     };

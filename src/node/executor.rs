@@ -602,6 +602,8 @@ impl Executor {
                         .iter()
                         .filter(|(name, m)| **name != me && m.conn_url.is_some())
                         .filter(|(_, m)| leading || m.tags.replicatefrom() == Some(&me))
+                        // A `nostream` member never streams: a slot would hold WAL for nobody.
+                        .filter(|(_, m)| !m.tags.nostream())
                         .map(|(name, _)| name.clone())
                         .collect()
                 } else {

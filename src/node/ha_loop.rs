@@ -269,7 +269,12 @@ impl HaLoop {
                 .postgresql
                 .as_ref()
                 .is_some_and(|pg| pg.remove_data_directory_on_diverged_timelines),
-            replicatefrom: config.tags.replicatefrom().cloned(),
+            // `nostream` follows nobody over the network, whatever `replicatefrom` says.
+            replicatefrom: config
+                .tags
+                .replicatefrom()
+                .filter(|_| !config.tags.nostream())
+                .cloned(),
         };
         let lease = *self.h.lease.borrow();
         let decision = decide(&Observation {

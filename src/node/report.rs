@@ -122,3 +122,27 @@ pub fn worth_reporting(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_is_the_member_at_the_senders_address() {
+        let mut cluster = ClusterState::default();
+        for (name, url) in [
+            ("a", "postgres://10.0.0.1:5432/postgres"),
+            ("b", "postgres://10.0.0.2:5432/postgres"),
+            ("c", "postgres://[::1]:5433/postgres"),
+        ] {
+            let mut m = Member::at_raft_addr("x:1", crate::state::ReportedRole::Replica);
+            m.conn_url = Some(url.into());
+            cluster.members.insert(MemberName::from(name), m);
+        }
+        let found = |address| streams_from(&cluster, address).map(|n| n.to_string());
+        assert_eq!(found("10.0.0.2:5432").as_deref(), Some("b"));
+        assert_eq!(found("[::1]:5433").as_deref(), Some("c"));
+        assert_eq!(found("10.0.0.2:5433"), None, "another port");
+        assert_eq!(found("nowhere"), None);
+    }
+}

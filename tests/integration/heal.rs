@@ -122,30 +122,43 @@ async fn a_diverged_standby_is_cloned_again_or_held_for_an_operator_as_its_setti
         .await
         .unwrap();
     assert!(insert(&cluster.nodes[p], 1).await, "a first write");
-    wait_for(Duration::from_secs(10), "the first write on a", &cluster, || async {
-        ids(&cluster.nodes[a])
-            .await
-            .filter(|ids| ids.contains(&1))
-            .map(|_| ())
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "the first write on a",
+        &cluster,
+        || async {
+            ids(&cluster.nodes[a])
+                .await
+                .filter(|ids| ids.contains(&1))
+                .map(|_| ())
+        },
+    )
     .await;
 
     // The future primary stops receiving; the last commits reach only the other two.
     cluster.break_replication(a).await;
-    wait_for(Duration::from_secs(10), "a to stop streaming", &cluster, || async {
-        sender_port(&cluster.nodes[a]).await.is_none().then_some(())
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "a to stop streaming",
+        &cluster,
+        || async { sender_port(&cluster.nodes[a]).await.is_none().then_some(()) },
+    )
     .await;
     for id in 2..6 {
         assert!(insert(&cluster.nodes[p], id).await, "write {id}");
     }
     for i in [heals, held] {
-        wait_for(Duration::from_secs(10), "the last write replayed", &cluster, || async {
-            ids(&cluster.nodes[i])
-                .await
-                .filter(|ids| ids.contains(&5))
-                .map(|_| ())
-        })
+        wait_for(
+            Duration::from_secs(10),
+            "the last write replayed",
+            &cluster,
+            || async {
+                ids(&cluster.nodes[i])
+                    .await
+                    .filter(|ids| ids.contains(&5))
+                    .map(|_| ())
+            },
+        )
         .await;
     }
 
@@ -158,7 +171,13 @@ async fn a_diverged_standby_is_cloned_again_or_held_for_an_operator_as_its_setti
     cluster.repair_replication(a).await;
 
     // Cloned again, with no operator: it holds what the new primary holds, no more.
-    wait_streaming_replica(&client, &cluster, heals, "the standby allowed to be re-cloned").await;
+    wait_streaming_replica(
+        &client,
+        &cluster,
+        heals,
+        "the standby allowed to be re-cloned",
+    )
+    .await;
     let present = ids(&cluster.nodes[a]).await.unwrap();
     assert_eq!(present, vec![1]);
     assert_eq!(ids(&cluster.nodes[heals]).await.unwrap(), present);
@@ -170,10 +189,15 @@ async fn a_diverged_standby_is_cloned_again_or_held_for_an_operator_as_its_setti
 
     // Held: stopped, and the log says why and what to do.
     let held_api = format!("{}/patroni", cluster.nodes[held].api());
-    wait_for(Duration::from_secs(30), "the held standby stopped", &cluster, || async {
-        let doc = get_json(&client, &held_api).await?;
-        (doc["state"] == "stopped").then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the held standby stopped",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &held_api).await?;
+            (doc["state"] == "stopped").then_some(())
+        },
+    )
     .await;
     let log = log_of(&cluster, held);
     assert!(
@@ -217,7 +241,12 @@ async fn a_replica_clones_from_the_clonefrom_member_and_cascades_from_its_replic
     );
     let (p, middle, leaf) = (0, 1, 2);
     // nofailover: only node0 may bootstrap.
-    configure(&cluster, middle, "", "  nofailover: true\n  clonefrom: true\n");
+    configure(
+        &cluster,
+        middle,
+        "",
+        "  nofailover: true\n  clonefrom: true\n",
+    );
     configure(
         &cluster,
         leaf,
@@ -246,21 +275,31 @@ async fn a_replica_clones_from_the_clonefrom_member_and_cascades_from_its_replic
         "-h {} -p {} -U replicator",
         cluster.nodes[middle].ip, cluster.nodes[middle].pg_port
     );
-    wait_for(Duration::from_secs(30), "node2 cloned from node1", &cluster, || async {
-        let log = log_of(&cluster, leaf);
-        let after = &log[log.rfind("reinitializing")?..];
-        (after.contains("creating replica from member (node1), tagged clonefrom")
-            && after.contains(&from_middle))
-        .then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "node2 cloned from node1",
+        &cluster,
+        || async {
+            let log = log_of(&cluster, leaf);
+            let after = &log[log.rfind("reinitializing")?..];
+            (after.contains("creating replica from member (node1), tagged clonefrom")
+                && after.contains(&from_middle))
+            .then_some(())
+        },
+    )
     .await;
     wait_sender(&cluster, leaf, middle, "node2 streaming from node1 again").await;
 
     // The tree, as /cluster and topology show it; the proxy in the record.
-    wait_for(Duration::from_secs(10), "node2's upstream reported", &cluster, || async {
-        let entry = cluster_entry(&client, &cluster, p, leaf).await;
-        (entry["upstream"] == "node1").then_some(entry)
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "node2's upstream reported",
+        &cluster,
+        || async {
+            let entry = cluster_entry(&client, &cluster, p, leaf).await;
+            (entry["upstream"] == "node1").then_some(entry)
+        },
+    )
     .await;
     let entry = cluster_entry(&client, &cluster, p, leaf).await;
     assert_eq!(entry["proxy_url"], "postgres://127.0.0.1:6432/postgres");

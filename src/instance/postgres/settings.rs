@@ -57,6 +57,9 @@ pub struct PostgresSettings {
     /// Extra `initdb` arguments, already rendered (`--encoding=UTF8`, `--data-checksums`).
     pub initdb_args: Vec<String>,
     pub use_slots: bool,
+    /// The `nostream` tag (as at the agent's start): a standby gets no `primary_conninfo` and
+    /// replays only what `restore_command` (or its own `pg_wal`) gives it.
+    pub nostream: bool,
     pub use_pg_rewind: bool,
     /// For `pg_ctl start/stop/promote -t` and the confirmations that follow them.
     pub pg_ctl_timeout: Duration,
@@ -191,6 +194,7 @@ pub(crate) fn sample() -> PostgresSettings {
         custom_conf: None,
         initdb_args: vec!["--encoding=UTF8".into(), "--data-checksums".into()],
         use_slots: true,
+        nostream: false,
         use_pg_rewind: true,
         pg_ctl_timeout: Duration::from_secs(60),
     }

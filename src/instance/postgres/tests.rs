@@ -53,6 +53,7 @@ fn settings(dir: &Path, bin: &Path, name: &str, port: u16) -> PostgresSettings {
         pg_hba: Vec::new(),
         initdb_args: vec!["--encoding=UTF8".into(), "--no-sync".into()],
         use_slots: true,
+        nostream: false,
         use_pg_rewind: true,
         pg_ctl_timeout: Duration::from_secs(60),
     }
