@@ -386,7 +386,11 @@ fn follower(
         o.settings.ttl,
     );
     let upstream = StreamFrom::member(upstream_name);
-    let clone_name = super::upstream::clone_source(o.cluster, me, name, o.wall_now, o.settings.ttl);
+    let clone_name = if o.memory.clone_from_leader {
+        name.clone()
+    } else {
+        super::upstream::clone_source(o.cluster, me, name, o.wall_now, o.settings.ttl)
+    };
     let copy_from = if &clone_name == name {
         format!("leader ({name})")
     } else {

@@ -164,6 +164,9 @@ pub struct Memory {
     /// initiative (`remove_data_directory_on_diverged_timelines` off): it stays stopped, for
     /// this reason, until an operator reinitialises it.
     pub held_stopped: Option<String>,
+    /// The reinitialisation this member began asked for a copy of the leader: the next base
+    /// backup is taken from it, whatever member is tagged `clonefrom`.
+    pub clone_from_leader: bool,
 }
 
 /// `synchronous_standby_names` as applied by the primary of `generation`: every commit
@@ -250,7 +253,10 @@ pub enum Action {
         requested_at: crate::types::UnixMillis,
     },
     /// The reinitialisation asked of this member has begun (data set aside): `FinishReinit`.
-    FinishReinit,
+    /// `from_leader`: the operator asked for a copy of the leader, not of a `clonefrom` member.
+    FinishReinit {
+        from_leader: bool,
+    },
     /// Run the `pre_promote` script: a refusal ends the tick, and the memory of it makes the
     /// next decision give the lease back.
     PrePromote {
@@ -370,7 +376,7 @@ impl Action {
             Action::CancelSwitchover => "cancel_switchover",
             Action::Restart { .. } => "restart",
             Action::SkipRestart { .. } => "skip_restart",
-            Action::FinishReinit => "finish_reinit",
+            Action::FinishReinit { .. } => "finish_reinit",
             Action::PrePromote { .. } => "pre_promote",
             Action::Promote { .. } => "promote",
             Action::DeclinePromotion { .. } => "decline_promotion",

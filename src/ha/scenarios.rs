@@ -863,7 +863,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             );
         })
         .expect(
-            vec![Action::SetAsideDataDir, Action::FinishReinit],
+            vec![Action::SetAsideDataDir, Action::FinishReinit { from_leader: false }],
             "reinitializing",
         ),
         row(
@@ -962,6 +962,29 @@ fn scenarios(now: Instant) -> Vec<Row> {
                 start_following("b"),
             ],
             "creating replica from member (c), tagged clonefrom",
+        ),
+        row(
+            "a reinitialisation asked from the leader copies the leader, not the clonefrom member",
+            LedBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .memory(Memory {
+            clone_from_leader: true,
+            ..Default::default()
+        })
+        .requests(|c| {
+            streaming(c, "c");
+            tag(c, "c", serde_json::json!({"clonefrom": true}));
+        })
+        .expect(
+            vec![
+                Action::Clone {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
+            "creating replica from leader (b)",
         ),
         row(
             "a member tagged clonefrom that does not stream is passed over",
@@ -1506,7 +1529,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             vec![
                 stop_immediate(),
                 Action::SetAsideDataDir,
-                Action::FinishReinit,
+                Action::FinishReinit { from_leader: true },
             ],
             "reinitializing",
         ),
@@ -1959,6 +1982,49 @@ fn sequences() -> Vec<Sequence> {
         )
     };
     vec![
+        Sequence {
+            row: row(
+                "an operator's reinitialisation from the leader",
+                LedBy("b"),
+                Disk::Standby,
+                Db::Down,
+            )
+            .requests(|c| {
+                streaming(c, "c");
+                tag(c, "c", serde_json::json!({"clonefrom": true}));
+                c.reinitializations.insert(
+                    n("a"),
+                    ReinitRequest {
+                        from_leader: true,
+                        requested_at: UnixMillis(1_500),
+                    },
+                );
+            })
+            .expect(
+                vec![
+                    Action::SetAsideDataDir,
+                    Action::FinishReinit { from_leader: true },
+                ],
+                "reinitializing",
+            ),
+            outcomes: vec![done(), done()],
+            then: |r| {
+                r.disk = Disk::Empty;
+                r.requests = |c| {
+                    streaming(c, "c");
+                    tag(c, "c", serde_json::json!({"clonefrom": true}));
+                };
+            },
+            next: (
+                vec![
+                    Action::Clone {
+                        from: member_source("b"),
+                    },
+                    start_following("b"),
+                ],
+                "creating replica from leader (b)",
+            ),
+        },
         Sequence {
             row: rewind().settings(|s| s.remove_data_on_rewind_failure = true),
             outcomes: vec![failed()],

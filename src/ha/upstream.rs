@@ -185,7 +185,7 @@ mod tests {
         };
         let primary = ("p", Primary, false, 100, NOW.0, clonefrom.clone());
         assert_eq!(
-            pick(&[primary.clone()]),
+            pick(std::slice::from_ref(&primary)),
             n("p"),
             "nobody tagged: the leader"
         );

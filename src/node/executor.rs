@@ -393,7 +393,7 @@ impl Executor {
                 })
                 .await
             }
-            Action::FinishReinit => self.propose(Command::FinishReinit { member: me }).await,
+            Action::FinishReinit { .. } => self.propose(Command::FinishReinit { member: me }).await,
             Action::PrePromote { .. } => {
                 self.require_lease()?;
                 let outcome = self.h.scripts.run_hook(&Hook::PrePromote).await;

@@ -329,3 +329,91 @@ async fn insert_table(cluster: &Cluster, p: usize) -> bool {
         .unwrap();
     insert(&cluster.nodes[p], 1).await
 }
+
+/// A `nostream` standby (Patroni 4.0.3) has no WAL receiver and no slot on the primary: it
+/// replays what `restore_command` fetches from the primary's archive, and reports `in archive
+/// recovery`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nostream_standby_replays_the_archive_without_streaming() {
+    let client = http_client();
+    let mut cluster = Cluster::new(
+        2,
+        Options {
+            synchronous_mode: "false",
+            ..Options::default()
+        },
+    );
+    let archive = cluster.nodes[0].dir.parent().unwrap().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    std::fs::set_permissions(
+        &archive,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let archiving = format!(
+        "    shared_buffers: 16MB\n    archive_mode: 'on'\n    archive_command: 'cp %p {a}/%f'\n    \
+         restore_command: 'cp {a}/%f %p'\n",
+        a = archive.display()
+    );
+    for i in 0..2 {
+        let archiving = archiving.clone();
+        cluster.edit_config(i, move |t| {
+            t.replacen("    shared_buffers: 16MB\n", &archiving, 1)
+        });
+    }
+    configure(&cluster, 1, "", "  nofailover: true\n  nostream: true\n");
+    cluster.start_all();
+    let p = wait_for(Duration::from_secs(90), "bootstrap", &cluster, || async {
+        primary(&client, &cluster).await.filter(|p| *p == 0)
+    })
+    .await;
+    let standby_api = format!("{}/patroni", cluster.nodes[1].api());
+    wait_for(
+        Duration::from_secs(60),
+        "the nostream standby running",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &standby_api).await?;
+            (doc["role"] == "replica" && doc["replication_state"] == "in archive recovery")
+                .then_some(())
+        },
+    )
+    .await;
+
+    let pg = connect(&cluster.nodes[p]).await.unwrap();
+    pg.batch_execute("CREATE TABLE acked (id bigint PRIMARY KEY)")
+        .await
+        .unwrap();
+    assert!(insert(&cluster.nodes[p], 1).await);
+    pg.batch_execute("SELECT pg_switch_wal()").await.unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the row replayed from the archive",
+        &cluster,
+        || async {
+            ids(&cluster.nodes[1])
+                .await
+                .filter(|ids| ids.contains(&1))
+                .map(|_| ())
+        },
+    )
+    .await;
+    assert_eq!(sender_port(&cluster.nodes[1]).await, None, "it streams");
+    let senders: i64 = pg
+        .query_one("SELECT count(*) FROM pg_stat_replication", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(senders, 0, "the primary sends WAL to someone");
+    let slots: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&cluster.nodes[1].name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0, "a slot for a member that never streams");
+    let entry = cluster_entry(&client, &cluster, p, 1).await;
+    assert_eq!(entry["state"], "in archive recovery", "{entry}");
+}
