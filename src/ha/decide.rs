@@ -504,11 +504,27 @@ fn follower(
         {
             return reclone("because it could not be rewound".to_owned());
         }
-        return Decision::idle(format!(
-            "pg_rewind from {name} failed and remove_data_directory_on_rewind_failure is off: \
-             leaving postgres stopped; reinitialize this member (tribunectl reinit) to clone it \
-             again"
-        ));
+        // The data stays: a rewind that failed to reach its source changed nothing and may
+        // succeed once it does (found by reading the fake's failures: a partition must not
+        // strand a member for good); the operator can clone it afresh instead.
+        if !leader_ready {
+            return Decision::idle(format!(
+                "waiting for leader ({name}) to accept connections before rewinding again"
+            ));
+        }
+        return Decision::act(
+            vec![
+                Action::Rewind { from: name.clone() },
+                Action::Start {
+                    upstream: Some(upstream),
+                },
+            ],
+            format!(
+                "pg_rewind from {name} failed and remove_data_directory_on_rewind_failure is \
+                 off: keeping the data directory and running pg_rewind again; reinitialize this \
+                 member (tribunectl reinit) to clone it afresh"
+            ),
+        );
     }
     if was_primary && !o.settings.use_pg_rewind {
         if stopped_before_fork(o, name, cd) {

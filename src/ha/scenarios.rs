@@ -1208,7 +1208,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "may have diverged and use_pg_rewind is off",
         ),
         row(
-            "a failed rewind leaves postgres stopped when removal is off",
+            "a failed rewind is tried again, never removed, when removal is off",
             LedBy("b"),
             Disk::Primary(ShutDown),
             Db::Down,
@@ -1218,8 +1218,8 @@ fn scenarios(now: Instant) -> Vec<Row> {
             ..Default::default()
         })
         .expect(
-            vec![],
-            "remove_data_directory_on_rewind_failure is off: leaving postgres stopped",
+            vec![Action::Rewind { from: n("b") }, start_following("b")],
+            "remove_data_directory_on_rewind_failure is off: keeping the data directory",
         ),
         row(
             "a failed rewind falls back to a fresh base backup when allowed",
@@ -2035,7 +2035,10 @@ fn sequences() -> Vec<Sequence> {
             row: rewind(),
             outcomes: vec![failed()],
             then: |_| {},
-            next: (vec![], "pg_rewind from b failed"),
+            next: (
+                vec![Action::Rewind { from: n("b") }, start_following("b")],
+                "pg_rewind from b failed",
+            ),
         },
         Sequence {
             row: row(
