@@ -247,6 +247,9 @@ pub struct StatusDocument {
     pub dcs_last_seen: u64,
     #[serde(skip_serializing_if = "Tags::is_empty", default)]
     pub tags: Tags,
+    /// The pooler in front of this member (`postgresql.proxy_address`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub proxy_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub database_system_identifier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -343,6 +346,14 @@ pub fn status(inner: &Inner) -> StatusDocument {
         cluster_unlocked: (cluster.leader.is_none() || !has_leader).then_some(true),
         dcs_last_seen: UnixMillis::now().as_secs(),
         tags: inner.views.config.borrow().tags.clone(),
+        proxy_url: inner
+            .views
+            .config
+            .borrow()
+            .postgresql
+            .as_ref()
+            .and_then(|pg| pg.proxy_address.as_ref())
+            .map(|proxy| format!("postgres://{proxy}/postgres")),
         database_system_identifier: s
             .sysid
             .clone()
@@ -383,6 +394,13 @@ pub struct ClusterMember {
     pub scheduled_restart: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Tags::is_empty", default)]
     pub tags: Tags,
+    /// The pooler in front of this member (`postgresql.proxy_address`), from its record.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub proxy_url: Option<String>,
+    /// Tribune addition: the member this standby streams from (the leader, or the member it
+    /// cascades from); absent when it does not stream.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub upstream: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub receive_lag: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -548,6 +566,8 @@ fn cluster_member(
         pending_restart_reason: m.status.pending_restart_reason.clone(),
         scheduled_restart: scheduled_restart(cluster, name),
         tags: m.tags.clone(),
+        proxy_url: m.proxy_url.clone(),
+        upstream: m.status.upstream.as_ref().map(|u| u.as_str().to_owned()),
         ..Default::default()
     };
     if m.status.role == ReportedRole::Witness {

@@ -39,6 +39,7 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("CTL_KEYFILE_PASSWORD", "ctl.keyfile_password"),
     ("POSTGRESQL_LISTEN", "postgresql.listen"),
     ("POSTGRESQL_CONNECT_ADDRESS", "postgresql.connect_address"),
+    ("POSTGRESQL_PROXY_ADDRESS", "postgresql.proxy_address"),
     ("POSTGRESQL_DATA_DIR", "postgresql.data_dir"),
     ("POSTGRESQL_BIN_DIR", "postgresql.bin_dir"),
     ("POSTGRESQL_PGPASS", "postgresql.pgpass"),

@@ -222,6 +222,18 @@ impl Config {
         } else {
             None
         };
+        let tags = tags::parse(&top)?;
+        if tags.nostream()
+            && postgresql
+                .as_ref()
+                .is_some_and(|pg| pg.engine == Some(Engine::OpenGauss))
+        {
+            return Err(ConfigError::at(
+                "tags.nostream",
+                "not supported on openGauss: its standbys replicate only by streaming \
+                 (replconninfo); remove the tag",
+            ));
+        }
         Ok(Config {
             scope,
             name: crate::types::MemberName::new(name),
@@ -231,7 +243,7 @@ impl Config {
             raft,
             bootstrap,
             postgresql,
-            tags: tags::parse(&top)?,
+            tags,
             watchdog: Watchdog::parse(&top.section("watchdog")?)?,
             log: Log::parse(&top.section("log")?)?,
             ignored_keys,

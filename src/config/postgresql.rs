@@ -152,6 +152,9 @@ pub struct Postgresql {
     /// the Unix socket rather than the connect address.
     pub use_unix_socket_repl: bool,
     pub pg_ctl_timeout: Duration,
+    /// `proxy_address` (host:port): a connection pooler in front of this member's database,
+    /// published in its record as `proxy_url`.
+    pub proxy_address: Option<String>,
     pub remove_data_directory_on_rewind_failure: bool,
     pub remove_data_directory_on_diverged_timelines: bool,
     pub basebackup: Vec<InitdbOption>,
@@ -183,6 +186,10 @@ impl Postgresql {
         let data_dir = s.path_buf("data_dir")?.ok_or_else(|| {
             ConfigError::missing(s.key("data_dir"), "the PostgreSQL data directory")
         })?;
+        let proxy_address = s.string("proxy_address")?;
+        if let Some(proxy) = &proxy_address {
+            address::connect(&s.key("proxy_address"), proxy)?;
+        }
         let authentication = authentication(&s.section("authentication")?)?;
         let parameters = match s.object("parameters")? {
             Some(map) => {
@@ -218,6 +225,7 @@ impl Postgresql {
             pg_ctl_timeout: s
                 .seconds("pg_ctl_timeout")?
                 .unwrap_or(DEFAULT_PG_CTL_TIMEOUT),
+            proxy_address,
             remove_data_directory_on_rewind_failure: s
                 .bool("remove_data_directory_on_rewind_failure")?
                 .unwrap_or(false),

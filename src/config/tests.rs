@@ -272,6 +272,7 @@ fn a_patroni_raft_configuration_loads_unchanged() {
     );
     assert_eq!(pg.pg_ctl_timeout, Duration::from_secs(30));
     assert!(pg.remove_data_directory_on_rewind_failure);
+    assert_eq!(pg.proxy_address, None);
     assert!(!pg.remove_data_directory_on_diverged_timelines);
     assert!(pg.use_unix_socket);
     assert_eq!(
@@ -357,6 +358,27 @@ fn tribune_only_keys_are_accepted() {
     assert_eq!(c.postgresql.unwrap().engine, Some(Engine::OpenGauss));
     assert_eq!(c.raft.heartbeat_interval, Duration::from_millis(100));
     assert!(c.ignored_keys.is_empty());
+}
+
+/// Patroni's `nostream` drops `primary_conninfo`; openGauss standbys only stream, so the tag
+/// is refused there rather than silently ignored.
+#[test]
+fn nostream_is_refused_on_opengauss_only() {
+    let opengauss = with(
+        &minimal_with("postgresql.engine", Some("opengauss")),
+        "tags",
+        Some("{nostream: true}"),
+    );
+    let err = error_of(&opengauss);
+    assert_eq!(err.key.as_deref(), Some("tags.nostream"));
+    assert!(err.message.contains("openGauss"), "{err}");
+    let postgres = minimal_with("tags", Some("{nostream: true}"));
+    assert!(
+        Config::from_yaml_str(&postgres, &no_env)
+            .unwrap()
+            .tags
+            .nostream()
+    );
 }
 
 #[test]
@@ -477,6 +499,12 @@ fn wrong_types_name_the_key_and_the_expected_type() {
             "'*:8008'",
             "restapi.connect_address",
             "not an address",
+        ),
+        (
+            "postgresql.proxy_address",
+            "pooler.example",
+            "postgresql.proxy_address",
+            "no port",
         ),
     ];
     for (path, value, key, needle) in cases {

@@ -141,6 +141,11 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
     if extended || any_scheduled {
         columns.push("Scheduled restart".into());
     }
+    // Tribune addition: patronictl has no column for it; shown by `-e` when a member has one.
+    let any_proxy = doc.members.iter().any(|m| m.proxy_url.is_some());
+    if extended && any_proxy {
+        columns.push("Proxy".into());
+    }
     if extended || any_tags {
         columns.push("Tags".into());
     }
@@ -181,6 +186,9 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
             }
             if columns.iter().any(|c| c == "Scheduled restart") {
                 cells.push(("Scheduled restart".to_owned(), s(scheduled_restart_text(m))));
+            }
+            if columns.iter().any(|c| c == "Proxy") {
+                cells.push(("Proxy".to_owned(), s(m.proxy_url.clone())));
             }
             let tags: Vec<(String, String)> = m
                 .tags
@@ -530,6 +538,24 @@ mod tests {
 +---------+----------------+---------+-----------+----+-------------+-----+------------+-----+---------------------------------+
 ";
         assert_eq!(render_topology(&lab_doc()), expected);
+    }
+
+    /// `postgresql.proxy_address` shows in `list -e` only (patronictl has no column for it).
+    #[test]
+    fn the_proxy_column_is_extended_output_only() {
+        let mut doc = lab_doc();
+        doc.members[1].proxy_url = Some("postgres://10.0.0.9:6432/postgres".into());
+        let plain = render_list(&doc, Format::Pretty, false).unwrap();
+        assert!(!plain.contains("Proxy"), "{plain}");
+        let extended = render_list(&doc, Format::Tsv, true).unwrap();
+        let header = extended.lines().next().unwrap();
+        assert!(header.contains("Proxy"), "{header}");
+        assert!(
+            extended.contains("postgres://10.0.0.9:6432/postgres"),
+            "{extended}"
+        );
+        let none = render_list(&lab_doc(), Format::Tsv, true).unwrap();
+        assert!(!none.lines().next().unwrap().contains("Proxy"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The replication tree `topology` prints: the leader first, under it the members replicating
-//! from it, each followed by the members cascading from it (`replicatefrom` tag), siblings by
-//! name, every level one `+ ` deeper. Pure; the table is `table::render_list`'s.
+//! from it, each followed by the members cascading from it (the member it reports streaming
+//! from, else its `replicatefrom` tag), siblings by name, every level one `+ ` deeper. Pure; the table is `table::render_list`'s.
 //!
 //! Every member appears exactly once: a `replicatefrom` naming nobody, the leader, a witness or
 //! the member itself counts as replicating from the leader, and members caught in a cycle of
@@ -20,14 +20,22 @@ pub fn tree_order(doc: &ClusterDocument) -> Vec<(usize, usize)> {
     let replicas: Vec<usize> = (0..members.len())
         .filter(|&i| Some(i) != leader && !is_witness(&members[i]))
         .collect();
-    // The upstream of a replica: the replica its tag names, else the leader (None: no leader).
+    // The upstream of a replica: the member it reports streaming from, else the replica its
+    // tag names, else the leader (None: no leader).
+    let replica_named = |i: usize, name: &str| {
+        replicas
+            .iter()
+            .copied()
+            .find(|&j| j != i && members[j].name == name)
+    };
     let upstream = |i: usize| -> Option<usize> {
-        let named = members[i].tags.replicatefrom().and_then(|name| {
-            replicas
-                .iter()
-                .copied()
-                .find(|&j| j != i && members[j].name == name.as_str())
-        });
+        if let Some(actual) = &members[i].upstream {
+            return replica_named(i, actual).or(leader);
+        }
+        let named = members[i]
+            .tags
+            .replicatefrom()
+            .and_then(|name| replica_named(i, name.as_str()));
         named.or(leader)
     };
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
@@ -135,6 +143,20 @@ mod tests {
             {"name": "e", "role": "replica", "state": "streaming", "api_url": "", "tags": {"replicatefrom": "c"}}
         ]));
         assert_eq!(shown(&d), ["c", "+ d", "+ e", "+ a", "  + b"]);
+    }
+
+    #[test]
+    fn the_member_a_replica_reports_streaming_from_wins_over_its_tag() {
+        let d = doc(serde_json::json!([
+            {"name": "a", "role": "leader", "state": "running", "api_url": ""},
+            // Its tagged upstream is down: it streams from the leader meanwhile.
+            {"name": "b", "role": "replica", "state": "streaming", "api_url": "",
+             "tags": {"replicatefrom": "c"}, "upstream": "a"},
+            {"name": "c", "role": "replica", "state": "streaming", "api_url": "", "upstream": "a"},
+            // No tag, but it reports streaming from c.
+            {"name": "d", "role": "replica", "state": "streaming", "api_url": "", "upstream": "c"}
+        ]));
+        assert_eq!(shown(&d), ["a", "+ b", "+ c", "  + d"]);
     }
 
     #[test]

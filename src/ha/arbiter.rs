@@ -410,6 +410,7 @@ mod tests {
             raft_addr: None,
             version: String::new(),
             tags: Default::default(),
+            proxy_url: None,
             status: MemberStatus {
                 role: ReportedRole::Replica,
                 sysid: Some("42".into()),

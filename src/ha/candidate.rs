@@ -90,6 +90,7 @@ mod tests {
             raft_addr: None,
             version: String::new(),
             tags: serde_json::from_value(tags).unwrap(),
+            proxy_url: None,
             status: MemberStatus {
                 role: ReportedRole::Replica,
                 ..Default::default()

@@ -5,7 +5,7 @@
 use super::divergence::{Divergence, standby_divergence};
 use super::{Action, Decision, LeaseView, Observation, StreamFrom, operator};
 use crate::config::StandbyCluster;
-use crate::instance::{ClusterStateOnDisk, DataDir, DbRole, StopMode};
+use crate::instance::{ClusterStateOnDisk, ControlData, DataDir, DbRole, StopMode};
 use crate::state::{DbState, FailoverReport, Leader, ReportedRole};
 use crate::types::MemberName;
 
@@ -377,16 +377,39 @@ fn follower(
             ReportedRole::Primary | ReportedRole::StandbyLeader
         ) && m.status.state == DbState::Running
     });
-    let from_leader = StreamFrom::member(name);
+    // Whom this standby streams from (the leader, or its `replicatefrom` member) and whom a
+    // base backup is taken from (a `clonefrom` member, or the leader).
+    let upstream_name = super::upstream::stream_source(
+        o.cluster,
+        me,
+        name,
+        o.settings.replicatefrom.as_ref(),
+        o.wall_now,
+        o.settings.ttl,
+    );
+    let upstream = StreamFrom::member(upstream_name);
+    let clone_name = if o.memory.clone_from_leader {
+        name.clone()
+    } else {
+        super::upstream::clone_source(o.cluster, me, name, o.wall_now, o.settings.ttl)
+    };
+    let copy_from = if &clone_name == name {
+        format!("leader ({name})")
+    } else {
+        format!("member ({clone_name}), tagged clonefrom")
+    };
+    let clone = Action::Clone {
+        from: StreamFrom::Member(clone_name.clone()),
+    };
     let cd = match disk {
         DataDir::Empty if !leader_ready && o.settings.replica_without_leader => {
             return Decision::act(
                 vec![
                     Action::CloneWithoutLeader {
-                        from: from_leader.clone(),
+                        from: StreamFrom::member(name),
                     },
                     Action::Start {
-                        upstream: Some(from_leader),
+                        upstream: Some(upstream),
                     },
                 ],
                 format!(
@@ -403,14 +426,12 @@ fn follower(
         DataDir::Empty => {
             return Decision::act(
                 vec![
-                    Action::Clone {
-                        from: from_leader.clone(),
-                    },
+                    clone,
                     Action::Start {
-                        upstream: Some(from_leader),
+                        upstream: Some(upstream),
                     },
                 ],
-                format!("creating replica from leader ({name})"),
+                format!("creating replica from {copy_from}"),
             );
         }
         DataDir::Initialized(cd) => cd,
@@ -419,30 +440,46 @@ fn follower(
     // first rewinds a former primary (a restart would start its diverged data as a standby
     // that can never stream); the request waits until it runs.
     if is_running(o)
-        && let Some(restart) = operator::restart(
-            o,
-            operator::restart_role(o, false),
-            Some(from_leader.clone()),
-        )
+        && let Some(restart) =
+            operator::restart(o, operator::restart_role(o, false), Some(upstream.clone()))
     {
         return restart;
     }
 
     if is_running(o) {
-        if o.memory.following.as_ref() != Some(&from_leader) {
-            return Decision::act(
-                vec![Action::Follow {
-                    upstream: from_leader,
-                }],
-                format!("changing primary_conninfo to follow new leader ({name})"),
-            );
+        if o.memory.following.as_ref() != Some(&upstream) {
+            let reason = if upstream_name == name {
+                format!("changing primary_conninfo to follow new leader ({name})")
+            } else {
+                format!(
+                    "changing primary_conninfo to follow ({upstream_name}) as its replicatefrom \
+                     tag says"
+                )
+            };
+            return Decision::act(vec![Action::Follow { upstream }], reason);
         }
-        if let Some(rejoin) = diverged_replica(o, name, leader_ready) {
+        if let Some(rejoin) = diverged_replica(o, name, leader_ready, &upstream, &clone, &copy_from)
+        {
             return rejoin;
         }
-        return Decision::idle(format!(
-            "no action. I am ({me}), a secondary, and following a leader ({name})"
-        ));
+        let reason = if upstream_name != name {
+            format!(
+                "no action. I am ({me}), a secondary, and following ({upstream_name}) as \
+                 replicatefrom says; the leader is ({name})"
+            )
+        } else {
+            format!("no action. I am ({me}), a secondary, and following a leader ({name})")
+        };
+        // Members cascading from this standby stream through a slot here, as from a primary.
+        let cascaded = o
+            .cluster
+            .members
+            .iter()
+            .any(|(other, m)| other != me && m.tags.replicatefrom() == Some(me));
+        if cascaded {
+            return Decision::act(vec![Action::SyncSlots], reason);
+        }
+        return Decision::idle(reason);
     }
     if o.db.state == DbState::Starting {
         return Decision::idle("waiting for postgres to start");
@@ -452,6 +489,9 @@ fn follower(
             "PAUSE: no action. I am ({me}), a secondary, and postgres is not running"
         ));
     }
+    if let Some(why) = &o.memory.held_stopped {
+        return Decision::idle(why.clone());
+    }
 
     // Stopped. A former primary (or a copy that failed to rewind) must not start as it is.
     let was_primary = !cd.standby_configured
@@ -459,23 +499,78 @@ fn follower(
             cd.cluster_state,
             ClusterStateOnDisk::ShutDown | ClusterStateOnDisk::InProduction
         );
-    if o.memory.rewind_failed || (was_primary && !o.settings.use_pg_rewind && leader_ready) {
+    let reclone = |why: String| {
         if !leader_ready {
             return Decision::idle(format!(
                 "waiting for leader ({name}) to accept connections before re-creating the replica"
             ));
         }
-        return Decision::act(
+        Decision::act(
             vec![
                 Action::SetAsideDataDir,
-                Action::Clone {
-                    from: from_leader.clone(),
-                },
+                clone.clone(),
                 Action::Start {
-                    upstream: Some(from_leader),
+                    upstream: Some(upstream.clone()),
                 },
             ],
-            format!("re-creating the replica from leader ({name}) because it could not be rewound"),
+            format!("re-creating the replica from {copy_from} {why}"),
+        )
+    };
+    if o.memory.rewind_failed {
+        // Patroni removes the data after a failed rewind when either setting allows it.
+        if o.settings.remove_data_on_rewind_failure || o.settings.remove_data_on_diverged_timelines
+        {
+            return reclone("because it could not be rewound".to_owned());
+        }
+        // The data stays: a rewind that failed to reach its source changed nothing and may
+        // succeed once it does (found by reading the fake's failures: a partition must not
+        // strand a member for good); the operator can clone it afresh instead.
+        if !leader_ready {
+            return Decision::idle(format!(
+                "waiting for leader ({name}) to accept connections before rewinding again"
+            ));
+        }
+        return Decision::act(
+            vec![
+                Action::Rewind { from: name.clone() },
+                Action::Start {
+                    upstream: Some(upstream),
+                },
+            ],
+            format!(
+                "pg_rewind from {name} failed and remove_data_directory_on_rewind_failure is \
+                 off: keeping the data directory and running pg_rewind again; reinitialize this \
+                 member (tribunectl reinit) to clone it afresh"
+            ),
+        );
+    }
+    if was_primary && !o.settings.use_pg_rewind {
+        if stopped_before_fork(o, name, cd) {
+            return Decision::act(
+                vec![Action::Start {
+                    upstream: Some(upstream),
+                }],
+                format!(
+                    "starting as a secondary of leader ({name}): this former primary stopped \
+                     cleanly before the leader's timeline forked off"
+                ),
+            );
+        }
+        if o.settings.remove_data_on_diverged_timelines {
+            return reclone(
+                "because this former primary may have diverged and use_pg_rewind is off".to_owned(),
+            );
+        }
+        // Patroni keeps trying to follow: started as a standby, a divergence shows once it
+        // runs (`diverged_replica`), where it is stopped and held for an operator.
+        return Decision::act(
+            vec![Action::Start {
+                upstream: Some(upstream),
+            }],
+            format!(
+                "starting the former primary as a secondary of leader ({name}): use_pg_rewind \
+                 and remove_data_directory_on_diverged_timelines are off"
+            ),
         );
     }
     if was_primary {
@@ -488,29 +583,59 @@ fn follower(
             vec![
                 Action::Rewind { from: name.clone() },
                 Action::Start {
-                    upstream: Some(from_leader),
+                    upstream: Some(upstream),
                 },
             ],
             format!("running pg_rewind from {name}"),
         );
     }
+    let reason = if upstream_name == name {
+        format!("starting as a secondary of leader ({name})")
+    } else {
+        format!("starting as a secondary of ({upstream_name}) as replicatefrom says")
+    };
     Decision::act(
         vec![Action::Start {
-            upstream: Some(from_leader),
+            upstream: Some(upstream),
         }],
-        format!("starting as a secondary of leader ({name})"),
+        reason,
     )
 }
 
+/// Whether a stopped former primary shut down cleanly on a timeline older than the leader's,
+/// at or before the point where the leader's timeline left it: its shutdown checkpoint is its
+/// last record, so it holds nothing the leader lacks and can follow without a rewind (a
+/// switchover's former primary). A crash leaves WAL after the checkpoint: never clean.
+fn stopped_before_fork(o: &Observation<'_>, leader: &MemberName, cd: &ControlData) -> bool {
+    let Some(leader_timeline) = o
+        .cluster
+        .members
+        .get(leader)
+        .and_then(|m| m.status.timeline)
+    else {
+        return false;
+    };
+    cd.cluster_state == ClusterStateOnDisk::ShutDown
+        && cd.timeline < leader_timeline
+        && cd.checkpoint.is_some_and(|at| {
+            standby_divergence((cd.timeline, at), leader_timeline, &o.cluster.history)
+                == Divergence::Follows
+        })
+}
+
 /// A running replica that cannot stream from the leader because it replayed WAL past the point
-/// where the leader's timeline forked off its own: stopped cleanly and rewound (or cloned
-/// again when rewind is off), as Patroni does. Left alone in pause, or while the leader is not
-/// running (its timeline would not be known), or when the history does not say where the
-/// replica's timeline ended.
+/// where the leader's timeline forked off its own: stopped cleanly and rewound, as Patroni
+/// does; when rewind is off, cloned again if `remove_data_directory_on_diverged_timelines`
+/// allows it, otherwise stopped and held for an operator. Left alone in pause, or while the
+/// leader is not running (its timeline would not be known), or when the history does not say
+/// where the replica's timeline ended.
 fn diverged_replica(
     o: &Observation<'_>,
     leader: &MemberName,
     leader_ready: bool,
+    upstream: &StreamFrom,
+    clone: &Action,
+    copy_from: &str,
 ) -> Option<Decision> {
     if o.settings.paused || !leader_ready || o.db.streaming || o.db.role != Some(DbRole::Standby) {
         return None;
@@ -525,9 +650,11 @@ fn diverged_replica(
     else {
         return None;
     };
-    let from = StreamFrom::member(leader);
     let stop = Action::Stop {
         mode: StopMode::Fast,
+    };
+    let start = Action::Start {
+        upstream: Some(upstream.clone()),
     };
     let why = format!(
         "this replica replayed timeline {timeline} up to {position}, past {fork} where the \
@@ -540,23 +667,29 @@ fn diverged_replica(
                 Action::Rewind {
                     from: leader.clone(),
                 },
-                Action::Start {
-                    upstream: Some(from),
-                },
+                start,
             ],
             format!("running pg_rewind from {leader}: {why}"),
         )
+    } else if o.settings.remove_data_on_diverged_timelines {
+        Decision::act(
+            vec![stop, Action::SetAsideDataDir, clone.clone(), start],
+            format!("re-creating the replica from {copy_from}: {why}"),
+        )
     } else {
+        let reason = format!(
+            "not following leader ({leader}): {why}; use_pg_rewind and \
+             remove_data_directory_on_diverged_timelines are off, so postgres stays stopped \
+             until this member is reinitialized (tribunectl reinit)"
+        );
         Decision::act(
             vec![
                 stop,
-                Action::SetAsideDataDir,
-                Action::Clone { from: from.clone() },
-                Action::Start {
-                    upstream: Some(from),
+                Action::HoldStopped {
+                    reason: reason.clone(),
                 },
             ],
-            format!("re-creating the replica from leader ({leader}): {why}"),
+            reason,
         )
     })
 }
@@ -605,6 +738,7 @@ fn leaderless(o: &Observation<'_>, disk: &DataDir, running_primary: bool) -> Dec
             && cd.standby_configured
             && o.db.state != DbState::Starting
             && !o.settings.paused
+            && o.memory.held_stopped.is_none()
         {
             return Decision::act(
                 vec![Action::Start {

@@ -24,6 +24,7 @@ mod outcome;
 mod scenarios;
 pub mod sync;
 pub mod upgrade;
+pub mod upstream;
 
 pub use decide::decide;
 pub use outcome::{ActionOutcome, Produced};
@@ -77,6 +78,17 @@ pub struct HaSettings {
     /// a restore from a backup repository): an empty member need not wait for the leader's
     /// database to create its replica.
     pub replica_without_leader: bool,
+    /// `postgresql.remove_data_directory_on_rewind_failure`: a member whose pg_rewind failed
+    /// is cloned again; otherwise it stays stopped for an operator (`tribunectl reinit`).
+    pub remove_data_on_rewind_failure: bool,
+    /// `postgresql.remove_data_directory_on_diverged_timelines`: a member that cannot follow
+    /// the leader's timeline and cannot be rewound (`use_pg_rewind` off) is cloned again;
+    /// otherwise it stays stopped for an operator. Patroni honours it after a failed rewind
+    /// too.
+    pub remove_data_on_diverged_timelines: bool,
+    /// This member's `replicatefrom` tag: the member it streams from (cascading) while that
+    /// member runs and streams; otherwise the leader.
+    pub replicatefrom: Option<MemberName>,
 }
 
 /// Where a standby of this cluster streams from, as `decide` names it; the executor resolves a
@@ -152,6 +164,13 @@ pub struct Memory {
     /// The `pre_promote` script refused the promotion this member won for this generation,
     /// and why: it gives the lease back (`DeclinePromotion`).
     pub promotion_vetoed: Option<(Generation, String)>,
+    /// This standby cannot follow the leader and may not be cloned again on the agent's own
+    /// initiative (`remove_data_directory_on_diverged_timelines` off): it stays stopped, for
+    /// this reason, until an operator reinitialises it.
+    pub held_stopped: Option<String>,
+    /// The reinitialisation this member began asked for a copy of the leader: the next base
+    /// backup is taken from it, whatever member is tagged `clonefrom`.
+    pub clone_from_leader: bool,
 }
 
 /// `synchronous_standby_names` as applied by the primary of `generation`: every commit
@@ -244,7 +263,10 @@ pub enum Action {
         requested_at: crate::types::UnixMillis,
     },
     /// The reinitialisation asked of this member has begun (data set aside): `FinishReinit`.
-    FinishReinit,
+    /// `from_leader`: the operator asked for a copy of the leader, not of a `clonefrom` member.
+    FinishReinit {
+        from_leader: bool,
+    },
     /// Run the `pre_promote` script: a refusal ends the tick, and the memory of it makes the
     /// next decision give the lease back.
     PrePromote {
@@ -269,6 +291,11 @@ pub enum Action {
     },
     /// Move the data directory aside so that a fresh base backup can be taken.
     SetAsideDataDir,
+    /// Leave the stopped database stopped until an operator reinitialises it, saying why (the
+    /// memory of it keeps the next decisions from starting it).
+    HoldStopped {
+        reason: String,
+    },
     /// Fence the former primary's database over SQL (its agent may be frozen) before
     /// reporting for the failover after generation `ended`.
     FencePeer {
@@ -360,13 +387,14 @@ impl Action {
             Action::CancelSwitchover => "cancel_switchover",
             Action::Restart { .. } => "restart",
             Action::SkipRestart { .. } => "skip_restart",
-            Action::FinishReinit => "finish_reinit",
+            Action::FinishReinit { .. } => "finish_reinit",
             Action::PrePromote { .. } => "pre_promote",
             Action::Promote { .. } => "promote",
             Action::DeclinePromotion { .. } => "decline_promotion",
             Action::Follow { .. } => "follow",
             Action::Rewind { .. } => "rewind",
             Action::SetAsideDataDir => "set_aside_data_dir",
+            Action::HoldStopped { .. } => "hold_stopped",
             Action::FencePeer { .. } => "fence_peer",
             Action::StopStreaming { .. } => "stop_streaming",
             Action::AckFailover { .. } => "ack_failover",

@@ -218,7 +218,7 @@ pub fn restart_role(o: &Observation<'_>, leader: bool) -> RestartRole {
 /// A reinitialisation asked of this standby: stop, set the data aside; the follower path then
 /// clones it afresh from the leader.
 pub fn reinitialize(o: &Observation<'_>) -> Option<Decision> {
-    o.cluster.reinitializations.get(o.me)?;
+    let request = o.cluster.reinitializations.get(o.me)?;
     let mut actions = Vec::new();
     if o.db.state != DbState::Stopped {
         actions.push(Action::Stop {
@@ -226,7 +226,9 @@ pub fn reinitialize(o: &Observation<'_>) -> Option<Decision> {
         });
     }
     actions.push(Action::SetAsideDataDir);
-    actions.push(Action::FinishReinit);
+    actions.push(Action::FinishReinit {
+        from_leader: request.from_leader,
+    });
     Some(Decision::act(
         actions,
         "reinitializing: setting the data directory aside for a fresh copy",
@@ -268,6 +270,7 @@ mod tests {
                     raft_addr: None,
                     version: String::new(),
                     tags: serde_json::from_value(tags.clone()).unwrap(),
+                    proxy_url: None,
                     status: MemberStatus {
                         role: *role,
                         state: DbState::Running,

@@ -89,7 +89,7 @@ impl Memory {
     /// that the next decision, made on a fresh observation, re-applies it rather than trusting
     /// a memory that may be wrong.
     pub fn remember(&mut self, action: &Action, outcome: &ActionOutcome) {
-        if let Action::FinishReinit = action {
+        if let Action::FinishReinit { .. } = action {
             // The data directory was set aside before this report, whatever became of it.
             self.following = None;
         }
@@ -135,7 +135,8 @@ impl Memory {
     fn remember_done(&mut self, action: &Action, produced: &Produced) {
         match action {
             Action::Clone { from } | Action::CloneWithoutLeader { from } => {
-                self.following = Some(from.clone())
+                self.following = Some(from.clone());
+                self.clone_from_leader = false;
             }
             Action::Start { upstream: None } => self.following = None,
             Action::Start {
@@ -149,11 +150,19 @@ impl Memory {
                 self.following = None;
                 self.handed_over = true;
             }
-            Action::FinishReinit | Action::Promote { .. } => self.following = None,
+            Action::FinishReinit { from_leader } => {
+                self.following = None;
+                self.clone_from_leader = *from_leader;
+            }
+            Action::Promote { .. } => self.following = None,
             Action::DeclinePromotion { .. } => self.promotion_vetoed = None,
             Action::Follow { upstream } => self.following = Some(upstream.clone()),
             Action::Rewind { .. } => self.rewind_failed = false,
-            Action::SetAsideDataDir => self.rewind_failed = false,
+            Action::SetAsideDataDir => {
+                self.rewind_failed = false;
+                self.held_stopped = None;
+            }
+            Action::HoldStopped { reason } => self.held_stopped = Some(reason.clone()),
             Action::FencePeer { ended, .. } => self.fenced_after = Some(*ended),
             Action::StopStreaming { ended } => {
                 self.following = None;

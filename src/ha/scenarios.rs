@@ -22,6 +22,11 @@ enum Disk {
     Standby,
     OtherSysid,
     Unreadable,
+    /// A former primary shut down cleanly on `timeline`, its last checkpoint at `lsn`.
+    OldPrimary {
+        timeline: u32,
+        lsn: u64,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -129,6 +134,7 @@ fn member(role: ReportedRole, state: DbState, port: u16) -> Member {
         raft_addr: None,
         version: "test".into(),
         tags: Default::default(),
+        proxy_url: None,
         status: MemberStatus {
             role,
             state,
@@ -232,6 +238,13 @@ fn data_dir(d: Disk) -> Option<DataDir> {
         Disk::Standby => Some(cd(ClusterStateOnDisk::ShutDownInRecovery, true, "42")),
         Disk::OtherSysid => Some(cd(ClusterStateOnDisk::ShutDown, false, "666")),
         Disk::Unreadable => None,
+        Disk::OldPrimary { timeline, lsn } => Some(DataDir::Initialized(ControlData {
+            sysid: "42".into(),
+            cluster_state: ClusterStateOnDisk::ShutDown,
+            timeline: Timeline(timeline),
+            standby_configured: false,
+            checkpoint: Some(Lsn(lsn)),
+        })),
     }
 }
 
@@ -286,6 +299,9 @@ fn run(row: &Row, me: &str, now: Instant) -> Decision {
         standby_cluster: None,
         pre_promote: false,
         replica_without_leader: false,
+        remove_data_on_rewind_failure: false,
+        remove_data_on_diverged_timelines: false,
+        replicatefrom: None,
     };
     (row.settings)(&mut settings);
     let disk = data_dir(row.disk);
@@ -327,6 +343,21 @@ fn declined_by(c: &mut ClusterState, member: &str, at: u64) {
         reason: "exited with 1".into(),
     });
 }
+
+/// Member `m` runs as a streaming standby.
+fn streaming(c: &mut ClusterState, m: &str) {
+    c.members.get_mut(&n(m)).unwrap().status.replication_state = Some("streaming".into());
+}
+
+fn tag(c: &mut ClusterState, m: &str, tags: serde_json::Value) {
+    c.members.get_mut(&n(m)).unwrap().tags = serde_json::from_value(tags).unwrap();
+}
+
+/// Why a diverged standby that may be neither rewound nor cloned again stays stopped.
+const HELD_DIVERGED: &str = "not following leader (b): this replica replayed timeline 1 up to \
+    0/46, past 0/32 where the timeline of leader (b) forked off it; use_pg_rewind and \
+    remove_data_directory_on_diverged_timelines are off, so postgres stays stopped until this \
+    member is reinitialized (tribunectl reinit)";
 
 /// Members reported at 1 s; the operators' clock reads 2 s.
 const WALL_NOW: UnixMillis = UnixMillis(2_000);
@@ -788,7 +819,10 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .settings(|s| s.use_pg_rewind = false)
+        .settings(|s| {
+            s.use_pg_rewind = false;
+            s.remove_data_on_diverged_timelines = true;
+        })
         .expect(
             vec![
                 Action::Stop {
@@ -801,6 +835,236 @@ fn scenarios(now: Instant) -> Vec<Row> {
                 start_following("b"),
             ],
             "re-creating the replica from leader (b): this replica replayed timeline 1",
+        ),
+        row(
+            "standby past the fork is stopped and held when rewind and removal are off",
+            LedBy("b"),
+            Disk::Standby,
+            Db::NotStreaming {
+                timeline: 1,
+                lsn: 70,
+            },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .settings(|s| s.use_pg_rewind = false)
+        .expect(
+            vec![
+                Action::Stop {
+                    mode: StopMode::Fast,
+                },
+                Action::HoldStopped {
+                    reason: HELD_DIVERGED.into(),
+                },
+            ],
+            HELD_DIVERGED,
+        ),
+        row(
+            "a held standby stays stopped",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Down,
+        )
+        .memory(Memory {
+            held_stopped: Some(HELD_DIVERGED.into()),
+            ..Default::default()
+        })
+        .settings(|s| s.use_pg_rewind = false)
+        .expect(vec![], HELD_DIVERGED),
+        row(
+            "a held standby is still reinitialised on request",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Down,
+        )
+        .memory(Memory {
+            held_stopped: Some(HELD_DIVERGED.into()),
+            ..Default::default()
+        })
+        .requests(|c| {
+            c.reinitializations.insert(
+                n("a"),
+                ReinitRequest {
+                    from_leader: false,
+                    requested_at: UnixMillis(1_500),
+                },
+            );
+        })
+        .expect(
+            vec![Action::SetAsideDataDir, Action::FinishReinit { from_leader: false }],
+            "reinitializing",
+        ),
+        row(
+            "a standby with replicatefrom streams from that member",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .settings(|s| s.replicatefrom = Some(n("c")))
+        .requests(|c| streaming(c, "c"))
+        .expect(
+            vec![Action::Follow {
+                upstream: member_source("c"),
+            }],
+            "follow (c) as its replicatefrom tag says",
+        ),
+        row(
+            "a cascading standby that follows its member does nothing",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .memory(Memory {
+            following: Some(member_source("c")),
+            ..Default::default()
+        })
+        .settings(|s| s.replicatefrom = Some(n("c")))
+        .requests(|c| streaming(c, "c"))
+        .expect(
+            vec![],
+            "following (c) as replicatefrom says; the leader is (b)",
+        ),
+        row(
+            "a standby that others cascade from keeps their slots",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .requests(|c| tag(c, "c", serde_json::json!({"replicatefrom": "a"})))
+        .expect(
+            vec![Action::SyncSlots],
+            "a secondary, and following a leader (b)",
+        ),
+        row(
+            "a cascading standby goes back to the leader while its member does not stream",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .memory(Memory {
+            following: Some(member_source("c")),
+            ..Default::default()
+        })
+        .settings(|s| s.replicatefrom = Some(n("c")))
+        .expect(
+            vec![Action::Follow {
+                upstream: member_source("b"),
+            }],
+            "follow new leader (b)",
+        ),
+        row(
+            "a stopped cascading standby starts streaming from its member",
+            LedBy("b"),
+            Disk::Standby,
+            Db::Down,
+        )
+        .settings(|s| s.replicatefrom = Some(n("c")))
+        .requests(|c| streaming(c, "c"))
+        .expect(
+            vec![start_following("c")],
+            "starting as a secondary of (c) as replicatefrom says",
+        ),
+        row(
+            "an empty standby clones from a streaming member tagged clonefrom",
+            LedBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .requests(|c| {
+            streaming(c, "c");
+            tag(c, "c", serde_json::json!({"clonefrom": true}));
+        })
+        .expect(
+            vec![
+                Action::Clone {
+                    from: member_source("c"),
+                },
+                start_following("b"),
+            ],
+            "creating replica from member (c), tagged clonefrom",
+        ),
+        row(
+            "a reinitialisation asked from the leader copies the leader, not the clonefrom member",
+            LedBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .memory(Memory {
+            clone_from_leader: true,
+            ..Default::default()
+        })
+        .requests(|c| {
+            streaming(c, "c");
+            tag(c, "c", serde_json::json!({"clonefrom": true}));
+        })
+        .expect(
+            vec![
+                Action::Clone {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
+            "creating replica from leader (b)",
+        ),
+        row(
+            "a member tagged clonefrom that does not stream is passed over",
+            LedBy("b"),
+            Disk::Empty,
+            Db::Down,
+        )
+        .requests(|c| tag(c, "c", serde_json::json!({"clonefrom": true})))
+        .expect(
+            vec![
+                Action::Clone {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
+            "creating replica from leader (b)",
+        ),
+        row(
+            "a diverged standby is cloned again from a clonefrom member",
+            LedBy("b"),
+            Disk::Standby,
+            Db::NotStreaming {
+                timeline: 1,
+                lsn: 70,
+            },
+        )
+        .memory(Memory {
+            following: Some(member_source("b")),
+            ..Default::default()
+        })
+        .settings(|s| {
+            s.use_pg_rewind = false;
+            s.remove_data_on_diverged_timelines = true;
+        })
+        .requests(|c| {
+            streaming(c, "c");
+            tag(c, "c", serde_json::json!({"clonefrom": true}));
+        })
+        .expect(
+            vec![
+                Action::Stop {
+                    mode: StopMode::Fast,
+                },
+                Action::SetAsideDataDir,
+                Action::Clone {
+                    from: member_source("c"),
+                },
+                start_following("b"),
+            ],
+            "re-creating the replica from member (c), tagged clonefrom: this replica",
         ),
         row(
             "standby stopped at the fork point is left to follow",
@@ -903,12 +1167,15 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "pg_rewind",
         ),
         row(
-            "former primary is re-cloned when rewind is off",
+            "former primary is re-cloned when rewind is off and removal allowed",
             LedBy("b"),
             Disk::Primary(ShutDown),
             Db::Down,
         )
-        .settings(|s| s.use_pg_rewind = false)
+        .settings(|s| {
+            s.use_pg_rewind = false;
+            s.remove_data_on_diverged_timelines = true;
+        })
         .expect(
             vec![
                 Action::SetAsideDataDir,
@@ -920,11 +1187,77 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "re-creating the replica",
         ),
         row(
-            "a failed rewind falls back to a fresh base backup",
+            "former primary starts as a standby when rewind and removal are off",
+            LedBy("b"),
+            Disk::Primary(InProduction),
+            Db::Down,
+        )
+        .settings(|s| s.use_pg_rewind = false)
+        .expect(
+            vec![start_following("b")],
+            "use_pg_rewind and remove_data_directory_on_diverged_timelines are off",
+        ),
+        row(
+            "former primary stopped cleanly before the fork follows without a rewind",
+            LedBy("b"),
+            Disk::OldPrimary {
+                timeline: 1,
+                lsn: 40,
+            },
+            Db::Down,
+        )
+        .settings(|s| {
+            s.use_pg_rewind = false;
+            s.remove_data_on_diverged_timelines = true;
+        })
+        .expect(
+            vec![start_following("b")],
+            "stopped cleanly before the leader's timeline forked off",
+        ),
+        row(
+            "former primary stopped cleanly past the fork is re-cloned",
+            LedBy("b"),
+            Disk::OldPrimary {
+                timeline: 1,
+                lsn: 55,
+            },
+            Db::Down,
+        )
+        .settings(|s| {
+            s.use_pg_rewind = false;
+            s.remove_data_on_diverged_timelines = true;
+        })
+        .expect(
+            vec![
+                Action::SetAsideDataDir,
+                Action::Clone {
+                    from: member_source("b"),
+                },
+                start_following("b"),
+            ],
+            "may have diverged and use_pg_rewind is off",
+        ),
+        row(
+            "a failed rewind is tried again, never removed, when removal is off",
             LedBy("b"),
             Disk::Primary(ShutDown),
             Db::Down,
         )
+        .memory(Memory {
+            rewind_failed: true,
+            ..Default::default()
+        })
+        .expect(
+            vec![Action::Rewind { from: n("b") }, start_following("b")],
+            "remove_data_directory_on_rewind_failure is off: keeping the data directory",
+        ),
+        row(
+            "a failed rewind falls back to a fresh base backup when allowed",
+            LedBy("b"),
+            Disk::Primary(ShutDown),
+            Db::Down,
+        )
+        .settings(|s| s.remove_data_on_rewind_failure = true)
         .memory(Memory {
             rewind_failed: true,
             ..Default::default()
@@ -1241,7 +1574,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             vec![
                 stop_immediate(),
                 Action::SetAsideDataDir,
-                Action::FinishReinit,
+                Action::FinishReinit { from_leader: true },
             ],
             "reinitializing",
         ),
@@ -1695,16 +2028,100 @@ fn sequences() -> Vec<Sequence> {
     };
     vec![
         Sequence {
-            row: rewind(),
+            row: row(
+                "an operator's reinitialisation from the leader",
+                LedBy("b"),
+                Disk::Standby,
+                Db::Down,
+            )
+            .requests(|c| {
+                streaming(c, "c");
+                tag(c, "c", serde_json::json!({"clonefrom": true}));
+                c.reinitializations.insert(
+                    n("a"),
+                    ReinitRequest {
+                        from_leader: true,
+                        requested_at: UnixMillis(1_500),
+                    },
+                );
+            })
+            .expect(
+                vec![
+                    Action::SetAsideDataDir,
+                    Action::FinishReinit { from_leader: true },
+                ],
+                "reinitializing",
+            ),
+            outcomes: vec![done(), done()],
+            then: |r| {
+                r.disk = Disk::Empty;
+                r.requests = |c| {
+                    streaming(c, "c");
+                    tag(c, "c", serde_json::json!({"clonefrom": true}));
+                };
+            },
+            next: (
+                vec![
+                    Action::Clone {
+                        from: member_source("b"),
+                    },
+                    start_following("b"),
+                ],
+                "creating replica from leader (b)",
+            ),
+        },
+        Sequence {
+            row: rewind().settings(|s| s.remove_data_on_rewind_failure = true),
             outcomes: vec![failed()],
             then: |_| {},
             next: recreate(),
         },
         Sequence {
-            row: rewind().memory(Memory {
+            row: rewind(),
+            outcomes: vec![failed()],
+            then: |_| {},
+            next: (
+                vec![Action::Rewind { from: n("b") }, start_following("b")],
+                "pg_rewind from b failed",
+            ),
+        },
+        Sequence {
+            row: row(
+                "a diverged standby that may not be re-cloned is stopped",
+                LedBy("b"),
+                Disk::Standby,
+                Db::NotStreaming {
+                    timeline: 1,
+                    lsn: 70,
+                },
+            )
+            .memory(Memory {
                 following: Some(member_source("b")),
-                ..Memory::default()
-            }),
+                ..Default::default()
+            })
+            .settings(|s| s.use_pg_rewind = false)
+            .expect(
+                vec![
+                    Action::Stop {
+                        mode: StopMode::Fast,
+                    },
+                    Action::HoldStopped {
+                        reason: HELD_DIVERGED.into(),
+                    },
+                ],
+                HELD_DIVERGED,
+            ),
+            outcomes: vec![done(), done()],
+            then: |r| r.db = Db::Down,
+            next: (vec![], HELD_DIVERGED),
+        },
+        Sequence {
+            row: rewind()
+                .settings(|s| s.remove_data_on_diverged_timelines = true)
+                .memory(Memory {
+                    following: Some(member_source("b")),
+                    ..Memory::default()
+                }),
             outcomes: vec![unknown()],
             then: |_| {},
             next: recreate(),

@@ -419,6 +419,7 @@ mod tests {
                     raft_addr: None,
                     version: String::new(),
                     tags,
+                    proxy_url: None,
                     status: MemberStatus::default(),
                     reported_at: UnixMillis(0),
                 },

@@ -30,6 +30,7 @@ fn member(role: ReportedRole, port: u16) -> Member {
         raft_addr: None,
         version: String::new(),
         tags: Default::default(),
+        proxy_url: None,
         status: MemberStatus {
             role,
             state: DbState::Running,
@@ -185,6 +186,9 @@ fn run(row: &Row, now: Instant) -> Decision {
         standby_cluster: None,
         pre_promote: false,
         replica_without_leader: false,
+        remove_data_on_rewind_failure: false,
+        remove_data_on_diverged_timelines: false,
+        replicatefrom: None,
     };
     let disk = match row.disk {
         None => DataDir::Empty,

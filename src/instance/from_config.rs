@@ -113,6 +113,7 @@ fn postgres_instance(config: &Config, pg: &Postgresql) -> Arc<dyn Instance> {
             BootstrapMethod::Custom(method) => Some(method.clone()),
         },
         use_slots: config.bootstrap.dynamic.postgresql.use_slots,
+        nostream: config.tags.nostream(),
         use_pg_rewind: use_pg_rewind(pg, &config.bootstrap.dynamic),
         pg_ctl_timeout: pg.pg_ctl_timeout,
     };

@@ -406,7 +406,7 @@ impl Executor {
                 })
                 .await
             }
-            Action::FinishReinit => self.propose(Command::FinishReinit { member: me }).await,
+            Action::FinishReinit { .. } => self.propose(Command::FinishReinit { member: me }).await,
             Action::PrePromote { .. } => {
                 self.require_lease()?;
                 let outcome = self.h.scripts.run_hook(&Hook::PrePromote).await;
@@ -456,6 +456,10 @@ impl Executor {
             Action::SetAsideDataDir => {
                 let path = self.instance()?.set_aside_data_dir().await?;
                 warn!(path = %path.display(), "moved the data directory aside");
+                done()
+            }
+            Action::HoldStopped { reason } => {
+                warn!("{reason}");
                 done()
             }
             Action::FencePeer { member, .. } => {
@@ -601,11 +605,18 @@ impl Executor {
                     .dynamic_or(&self.local_config().bootstrap.dynamic)
                     .postgresql
                     .use_slots;
+                // The leader keeps a slot for every other member; a standby, for the members
+                // whose `replicatefrom` names it (Patroni: cascading members get slots on
+                // their upstream).
+                let leading = cluster.leader_name() == Some(&me);
                 let mut names: Vec<MemberName> = if use_slots {
                     cluster
                         .members
                         .iter()
                         .filter(|(name, m)| **name != me && m.conn_url.is_some())
+                        .filter(|(_, m)| leading || m.tags.replicatefrom() == Some(&me))
+                        // A `nostream` member never streams: a slot would hold WAL for nobody.
+                        .filter(|(_, m)| !m.tags.nostream())
                         .map(|(name, _)| name.clone())
                         .collect()
                 } else {

@@ -266,6 +266,20 @@ impl HaLoop {
                     .iter()
                     .any(|m| matches!(m, ReplicaMethod::Custom(c) if c.no_leader))
             }),
+            remove_data_on_rewind_failure: config
+                .postgresql
+                .as_ref()
+                .is_some_and(|pg| pg.remove_data_directory_on_rewind_failure),
+            remove_data_on_diverged_timelines: config
+                .postgresql
+                .as_ref()
+                .is_some_and(|pg| pg.remove_data_directory_on_diverged_timelines),
+            // `nostream` follows nobody over the network, whatever `replicatefrom` says.
+            replicatefrom: config
+                .tags
+                .replicatefrom()
+                .filter(|_| !config.tags.nostream())
+                .cloned(),
         };
         let lease = *self.h.lease.borrow();
         let decision = decide(&Observation {

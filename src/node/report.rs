@@ -43,6 +43,11 @@ pub fn member_record(
         raft_addr: Some(config.raft.self_addr.clone()),
         version: crate::VERSION.to_owned(),
         tags: config.tags.clone(),
+        proxy_url: config
+            .postgresql
+            .as_ref()
+            .and_then(|pg| pg.proxy_address.as_ref())
+            .map(|proxy| format!("postgres://{proxy}/postgres")),
         status: MemberStatus {
             role,
             state: if view.witness {
@@ -70,9 +75,25 @@ pub fn member_record(
             pending_restart: status.pending_restart,
             pending_restart_reason: status.pending_restart_reason.clone(),
             failover_ack: None,
+            upstream: standby
+                .then(|| streams_from(cluster, status.upstream.as_deref()?))
+                .flatten(),
         },
         reported_at: UnixMillis(0),
     }
+}
+
+/// The member whose database listens at `address` (`host:port`, as the WAL receiver reports
+/// its sender).
+fn streams_from(cluster: &ClusterState, address: &str) -> Option<MemberName> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_matches(['[', ']']);
+    cluster
+        .members
+        .iter()
+        .find(|(_, m)| m.host_port().is_some_and(|(h, p)| h == host && p == port))
+        .map(|(name, _)| name.clone())
 }
 
 /// Whether the cluster is a standby cluster: `standby_cluster` in the dynamic configuration
@@ -99,5 +120,29 @@ pub fn worth_reporting(
             stamped.reported_at = old.reported_at;
             stamped != *old || now.0.saturating_sub(old.reported_at.0) >= loop_wait_ms
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_is_the_member_at_the_senders_address() {
+        let mut cluster = ClusterState::default();
+        for (name, url) in [
+            ("a", "postgres://10.0.0.1:5432/postgres"),
+            ("b", "postgres://10.0.0.2:5432/postgres"),
+            ("c", "postgres://[::1]:5433/postgres"),
+        ] {
+            let mut m = Member::at_raft_addr("x:1", crate::state::ReportedRole::Replica);
+            m.conn_url = Some(url.into());
+            cluster.members.insert(MemberName::from(name), m);
+        }
+        let found = |address| streams_from(&cluster, address).map(|n| n.to_string());
+        assert_eq!(found("10.0.0.2:5432").as_deref(), Some("b"));
+        assert_eq!(found("[::1]:5433").as_deref(), Some("c"));
+        assert_eq!(found("10.0.0.2:5433"), None, "another port");
+        assert_eq!(found("nowhere"), None);
     }
 }

@@ -53,6 +53,7 @@ fn member(lsn: u64) -> Member {
         tags: [("nofailover".to_owned(), json!(false))]
             .into_iter()
             .collect(),
+        proxy_url: None,
         status: MemberStatus {
             wal_position: Some(Lsn(lsn)),
             ..Default::default()

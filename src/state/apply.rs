@@ -476,6 +476,7 @@ mod tests {
             raft_addr: None,
             version: "test".into(),
             tags: Default::default(),
+            proxy_url: None,
             status: MemberStatus {
                 wal_position: Some(Lsn(lsn)),
                 ..Default::default()

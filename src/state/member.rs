@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Tags;
-use crate::types::{Generation, Lsn, Timeline, UnixMillis};
+use crate::types::{Generation, Lsn, MemberName, Timeline, UnixMillis};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Member {
@@ -19,6 +19,10 @@ pub struct Member {
     pub raft_addr: Option<String>,
     pub version: String,
     pub tags: Tags,
+    /// `postgres://host:port/postgres` of the connection pooler in front of this member
+    /// (`postgresql.proxy_address`), as Patroni publishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
     pub status: MemberStatus,
     pub reported_at: UnixMillis,
 }
@@ -85,6 +89,10 @@ pub struct MemberStatus {
     pub pending_restart_reason: BTreeMap<String, ParamChange>,
     /// The generation this member last saw end, when it acknowledged a failover intent.
     pub failover_ack: Option<Generation>,
+    /// A standby: the member its WAL receiver streams from (the leader, or another standby
+    /// when it cascades), matched by address; absent when it does not stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<MemberName>,
 }
 
 /// The role a member reports, with Patroni's words.
@@ -176,6 +184,7 @@ impl Member {
             raft_addr: Some(raft_addr.into()),
             version: String::new(),
             tags: Default::default(),
+            proxy_url: None,
             status: MemberStatus {
                 role,
                 ..Default::default()
@@ -196,6 +205,7 @@ mod tests {
             raft_addr: None,
             version: "0".into(),
             tags: serde_json::from_value(tags).unwrap(),
+            proxy_url: None,
             status: MemberStatus::default(),
             reported_at: UnixMillis(0),
         }

@@ -299,6 +299,7 @@ mod tests {
                     raft_addr: None,
                     version: String::new(),
                     tags: Default::default(),
+                    proxy_url: None,
                     status: MemberStatus::default(),
                     reported_at: UnixMillis(0),
                 },

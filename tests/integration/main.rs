@@ -15,6 +15,7 @@ mod faults;
 mod fleet;
 mod haproxy;
 mod harness;
+mod heal;
 mod members;
 mod opengauss;
 mod prometheus;

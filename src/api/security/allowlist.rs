@@ -313,6 +313,7 @@ mod tests {
             raft_addr: None,
             version: "test".into(),
             tags: Default::default(),
+            proxy_url: None,
             status: MemberStatus::default(),
             reported_at: UnixMillis(0),
         };

@@ -363,6 +363,7 @@ fn member(api_url: &str) -> Member {
         raft_addr: None,
         version: "test".into(),
         tags: Default::default(),
+        proxy_url: None,
         status: MemberStatus::default(),
         reported_at: UnixMillis(0),
     }

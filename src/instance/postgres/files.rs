@@ -198,6 +198,15 @@ pub fn postgresql_conf(
     }
     match upstream {
         None => {}
+        Some(WalSource::Member(up)) if s.nostream => {
+            // Patroni's `nostream`: no replication connection; archive recovery only.
+            let _ = writeln!(
+                out,
+                "\n# standby of member {}, not streaming (nostream tag): archive recovery only",
+                up.member
+            );
+            out.push_str(&guc_line("recovery_target_timeline", "latest"));
+        }
         Some(WalSource::Member(up)) => {
             let _ = writeln!(out, "\n# standby of member {}", up.member);
             out.push_str(&guc_line("primary_conninfo", &primary_conninfo(s, up)));
@@ -399,6 +408,20 @@ mod tests {
         let leader = postgresql_conf(&s, Some(&remote), "");
         let (_, last) = leader.rsplit_once("restore_command = ").unwrap();
         assert!(last.starts_with("'cp /remote/%f %p'"), "{leader}");
+    }
+
+    #[test]
+    fn a_nostream_standby_has_no_primary_conninfo() {
+        let mut s = sample();
+        s.nostream = true;
+        let conf = postgresql_conf(&s, Some(&member_source()), "");
+        let standby = conf.split_once("not streaming (nostream tag)").unwrap().1;
+        assert!(!standby.contains("primary_conninfo"), "{standby}");
+        assert!(!standby.contains("primary_slot_name"), "{standby}");
+        assert!(
+            standby.contains("recovery_target_timeline = 'latest'"),
+            "{standby}"
+        );
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct PostgresSettings {
     /// `bootstrap.method` when it is not initdb: the command that restores a new cluster.
     pub bootstrap_method: Option<crate::config::CustomBootstrap>,
     pub use_slots: bool,
+    /// The `nostream` tag (as at the agent's start): a standby gets no `primary_conninfo` and
+    /// replays only what `restore_command` (or its own `pg_wal`) gives it.
+    pub nostream: bool,
     pub use_pg_rewind: bool,
     /// For `pg_ctl start/stop/promote -t` and the confirmations that follow them.
     pub pg_ctl_timeout: Duration,
@@ -205,6 +208,7 @@ pub(crate) fn sample() -> PostgresSettings {
         recovery_conf: BTreeMap::new(),
         bootstrap_method: None,
         use_slots: true,
+        nostream: false,
         use_pg_rewind: true,
         pg_ctl_timeout: Duration::from_secs(60),
     }

@@ -57,6 +57,7 @@ fn settings(dir: &Path, bin: &Path, name: &str, port: u16) -> PostgresSettings {
         recovery_conf: Default::default(),
         bootstrap_method: None,
         use_slots: true,
+        nostream: false,
         use_pg_rewind: true,
         pg_ctl_timeout: Duration::from_secs(60),
     }
