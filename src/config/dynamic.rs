@@ -106,6 +106,12 @@ pub struct DynamicConfig {
     pub postgresql: DynamicPostgresql,
     /// Set: the cluster is a standby cluster replicating from this remote source.
     pub standby_cluster: Option<super::StandbyCluster>,
+    /// Permanent replication slots (`slots`), by name.
+    pub slots: BTreeMap<String, super::slots::PermanentSlot>,
+    /// Slots the agent never drops (`ignore_slots`).
+    pub ignore_slots: Vec<super::slots::IgnoreSlot>,
+    /// How long the slot of a removed member is kept (`member_slots_ttl`).
+    pub member_slots_ttl: Duration,
 }
 
 /// `postgresql` inside the dynamic configuration.
@@ -148,6 +154,9 @@ impl Default for DynamicConfig {
             failsafe_mode: false,
             postgresql: DynamicPostgresql::default(),
             standby_cluster: None,
+            slots: BTreeMap::new(),
+            ignore_slots: Vec::new(),
+            member_slots_ttl: super::slots::DEFAULT_MEMBER_SLOTS_TTL,
         }
     }
 }
@@ -248,6 +257,9 @@ impl DynamicConfig {
                 pg_hba: pg.string_list("pg_hba")?.unwrap_or_default(),
             },
             standby_cluster: super::StandbyCluster::parse(s)?,
+            slots: super::slots::permanent(s)?,
+            ignore_slots: super::slots::ignore(s)?,
+            member_slots_ttl: super::slots::member_slots_ttl(s)?,
         })
     }
 }

@@ -28,6 +28,7 @@ mod raft;
 mod restapi;
 mod schema;
 mod scripts;
+mod slots;
 mod standby;
 mod tags;
 mod value;
@@ -61,6 +62,9 @@ pub use raft::{
 };
 pub use restapi::{Credentials, Ctl, RestApi, ServerTokens, VerifyClient};
 pub use scripts::{Callbacks, ScriptCommand};
+pub use slots::{
+    ClusterType, DEFAULT_MEMBER_SLOTS_TTL, IgnoreSlot, PermanentSlot, SlotKind, check_slot_name,
+};
 pub use standby::StandbyCluster;
 pub use watchdog::{DEFAULT_SAFETY_MARGIN, Watchdog, WatchdogDriver, WatchdogMode};
 
@@ -218,6 +222,16 @@ impl Config {
         } else {
             None
         };
+        if let (Some(pg), Some(slot)) = (&postgresql, bootstrap.dynamic.slots.keys().next())
+            && pg.engine == Some(Engine::OpenGauss)
+        {
+            return Err(ConfigError::at(
+                format!("bootstrap.dcs.slots.{slot}"),
+                "permanent replication slots are not supported on openGauss (its standbys \
+                 make their own slots, and logical slots cannot be carried to them for a \
+                 failover); remove `slots`",
+            ));
+        }
         Ok(Config {
             scope,
             name: crate::types::MemberName::new(name),

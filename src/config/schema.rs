@@ -176,8 +176,11 @@ const POSTGRESQL: &[Key] = &[
     a("pre_promote"),
     a("before_stop"),
     a("use_unix_socket_repl"),
-    // Only effective from the dynamic configuration in Patroni.
-    i("use_slots"),
+    na(
+        "use_slots",
+        "Patroni reads use_slots only from the dynamic configuration: set \
+         bootstrap.dcs.postgresql.use_slots (or PATCH /config)",
+    ),
 ];
 
 /// `bootstrap.dcs.postgresql`: Patroni accepts any `postgresql` key there (it silently drops the
@@ -251,12 +254,12 @@ const DCS: &[Key] = &[
     a("failsafe_mode"),
     a_in("postgresql", DCS_POSTGRESQL),
     a("maximum_lag_on_syncnode"),
-    i("member_slots_ttl"),
+    a("member_slots_ttl"),
     a_in("standby_cluster", STANDBY_CLUSTER),
-    i("slots"),
-    i("permanent_slots"),
-    i("permanent_replication_slots"),
-    i("ignore_slots"),
+    a("slots"),
+    a("permanent_slots"),
+    a("permanent_replication_slots"),
+    a("ignore_slots"),
     na(
         "primary_race_backoff",
         "Patroni 4.2 delays a standby's leader race while WAL from the old primary still \
@@ -726,22 +729,15 @@ mod tests {
     }
 
     /// Every key Patroni defines that Tribune ignores is either one it cannot apply (with a
-    /// reason) or one of the keys listed here, which the backups/slots work acts on.
+    /// reason) or one of the keys listed here, which the backups work acts on.
     #[test]
     fn every_ignored_key_says_why() {
         const PENDING_ELSEWHERE: &[&str] = &[
             "postgresql.create_replica_methods",
             "postgresql.recovery_conf",
-            "postgresql.use_slots",
             "bootstrap.dcs.postgresql.recovery_conf",
             "bootstrap.dcs.postgresql.create_replica_methods",
             "bootstrap.dcs.postgresql.basebackup",
-            "bootstrap.dcs.member_slots_ttl",
-            "bootstrap.dcs.slots",
-            "bootstrap.dcs.permanent_slots",
-            "bootstrap.dcs.permanent_replication_slots",
-            "bootstrap.dcs.ignored_slots",
-            "bootstrap.dcs.ignore_slots",
             "bootstrap.method",
         ];
         const NOT_YET: &[&str] = &["postgresql.proxy_address"];

@@ -422,9 +422,11 @@ fn follower(
         if let Some(rejoin) = diverged_replica(o, name, leader_ready) {
             return rejoin;
         }
-        return Decision::idle(format!(
-            "no action. I am ({me}), a secondary, and following a leader ({name})"
-        ));
+        // Permanent slots are kept on standbys too, so that they survive a failover.
+        return Decision::act(
+            vec![Action::SyncSlots],
+            format!("no action. I am ({me}), a secondary, and following a leader ({name})"),
+        );
     }
     if o.db.state == DbState::Starting {
         return Decision::idle("waiting for postgres to start");

@@ -721,7 +721,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .expect(vec![], "a secondary, and following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "a secondary, and following a leader (b)"),
         row(
             "standby that replayed past the fork of the leader's timeline is rewound",
             LedBy("b"),
@@ -785,7 +785,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .expect(vec![], "a secondary, and following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "a secondary, and following a leader (b)"),
         row(
             "standby on the leader's timeline that does not stream is left alone",
             LedBy("b"),
@@ -799,7 +799,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .expect(vec![], "a secondary, and following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "a secondary, and following a leader (b)"),
         row(
             "standby past an unrecorded fork is left alone",
             JustPromoted("b"),
@@ -813,7 +813,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .expect(vec![], "a secondary, and following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "a secondary, and following a leader (b)"),
         row(
             "standby past the fork is left alone in pause",
             LedBy("b"),
@@ -828,7 +828,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             ..Default::default()
         })
         .settings(|s| s.paused = true)
-        .expect(vec![], "following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "following a leader (b)"),
         row(
             "standby of the old leader follows the new one",
             LedBy("b"),
@@ -1669,7 +1669,7 @@ fn sequences() -> Vec<Sequence> {
             outcomes: vec![done(), done()],
             then: |r| r.db = Db::Standby { lsn: 60 },
             next: (
-                vec![],
+                vec![Action::SyncSlots],
                 "no action. I am (a), a secondary, and following a leader (b)",
             ),
         },
@@ -1678,7 +1678,7 @@ fn sequences() -> Vec<Sequence> {
             outcomes: vec![done()],
             then: |_| {},
             next: (
-                vec![],
+                vec![Action::SyncSlots],
                 "no action. I am (a), a secondary, and following a leader (b)",
             ),
         },

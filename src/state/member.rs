@@ -85,6 +85,11 @@ pub struct MemberStatus {
     pub pending_restart_reason: BTreeMap<String, ParamChange>,
     /// The generation this member last saw end, when it acknowledged a failover intent.
     pub failover_ack: Option<Generation>,
+    /// Primary: the positions of its permanent replication slots (logical: what the consumer
+    /// confirmed; physical: the restart position), which the standbys advance their copies to
+    /// (Patroni's `/status` `slots`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, Lsn>,
 }
 
 /// The role a member reports, with Patroni's words.
