@@ -459,9 +459,15 @@ impl Postgres {
         upstream: &Upstream,
     ) -> Result<(), InstanceError> {
         const OP: &str = "copy logical replication slots";
+        let oldest = self
+            .server
+            .db
+            .value(OP, slots::OLDEST_WAL_SQL, QUERY_TIMEOUT)
+            .await?
+            .unwrap_or_default();
         let mut copied = 0;
         for name in names {
-            let Some(hex) = super::sql::peer_value(
+            let Some(value) = super::sql::peer_value(
                 &self.peer_config(upstream, "tribune-slots"),
                 PEER_CONNECT_TIMEOUT,
                 OP,
@@ -472,7 +478,19 @@ impl Postgres {
             else {
                 continue;
             };
-            let state = slots::unhex(&hex).map_err(|e| InstanceError::failed(OP, e))?;
+            let Some((restart, hex)) = value
+                .split_once(' ')
+                .and_then(|(lsn, hex)| Some((lsn.parse::<Lsn>().ok()?, hex)))
+            else {
+                continue;
+            };
+            if !slots::has_wal_from(&oldest, restart) {
+                tracing::info!(slot = %name, restart_lsn = %restart,
+                    "not copying the logical slot yet: this standby no longer has the WAL from \
+                     its restart position; waiting for its consumer to move it on");
+                continue;
+            }
+            let state = slots::unhex(hex).map_err(|e| InstanceError::failed(OP, e))?;
             let dir = self.s.file("pg_replslot").join(name);
             std::fs::create_dir_all(&dir)?;
             write_atomic(&dir.join("state"), &state, 0o600)?;
@@ -882,6 +900,10 @@ impl Instance for Postgres {
             };
             if let Err(e) = result {
                 tracing::warn!(slot = %name, to = %to, error = %e, "could not advance replication slot");
+                // A copy whose WAL is gone can never move: drop it, to be copied again.
+                if database.is_some() && e.to_string().contains("has already been removed") {
+                    self.server.drop_slots(std::slice::from_ref(name)).await;
+                }
             }
         }
         Ok(plan.not_ready)

@@ -82,12 +82,43 @@ pub fn advance(name: &str, to: Lsn) -> String {
     )
 }
 
-/// Run on the primary: the slot's state file, hex-encoded, with the slot's database.
+/// Run on the primary: the slot's `restart_lsn`, a space, and its state file hex-encoded.
 pub fn read_state(name: &str) -> String {
     format!(
-        "SELECT pg_catalog.encode(pg_catalog.pg_read_binary_file({}), 'hex')",
-        sql_literal(&format!("pg_replslot/{name}/state"))
+        "SELECT restart_lsn::text || ' ' || \
+         pg_catalog.encode(pg_catalog.pg_read_binary_file({}), 'hex') \
+         FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
+        sql_literal(&format!("pg_replslot/{name}/state")),
+        sql_literal(name)
     )
+}
+
+/// Run on the standby: its oldest WAL segment file and the segment size in bytes.
+pub const OLDEST_WAL_SQL: &str = "SELECT (SELECT pg_catalog.min(name) FROM pg_catalog.pg_ls_waldir() \
+     WHERE name ~ '^[0-9A-F]{24}$') || ' ' || \
+     (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size')";
+
+/// Whether a standby whose oldest WAL file is `oldest` (`OLDEST_WAL_SQL`'s value) still has the
+/// WAL at `lsn`: a copied slot decodes from its `restart_lsn`, and a copy whose WAL is gone can
+/// never be advanced. A value that does not read is taken as "no".
+pub fn has_wal_from(oldest: &str, lsn: Lsn) -> bool {
+    let Some((file, size)) = oldest.trim().split_once(' ') else {
+        return false;
+    };
+    let (Ok(size), true) = (size.parse::<u64>(), file.len() == 24) else {
+        return false;
+    };
+    if size == 0 || !file.is_ascii() {
+        return false;
+    }
+    let per_id = 0x1_0000_0000 / size;
+    let (Ok(log), Ok(seg)) = (
+        u64::from_str_radix(&file[8..16], 16),
+        u64::from_str_radix(&file[16..24], 16),
+    ) else {
+        return false;
+    };
+    lsn.0 / size >= log * per_id + seg
 }
 
 /// The bytes of [`read_state`]'s hex text.
@@ -134,12 +165,42 @@ mod tests {
             advance("cdc", Lsn(0x3000148)),
             "SELECT pg_catalog.pg_replication_slot_advance('cdc', '0/3000148')"
         );
-        assert_eq!(
-            read_state("cdc"),
-            "SELECT pg_catalog.encode(pg_catalog.pg_read_binary_file('pg_replslot/cdc/state'), \
-             'hex')"
-        );
+        assert!(read_state("cdc").contains("pg_read_binary_file('pg_replslot/cdc/state')"));
+        assert!(read_state("cdc").ends_with("WHERE slot_name = 'cdc'"));
         assert_eq!(unhex("00ff10").unwrap(), vec![0, 255, 16]);
         assert!(unhex("0").is_err() && unhex("zz").is_err());
+    }
+
+    /// Regression: a logical slot created before a standby was cloned was copied with a
+    /// `restart_lsn` in WAL the clone never had, and every advance failed ("requested WAL
+    /// segment ... has already been removed").
+    #[test]
+    fn a_copy_waits_for_a_restart_position_the_standby_has() {
+        let oldest = "000000010000000000000003 16777216";
+        assert!(!has_wal_from(oldest, Lsn(0x0170_0000)));
+        assert!(!has_wal_from(oldest, Lsn(0x02FF_FFFF)));
+        assert!(has_wal_from(oldest, Lsn(0x0300_0000)));
+        assert!(has_wal_from(oldest, Lsn(0x1_0000_0000)));
+        // Past the first 4 GiB: log 1, segment 2.
+        let far = "000000020000000100000002 16777216";
+        assert!(!has_wal_from(far, Lsn(0x1_0100_0000)));
+        assert!(has_wal_from(far, Lsn(0x1_0200_0000)));
+        // 64 MiB segments.
+        assert!(has_wal_from(
+            "000000010000000000000001 67108864",
+            Lsn(0x0400_0000)
+        ));
+        assert!(!has_wal_from(
+            "000000010000000000000001 67108864",
+            Lsn(0x03FF_FFFF)
+        ));
+        for bad in [
+            "",
+            "x 16777216",
+            "000000010000000000000003",
+            "000000010000000000000003 0",
+        ] {
+            assert!(!has_wal_from(bad, Lsn(u64::MAX)), "{bad}");
+        }
     }
 }
