@@ -140,7 +140,24 @@ async fn a_logical_slot_survives_a_failover_without_a_gap() {
         .await
         .unwrap();
 
-    // A consumer decodes while a writer commits.
+    // A consumer decodes while a writer commits, once the agent has made the slot (while it
+    // makes it, the slot is active and a consumer is refused).
+    wait_for(
+        Duration::from_secs(20),
+        "the logical slot on the primary",
+        &cluster,
+        || async {
+            let row = pg
+                .query_opt(
+                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'cdc' AND NOT active",
+                    &[],
+                )
+                .await
+                .ok()?;
+            row.map(drop)
+        },
+    )
+    .await;
     let out1 = cluster.root.path().join("decoded-1.txt");
     let out2 = cluster.root.path().join("decoded-2.txt");
     let consumer = recvlogical(&cluster, p, &out1, None);
@@ -179,8 +196,50 @@ async fn a_logical_slot_survives_a_failover_without_a_gap() {
         .await;
     }
 
-    cluster.crash(p);
+    // The consumer stops; commits go on; then the primary crashes. What was committed since
+    // the consumer's last confirmation must still be decoded from the new primary: the copies
+    // were never advanced past what it confirmed, though the standbys replayed further.
     drop(consumer);
+    let before = acks.lock().unwrap().len();
+    wait_for(
+        Duration::from_secs(20),
+        "writes after the consumer stopped",
+        &cluster,
+        || async { (acks.lock().unwrap().len() > before + 30).then_some(()) },
+    )
+    .await;
+    let replayed = |s: usize| {
+        let node = &cluster.nodes[s];
+        async move {
+            let pg = connect(node).await?;
+            let lsn: i64 = pg
+                .query_one("SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint", &[])
+                .await
+                .ok()?
+                .get(0);
+            Some(lsn)
+        }
+    };
+    // The standbys replay past the consumer.
+    let target = replayed(standbys[0]).await.unwrap_or(0);
+    wait_for(
+        Duration::from_secs(10),
+        "the standbys to replay past the consumer",
+        &cluster,
+        || async {
+            let mut all = true;
+            for &s in &standbys {
+                all &= replayed(s).await? > target;
+            }
+            all.then_some(())
+        },
+    )
+    .await;
+    // Not a wait for a condition: an observation window. Every standby runs its slot
+    // synchronisation each loop_wait (1 s); one that advanced its copy past the consumer
+    // would do so within it, and lose those commits below.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.crash(p);
     let q = wait_for(
         Duration::from_secs(30),
         "a new primary",
