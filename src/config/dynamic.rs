@@ -292,7 +292,8 @@ fn check_timeouts(
     (loop_wait, loop_wait_set): (Duration, bool),
     (retry_timeout, retry_set): (Duration, bool),
 ) -> Result<(), ConfigError> {
-    let needed = loop_wait + retry_timeout * 2;
+    // Saturating: a value near Duration's limit must be refused, not overflow.
+    let needed = loop_wait.saturating_add(retry_timeout.saturating_mul(2));
     if needed <= ttl {
         return Ok(());
     }
@@ -497,6 +498,17 @@ mod tests {
             DynamicConfig::from_json(&Value::Null).unwrap(),
             DynamicConfig::default()
         );
+    }
+
+    /// Regression (found by the configuration fuzz): a `retry_timeout` near `Duration`'s limit
+    /// overflowed `loop_wait + 2*retry_timeout` and panicked instead of being refused.
+    #[test]
+    fn huge_timeouts_are_refused_not_a_panic() {
+        let err = DynamicConfig::from_json(&json!({"retry_timeout": 1.0e19})).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("ttl"));
+        let err = DynamicConfig::from_json(&json!({"loop_wait": 1.8e19, "retry_timeout": 1.0e19}))
+            .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("ttl"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Which physical replication slots the primary drops. openGauss's standbys create their own
 //! slot, named after their `application_name` (the member name), when they connect; the agent
 //! creates none and only drops the inactive slots of members that left, since those keep WAL
-//! forever. Permanent slots (`slots` in the dynamic configuration) are not supported on
-//! openGauss: its `pg_create_physical_replication_slot` takes a dummy-standby flag rather than
-//! PostgreSQL's reservation, and it has no slot-advance function. Pure; `mod.rs` runs the SQL.
+//! forever. Permanent slots (`slots` in the dynamic configuration) are refused on openGauss:
+//! its slot functions differ from PostgreSQL's (`pg_create_physical_replication_slot` takes a
+//! dummy-standby flag) and its standbys make their own slots, so the copy-and-advance scheme of
+//! `instance::slots` has not been built for it. Pure; `mod.rs` runs the SQL.
 
 use std::collections::BTreeSet;
 

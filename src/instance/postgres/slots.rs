@@ -124,7 +124,7 @@ pub fn has_wal_from(oldest: &str, lsn: Lsn) -> bool {
 /// The bytes of [`read_state`]'s hex text.
 pub fn unhex(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     (0..text.len())
