@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::DynamicConfig;
+use crate::config::{DynamicConfig, SlotKind};
 use crate::instance::Upstream;
 use crate::instance::slots::{SlotRole, SlotTargets};
 use crate::state::ClusterState;
@@ -14,7 +14,7 @@ use crate::types::{MemberName, UnixMillis};
 /// slots of members removed less than `member_slots_ttl` before `now`, and the permanent
 /// slots; a standby keeps the permanent slots at the positions its primary (`upstream`)
 /// reports. `use_slots: false` keeps no slot for members, and no permanent slot either
-/// (Patroni: slots are off altogether).
+/// (Patroni: slots are off altogether). A standby cluster keeps no logical permanent slot.
 pub fn targets(
     cluster: &ClusterState,
     me: &MemberName,
@@ -52,6 +52,9 @@ pub fn targets(
             .slots
             .iter()
             .filter(|(_, slot)| slot.applies(standby_cluster))
+            // A standby cluster's servers are all in recovery: PostgreSQL cannot make a logical
+            // slot there, and nobody there publishes one to copy (Patroni skips them too).
+            .filter(|(_, slot)| !(standby_cluster && matches!(slot.kind, SlotKind::Logical { .. })))
             .map(|(name, slot)| (name.clone(), slot.clone()))
             .collect()
     } else {
@@ -159,6 +162,19 @@ mod tests {
         assert!(t.members.is_empty() && t.retained.is_empty());
         assert_eq!(t.primary, BTreeMap::from([("cdc".to_owned(), Lsn(40))]));
         assert_eq!(t.upstream, Some(up));
+    }
+
+    #[test]
+    fn a_standby_cluster_keeps_only_physical_permanent_slots() {
+        let d = dynamic(json!({
+            "standby_cluster": {"host": "10.0.0.1", "port": 5432},
+            "slots": {
+                "cdc": {"type": "logical", "database": "app", "plugin": "pgoutput"},
+                "dr": {"type": "physical"}
+            }
+        }));
+        let t = targets(&cluster(), &"a".into(), &d, UnixMillis(0), None);
+        assert_eq!(t.permanent.keys().collect::<Vec<_>>(), ["dr"]);
     }
 
     #[test]
