@@ -106,6 +106,12 @@ pub struct DynamicConfig {
     pub postgresql: DynamicPostgresql,
     /// Set: the cluster is a standby cluster replicating from this remote source.
     pub standby_cluster: Option<super::StandbyCluster>,
+    /// Permanent replication slots (`slots`), by name.
+    pub slots: BTreeMap<String, super::slots::PermanentSlot>,
+    /// Slots the agent never drops (`ignore_slots`).
+    pub ignore_slots: Vec<super::slots::IgnoreSlot>,
+    /// How long the slot of a removed member is kept (`member_slots_ttl`).
+    pub member_slots_ttl: Duration,
 }
 
 /// `postgresql` inside the dynamic configuration.
@@ -148,6 +154,9 @@ impl Default for DynamicConfig {
             failsafe_mode: false,
             postgresql: DynamicPostgresql::default(),
             standby_cluster: None,
+            slots: BTreeMap::new(),
+            ignore_slots: Vec::new(),
+            member_slots_ttl: super::slots::DEFAULT_MEMBER_SLOTS_TTL,
         }
     }
 }
@@ -248,6 +257,9 @@ impl DynamicConfig {
                 pg_hba: pg.string_list("pg_hba")?.unwrap_or_default(),
             },
             standby_cluster: super::StandbyCluster::parse(s)?,
+            slots: super::slots::permanent(s)?,
+            ignore_slots: super::slots::ignore(s)?,
+            member_slots_ttl: super::slots::member_slots_ttl(s)?,
         })
     }
 }
@@ -280,7 +292,8 @@ fn check_timeouts(
     (loop_wait, loop_wait_set): (Duration, bool),
     (retry_timeout, retry_set): (Duration, bool),
 ) -> Result<(), ConfigError> {
-    let needed = loop_wait + retry_timeout * 2;
+    // Saturating: a value near Duration's limit must be refused, not overflow.
+    let needed = loop_wait.saturating_add(retry_timeout.saturating_mul(2));
     if needed <= ttl {
         return Ok(());
     }
@@ -485,6 +498,17 @@ mod tests {
             DynamicConfig::from_json(&Value::Null).unwrap(),
             DynamicConfig::default()
         );
+    }
+
+    /// Regression (found by the configuration fuzz): a `retry_timeout` near `Duration`'s limit
+    /// overflowed `loop_wait + 2*retry_timeout` and panicked instead of being refused.
+    #[test]
+    fn huge_timeouts_are_refused_not_a_panic() {
+        let err = DynamicConfig::from_json(&json!({"retry_timeout": 1.0e19})).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("ttl"));
+        let err = DynamicConfig::from_json(&json!({"loop_wait": 1.8e19, "retry_timeout": 1.0e19}))
+            .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("ttl"));
     }
 
     #[test]

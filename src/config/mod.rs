@@ -29,6 +29,7 @@ mod raft;
 mod restapi;
 mod schema;
 mod scripts;
+mod slots;
 mod standby;
 mod tags;
 mod value;
@@ -65,6 +66,9 @@ pub use raft::{
 };
 pub use restapi::{Credentials, Ctl, RestApi, ServerTokens, VerifyClient};
 pub use scripts::{Callbacks, ScriptCommand};
+pub use slots::{
+    ClusterType, DEFAULT_MEMBER_SLOTS_TTL, IgnoreSlot, PermanentSlot, SlotKind, check_slot_name,
+};
 pub use standby::StandbyCluster;
 pub use watchdog::{DEFAULT_SAFETY_MARGIN, Watchdog, WatchdogDriver, WatchdogMode};
 
@@ -232,6 +236,16 @@ impl Config {
                 "tags.nostream",
                 "not supported on openGauss: its standbys replicate only by streaming \
                  (replconninfo); remove the tag",
+            ));
+        }
+        if let (Some(pg), Some(slot)) = (&postgresql, bootstrap.dynamic.slots.keys().next())
+            && pg.engine == Some(Engine::OpenGauss)
+        {
+            return Err(ConfigError::at(
+                format!("bootstrap.dcs.slots.{slot}"),
+                "permanent replication slots are not supported on openGauss (its standbys \
+                 make their own slots, and logical slots cannot be carried to them for a \
+                 failover); remove `slots`",
             ));
         }
         Ok(Config {

@@ -43,14 +43,6 @@ const fn a(name: &'static str) -> Key {
     }
 }
 
-const fn i(name: &'static str) -> Key {
-    Key {
-        name,
-        used: Use::Ignored(None),
-        children: None,
-    }
-}
-
 /// Ignored because it does not apply to Tribune, for `why` (shown in the warning).
 const fn na(name: &'static str, why: &'static str) -> Key {
     Key {
@@ -176,8 +168,11 @@ const POSTGRESQL: &[Key] = &[
     a("pre_promote"),
     a("before_stop"),
     a("use_unix_socket_repl"),
-    // Only effective from the dynamic configuration in Patroni.
-    i("use_slots"),
+    na(
+        "use_slots",
+        "Patroni reads use_slots only from the dynamic configuration: set \
+         bootstrap.dcs.postgresql.use_slots (or PATCH /config)",
+    ),
 ];
 
 /// `bootstrap.dcs.postgresql`: Patroni accepts any `postgresql` key there (it silently drops the
@@ -251,12 +246,12 @@ const DCS: &[Key] = &[
     a("failsafe_mode"),
     a_in("postgresql", DCS_POSTGRESQL),
     a("maximum_lag_on_syncnode"),
-    i("member_slots_ttl"),
+    a("member_slots_ttl"),
     a_in("standby_cluster", STANDBY_CLUSTER),
-    i("slots"),
-    i("permanent_slots"),
-    i("permanent_replication_slots"),
-    i("ignore_slots"),
+    a("slots"),
+    a("permanent_slots"),
+    a("permanent_replication_slots"),
+    a("ignore_slots"),
     na(
         "primary_race_backoff",
         "Patroni 4.2 delays a standby's leader race while WAL from the old primary still \
@@ -737,18 +732,9 @@ mod tests {
     }
 
     /// Every key Patroni defines that Tribune ignores is either one it cannot apply (with a
-    /// reason) or one of the keys listed here, which the backups/slots work acts on.
+    /// reason) or one of the keys listed here, which the backups work acts on.
     #[test]
     fn every_ignored_key_says_why() {
-        const PENDING_ELSEWHERE: &[&str] = &[
-            "postgresql.use_slots",
-            "bootstrap.dcs.member_slots_ttl",
-            "bootstrap.dcs.slots",
-            "bootstrap.dcs.permanent_slots",
-            "bootstrap.dcs.permanent_replication_slots",
-            "bootstrap.dcs.ignored_slots",
-            "bootstrap.dcs.ignore_slots",
-        ];
         fn visit(keys: &[Key], path: &str, out: &mut Vec<String>) {
             for k in keys {
                 let full = join(path, k.name);
@@ -762,7 +748,6 @@ mod tests {
         }
         let mut unexplained = Vec::new();
         visit(ROOT, "", &mut unexplained);
-        unexplained.retain(|p| !PENDING_ELSEWHERE.contains(&p.as_str()));
         assert_eq!(unexplained, Vec::<String>::new());
     }
 

@@ -231,6 +231,10 @@ fn a_patroni_raft_configuration_loads_unchanged() {
         c.bootstrap_dcs()["slots"]["logical_slot"]["plugin"],
         json!("pgoutput")
     );
+    assert!(matches!(
+        &d.slots["logical_slot"].kind,
+        crate::config::SlotKind::Logical { plugin, .. } if plugin == "pgoutput"
+    ));
     assert_eq!(
         c.bootstrap
             .initdb
@@ -289,12 +293,9 @@ fn a_patroni_raft_configuration_loads_unchanged() {
     assert_eq!(c.tags.get("nofailover"), Some(&json!(false)));
     assert_eq!(c.log.level, "INFO");
 
-    assert_eq!(
-        c.ignored_keys,
-        ["bootstrap.dcs.slots", "postgresql.use_unix_socket",]
-    );
+    assert_eq!(c.ignored_keys, ["postgresql.use_unix_socket"]);
     let warning = c.ignored_keys_warning().unwrap();
-    assert!(warning.contains("bootstrap.dcs.slots, postgresql.use_unix_socket"));
+    assert!(warning.contains("postgresql.use_unix_socket"));
     let methods: Vec<&str> = pg
         .create_replica_methods
         .iter()
@@ -860,5 +861,28 @@ fn bootstrap_dcs_standby_cluster_is_read_and_checked_at_start_up() {
         err.key.as_deref(),
         Some("bootstrap.dcs.standby_cluster.port"),
         "{err}"
+    );
+}
+
+#[test]
+fn permanent_slots_are_refused_on_opengauss_naming_the_slot() {
+    let yaml = with(
+        &minimal_with("bootstrap.dcs", Some("{slots: {cdc: {type: physical}}}")),
+        "postgresql.engine",
+        Some("opengauss"),
+    );
+    let err = error_of(&yaml);
+    assert_eq!(err.key.as_deref(), Some("bootstrap.dcs.slots.cdc"));
+    assert!(err.message.contains("not supported on openGauss"), "{err}");
+    // PostgreSQL takes them, and a bad one is an error naming it.
+    let yaml = minimal_with("bootstrap.dcs", Some("{slots: {cdc: {type: physical}}}"));
+    assert!(Config::from_yaml_str(&yaml, &no_env).is_ok());
+    let yaml = minimal_with(
+        "bootstrap.dcs",
+        Some("{slots: {cdc: {type: logical, database: app}}}"),
+    );
+    assert_eq!(
+        error_of(&yaml).key.as_deref(),
+        Some("bootstrap.dcs.slots.cdc.plugin")
     );
 }

@@ -470,16 +470,9 @@ fn follower(
         } else {
             format!("no action. I am ({me}), a secondary, and following a leader ({name})")
         };
-        // Members cascading from this standby stream through a slot here, as from a primary.
-        let cascaded = o
-            .cluster
-            .members
-            .iter()
-            .any(|(other, m)| other != me && m.tags.replicatefrom() == Some(me));
-        if cascaded {
-            return Decision::act(vec![Action::SyncSlots], reason);
-        }
-        return Decision::idle(reason);
+        // Permanent slots are kept on standbys too, so that they survive a failover, and
+        // members cascading from this standby stream through a slot here.
+        return Decision::act(vec![Action::SyncSlots], reason);
     }
     if o.db.state == DbState::Starting {
         return Decision::idle("waiting for postgres to start");

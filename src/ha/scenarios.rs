@@ -782,7 +782,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .expect(vec![], "a secondary, and following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "a secondary, and following a leader (b)"),
         row(
             "standby that replayed past the fork of the leader's timeline is rewound",
             LedBy("b"),
@@ -915,7 +915,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "follow (c) as its replicatefrom tag says",
         ),
         row(
-            "a cascading standby that follows its member does nothing",
+            "a cascading standby that follows its member only keeps its slots",
             LedBy("b"),
             Disk::Standby,
             Db::Standby { lsn: 60 },
@@ -927,7 +927,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
         .settings(|s| s.replicatefrom = Some(n("c")))
         .requests(|c| streaming(c, "c"))
         .expect(
-            vec![],
+            vec![Action::SyncSlots],
             "following (c) as replicatefrom says; the leader is (b)",
         ),
         row(
@@ -1079,7 +1079,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .expect(vec![], "a secondary, and following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "a secondary, and following a leader (b)"),
         row(
             "standby on the leader's timeline that does not stream is left alone",
             LedBy("b"),
@@ -1093,7 +1093,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .expect(vec![], "a secondary, and following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "a secondary, and following a leader (b)"),
         row(
             "standby past an unrecorded fork is left alone",
             JustPromoted("b"),
@@ -1107,7 +1107,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             following: Some(member_source("b")),
             ..Default::default()
         })
-        .expect(vec![], "a secondary, and following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "a secondary, and following a leader (b)"),
         row(
             "standby past the fork is left alone in pause",
             LedBy("b"),
@@ -1122,7 +1122,7 @@ fn scenarios(now: Instant) -> Vec<Row> {
             ..Default::default()
         })
         .settings(|s| s.paused = true)
-        .expect(vec![], "following a leader (b)"),
+        .expect(vec![Action::SyncSlots], "following a leader (b)"),
         row(
             "standby of the old leader follows the new one",
             LedBy("b"),
@@ -2131,7 +2131,7 @@ fn sequences() -> Vec<Sequence> {
             outcomes: vec![done(), done()],
             then: |r| r.db = Db::Standby { lsn: 60 },
             next: (
-                vec![],
+                vec![Action::SyncSlots],
                 "no action. I am (a), a secondary, and following a leader (b)",
             ),
         },
@@ -2140,7 +2140,7 @@ fn sequences() -> Vec<Sequence> {
             outcomes: vec![done()],
             then: |_| {},
             next: (
-                vec![],
+                vec![Action::SyncSlots],
                 "no action. I am (a), a secondary, and following a leader (b)",
             ),
         },

@@ -279,7 +279,10 @@ fn scenarios() -> Vec<Row> {
             cluster(Some(Checking)),
             Db::Standby(150018),
         )
-        .expect(vec![], "a secondary, and following a leader (a)"),
+        .expect(
+            vec![Action::SyncSlots],
+            "a secondary, and following a leader (a)",
+        ),
         row(
             "the primary stops cleanly, then waits for its standbys",
             "a",
@@ -316,7 +319,10 @@ fn scenarios() -> Vec<Row> {
             cluster(Some(Stopping)),
             Db::Standby(150018),
         )
-        .expect(vec![], "a secondary, and following a leader (a)"),
+        .expect(
+            vec![Action::SyncSlots],
+            "a secondary, and following a leader (a)",
+        ),
         row(
             "the stopped primary runs pg_upgrade",
             "a",
@@ -336,7 +342,10 @@ fn scenarios() -> Vec<Row> {
             cluster(Some(Upgrading)),
             Db::Standby(150018),
         )
-        .expect(vec![], "a secondary, and following a leader (a)"),
+        .expect(
+            vec![Action::SyncSlots],
+            "a secondary, and following a leader (a)",
+        ),
         row(
             "past the point of no return the primary swaps in the new data and starts it",
             "a",
@@ -415,7 +424,10 @@ fn scenarios() -> Vec<Row> {
             Db::Standby(180006),
         )
         .disk(Some("200"))
-        .expect(vec![], "a secondary, and following a leader (a)"),
+        .expect(
+            vec![Action::SyncSlots],
+            "a secondary, and following a leader (a)",
+        ),
         row(
             "the new primary waits while a standby is copied",
             "a",

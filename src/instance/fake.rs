@@ -1047,8 +1047,11 @@ impl Instance for SimInstance {
         })
     }
 
-    async fn sync_replication_slots(&self, _members: &[MemberName]) -> Result<(), InstanceError> {
-        Ok(())
+    async fn sync_replication_slots(
+        &self,
+        _targets: &super::slots::SlotTargets,
+    ) -> Result<Vec<String>, InstanceError> {
+        Ok(Vec::new())
     }
 
     async fn set_synchronous_standby_names(

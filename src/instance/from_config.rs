@@ -50,8 +50,9 @@ pub struct UserConfiguration {
 }
 
 /// What the local configuration and the cluster's dynamic one give the database, as Patroni
-/// merges them: the dynamic parameters overridden by the local ones; the local `pg_hba`, else
-/// the dynamic one, else `bootstrap.pg_hba`.
+/// merges them: the dynamic parameters overridden by the local ones (and `hot_standby_feedback`
+/// on while a permanent logical slot is configured); the local `pg_hba`, else the dynamic one,
+/// else `bootstrap.pg_hba`.
 pub fn user_configuration(
     config: &Config,
     pg: &Postgresql,
@@ -59,6 +60,15 @@ pub fn user_configuration(
 ) -> UserConfiguration {
     let mut parameters = dynamic.postgresql.parameters.clone();
     parameters.extend(pg.parameters.clone());
+    // A logical slot copied to a standby is only safe while the standby's feedback keeps the
+    // primary from removing the catalog rows the slot still needs (Patroni enforces it too).
+    let logical = dynamic
+        .slots
+        .values()
+        .any(|s| matches!(s.kind, crate::config::SlotKind::Logical { .. }));
+    if logical && dynamic.postgresql.use_slots {
+        parameters.insert("hot_standby_feedback".into(), serde_json::json!("on"));
+    }
     let pg_hba = [
         &pg.pg_hba,
         &dynamic.postgresql.pg_hba,
@@ -466,6 +476,25 @@ postgresql:
         let mut no_rewind = pg.clone();
         no_rewind.use_pg_rewind = Some(false);
         assert!(!use_pg_rewind(&no_rewind, &dynamic));
+    }
+
+    #[test]
+    fn a_permanent_logical_slot_turns_hot_standby_feedback_on() {
+        let c = config("  parameters: {hot_standby_feedback: 'off'}\n");
+        let pg = c.postgresql.clone().unwrap();
+        let dynamic = |doc| crate::config::DynamicConfig::from_json(&doc).unwrap();
+        let logical = dynamic(serde_json::json!({
+            "slots": {"cdc": {"type": "logical", "database": "app", "plugin": "pgoutput"}}
+        }));
+        assert_eq!(
+            user_configuration(&c, &pg, &logical).parameters["hot_standby_feedback"],
+            serde_json::json!("on")
+        );
+        let physical = dynamic(serde_json::json!({"slots": {"p": {"type": "physical"}}}));
+        assert_eq!(
+            user_configuration(&c, &pg, &physical).parameters["hot_standby_feedback"],
+            serde_json::json!("off")
+        );
     }
 
     #[test]

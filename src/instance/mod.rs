@@ -2,7 +2,8 @@
 //! database, with one adapter per engine (`postgres`, `opengauss`), built by [`from_config`].
 //! `sql` (the local SQL session), `datadir` (`postmaster.pid`, setting a directory aside),
 //! `process` (running tools, writing files) and `conf` (text formats) serve both adapters.
-//! `fake` is the simulated database beside the trait, for tests and the simulation.
+//! `fake` is the simulated database beside the trait, for tests and the simulation. `slots`
+//! plans the replication slots of either engine (pure).
 //!
 //! The trait speaks in HA terms (start as primary or standby of an upstream, promote with a
 //! fencing generation, rejoin an upstream) rather than in `pg_ctl` terms, so that openGauss
@@ -19,6 +20,7 @@ pub mod opengauss;
 pub mod postgres;
 pub mod process;
 pub mod server;
+pub mod slots;
 pub mod sql;
 
 use std::time::Duration;
@@ -132,6 +134,28 @@ impl DbRole {
     }
 }
 
+/// A replication slot's kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotType {
+    Physical,
+    Logical,
+}
+
+/// A replication slot the server has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationSlot {
+    pub name: String,
+    pub kind: SlotType,
+    /// Logical: the database it decodes.
+    pub database: Option<String>,
+    /// Logical: its output plugin.
+    pub plugin: Option<String>,
+    pub active: bool,
+    /// Logical: `confirmed_flush_lsn` (what its consumer confirmed); physical: `restart_lsn`.
+    pub position: Option<Lsn>,
+}
+
 /// One live observation of the local server. Never an error: what could not be read is `None`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LocalStatus {
@@ -170,6 +194,8 @@ pub struct LocalStatus {
     /// (PostgreSQL: `IDENTIFY_SYSTEM` over a replication connection to itself). `None` when it
     /// streams, or when the adapter cannot tell.
     pub replay_position: Option<(Timeline, Lsn)>,
+    /// The server's replication slots (empty when it cannot tell).
+    pub slots: Vec<ReplicationSlot>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -412,10 +438,16 @@ pub trait Instance: Send + Sync {
     /// base backup can be taken. Returns where it went.
     async fn set_aside_data_dir(&self) -> Result<std::path::PathBuf, InstanceError>;
 
-    /// On the primary, or the standby leader of a standby cluster (whose members cascade from
-    /// it): keep a physical replication slot for each of `members` (normalised names) and drop
-    /// the other slots this agent created.
-    async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError>;
+    /// Bring the server's replication slots to `targets` (see [`slots`]): on the primary (or
+    /// the standby leader of a standby cluster) a physical slot per member and the permanent
+    /// slots; on a standby the permanent slots, copied and advanced from the primary (a copied
+    /// logical slot costs the standby one restart). Returns the permanent logical slots that
+    /// are not ready on this standby. A slot that cannot be dropped is logged and retried at
+    /// the next call.
+    async fn sync_replication_slots(
+        &self,
+        targets: &slots::SlotTargets,
+    ) -> Result<Vec<String>, InstanceError>;
 
     /// Make the primary wait for these standbys (`FIRST n (...)`, `ANY k (...)`, `*`, or empty
     /// for asynchronous replication), kept across restarts. Returns once the running server

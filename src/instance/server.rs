@@ -314,7 +314,7 @@ impl LocalServer {
     /// for the next call.
     pub async fn drop_slots(&self, names: &[String]) {
         for name in names {
-            tracing::info!(slot = %name, "dropping physical replication slot");
+            tracing::info!(slot = %name, "dropping replication slot");
             let sql = format!(
                 "SELECT pg_catalog.pg_drop_replication_slot({})",
                 super::conf::sql_literal(name)

@@ -35,6 +35,7 @@ use crate::state::{
 };
 use crate::types::{Generation, MemberName};
 
+mod slots;
 mod upgrade;
 
 /// How long a stopped primary waits for the switchover target to replay its last WAL before
@@ -109,8 +110,9 @@ pub struct Executor {
     counters: Counters,
     /// The user parameters and `pg_hba` lines last given to the database.
     conf_applied: Option<UserConfiguration>,
-    /// Member names the replication slots were last synchronised for.
-    slots_for: Option<Vec<MemberName>>,
+    /// The permanent logical slots last found not ready for a failover on this standby (logged
+    /// when it changes).
+    slots_not_ready: Vec<String>,
     /// The peers the instance was last told about (`Instance::set_replication_peers`).
     peers_for: Option<Vec<Upstream>>,
     /// The cluster's upgraded programs the instance was last told about
@@ -124,7 +126,7 @@ impl Executor {
             h: handles,
             counters,
             conf_applied: None,
-            slots_for: None,
+            slots_not_ready: Vec::new(),
             peers_for: None,
             binaries_for: None,
         }
@@ -318,7 +320,6 @@ impl Executor {
                         self.require_lease()?;
                         self.announce(DbState::Starting, loop_wait).await;
                         instance.start(None).await?;
-                        self.slots_for = None;
                     }
                     Some(from) => {
                         let source = source(cluster, from)?;
@@ -436,7 +437,6 @@ impl Executor {
             Action::Promote { generation } => {
                 self.require_lease()?;
                 self.instance()?.promote(*generation).await?;
-                self.slots_for = None;
                 done()
             }
             Action::Follow { upstream } => {
@@ -573,7 +573,6 @@ impl Executor {
             Action::SwitchToUpgraded { id } => {
                 let target = upgrade::target(cluster, *id)?;
                 self.instance()?.switch_to_upgraded(&target).await?;
-                self.slots_for = None;
                 done()
             }
             Action::ReportUpgradeStarted { id, generation } => {
@@ -601,33 +600,25 @@ impl Executor {
                 .await
             }
             Action::SyncSlots => {
-                let use_slots = cluster
-                    .dynamic_or(&self.local_config().bootstrap.dynamic)
-                    .postgresql
-                    .use_slots;
-                // The leader keeps a slot for every other member; a standby, for the members
-                // whose `replicatefrom` names it (Patroni: cascading members get slots on
-                // their upstream).
-                let leading = cluster.leader_name() == Some(&me);
-                let mut names: Vec<MemberName> = if use_slots {
-                    cluster
-                        .members
-                        .iter()
-                        .filter(|(name, m)| **name != me && m.conn_url.is_some())
-                        .filter(|(_, m)| leading || m.tags.replicatefrom() == Some(&me))
-                        // A `nostream` member never streams: a slot would hold WAL for nobody.
-                        .filter(|(_, m)| !m.tags.nostream())
-                        .map(|(name, _)| name.clone())
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                names.sort();
-                if self.slots_for.as_ref() == Some(&names) {
-                    return done();
+                let local = self.local_config();
+                let dynamic = cluster.dynamic_or(&local.bootstrap.dynamic);
+                let leader = cluster.leader_name().cloned();
+                let upstream = leader
+                    .filter(|l| *l != me)
+                    .and_then(|l| upstream(cluster, &l).ok());
+                let targets =
+                    slots::targets(cluster, &me, dynamic, self.h.clock.wall_now(), upstream);
+                let not_ready = self.instance()?.sync_replication_slots(&targets).await?;
+                if not_ready != self.slots_not_ready {
+                    if not_ready.is_empty() {
+                        info!(
+                            "this standby is ready for logical failover: every permanent logical slot is copied"
+                        );
+                    } else {
+                        warn!(slots = ?not_ready, "this standby is not ready for logical failover: permanent logical slots not copied yet");
+                    }
+                    self.slots_not_ready = not_ready;
                 }
-                self.instance()?.sync_replication_slots(&names).await?;
-                self.slots_for = Some(names);
                 done()
             }
         }

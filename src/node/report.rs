@@ -34,6 +34,18 @@ pub fn member_record(
         }
     };
     let standby = running && status.role == Some(DbRole::Standby);
+    let primary = running && status.role == Some(DbRole::Primary);
+    let permanent = &cluster.dynamic_or(&config.bootstrap.dynamic).slots;
+    let slots = if primary {
+        status
+            .slots
+            .iter()
+            .filter(|s| permanent.contains_key(&s.name))
+            .filter_map(|s| Some((s.name.clone(), s.position?)))
+            .collect()
+    } else {
+        Default::default()
+    };
     Member {
         api_url: config.restapi.api_url(),
         conn_url: config
@@ -56,11 +68,7 @@ pub fn member_record(
                 view.state()
             },
             timeline: status.timeline,
-            wal_position: if running && status.role == Some(DbRole::Primary) {
-                status.wal_position
-            } else {
-                None
-            },
+            wal_position: if primary { status.wal_position } else { None },
             received_lsn: if standby { status.received_lsn } else { None },
             replayed_lsn: if standby { status.replayed_lsn } else { None },
             replication_state: standby.then(|| {
@@ -78,6 +86,7 @@ pub fn member_record(
             upstream: standby
                 .then(|| streams_from(cluster, status.upstream.as_deref()?))
                 .flatten(),
+            slots,
         },
         reported_at: UnixMillis(0),
     }

@@ -12,6 +12,45 @@ fn stored(written: &serde_json::Value) -> Result<super::StoredConfig, Rejection>
     })
 }
 
+/// A permanent slot may not take a member's slot name: the primary keeps that slot for the
+/// member (and drops it when the member leaves), so the two would fight over one slot.
+fn permanent_slots_clear_of_members(
+    state: &ClusterState,
+    config: &super::StoredConfig,
+) -> Result<(), Rejection> {
+    for name in config.typed().slots.keys() {
+        if let Some(member) = state.members.keys().find(|m| m.slot_name() == *name) {
+            return Err(Rejection::InvalidConfig {
+                reason: format!(
+                    "config error at `slots.{name}`: `{name}` is the replication slot of member \
+                     {member}; give the permanent slot another name"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Remember when `member` was removed (for `member_slots_ttl`), forgetting removals older than
+/// the ttl.
+fn departed(
+    state: &mut ClusterState,
+    member: &crate::types::MemberName,
+    at: crate::types::UnixMillis,
+) {
+    let ttl = state
+        .config
+        .as_ref()
+        .map_or(crate::config::DEFAULT_MEMBER_SLOTS_TTL, |c| {
+            c.typed().member_slots_ttl
+        });
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    state
+        .departed
+        .retain(|_, when| at.0.saturating_sub(when.0) < ttl_ms);
+    state.departed.insert(member.clone(), at);
+}
+
 /// Apply one committed proposal. A rejected command leaves the state exactly as it was.
 pub fn apply(state: &mut ClusterState, proposal: &Proposal) -> Outcome {
     match apply_command(state, proposal) {
@@ -93,6 +132,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             }
             let mut record = (**record).clone();
             record.reported_at = at;
+            state.departed.remove(member);
             state.members.insert(member.clone(), record);
             Ok(())
         }
@@ -230,7 +270,9 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             {
                 return Err(Rejection::ConfigChanged);
             }
-            state.config = Some(stored(config)?);
+            let config = stored(config)?;
+            permanent_slots_clear_of_members(state, &config)?;
+            state.config = Some(config);
             Ok(())
         }
         Command::RemoveMember { member } => {
@@ -240,6 +282,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                 });
             }
             super::upgrade_apply::member_gone(state, member, at);
+            departed(state, member, at);
             Ok(())
         }
         Command::RetireNode {
@@ -262,6 +305,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                 state.reinitializations.remove(member);
                 state.restart_outcomes.remove(member);
                 super::upgrade_apply::member_gone(state, member, at);
+                departed(state, member, at);
             }
             state.retired.insert(
                 *node_id,
@@ -563,6 +607,60 @@ mod tests {
             Outcome::Rejected(Rejection::AlreadyInitialized { by: name("a") })
         );
         assert_eq!(s.written_config(), &serde_json::json!({"ttl": 30}));
+    }
+
+    #[test]
+    fn a_permanent_slot_may_not_take_a_members_slot_name() {
+        let mut s = bootstrapped("a");
+        let before = s.clone();
+        let clash = run(
+            &mut s,
+            3,
+            Command::SetConfig {
+                config: serde_json::json!({"slots": {"b": {"type": "physical"}}}),
+                expected: None,
+            },
+        );
+        assert!(
+            matches!(&clash, Outcome::Rejected(Rejection::InvalidConfig { reason })
+                if reason.contains("`slots.b`") && reason.contains("member b")),
+            "{clash:?}"
+        );
+        assert_eq!(s, before);
+        let fine = Command::SetConfig {
+            config: serde_json::json!({"slots": {"cdc": {"type": "physical"}}}),
+            expected: None,
+        };
+        assert!(run(&mut s, 4, fine).is_applied());
+    }
+
+    #[test]
+    fn removed_members_are_remembered_for_member_slots_ttl() {
+        let mut s = bootstrapped("a");
+        let ttl = serde_json::json!({"member_slots_ttl": 10});
+        assert!(
+            run(
+                &mut s,
+                2,
+                Command::SetConfig {
+                    config: ttl,
+                    expected: None
+                }
+            )
+            .is_applied()
+        );
+        assert!(run(&mut s, 1_000, Command::RemoveMember { member: name("b") }).is_applied());
+        assert_eq!(s.departed.get(&name("b")), Some(&UnixMillis(1_000)));
+        // A later removal forgets the ones older than the ttl.
+        assert!(run(&mut s, 20_000, Command::RemoveMember { member: name("c") }).is_applied());
+        assert_eq!(s.departed.keys().collect::<Vec<_>>(), [&name("c")]);
+        // A member that reports again is no longer departed.
+        let back = Command::Report {
+            member: name("c"),
+            record: Box::new(member(100)),
+        };
+        assert!(run(&mut s, 20_001, back).is_applied());
+        assert!(s.departed.is_empty());
     }
 
     #[test]

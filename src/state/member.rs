@@ -93,6 +93,11 @@ pub struct MemberStatus {
     /// when it cascades), matched by address; absent when it does not stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<MemberName>,
+    /// Primary: the positions of its permanent replication slots (logical: what the consumer
+    /// confirmed; physical: the restart position), which the standbys advance their copies to
+    /// (Patroni's `/status` `slots`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, Lsn>,
 }
 
 /// The role a member reports, with Patroni's words.

@@ -88,6 +88,11 @@ pub struct ClusterState {
     /// `postgresql.bin_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binaries: Option<ClusterBinaries>,
+    /// Members removed from the cluster, and when: the primary keeps a removed member's slot
+    /// for `member_slots_ttl` after that (Patroni's `retain_slots`). Entries older than the ttl
+    /// are pruned at the next removal; a member that reports again leaves the list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub departed: BTreeMap<MemberName, UnixMillis>,
 }
 
 impl ClusterState {

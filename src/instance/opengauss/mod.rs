@@ -60,7 +60,6 @@ pub use settings::OpenGaussSettings;
 
 use super::datadir;
 use super::postgres::settings::has_pg_version;
-use super::postgres::slots as slot_list;
 use super::process::{self, remove_if_exists, write_atomic};
 use super::server::{CTL_MARGIN, LocalServer, POLL, QUERY_TIMEOUT, RELOAD_TIMEOUT};
 use super::sql::{LocalSql, SqlError, rows_column};
@@ -69,7 +68,7 @@ use super::{
     TimelineSwitch, Upstream, WalSource,
 };
 use crate::state::DbState;
-use crate::types::{Generation, Lsn, MemberName, Timeline};
+use crate::types::{Generation, Lsn, Timeline};
 use commands::{BuildMode, ServerMode};
 use hastate::{Detail, LocalRole, Repair};
 use replconninfo::{Channel, Slots};
@@ -1009,22 +1008,44 @@ impl Instance for OpenGauss {
         self.server.set_aside().await
     }
 
-    async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError> {
+    async fn sync_replication_slots(
+        &self,
+        t: &super::slots::SlotTargets,
+    ) -> Result<Vec<String>, InstanceError> {
         const OP: &str = "sync replication slots";
         if !self.s.use_slots {
-            return Ok(());
+            return Ok(Vec::new());
+        }
+        if let Some(name) = t.permanent.keys().next() {
+            // Never silently ignored: the operator asked for a slot that will not exist.
+            return Err(InstanceError::failed(
+                OP,
+                format!(
+                    "the dynamic configuration's `slots.{name}`: permanent replication slots \
+                     are not supported on openGauss; remove `slots` from the configuration"
+                ),
+            ));
         }
         if self.server.answering_role(OP).await? == DbRole::Standby {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let rows = self
             .server
             .db
-            .query_for(OP, slot_list::LIST_SQL, QUERY_TIMEOUT)
+            .query_for(OP, slots::LIST_SQL, QUERY_TIMEOUT)
             .await?;
-        let stale = slots::stale(&slot_list::list(&rows), members);
+        let mut keep = t.members.clone();
+        keep.extend(t.retained.iter().cloned());
+        let stale: Vec<String> = slots::stale(&slots::list(&rows), &keep)
+            .into_iter()
+            .filter(|name| {
+                !t.ignore
+                    .iter()
+                    .any(|m| m.matches(name, "physical", None, None))
+            })
+            .collect();
         self.server.drop_slots(&stale).await;
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn set_synchronous_standby_names(

@@ -1,14 +1,36 @@
 //! Which physical replication slots the primary drops. openGauss's standbys create their own
 //! slot, named after their `application_name` (the member name), when they connect; the agent
 //! creates none and only drops the inactive slots of members that left, since those keep WAL
-//! forever. openGauss lists its slots as PostgreSQL does (`pg_replication_slots`, same
-//! columns, `postgres::slots`). Pure; `mod.rs` runs the SQL.
+//! forever. Permanent slots (`slots` in the dynamic configuration) are refused on openGauss:
+//! its slot functions differ from PostgreSQL's (`pg_create_physical_replication_slot` takes a
+//! dummy-standby flag) and its standbys make their own slots, so the copy-and-advance scheme of
+//! `instance::slots` has not been built for it. Pure; `mod.rs` runs the SQL.
 
 use std::collections::BTreeSet;
 
 use crate::types::MemberName;
 
-pub use crate::instance::postgres::slots::Slot;
+pub const LIST_SQL: &str = "SELECT slot_name, active FROM pg_catalog.pg_replication_slots \
+                            WHERE slot_type = 'physical'";
+
+/// An existing physical slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub name: String,
+    pub active: bool,
+}
+
+/// The slots of [`LIST_SQL`]'s rows.
+pub fn list(rows: &[tokio_postgres::SimpleQueryRow]) -> Vec<Slot> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(Slot {
+                name: r.try_get(0).ok().flatten()?.to_owned(),
+                active: r.try_get(1).ok().flatten() == Some("t"),
+            })
+        })
+        .collect()
+}
 
 /// The inactive slots named after no member (an active one is retried at the next call).
 pub fn stale(existing: &[Slot], members: &[MemberName]) -> Vec<String> {

@@ -154,6 +154,8 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<Observed, St
         pending_restart_reason: Default::default(),
         synchronous_standby_names: col("sync_names").unwrap_or_default(),
         replay_position: None,
+        // Permanent slots are refused on openGauss: nothing to report.
+        slots: Vec::new(),
     };
     Ok(Observed {
         status,

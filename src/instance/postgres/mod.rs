@@ -479,6 +479,78 @@ impl Postgres {
         config
     }
 
+    /// Runs `sql` in `database` of the local server (a logical slot belongs to one database),
+    /// on a connection of its own that ends with the call.
+    async fn sql_in(
+        &self,
+        operation: &'static str,
+        database: &str,
+        sql: &str,
+    ) -> Result<(), InstanceError> {
+        let mut config = local_config(&self.s);
+        config.dbname(database);
+        super::sql::LocalSql::new(config, CONNECT_TIMEOUT)
+            .query_for(operation, sql, ADMIN_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// Copies the state files of the logical slots `names` from the primary `upstream` into
+    /// `pg_replslot`, then restarts this standby once so that it loads them (PostgreSQL reads
+    /// slots only at start-up). A slot the primary no longer has is skipped.
+    async fn copy_logical_slots(
+        &self,
+        names: &[String],
+        upstream: &Upstream,
+    ) -> Result<(), InstanceError> {
+        const OP: &str = "copy logical replication slots";
+        let oldest = self
+            .server
+            .db
+            .value(OP, slots::OLDEST_WAL_SQL, QUERY_TIMEOUT)
+            .await?
+            .unwrap_or_default();
+        let mut copied = 0;
+        for name in names {
+            let Some(value) = super::sql::peer_value(
+                &self.peer_config(upstream, "tribune-slots"),
+                PEER_CONNECT_TIMEOUT,
+                OP,
+                &slots::read_state(name),
+                QUERY_TIMEOUT,
+            )
+            .await?
+            else {
+                continue;
+            };
+            let Some((restart, hex)) = value
+                .split_once(' ')
+                .and_then(|(lsn, hex)| Some((lsn.parse::<Lsn>().ok()?, hex)))
+            else {
+                continue;
+            };
+            if !slots::has_wal_from(&oldest, restart) {
+                tracing::info!(slot = %name, restart_lsn = %restart,
+                    "not copying the logical slot yet: this standby no longer has the WAL from \
+                     its restart position; waiting for its consumer to move it on");
+                continue;
+            }
+            let state = slots::unhex(hex).map_err(|e| InstanceError::failed(OP, e))?;
+            let dir = self.s.file("pg_replslot").join(name);
+            std::fs::create_dir_all(&dir)?;
+            write_atomic(&dir.join("state"), &state, 0o600)?;
+            tracing::info!(slot = %name, from = %upstream.member, "copied logical replication slot from the primary");
+            copied += 1;
+        }
+        if copied > 0 {
+            tracing::info!("restarting the standby to load the copied logical replication slots");
+            self.stop(StopMode::Fast).await?;
+            self.start(Some(&WalSource::Member(upstream.clone())))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Single-user crash recovery, so that pg_rewind finds a clean shutdown.
     async fn crash_recovery(&self) -> Result<(), InstanceError> {
         const OP: &str = "crash recovery";
@@ -775,26 +847,90 @@ impl Instance for Postgres {
         self.server.set_aside().await
     }
 
-    async fn sync_replication_slots(&self, members: &[MemberName]) -> Result<(), InstanceError> {
+    async fn sync_replication_slots(
+        &self,
+        t: &super::slots::SlotTargets,
+    ) -> Result<Vec<String>, InstanceError> {
         const OP: &str = "sync replication slots";
         if !self.s.use_slots {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // A standby may hold slots too: the standby leader of a standby cluster keeps one for
-        // each member cascading from it. The server must answer, whatever its role.
-        self.server.answering_role(OP).await?;
-        let existing = slots::list(&self.sql_for(OP, slots::LIST_SQL, QUERY_TIMEOUT).await?);
-        let plan = slots::plan(&existing, members, &self.s.name);
-        for name in &plan.create {
-            tracing::info!(slot = %name, "creating physical replication slot");
-            let sql = format!(
-                "SELECT pg_catalog.pg_create_physical_replication_slot({}, true)",
-                super::conf::sql_literal(name)
-            );
-            self.sql_for(OP, &sql, ADMIN_TIMEOUT).await?;
-        }
+        // each member cascading from it, and every standby keeps the permanent slots. The
+        // server must answer, whatever its role.
+        let role = self.server.answering_role(OP).await?;
+        let rows = self
+            .sql_for(
+                OP,
+                &format!(
+                    "SELECT {}, (SELECT status FROM pg_catalog.pg_stat_wal_receiver) = 'streaming'",
+                    slots::SLOTS_JSON
+                ),
+                QUERY_TIMEOUT,
+            )
+            .await?;
+        let row = rows.first();
+        let column = |i: usize| row.and_then(|r| r.try_get(i).ok().flatten());
+        let existing = slots::parse(column(0)).map_err(|e| InstanceError::failed(OP, e))?;
+        let streaming = column(1) == Some("t");
+        let own = self.s.name.slot_name();
+        let names = |members: &[MemberName]| -> Vec<String> {
+            members
+                .iter()
+                .map(MemberName::slot_name)
+                .filter(|n| *n != own && !n.is_empty())
+                .collect()
+        };
+        let (members, retained) = (names(&t.members), names(&t.retained));
+        let plan = super::slots::plan(&super::slots::SlotView {
+            role: t.role,
+            existing: &existing,
+            members: &members,
+            retained: &retained,
+            permanent: &t.permanent,
+            ignore: &t.ignore,
+            primary: &t.primary,
+            can_copy_logical: role == DbRole::Standby && streaming && t.upstream.is_some(),
+        });
         self.server.drop_slots(&plan.drop).await;
-        Ok(())
+        for name in &plan.create_physical {
+            tracing::info!(slot = %name, "creating physical replication slot");
+            self.sql_for(OP, &slots::create_physical(name), ADMIN_TIMEOUT)
+                .await?;
+        }
+        for slot in &plan.create_logical {
+            tracing::info!(slot = %slot.name, database = %slot.database, plugin = %slot.plugin,
+                "creating logical replication slot");
+            self.sql_in(
+                OP,
+                &slot.database,
+                &slots::create_logical(&slot.name, &slot.plugin),
+            )
+            .await?;
+        }
+        if let (false, Some(upstream)) = (plan.copy_logical.is_empty(), &t.upstream) {
+            self.copy_logical_slots(&plan.copy_logical, upstream)
+                .await?;
+        }
+        for (name, to) in &plan.advance {
+            let database = existing
+                .iter()
+                .find(|e| e.name == *name)
+                .and_then(|e| e.database.clone());
+            let sql = slots::advance(name, *to);
+            let result = match &database {
+                Some(db) => self.sql_in(OP, db, &sql).await,
+                None => self.sql_for(OP, &sql, ADMIN_TIMEOUT).await.map(drop),
+            };
+            if let Err(e) = result {
+                tracing::warn!(slot = %name, to = %to, error = %e, "could not advance replication slot");
+                // A copy whose WAL is gone can never move: drop it, to be copied again.
+                if database.is_some() && e.to_string().contains("has already been removed") {
+                    self.server.drop_slots(std::slice::from_ref(name)).await;
+                }
+            }
+        }
+        Ok(plan.not_ready)
     }
 
     async fn set_synchronous_standby_names(

@@ -9,7 +9,8 @@ use crate::state::DbState;
 use crate::types::{Lsn, Timeline};
 
 /// Primary-only and standby-only functions are guarded by `CASE` (they raise errors otherwise).
-pub const STATUS_SQL: &str = "\
+pub const STATUS_SQL: &str = concat!(
+    "\
 SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
   CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
        ELSE pg_catalog.pg_current_wal_flush_lsn()::text END AS flush_lsn,
@@ -47,8 +48,12 @@ SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
             'client_addr', pg_catalog.host(client_addr), 'state', state,
             'sync_state', sync_state, 'sync_priority', sync_priority,
             'flush_lsn', flush_lsn::text) ORDER BY application_name)
-     FROM pg_catalog.pg_stat_replication)::text AS replication
-FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver AS w ON true";
+     FROM pg_catalog.pg_stat_replication)::text AS replication,
+  ",
+    super::slots::slots_json!(),
+    " AS slots
+FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver AS w ON true"
+);
 
 /// One WAL sender as the status queries aggregate `pg_stat_replication` (openGauss's query
 /// uses the same keys).
@@ -205,6 +210,7 @@ pub fn parse_status(col: impl Fn(&str) -> Option<String>) -> Result<LocalStatus,
         pending_restart_reason: pending,
         synchronous_standby_names: col("sync_names").unwrap_or_default(),
         replay_position: None,
+        slots: super::slots::parse(col("slots").as_deref())?,
     })
 }
 

@@ -150,7 +150,15 @@ async fn lifecycle_bootstrap_clone_promote_rewind() {
     };
     let a = Postgres::new(settings(&tmp_path, &bin, "node-a", free_port()));
     let b = Postgres::new(settings(&tmp_path, &bin, "node-b", free_port()));
-    let members = [a.settings().name.clone(), b.settings().name.clone()];
+    let members = crate::instance::slots::SlotTargets {
+        role: crate::instance::slots::SlotRole::Primary,
+        members: vec![a.settings().name.clone(), b.settings().name.clone()],
+        retained: vec![],
+        permanent: Default::default(),
+        ignore: vec![],
+        primary: Default::default(),
+        upstream: None,
+    };
 
     // Bootstrap a primary.
     assert_eq!(a.data_dir().await.unwrap(), DataDir::Empty);
