@@ -134,6 +134,7 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
     super::metrics::MetricsInput {
         scope: inner.config.scope.clone(),
         name: me.to_string(),
+        site: inner.views.config.borrow().tags.site().map(str::to_owned),
         version: crate::PATRONI_API_VERSION.to_owned(),
         tribune_version: crate::VERSION.to_owned(),
         state: view.state(),

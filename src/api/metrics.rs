@@ -23,6 +23,8 @@ use crate::state::DbState;
 pub struct MetricsInput {
     pub scope: String,
     pub name: String,
+    /// The member's `site` tag: a `site` label on every sample when set.
+    pub site: Option<String>,
     /// The Patroni version whose API Tribune implements (`patroni_version`).
     pub version: String,
     /// Tribune's own version (`tribune_build_info`).
@@ -97,8 +99,13 @@ fn b(v: bool) -> u8 {
 }
 
 pub fn render(m: &MetricsInput) -> String {
+    let site = m
+        .site
+        .as_deref()
+        .map(|site| format!(",site=\"{}\"", escape(site)))
+        .unwrap_or_default();
     let labels = format!(
-        "{{scope=\"{}\",name=\"{}\"}}",
+        "{{scope=\"{}\",name=\"{}\"{site}}}",
         escape(&m.scope),
         escape(&m.name)
     );
@@ -262,10 +269,13 @@ pub fn render(m: &MetricsInput) -> String {
 
 /// Tribune's own metrics, with the same `scope` and `name` labels as Patroni's.
 fn tribune_registry(m: &MetricsInput) -> Registry {
-    let labels: [(Cow<'static, str>, Cow<'static, str>); 2] = [
+    let mut labels: Vec<(Cow<'static, str>, Cow<'static, str>)> = vec![
         ("scope".into(), m.scope.clone().into()),
         ("name".into(), m.name.clone().into()),
     ];
+    if let Some(site) = &m.site {
+        labels.push(("site".into(), site.clone().into()));
+    }
     let mut registry = Registry::with_labels(labels.into_iter());
     registry.register(
         "tribune_build",
@@ -493,6 +503,23 @@ mod tests {
                 .and_then(|l| l.rsplit(' ').next()),
             Some("0")
         );
+    }
+
+    /// A member with a `site` tag labels every sample, Patroni's and Tribune's, with it.
+    #[test]
+    fn a_site_labels_every_sample() {
+        let mut m = primary();
+        m.site = Some("east".into());
+        let text = render(&m);
+        assert!(
+            text.contains("patroni_primary{scope=\"batman\",name=\"node1\",site=\"east\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tribune_raft_leader{scope=\"batman\",name=\"node1\",site=\"east\"}"),
+            "{text}"
+        );
+        assert!(!render(&primary()).contains("site="));
     }
 
     #[test]

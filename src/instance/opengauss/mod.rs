@@ -335,9 +335,7 @@ impl OpenGauss {
         })?;
         let mut targets: Vec<Upstream> = match role {
             ConfRole::Building(source) => vec![source.clone()],
-            ConfRole::Primary | ConfRole::Standby(_) | ConfRole::PromotionCandidate => {
-                self.peers()
-            }
+            ConfRole::Primary | ConfRole::Standby(_) | ConfRole::PromotionCandidate => self.peers(),
         };
         if let ConfRole::Standby(Some(up)) = role
             && !targets
