@@ -135,6 +135,8 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
         scope: inner.config.scope.clone(),
         name: me.to_string(),
         site: inner.views.config.borrow().tags.site().map(str::to_owned),
+        site_guarantee: site_guarantee(&cluster, dynamic)
+            .filter(|_| cluster.leader_name() == Some(me)),
         version: crate::PATRONI_API_VERSION.to_owned(),
         tribune_version: crate::VERSION.to_owned(),
         state: view.state(),
@@ -417,6 +419,14 @@ pub struct ClusterDocument {
     /// Tribune addition: how the last upgrade ended.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_upgrade: Option<UpgradeOutcomeDocument>,
+    /// Tribune addition, with `synchronous_site_survival` on: whether every acknowledged
+    /// commit of the current primary is also outside its site (false: degraded or blocked).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub site_guarantee: Option<bool>,
+    /// Tribune addition: the Raft voters' layout warnings (`ha::placement`), e.g. a site whose
+    /// loss stops failover.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub placement: Vec<String>,
 }
 
 /// The upgrade in progress, as `GET /cluster` shows it.
@@ -594,5 +604,26 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
         database_system_identifier: cluster.sysid().map(str::to_owned),
         upgrade: cluster.upgrade.as_ref().map(upgrade_document),
         last_upgrade: cluster.last_upgrade.as_ref().map(upgrade_outcome_document),
+        site_guarantee: site_guarantee(&cluster, dynamic),
+        placement: crate::ha::placement::advice(&crate::ha::placement::voters_with_sites(
+            &inner.raft.status().borrow().voters,
+            &cluster,
+        )),
     }
+}
+
+/// With `synchronous_site_survival` on and a primary: whether its `sync` record holds the site
+/// guarantee.
+pub fn site_guarantee(cluster: &ClusterState, dynamic: &DynamicConfig) -> Option<bool> {
+    if !dynamic.synchronous_site_survival
+        || dynamic.synchronous_mode == crate::config::SynchronousMode::Off
+    {
+        return None;
+    }
+    let leader = cluster.leader.as_ref()?;
+    Some(
+        cluster.sync.generation == leader.generation
+            && cluster.sync.leader.as_ref() == Some(&leader.member)
+            && cluster.sync.site_guarantee,
+    )
 }

@@ -62,6 +62,9 @@ pub struct MetricsInput {
     /// Synchronous mode is on but this primary has no synchronous standby: commits are
     /// acknowledged without one (non-strict) or blocked (strict).
     pub synchronous_degraded: bool,
+    /// On the primary with `synchronous_site_survival` on: whether every acknowledged commit is
+    /// also outside its site (`tribune_sync_site_guarantee`).
+    pub site_guarantee: Option<bool>,
     /// The runtime's counters (fences, actions).
     pub counters: crate::node::Counters,
     /// The lease keeper's timings and watchdog.
@@ -329,6 +332,13 @@ fn tribune_registry(m: &MetricsInput) -> Registry {
         "Value is 1 if synchronous mode is on and this primary has no synchronous standby, 0 otherwise",
         b(m.synchronous_degraded).into(),
     );
+    if let Some(site_guarantee) = m.site_guarantee {
+        gauge(
+            "tribune_sync_site_guarantee",
+            "Value is 1 if every acknowledged commit is also on a member outside this primary's site (synchronous_site_survival), 0 if not (degraded or blocked)",
+            b(site_guarantee).into(),
+        );
+    }
     registry.register(
         "tribune_lease_ttl_seconds",
         "The lease duration (ttl) this member's lease keeper applies now",
@@ -520,6 +530,17 @@ mod tests {
             "{text}"
         );
         assert!(!render(&primary()).contains("site="));
+        assert!(!render(&primary()).contains("tribune_sync_site_guarantee"));
+        for (guarantee, value) in [(true, 1), (false, 0)] {
+            let mut m = primary();
+            m.site_guarantee = Some(guarantee);
+            assert!(
+                render(&m).contains(&format!(
+                    "tribune_sync_site_guarantee{{scope=\"batman\",name=\"node1\"}} {value}\n"
+                )),
+                "{guarantee}"
+            );
+        }
     }
 
     #[test]

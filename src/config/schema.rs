@@ -251,6 +251,8 @@ const DCS: &[Key] = &[
     a("failsafe_mode"),
     a_in("postgresql", DCS_POSTGRESQL),
     a("maximum_lag_on_syncnode"),
+    // Tribune only: keep every acknowledged commit outside the primary's site too.
+    a("synchronous_site_survival"),
     i("member_slots_ttl"),
     a_in("standby_cluster", STANDBY_CLUSTER),
     i("slots"),

@@ -373,6 +373,13 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row], tags: TagStyl
     if let Some(upgrade) = &doc.upgrade {
         out += &format!(" {}\n", super::upgrade::progress_line(upgrade));
     }
+    if doc.site_guarantee == Some(false) {
+        out += " Site survival: degraded (acknowledged commits are not known to be outside the \
+                primary's site)\n";
+    }
+    for line in &doc.placement {
+        out += &format!(" Placement: {line}\n");
+    }
     out
 }
 
@@ -591,6 +598,29 @@ mod tests {
             "{yaml}"
         );
         assert!(records(&["a".into()], &[], Format::Pretty).is_err());
+    }
+
+    /// A degraded site guarantee and the placement advice close the pretty table.
+    #[test]
+    fn site_footers() {
+        let mut doc = lab_doc();
+        doc.site_guarantee = Some(true);
+        assert!(
+            !render_list(&doc, Format::Pretty, false)
+                .unwrap()
+                .contains("Site survival")
+        );
+        doc.site_guarantee = Some(false);
+        doc.placement = vec!["losing site a stops failover: it holds 3 of 5 voters".into()];
+        let pretty = render_list(&doc, Format::Pretty, false).unwrap();
+        assert!(
+            pretty.ends_with(
+                "-+\n Site survival: degraded (acknowledged commits are not known to be outside \
+                 the primary's site)\n Placement: losing site a stops failover: it holds 3 of 5 \
+                 voters\n"
+            ),
+            "{pretty}"
+        );
     }
 
     #[test]

@@ -680,6 +680,7 @@ mod tests {
             leader: Some("a".into()),
             standbys: standbys.iter().map(|s| MemberName::from(*s)).collect(),
             quorum,
+            site_guarantee: false,
         };
         c
     }

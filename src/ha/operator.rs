@@ -305,6 +305,7 @@ mod tests {
             leader: Some(n("a")),
             standbys: [n("b")].into(),
             quorum: 0,
+            site_guarantee: false,
         };
         assert_eq!(target(&sync, None), Ok(n("b")));
         let alone = cluster(&[("a", Primary, 100, NOW.0, none)]);
