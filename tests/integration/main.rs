@@ -20,6 +20,7 @@ mod prometheus;
 mod rest;
 mod scripts;
 mod security;
+mod site;
 mod standby;
 mod systemd;
 mod upgrade;
