@@ -67,7 +67,7 @@ pub(crate) fn parse(top: &Section<'_>) -> Result<Tags, ConfigError> {
         ));
     }
     if let Some(v) = s.get("site")
-        && !v.as_str().is_some_and(|site| !site.trim().is_empty())
+        && v.as_str().is_none_or(|site| site.trim().is_empty())
     {
         return Err(ConfigError::wrong_type(
             s.key("site"),

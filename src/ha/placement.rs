@@ -106,7 +106,8 @@ mod tests {
     #[test]
     fn a_site_whose_loss_leaves_no_majority_is_named() {
         let (a, b, c) = (Some("a"), Some("b"), Some("c"));
-        let cases: [(&str, Vec<Option<&str>>, Vec<&str>); 8] = [
+        type Row<'a> = (&'a str, Vec<Option<&'a str>>, Vec<&'a str>);
+        let cases: [Row; 8] = [
             (
                 "no sites at all: nothing to say",
                 vec![None, None, None],
