@@ -14,7 +14,8 @@
 //! - [`ha`]: the pure decision layer: `decide` (each agent), `arbiter` (the Raft leader: lease
 //!   expiry, promotion), `leadership` (handing Raft leadership away), `sync` (synchronous
 //!   standbys), `candidate` (failover order), `divergence` (a standby that went past where the
-//!   leader's timeline forked), outcomes of actions and the memory they leave.
+//!   leader's timeline forked), `placement` (which site's loss would stop failover), outcomes
+//!   of actions and the memory they leave.
 //! - [`instance`]: the `Instance` trait, built from the configuration by `from_config`; the
 //!   PostgreSQL and openGauss adapters (including the SQL fence of a peer's database), what they
 //!   share (the local SQL session, the data directory's `postmaster.pid`, running tools), and

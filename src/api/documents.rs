@@ -48,6 +48,9 @@ fn sync_role(cluster: &ClusterState, dynamic: &DynamicConfig, name: &str) -> Syn
     match dynamic.synchronous_mode {
         _ if !listed => SyncRole::None,
         crate::config::SynchronousMode::Off => SyncRole::None,
+        // `synchronous_site_survival` runs `ANY k` whatever the mode: each listed standby
+        // is a quorum voter, not sure to hold every commit (`/sync` must not send reads there).
+        crate::config::SynchronousMode::On if dynamic.synchronous_site_survival => SyncRole::Quorum,
         crate::config::SynchronousMode::On => SyncRole::Sync,
         crate::config::SynchronousMode::Quorum => SyncRole::Quorum,
     }
@@ -134,6 +137,9 @@ pub fn metrics_input(inner: &Inner) -> super::metrics::MetricsInput {
     super::metrics::MetricsInput {
         scope: inner.config.scope.clone(),
         name: me.to_string(),
+        site: inner.views.config.borrow().tags.site().map(str::to_owned),
+        site_guarantee: site_guarantee(&cluster, dynamic)
+            .filter(|_| cluster.leader_name() == Some(me)),
         version: crate::PATRONI_API_VERSION.to_owned(),
         tribune_version: crate::VERSION.to_owned(),
         state: view.state(),
@@ -434,6 +440,14 @@ pub struct ClusterDocument {
     /// Tribune addition: how the last upgrade ended.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_upgrade: Option<UpgradeOutcomeDocument>,
+    /// Tribune addition, with `synchronous_site_survival` on: whether every acknowledged
+    /// commit of the current primary is also outside its site (false: degraded or blocked).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub site_guarantee: Option<bool>,
+    /// Tribune addition: the Raft voters' layout warnings (`ha::placement`), e.g. a site whose
+    /// loss stops failover.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub placement: Vec<String>,
 }
 
 /// The upgrade in progress, as `GET /cluster` shows it.
@@ -613,5 +627,74 @@ pub fn cluster(inner: &Inner) -> ClusterDocument {
         database_system_identifier: cluster.sysid().map(str::to_owned),
         upgrade: cluster.upgrade.as_ref().map(upgrade_document),
         last_upgrade: cluster.last_upgrade.as_ref().map(upgrade_outcome_document),
+        site_guarantee: site_guarantee(&cluster, dynamic),
+        placement: crate::ha::placement::advice(&crate::ha::placement::voters_with_sites(
+            &inner.raft.status().borrow().voters,
+            &cluster,
+        )),
+    }
+}
+
+/// With `synchronous_site_survival` on and a primary (not in a standby cluster, where nobody
+/// writes locally): whether its `sync` record holds the site guarantee.
+pub fn site_guarantee(cluster: &ClusterState, dynamic: &DynamicConfig) -> Option<bool> {
+    if !dynamic.synchronous_site_survival
+        || dynamic.synchronous_mode == crate::config::SynchronousMode::Off
+        || dynamic.standby_cluster.is_some()
+    {
+        return None;
+    }
+    let leader = cluster.leader.as_ref()?;
+    Some(
+        cluster.sync.generation == leader.generation
+            && cluster.sync.leader.as_ref() == Some(&leader.member)
+            && cluster.sync.site_guarantee,
+    )
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+    use crate::state::{Leader, SyncRecord};
+    use crate::types::{Generation, UnixMillis};
+
+    /// With `synchronous_site_survival` the primary runs `ANY k` even in mode `on`: its listed
+    /// standbys are quorum voters (`/quorum`), not synchronous ones (`/sync`), and `/cluster`
+    /// says whether the record holds the site guarantee.
+    #[test]
+    fn site_survival_lists_quorum_voters_and_the_guarantee() {
+        let mut cluster = ClusterState {
+            leader: Some(Leader {
+                member: "a".into(),
+                generation: Generation(2),
+                renewals: 0,
+                since: UnixMillis(0),
+                renewed_at: UnixMillis(0),
+                lease_ms: None,
+            }),
+            ..Default::default()
+        };
+        cluster.sync = SyncRecord {
+            generation: Generation(2),
+            leader: Some("a".into()),
+            standbys: ["b".into(), "c".into()].into(),
+            quorum: 1,
+            site_guarantee: true,
+        };
+        let mut dynamic = DynamicConfig::default();
+        assert_eq!(sync_role(&cluster, &dynamic, "b"), SyncRole::Sync);
+        assert_eq!(site_guarantee(&cluster, &dynamic), None);
+        dynamic.synchronous_site_survival = true;
+        assert_eq!(sync_role(&cluster, &dynamic, "b"), SyncRole::Quorum);
+        assert_eq!(site_guarantee(&cluster, &dynamic), Some(true));
+        cluster.sync.site_guarantee = false;
+        assert_eq!(site_guarantee(&cluster, &dynamic), Some(false));
+        cluster.sync.generation = Generation(1);
+        cluster.sync.site_guarantee = true;
+        assert_eq!(
+            site_guarantee(&cluster, &dynamic),
+            Some(false),
+            "an older record"
+        );
     }
 }

@@ -23,6 +23,8 @@ use crate::state::DbState;
 pub struct MetricsInput {
     pub scope: String,
     pub name: String,
+    /// The member's `site` tag: a `site` label on every sample when set.
+    pub site: Option<String>,
     /// The Patroni version whose API Tribune implements (`patroni_version`).
     pub version: String,
     /// Tribune's own version (`tribune_build_info`).
@@ -60,6 +62,9 @@ pub struct MetricsInput {
     /// Synchronous mode is on but this primary has no synchronous standby: commits are
     /// acknowledged without one (non-strict) or blocked (strict).
     pub synchronous_degraded: bool,
+    /// On the primary with `synchronous_site_survival` on: whether every acknowledged commit is
+    /// also outside its site (`tribune_sync_site_guarantee`).
+    pub site_guarantee: Option<bool>,
     /// The runtime's counters (fences, actions).
     pub counters: crate::node::Counters,
     /// The lease keeper's timings and watchdog.
@@ -97,8 +102,13 @@ fn b(v: bool) -> u8 {
 }
 
 pub fn render(m: &MetricsInput) -> String {
+    let site = m
+        .site
+        .as_deref()
+        .map(|site| format!(",site=\"{}\"", escape(site)))
+        .unwrap_or_default();
     let labels = format!(
-        "{{scope=\"{}\",name=\"{}\"}}",
+        "{{scope=\"{}\",name=\"{}\"{site}}}",
         escape(&m.scope),
         escape(&m.name)
     );
@@ -262,10 +272,13 @@ pub fn render(m: &MetricsInput) -> String {
 
 /// Tribune's own metrics, with the same `scope` and `name` labels as Patroni's.
 fn tribune_registry(m: &MetricsInput) -> Registry {
-    let labels: [(Cow<'static, str>, Cow<'static, str>); 2] = [
+    let mut labels: Vec<(Cow<'static, str>, Cow<'static, str>)> = vec![
         ("scope".into(), m.scope.clone().into()),
         ("name".into(), m.name.clone().into()),
     ];
+    if let Some(site) = &m.site {
+        labels.push(("site".into(), site.clone().into()));
+    }
     let mut registry = Registry::with_labels(labels.into_iter());
     registry.register(
         "tribune_build",
@@ -319,6 +332,13 @@ fn tribune_registry(m: &MetricsInput) -> Registry {
         "Value is 1 if synchronous mode is on and this primary has no synchronous standby, 0 otherwise",
         b(m.synchronous_degraded).into(),
     );
+    if let Some(site_guarantee) = m.site_guarantee {
+        gauge(
+            "tribune_sync_site_guarantee",
+            "Value is 1 if every acknowledged commit is also on a member outside this primary's site (synchronous_site_survival), 0 if not (degraded or blocked)",
+            b(site_guarantee).into(),
+        );
+    }
     registry.register(
         "tribune_lease_ttl_seconds",
         "The lease duration (ttl) this member's lease keeper applies now",
@@ -493,6 +513,34 @@ mod tests {
                 .and_then(|l| l.rsplit(' ').next()),
             Some("0")
         );
+    }
+
+    /// A member with a `site` tag labels every sample, Patroni's and Tribune's, with it.
+    #[test]
+    fn a_site_labels_every_sample() {
+        let mut m = primary();
+        m.site = Some("east".into());
+        let text = render(&m);
+        assert!(
+            text.contains("patroni_primary{scope=\"batman\",name=\"node1\",site=\"east\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tribune_raft_leader{scope=\"batman\",name=\"node1\",site=\"east\"}"),
+            "{text}"
+        );
+        assert!(!render(&primary()).contains("site="));
+        assert!(!render(&primary()).contains("tribune_sync_site_guarantee"));
+        for (guarantee, value) in [(true, 1), (false, 0)] {
+            let mut m = primary();
+            m.site_guarantee = Some(guarantee);
+            assert!(
+                render(&m).contains(&format!(
+                    "tribune_sync_site_guarantee{{scope=\"batman\",name=\"node1\"}} {value}\n"
+                )),
+                "{guarantee}"
+            );
+        }
     }
 
     #[test]

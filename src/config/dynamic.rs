@@ -98,6 +98,9 @@ pub struct DynamicConfig {
     pub synchronous_mode: SynchronousMode,
     pub synchronous_mode_strict: bool,
     pub synchronous_node_count: u32,
+    /// Tribune's `synchronous_site_survival`: every acknowledged commit is also on a member
+    /// outside the primary's site (`tags.site`), so losing a whole site loses none.
+    pub synchronous_site_survival: bool,
     pub check_timeline: bool,
     /// Entries kept in `/history`; 0 = unlimited.
     pub max_timelines_history: u32,
@@ -148,6 +151,7 @@ impl Default for DynamicConfig {
             synchronous_mode: DEFAULT_SYNCHRONOUS_MODE,
             synchronous_mode_strict: false,
             synchronous_node_count: DEFAULT_SYNCHRONOUS_NODE_COUNT,
+            synchronous_site_survival: false,
             check_timeline: false,
             max_timelines_history: 0,
             pause: false,
@@ -242,6 +246,9 @@ impl DynamicConfig {
             synchronous_node_count: s
                 .integer("synchronous_node_count", 1, i64::from(u32::MAX))?
                 .map_or(d.synchronous_node_count, |n| n as u32),
+            synchronous_site_survival: s
+                .bool("synchronous_site_survival")?
+                .unwrap_or(d.synchronous_site_survival),
             check_timeline: s.bool("check_timeline")?.unwrap_or(d.check_timeline),
             max_timelines_history: s
                 .integer("max_timelines_history", 0, i64::from(u32::MAX))?
@@ -374,6 +381,7 @@ mod tests {
             "master_start_timeout": 60, "primary_stop_timeout": 5,
             "synchronous_mode": "quorum", "synchronous_mode_strict": "on",
             "synchronous_node_count": 2, "check_timeline": true, "max_timelines_history": 10,
+            "synchronous_site_survival": "yes",
             "pause": true, "failsafe_mode": false,
             "postgresql": {
                 "use_pg_rewind": true, "use_slots": false,
@@ -393,6 +401,8 @@ mod tests {
         assert_eq!(d.synchronous_mode, SynchronousMode::Quorum);
         assert!(d.synchronous_mode_strict);
         assert_eq!(d.synchronous_node_count, 2);
+        assert!(d.synchronous_site_survival);
+        assert!(!DynamicConfig::default().synchronous_site_survival);
         assert!(d.check_timeline && d.pause && !d.failsafe_mode);
         assert_eq!(d.max_timelines_history, 10);
         assert!(d.postgresql.use_pg_rewind && !d.postgresql.use_slots);
@@ -460,6 +470,11 @@ mod tests {
                 "integer between 1",
             ),
             (json!({"pause": "maybe"}), "pause", "a boolean"),
+            (
+                json!({"synchronous_site_survival": "sometimes"}),
+                "synchronous_site_survival",
+                "a boolean",
+            ),
             (
                 json!({"postgresql": {"parameters": {"max_connections": 0}}}),
                 "postgresql.parameters.max_connections",

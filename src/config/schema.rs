@@ -247,6 +247,8 @@ const DCS: &[Key] = &[
     a_in("postgresql", DCS_POSTGRESQL),
     a("maximum_lag_on_syncnode"),
     a("member_slots_ttl"),
+    // Tribune only: keep every acknowledged commit outside the primary's site too.
+    a("synchronous_site_survival"),
     a_in("standby_cluster", STANDBY_CLUSTER),
     a("slots"),
     a("permanent_slots"),

@@ -66,6 +66,15 @@ pub(crate) fn parse(top: &Section<'_>) -> Result<Tags, ConfigError> {
             v,
         ));
     }
+    if let Some(v) = s.get("site")
+        && v.as_str().is_none_or(|site| site.trim().is_empty())
+    {
+        return Err(ConfigError::wrong_type(
+            s.key("site"),
+            "a non-empty site name (a string)",
+            v,
+        ));
+    }
     Ok(Tags::from_written(
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     ))
@@ -94,6 +103,11 @@ mod tests {
         assert_eq!(tags.get("noloadbalance"), Some(&json!("true")));
         assert!(tags.noloadbalance() && tags.clonefrom() && !tags.nofailover());
         assert_eq!(tags.len(), 8);
+        assert_eq!(tags.site(), None);
+        assert_eq!(
+            parse_tags(json!({"site": "east"})).unwrap().site(),
+            Some("east")
+        );
         assert!(parse_tags(Value::Null).unwrap().is_empty());
         assert_eq!(
             parse_tags(json!({"failover_priority": 0, "sync_priority": 3}))
@@ -147,6 +161,9 @@ mod tests {
                 "tags.replicatefrom",
                 "a member name",
             ),
+            (json!({"site": ""}), "tags.site", "a non-empty site name"),
+            (json!({"site": "  "}), "tags.site", "a non-empty site name"),
+            (json!({"site": 2}), "tags.site", "a non-empty site name"),
             (json!(["nofailover"]), "tags", "a mapping"),
         ];
         for (tags, key, needle) in cases {

@@ -59,6 +59,9 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     pub client_cert: Option<(PathBuf, PathBuf)>,
     pub keyfile_password: Option<KeyPassword>,
+    /// `postgresql.authentication.superuser`, then `.replication`: the logins
+    /// `promote-cluster` tries on a standby cluster's source.
+    pub db_logins: Vec<Credentials>,
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -130,6 +133,16 @@ impl Settings {
                 .and_then(Value::as_str)
                 .filter(|p| !p.is_empty())
                 .map(|p| KeyPassword(p.to_owned())),
+            db_logins: ["superuser", "replication"]
+                .into_iter()
+                .filter_map(|user| {
+                    credentials(
+                        doc.get("postgresql")
+                            .and_then(|p| p.get("authentication"))
+                            .and_then(|a| a.get(user)),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -155,6 +168,8 @@ pub struct Session {
     scope: Option<String>,
     /// The REST API URLs given (`--url`, the configuration file).
     urls: Vec<String>,
+    /// The database logins of the configuration file (`Settings::db_logins`).
+    pub db_logins: Vec<Credentials>,
 }
 
 impl Session {
@@ -181,6 +196,7 @@ impl Session {
                 ),
             }
         }
+        let db_logins = settings.db_logins.clone();
         let options = ClientOptions {
             auth: settings.auth,
             insecure: global.insecure || settings.insecure,
@@ -193,6 +209,7 @@ impl Session {
             client: Client::with_options(&urls, &options)?,
             scope: settings.scope,
             urls,
+            db_logins,
         })
     }
 

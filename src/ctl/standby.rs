@@ -5,6 +5,14 @@
 //! Both are one `PATCH /config` to the leader first; the server validates the change and, for
 //! a demotion of a running cluster, refuses it with its reason (see `api::control`), which is
 //! printed as the error. Nothing is retried.
+//!
+//! Before a promotion (a disaster-recovery cluster taking over) it asks the source cluster at
+//! `standby_cluster` host:port, with the configuration file's superuser or replication login,
+//! whether it still runs a primary: if it does, or answers without saying, the promotion is
+//! refused unless `--force` (two clusters would accept writes). It also shows how far this
+//! cluster is behind: WAL bytes against the source primary's position when it answers, else
+//! what the standby leader reports, and how long ago its last replayed commit was made.
+//! The decision is [`verdict`], pure and table-tested; the probe is [`probe_source`].
 
 use std::time::Duration;
 
@@ -17,6 +25,8 @@ use super::prompt::Terminal;
 use super::select;
 use super::session::Session;
 use crate::api::ClusterDocument;
+use crate::config::Credentials;
+use crate::types::Lsn;
 
 /// How long the command waits for the leader's new role before it gives up waiting (the
 /// change itself stays stored).
@@ -27,7 +37,8 @@ const POLL: Duration = Duration::from_secs(1);
 pub struct PromoteClusterArgs {
     /// Cluster name (defaults to the configuration's scope).
     pub cluster: Option<String>,
-    /// Do not ask for confirmation.
+    /// Do not ask for confirmation, and promote even while the source cluster still runs a
+    /// primary (or answers without saying).
     #[arg(long)]
     pub force: bool,
 }
@@ -93,11 +104,257 @@ fn leader_runs_as(doc: &ClusterDocument, role: &str) -> bool {
     })
 }
 
+/// What the standby cluster's source answered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// It runs a primary, at this WAL position.
+    Primary { lsn: Option<Lsn> },
+    /// It is in recovery itself (not a primary).
+    InRecovery,
+    /// It answers but could not be asked (a login refused, a query failed): the reason.
+    Unanswered(String),
+    /// Nothing answers at its address: the reason.
+    Unreachable(String),
+    /// It cannot be asked: the reason (archive only, no login in the configuration file).
+    Unknown(String),
+}
+
+/// Whether the promotion may go ahead: `Ok` with what to tell the operator, or `Err` with why
+/// it is refused. `address` is the source's `host:port`.
+pub fn verdict(source: &Source, address: &str, force: bool) -> Result<String, String> {
+    let live = match source {
+        Source::Primary { .. } => format!(
+            "the source cluster at {address} still runs a primary (pg_is_in_recovery() is false)"
+        ),
+        Source::Unanswered(why) => format!(
+            "the source cluster at {address} answers, but could not be asked whether it runs a \
+             primary ({why})"
+        ),
+        Source::InRecovery => {
+            return Ok(format!(
+                "the source cluster at {address} runs no primary (it is in recovery)"
+            ));
+        }
+        Source::Unreachable(why) => {
+            return Ok(format!(
+                "the source cluster at {address} does not answer ({why})"
+            ));
+        }
+        Source::Unknown(why) => {
+            return Ok(format!(
+                "the source cluster cannot be checked ({why}): make sure it no longer runs a \
+                 primary"
+            ));
+        }
+    };
+    if force {
+        Ok(format!("{live}: promoting anyway (--force)"))
+    } else {
+        Err(format!(
+            "{live}: promoting this cluster now would leave two clusters accepting writes. Stop \
+             or demote the source first, or pass --force if it is lost to its clients"
+        ))
+    }
+}
+
+/// The standby leader's replication as its `/patroni` shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StandbyPosition {
+    pub received: Option<Lsn>,
+    pub replayed: Option<Lsn>,
+    /// Epoch seconds of the last replayed commit.
+    pub replayed_at: Option<f64>,
+}
+
+impl StandbyPosition {
+    fn of(status: &crate::api::StatusDocument) -> Self {
+        let xlog = status.xlog.as_ref();
+        let lsn = |key: &str| {
+            xlog.and_then(|x| x.get(key))
+                .and_then(Value::as_u64)
+                .filter(|l| *l > 0)
+                .map(Lsn)
+        };
+        Self {
+            received: lsn("received_location"),
+            replayed: lsn("replayed_location"),
+            replayed_at: xlog
+                .and_then(|x| x.get("replayed_timestamp"))
+                .and_then(Value::as_str)
+                .and_then(crate::timestamp::epoch_seconds),
+        }
+    }
+}
+
+/// How far this cluster is behind its source, in one line: bytes against the source primary's
+/// WAL position when known, else the standby leader's own receive-to-replay distance; and how
+/// long ago the last replayed commit was made (`now` in epoch seconds).
+pub fn lag_line(standby: &StandbyPosition, source: &Source, now: f64) -> String {
+    let mb = |bytes: u64| format!("{bytes} bytes ({:.1} MB)", bytes as f64 / 1_048_576.0);
+    let mut parts = Vec::new();
+    match (source, standby.received, standby.replayed) {
+        (Source::Primary { lsn: Some(primary) }, received, replayed) => {
+            if let Some(received) = received {
+                parts.push(format!(
+                    "received WAL is {} behind the source primary",
+                    mb(received.lag_behind(*primary))
+                ));
+            }
+            if let Some(replayed) = replayed {
+                parts.push(format!(
+                    "replayed WAL is {}",
+                    mb(replayed.lag_behind(*primary))
+                ));
+            }
+        }
+        (_, Some(received), Some(replayed)) => parts.push(format!(
+            "the standby leader has {} received but not replayed (the source's position is not \
+             known)",
+            mb(replayed.lag_behind(received))
+        )),
+        _ => parts.push("the standby leader reports no WAL position".to_owned()),
+    }
+    if let Some(at) = standby.replayed_at {
+        parts.push(format!(
+            "its last replayed commit was made {:.0} s ago",
+            (now - at).max(0.0)
+        ));
+    }
+    format!("Lag: {}", parts.join("; "))
+}
+
+/// Asks the source at `section`'s host:port (the `standby_cluster` of `/config`) whether it runs
+/// a primary, with each login in turn.
+pub async fn probe_source(section: &Value, logins: &[Credentials]) -> Source {
+    let host = section.get("host").and_then(Value::as_str);
+    let port = section.get("port").and_then(|p| {
+        p.as_u64()
+            .or_else(|| p.as_str().and_then(|s| s.parse().ok()))
+    });
+    if host.is_none() && port.is_none() {
+        return Source::Unknown("it is fed from the WAL archive only (restore_command)".into());
+    }
+    if logins.is_empty() {
+        return Source::Unknown(
+            "the configuration file has no postgresql.authentication login to ask it with".into(),
+        );
+    }
+    let mut last = Source::Unreachable("no login was tried".into());
+    for login in logins {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(host.unwrap_or("localhost"))
+            .port(port.map_or(5432, |p| p as u16))
+            .user(&login.username)
+            .dbname("postgres")
+            .application_name("tribunectl promote-cluster")
+            .connect_timeout(PROBE_TIMEOUT);
+        if let Some(password) = &login.password {
+            config.password(password);
+        }
+        let connect = config.connect(tokio_postgres::NoTls);
+        let (client, connection) = match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) if e.as_db_error().is_some() => {
+                last = Source::Unanswered(crate::instance::sql::error_text(&e));
+                continue;
+            }
+            Ok(Err(e)) => {
+                return Source::Unreachable(crate::instance::sql::error_text(&e));
+            }
+            Err(_) => return Source::Unreachable(format!("no answer within {PROBE_TIMEOUT:?}")),
+        };
+        let task = tokio::spawn(connection);
+        let sql = "SELECT pg_is_in_recovery()::text, CASE WHEN pg_is_in_recovery() THEN '' \
+                   ELSE pg_current_wal_lsn()::text END";
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, client.simple_query(sql)).await;
+        task.abort();
+        let row = match answer {
+            Ok(Ok(messages)) => messages.into_iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some((
+                    r.get(0).map(str::to_owned),
+                    r.get(1).and_then(|l| l.parse::<Lsn>().ok()),
+                )),
+                _ => None,
+            }),
+            Ok(Err(e)) => {
+                last = Source::Unanswered(crate::instance::sql::error_text(&e));
+                continue;
+            }
+            Err(_) => {
+                last = Source::Unanswered(format!("no answer within {PROBE_TIMEOUT:?}"));
+                continue;
+            }
+        };
+        return match row {
+            Some((Some(recovery), _)) if recovery == "true" => Source::InRecovery,
+            Some((Some(_), lsn)) => Source::Primary { lsn },
+            _ => Source::Unanswered("pg_is_in_recovery() returned no row".into()),
+        };
+    }
+    last
+}
+
+/// How long the source may take to answer `promote-cluster`'s check.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The source's check and this cluster's lag, printed; `Err` when the promotion is refused.
+async fn check_source(session: &Session, doc: &ClusterDocument, force: bool) -> anyhow::Result<()> {
+    let config = session
+        .client
+        .config()
+        .await
+        .context("reading the configuration (GET /config)")?;
+    let Some(section) = config.get("standby_cluster").filter(|v| !v.is_null()) else {
+        // Not a standby cluster: `confirmed` says so.
+        return Ok(());
+    };
+    let address = crate::config::StandbyCluster {
+        host: section
+            .get("host")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        port: section
+            .get("port")
+            .and_then(|p| {
+                p.as_u64()
+                    .or_else(|| p.as_str().and_then(|s| s.parse().ok()))
+            })
+            .and_then(|p| u16::try_from(p).ok()),
+        primary_slot_name: None,
+        restore_command: None,
+        archive_cleanup_command: None,
+        recovery_min_apply_delay: None,
+    }
+    .address();
+    let source = probe_source(section, &session.db_logins).await;
+    let standby = match select::leader(doc) {
+        Some(leader) => session
+            .client
+            .status_of(&leader.api_url)
+            .await
+            .map(|s| StandbyPosition::of(&s))
+            .unwrap_or_default(),
+        None => StandbyPosition::default(),
+    };
+    let now = crate::types::UnixMillis::now().0 as f64 / 1000.0;
+    println!("{}", lag_line(&standby, &source, now));
+    match verdict(&source, &address, force) {
+        Ok(note) => {
+            println!("{note}");
+            Ok(())
+        }
+        Err(refusal) => bail!("{refusal}"),
+    }
+}
+
 pub async fn promote_cluster(
     session: &mut Session,
     args: &PromoteClusterArgs,
     terminal: &mut Terminal,
 ) -> anyhow::Result<()> {
+    let doc = session.cluster(args.cluster.as_deref()).await?;
+    check_source(session, &doc, args.force).await?;
     let doc = confirmed(
         session,
         args.cluster.as_deref(),
@@ -237,6 +494,111 @@ mod tests {
             primary_slot_name: Some("dr".into()),
             force: true,
         }
+    }
+
+    /// One row per answer of the source, with and without `--force`.
+    #[test]
+    fn promotion_is_refused_while_the_source_runs_a_primary() {
+        let at = "10.0.0.1:5432";
+        let primary = Source::Primary {
+            lsn: Some(Lsn(100)),
+        };
+        let cases: [(&str, Source, bool, Result<&str, &str>); 8] = [
+            (
+                "a live primary refuses",
+                primary.clone(),
+                false,
+                Err("still runs a primary"),
+            ),
+            (
+                "--force overrides",
+                primary,
+                true,
+                Ok("promoting anyway (--force)"),
+            ),
+            (
+                "an answer that says nothing refuses too",
+                Source::Unanswered("password authentication failed".into()),
+                false,
+                Err("could not be asked whether it runs a primary"),
+            ),
+            (
+                "--force overrides that",
+                Source::Unanswered("password authentication failed".into()),
+                true,
+                Ok("promoting anyway"),
+            ),
+            (
+                "a source in recovery is no primary",
+                Source::InRecovery,
+                false,
+                Ok("runs no primary"),
+            ),
+            (
+                "a lost source is the disaster-recovery case",
+                Source::Unreachable("connection refused".into()),
+                false,
+                Ok("does not answer (connection refused)"),
+            ),
+            (
+                "an archive-only source cannot be asked: said, not refused",
+                Source::Unknown("it is fed from the WAL archive only (restore_command)".into()),
+                false,
+                Ok("cannot be checked"),
+            ),
+            (
+                "the refusal says what to do",
+                Source::Primary { lsn: None },
+                false,
+                Err("Stop or demote the source first, or pass --force"),
+            ),
+        ];
+        for (name, source, force, expected) in cases {
+            let got = verdict(&source, at, force);
+            match (&got, expected) {
+                (Ok(note), Ok(needle)) | (Err(note), Err(needle)) => {
+                    assert!(note.contains(needle), "{name}: {note}")
+                }
+                _ => panic!("{name}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn lag_against_the_source_primary_or_as_the_standby_leader_reports_it() {
+        let standby = StandbyPosition {
+            received: Some(Lsn(1_000)),
+            replayed: Some(Lsn(900)),
+            replayed_at: Some(1_000.0),
+        };
+        let primary = Source::Primary {
+            lsn: Some(Lsn(2_048_576)),
+        };
+        assert_eq!(
+            lag_line(&standby, &primary, 1_012.0),
+            "Lag: received WAL is 2047576 bytes (2.0 MB) behind the source primary; replayed WAL \
+             is 2047676 bytes (2.0 MB); its last replayed commit was made 12 s ago"
+        );
+        assert_eq!(
+            lag_line(&standby, &Source::Unreachable("x".into()), 1_012.0),
+            "Lag: the standby leader has 100 bytes (0.0 MB) received but not replayed (the \
+             source's position is not known); its last replayed commit was made 12 s ago"
+        );
+        assert_eq!(
+            lag_line(&StandbyPosition::default(), &Source::InRecovery, 0.0),
+            "Lag: the standby leader reports no WAL position"
+        );
+        let status: crate::api::StatusDocument = serde_json::from_value(json!({
+            "state": "running", "role": "standby_leader", "dcs_last_seen": 0,
+            "patroni": {"version": "4.0.0", "scope": "dr", "name": "n1"},
+            "xlog": {"received_location": 1000, "replayed_location": 900,
+                     "replayed_timestamp": "2026-12-07 12:00:00+00:00", "paused": false}
+        }))
+        .unwrap();
+        let position = StandbyPosition::of(&status);
+        assert_eq!(position.received, Some(Lsn(1000)));
+        assert_eq!(position.replayed, Some(Lsn(900)));
+        assert!(position.replayed_at.is_some());
     }
 
     #[test]

@@ -131,7 +131,16 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
         .any(|m| !m.pending_restart_reason.is_empty());
     let any_scheduled = doc.members.iter().any(|m| m.scheduled_restart.is_some());
     let any_tags = doc.members.iter().any(|m| !m.tags.is_empty());
+    let any_site = doc.members.iter().any(|m| m.tags.site().is_some());
     let mut columns: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+    if any_site {
+        // A multi-site cluster: the site beside the host, where an operator looks for it.
+        let at = columns
+            .iter()
+            .position(|c| c == "Host")
+            .map_or(0, |i| i + 1);
+        columns.insert(at, "Site".into());
+    }
     if extended || any_pending {
         columns.push("Pending restart".into());
     }
@@ -163,6 +172,11 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
                 ("Cluster".to_owned(), s(Some(doc.scope.clone()))),
                 ("Member".to_owned(), s(Some(m.name.clone()))),
                 ("Host".to_owned(), s(host)),
+            ];
+            if any_site {
+                cells.push(("Site".to_owned(), s(m.tags.site().map(str::to_owned))));
+            }
+            cells.extend([
                 ("Role".to_owned(), s(Some(title_case_role(&m.role)))),
                 ("State".to_owned(), s(Some(m.state.clone()))),
                 ("TL".to_owned(), m.timeline.map(|t| serde_json::json!(t))),
@@ -170,7 +184,7 @@ fn rows(doc: &ClusterDocument, extended: bool) -> (Vec<String>, Vec<Row>) {
                 ("Receive Lag".to_owned(), lag_mb(&m.receive_lag)),
                 ("Replay LSN".to_owned(), s(m.replay_lsn.clone())),
                 ("Replay Lag".to_owned(), lag_mb(&m.replay_lag)),
-            ];
+            ]);
             if columns.iter().any(|c| c == "Pending restart") {
                 cells.push((
                     "Pending restart".to_owned(),
@@ -367,6 +381,13 @@ fn pretty(doc: &ClusterDocument, columns: &[String], rows: &[Row], tags: TagStyl
     if let Some(upgrade) = &doc.upgrade {
         out += &format!(" {}\n", super::upgrade::progress_line(upgrade));
     }
+    if doc.site_guarantee == Some(false) {
+        out += " Site survival: degraded (acknowledged commits are not known to be outside the \
+                primary's site)\n";
+    }
+    for line in &doc.placement {
+        out += &format!(" Placement: {line}\n");
+    }
     out
 }
 
@@ -504,6 +525,39 @@ mod tests {
         assert!(!without.contains("Pending restart"), "{without}");
     }
 
+    /// A member with a `site` tag adds a Site column beside Host (empty for untagged members);
+    /// without one the table is Patroni's.
+    #[test]
+    fn a_site_column_appears_when_a_member_has_a_site() {
+        let mut doc = lab_doc();
+        doc.members[0].tags = serde_json::from_value(serde_json::json!({"site": "east"})).unwrap();
+        doc.members[2].tags = serde_json::from_value(serde_json::json!({"site": "west"})).unwrap();
+        let pretty = render_list(&doc, Format::Pretty, false).unwrap();
+        let lines: Vec<&str> = pretty.lines().collect();
+        assert!(
+            lines[1].starts_with("| Member | Host           | Site | Role "),
+            "{pretty}"
+        );
+        assert!(
+            lines[3].starts_with("| node0  | 127.0.0.1:5432 | east | Replica "),
+            "{pretty}"
+        );
+        assert!(
+            pretty.contains("| node1  | 127.0.0.1:5433 |      | Leader "),
+            "{pretty}"
+        );
+        let tsv = render_list(&doc, Format::Tsv, false).unwrap();
+        assert!(
+            tsv.starts_with("Cluster\tMember\tHost\tSite\tRole"),
+            "{tsv}"
+        );
+        assert!(
+            !render_list(&lab_doc(), Format::Tsv, false)
+                .unwrap()
+                .contains("Site")
+        );
+    }
+
     /// The lab output of patronictl list, reference section 4.3, byte for byte.
     #[test]
     fn pretty_matches_patronictl() {
@@ -570,6 +624,29 @@ mod tests {
             "{yaml}"
         );
         assert!(records(&["a".into()], &[], Format::Pretty).is_err());
+    }
+
+    /// A degraded site guarantee and the placement advice close the pretty table.
+    #[test]
+    fn site_footers() {
+        let mut doc = lab_doc();
+        doc.site_guarantee = Some(true);
+        assert!(
+            !render_list(&doc, Format::Pretty, false)
+                .unwrap()
+                .contains("Site survival")
+        );
+        doc.site_guarantee = Some(false);
+        doc.placement = vec!["losing site a stops failover: it holds 3 of 5 voters".into()];
+        let pretty = render_list(&doc, Format::Pretty, false).unwrap();
+        assert!(
+            pretty.ends_with(
+                "-+\n Site survival: degraded (acknowledged commits are not known to be outside \
+                 the primary's site)\n Placement: losing site a stops failover: it holds 3 of 5 \
+                 voters\n"
+            ),
+            "{pretty}"
+        );
     }
 
     #[test]

@@ -681,6 +681,7 @@ mod tests {
             leader: Some("a".into()),
             standbys: standbys.iter().map(|s| MemberName::from(*s)).collect(),
             quorum,
+            site_guarantee: false,
         };
         c
     }
@@ -754,6 +755,87 @@ mod tests {
             );
             let watch = LeaseWatch::restart(&c, Instant::now());
             // Long after the intent opened: nobody is waited for any more.
+            let got =
+                arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(60_000)).map(|(c, _)| c);
+            if got != case.expect {
+                failures.push(format!(
+                    "{}: expected {:?}, got {got:?}",
+                    case.name, case.expect
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Multi-site (`tags.site`): a (east, the former primary), b (east), c and d (west); the
+    /// record is `ANY 2 (b, c, d)` (quorum 1), which `synchronous_site_survival` names for one
+    /// local standby: every acknowledged commit is on two voters, so on c or d. Among the
+    /// voters sure to hold every acknowledged commit the local site comes first; a member of
+    /// it that cannot reach the Raft majority reports nothing and is never chosen.
+    #[test]
+    fn failover_prefers_the_former_primarys_site_among_commit_holders() {
+        let sync = ArbiterSettings {
+            synchronous: true,
+            ..settings()
+        };
+        let promote = |m: &str| {
+            Some(Command::Promote {
+                member: m.into(),
+                ended: Generation(4),
+            })
+        };
+        struct Case {
+            name: &'static str,
+            reports: &'static [(&'static str, u64)],
+            /// Members whose agents still report (the others went with their site).
+            live: &'static [&'static str],
+            expect: Option<Command>,
+        }
+        let cases = [
+            Case {
+                name: "a local commit holder before a more advanced remote one",
+                reports: &[("b", 95), ("c", 99), ("d", 90)],
+                live: &["b", "c", "d"],
+                expect: promote("b"),
+            },
+            Case {
+                name: "a local voter that may lack an acknowledged commit is not chosen",
+                reports: &[("b", 90), ("c", 95), ("d", 95)],
+                live: &["b", "c", "d"],
+                expect: promote("c"),
+            },
+            Case {
+                name: "the primary's whole site lost: a remote commit holder is promoted",
+                reports: &[("c", 95), ("d", 90)],
+                live: &["c", "d"],
+                expect: promote("c"),
+            },
+            Case {
+                name: "a local member cut off from the Raft majority (stale report) is not chosen",
+                reports: &[("c", 95), ("d", 95)],
+                live: &["b", "c", "d"],
+                expect: promote("c"),
+            },
+            Case {
+                name: "one remote position is not enough: a commit may be on the other only",
+                reports: &[("c", 95)],
+                live: &["c", "d"],
+                expect: None,
+            },
+        ];
+        let mut failures = Vec::new();
+        for case in cases {
+            let mut c =
+                with_quorum_record(leaderless(case.reports, &[], 10_000), &["b", "c", "d"], 1);
+            for (name, site) in [("a", "east"), ("b", "east"), ("c", "west"), ("d", "west")] {
+                let mut m = member(if case.live.contains(&name) { 59_000 } else { 0 });
+                m.tags = serde_json::from_value(serde_json::json!({ "site": site })).unwrap();
+                // What b's record last said: ahead of everyone, but not a report for this
+                // failover.
+                m.status.received_lsn = Some(Lsn(99));
+                c.members.insert(name.into(), m);
+            }
+            let watch = LeaseWatch::restart(&c, Instant::now());
             let got =
                 arbitrate(&c, &sync, &watch, Instant::now(), UnixMillis(60_000)).map(|(c, _)| c);
             if got != case.expect {

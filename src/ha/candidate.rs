@@ -2,10 +2,16 @@
 //!
 //! Eligible: has a database, is not `nofailover`, is not the member whose lease ended, reported
 //! a position for this failover, and lags the former primary's last known position by at most
-//! `maximum_lag_on_failover`. Order: most advanced WAL position, then higher
-//! `failover_priority`, then name (so every Raft leader picks the same one).
-
-use std::cmp::Reverse;
+//! `maximum_lag_on_failover`. Order: most advanced WAL position, then the former primary's
+//! site (`tags.site`) before the others, then higher `failover_priority`, then name (so every
+//! Raft leader picks the same one).
+//!
+//! In synchronous mode the candidates are the voters sure to hold every acknowledged commit, so
+//! how far each got beyond them costs no acknowledged write: there the site comes first, and
+//! the primary stays beside its clients when its site still has a member that can take over.
+//! Asynchronously no position is known to hold every acknowledged commit, and the most
+//! advanced still wins. Only positions reported for this failover count: a member cut off from
+//! the Raft majority (a lost site) cannot report one, so it is never chosen.
 
 use crate::state::{ClusterState, FailoverIntent, Member, ReportedRole};
 use crate::types::MemberName;
@@ -71,8 +77,31 @@ pub fn ranked<'a>(
             (lag <= maximum_lag_on_failover).then_some((name, member, report.lsn))
         })
         .collect();
-    candidates.sort_by_key(|(name, member, lsn)| {
-        (Reverse(*lsn), Reverse(member.failover_priority()), *name)
+    let former_site = intent
+        .former_leader
+        .as_ref()
+        .and_then(|former| cluster.members.get(former))
+        .and_then(|former| former.tags.site());
+    // 0: the former primary's site, 1: elsewhere or unknown.
+    let away =
+        |member: &Member| u8::from(former_site.is_none() || member.tags.site() != former_site);
+    let site_first = allowed.is_some();
+    candidates.sort_by(|(a, a_member, a_lsn), (b, b_member, b_lsn)| {
+        let site = away(a_member).cmp(&away(b_member));
+        let position = b_lsn.cmp(a_lsn);
+        let (first, second) = if site_first {
+            (site, position)
+        } else {
+            (position, site)
+        };
+        first
+            .then(second)
+            .then(
+                b_member
+                    .failover_priority()
+                    .cmp(&a_member.failover_priority()),
+            )
+            .then(a.cmp(b))
     });
     candidates.into_iter().map(|(name, _, _)| name).collect()
 }
@@ -180,6 +209,115 @@ mod tests {
         assert_eq!(
             names(ranked(&cluster, &intent, 1 << 20, None)),
             ["d", "c", "a", "b"]
+        );
+    }
+
+    /// Multi-site: the former primary ("old", site east) is never a candidate itself; its site
+    /// is preferred. One row per rule.
+    #[test]
+    fn the_former_primarys_site_first() {
+        let east = || serde_json::json!({"site": "east"});
+        let west = || serde_json::json!({"site": "west"});
+        let rows = |extra: &[(&str, serde_json::Value, Option<u64>)]| {
+            let mut all = vec![("old", east(), Some(1000))];
+            all.extend(extra.iter().cloned());
+            setup(&all)
+        };
+        let all_hold = |names: &[&str]| -> std::collections::BTreeSet<MemberName> {
+            names.iter().map(|n| MemberName::from(*n)).collect()
+        };
+        type Row<'a> = (
+            &'a str,
+            Vec<(&'a str, serde_json::Value, Option<u64>)>,
+            bool,
+            Vec<&'a str>,
+        );
+        let table: Vec<Row> = vec![
+            (
+                "synchronous: a local commit holder beats a more advanced remote one",
+                vec![("w1", west(), Some(990)), ("e1", east(), Some(950))],
+                true,
+                vec!["e1", "w1"],
+            ),
+            (
+                "synchronous: within a site, the most advanced first",
+                vec![
+                    ("e1", east(), Some(950)),
+                    ("e2", east(), Some(960)),
+                    ("w1", west(), Some(990)),
+                ],
+                true,
+                vec!["e2", "e1", "w1"],
+            ),
+            (
+                "synchronous: the site comes before failover_priority",
+                vec![
+                    (
+                        "w1",
+                        serde_json::json!({"site": "west", "failover_priority": 9}),
+                        Some(950),
+                    ),
+                    ("e1", east(), Some(950)),
+                ],
+                true,
+                vec!["e1", "w1"],
+            ),
+            (
+                "synchronous: a member without a site is not local",
+                vec![
+                    ("x", serde_json::json!({}), Some(950)),
+                    ("e1", east(), Some(950)),
+                ],
+                true,
+                vec!["e1", "x"],
+            ),
+            (
+                "asynchronous: the most advanced still wins across sites",
+                vec![("w1", west(), Some(990)), ("e1", east(), Some(950))],
+                false,
+                vec!["w1", "e1"],
+            ),
+            (
+                "asynchronous: equally advanced, the local site before priority and name",
+                vec![
+                    (
+                        "a",
+                        serde_json::json!({"site": "west", "failover_priority": 9}),
+                        Some(950),
+                    ),
+                    ("e1", east(), Some(950)),
+                ],
+                false,
+                vec!["e1", "a"],
+            ),
+            (
+                "a local member whose site lost the Raft majority has no report: never chosen",
+                vec![("e1", east(), None), ("w1", west(), Some(950))],
+                true,
+                vec!["w1"],
+            ),
+        ];
+        for (name, extra, synchronous, expected) in table {
+            let (cluster, intent) = rows(&extra);
+            let holders = all_hold(&extra.iter().map(|(n, _, _)| *n).collect::<Vec<_>>());
+            let allowed = synchronous.then_some(&holders);
+            assert_eq!(
+                names(ranked(&cluster, &intent, 1 << 20, allowed)),
+                expected,
+                "{name}"
+            );
+        }
+        // A former primary without a site: no preference, the usual order.
+        let (mut cluster, intent) = rows(&[("w1", west(), Some(990)), ("e1", east(), Some(950))]);
+        cluster
+            .members
+            .get_mut(&MemberName::from("old"))
+            .unwrap()
+            .tags = Default::default();
+        let holders = all_hold(&["w1", "e1"]);
+        assert_eq!(
+            names(ranked(&cluster, &intent, 1 << 20, Some(&holders))),
+            ["w1", "e1"]
         );
     }
 

@@ -20,6 +20,7 @@ pub mod divergence;
 pub mod leadership;
 pub mod operator;
 mod outcome;
+pub mod placement;
 #[cfg(test)]
 mod scenarios;
 pub mod sync;
@@ -327,6 +328,8 @@ pub enum Action {
         generation: Generation,
         standbys: std::collections::BTreeSet<MemberName>,
         quorum: u32,
+        /// Every acknowledged commit is also outside the primary's site.
+        site_guarantee: bool,
     },
     /// Set `synchronous_standby_names` on the primary of `generation` and note the WAL
     /// position at which the server uses it.

@@ -334,6 +334,7 @@ mod tests {
             leader: Some(n("a")),
             standbys: [n("b")].into(),
             quorum: 0,
+            site_guarantee: false,
         };
         assert_eq!(target(&sync, None), Ok(n("b")));
         // A standby still on the timeline the primary forked from (waiting to be rewound) is

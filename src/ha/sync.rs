@@ -21,6 +21,19 @@
 //! `k = min(synchronous_node_count, standbys)` (quorum `standbys - k`), as Patroni does. With no
 //! standby to wait for, strict mode blocks commits (`*`, `ANY 1 (*)`) and non-strict mode
 //! replicates asynchronously, which the API, the log and the metrics report as degraded.
+//!
+//! `synchronous_site_survival` (multi-site clusters, `tags.site`): every acknowledged commit
+//! must also be on a member outside the primary's site, so losing that whole site loses none.
+//! PostgreSQL cannot nest groups in `synchronous_standby_names`, but `ANY k` over every
+//! eligible streaming standby with `k` = (those inside the primary's site) + 1 (at least
+//! `synchronous_node_count`) puts each commit on at least one standby outside it. A member
+//! without a site, and every member when the primary has none, counts as inside. The record's
+//! `site_guarantee` says whether its own claim implies that (`Sites::survive`): derived from
+//! a claim that is always true, it is true too, and it is rewritten before anything else
+//! whenever the members' sites make it wrong. With no standby outside the site streaming,
+//! strict mode names those it has not got (or `*` when none is known), so commits block
+//! until one streams; non-strict mode falls back to the usual target and records no site
+//! guarantee, which the log, `/cluster` and `tribune_sync_site_guarantee` report.
 //! Pure: the caller passes the primary's own WAL senders and the replicated state.
 
 use std::collections::BTreeSet;
@@ -50,6 +63,45 @@ pub struct SyncSettings {
     /// (the primary, when only one streams) is not made synchronous, and a synchronous one that
     /// falls this far behind is swapped for another, as Patroni does.
     pub maximum_lag_on_syncnode: Option<u64>,
+    /// `synchronous_site_survival`: every acknowledged commit also outside the primary's site.
+    pub site_survival: bool,
+}
+
+/// The members' sites as the primary `me` sees them, for `synchronous_site_survival`.
+pub struct Sites<'a> {
+    cluster: &'a ClusterState,
+    /// The primary's own site.
+    home: Option<&'a str>,
+}
+
+impl<'a> Sites<'a> {
+    pub fn of(me: &MemberName, cluster: &'a ClusterState) -> Self {
+        Self {
+            cluster,
+            home: cluster.members.get(me).and_then(|m| m.tags.site()),
+        }
+    }
+
+    /// Whether `name` is known to run outside the primary's site.
+    pub fn outside(&self, name: &MemberName) -> bool {
+        self.home.is_some_and(|home| {
+            self.cluster
+                .members
+                .get(name)
+                .and_then(|m| m.tags.site())
+                .is_some_and(|site| site != home)
+        })
+    }
+
+    /// Whether every commit with `copies` is on a member outside the primary's site: it is on
+    /// more of the listed members than the site holds.
+    pub fn survive(&self, copies: &Copies) -> bool {
+        copies.k > 0 && copies.k > copies.among.iter().filter(|m| !self.outside(m)).count()
+    }
+
+    fn home(&self) -> &str {
+        self.home.unwrap_or("(none: the primary has no site tag)")
+    }
 }
 
 /// "Every acknowledged commit is on at least `k` of `among`"; `k` 0 says nothing.
@@ -96,7 +148,8 @@ impl Copies {
         (self.among.len() - self.k) as u32
     }
 
-    fn record(&self, generation: Generation) -> Action {
+    /// The `sync` record of this claim; `site_guarantee` as [`Sites::survive`] found it.
+    fn record(&self, generation: Generation, site_guarantee: bool) -> Action {
         let claim = if self.k == 0 {
             Self::none()
         } else {
@@ -106,6 +159,7 @@ impl Copies {
             generation,
             quorum: claim.quorum(),
             standbys: claim.among,
+            site_guarantee: site_guarantee && claim.k > 0,
         }
     }
 
@@ -156,7 +210,9 @@ fn parse_names(value: &str) -> Option<Copies> {
 }
 
 /// `synchronous_standby_names` for `copies` in `mode` (names quoted, sorted); with nobody to
-/// wait for, `*` / `ANY 1 (*)` in strict mode and empty otherwise.
+/// wait for, `*` / `ANY 1 (*)` in strict mode and empty otherwise. A `k` above the number of
+/// names (only `synchronous_site_survival` in strict mode wants one) lists `*` too: commits
+/// then wait for a standby that is not named yet.
 pub fn standby_names(copies: &Copies, mode: SyncMode, strict: bool) -> String {
     let quorum = mode == SyncMode::Quorum;
     if copies.k == 0 {
@@ -166,11 +222,14 @@ pub fn standby_names(copies: &Copies, mode: SyncMode, strict: bool) -> String {
             (true, true) => "ANY 1 (*)".into(),
         };
     }
-    let list: Vec<String> = copies
+    let mut list: Vec<String> = copies
         .among
         .iter()
         .map(|m| format!("\"{}\"", m.as_str().replace('"', "\"\"")))
         .collect();
+    if copies.k > copies.among.len() {
+        list.push("*".into());
+    }
     let method = if quorum { "ANY" } else { "FIRST" };
     format!("{method} {} ({})", copies.k, list.join(","))
 }
@@ -216,6 +275,10 @@ fn target(
         }
     }
     let count = settings.node_count.max(1) as usize;
+    if settings.site_survival {
+        let streaming: BTreeSet<MemberName> = streaming.iter().map(|(n, _)| (*n).clone()).collect();
+        return site_target(me, cluster, streaming, count, settings.strict);
+    }
     if settings.mode == SyncMode::Quorum {
         let among: BTreeSet<MemberName> = streaming.iter().map(|(n, _)| (*n).clone()).collect();
         return Copies {
@@ -238,6 +301,49 @@ fn target(
     }
     Copies {
         k: among.len(),
+        among,
+    }
+}
+
+/// `synchronous_site_survival`'s target: `ANY k` of every eligible streaming standby with `k`
+/// one more than those inside the primary's site (at least `count`). With none outside it
+/// streaming, strict mode also names the eligible members outside the site that do not stream
+/// (or wants one standby more than it names, `*`), so commits wait for one of them; non-strict
+/// mode falls back to `ANY min(count, n)` of the streaming ones (degraded).
+fn site_target(
+    me: &MemberName,
+    cluster: &ClusterState,
+    mut among: BTreeSet<MemberName>,
+    count: usize,
+    strict: bool,
+) -> Copies {
+    let sites = Sites::of(me, cluster);
+    let inside = among.iter().filter(|m| !sites.outside(m)).count();
+    let outside = among.len() - inside;
+    if outside == 0 && !strict {
+        return Copies {
+            k: count.min(among.len()),
+            among,
+        };
+    }
+    if outside == 0 {
+        among.extend(
+            cluster
+                .members
+                .keys()
+                .filter(|m| *m != me && sites.outside(m) && !nosync(cluster, m))
+                .cloned(),
+        );
+        let named = among.len();
+        let k = if named > inside {
+            count.max(inside + 1).min(named)
+        } else {
+            inside + 1
+        };
+        return Copies { k, among };
+    }
+    Copies {
+        k: count.max(inside + 1).min(among.len()),
         among,
     }
 }
@@ -266,7 +372,7 @@ pub fn plan(
     if settings.mode == SyncMode::Off {
         if has_record && !cluster.sync.standbys.is_empty() {
             return Some((
-                Copies::none().record(generation),
+                Copies::none().record(generation, false),
                 "synchronous mode is off: clearing the synchronous standbys".into(),
             ));
         }
@@ -280,16 +386,56 @@ pub fn plan(
     }
     if !has_record {
         return Some((
-            Copies::none().record(generation),
+            Copies::none().record(generation, false),
             format!("recording the synchronous standbys of generation {generation}"),
         ));
     }
 
+    // The record's site guarantee follows its claim and the members' current sites, before
+    // anything else changes (a weaker one first of all).
+    let sites = Sites::of(me, cluster);
+    let survives = |copies: &Copies| settings.site_survival && sites.survive(copies);
+    if cluster.sync.site_guarantee != survives(&claimed) {
+        let reason = if survives(&claimed) {
+            format!(
+                "every acknowledged commit is on a member outside site {}: losing that site \
+                 loses none",
+                sites.home()
+            )
+        } else {
+            format!(
+                "acknowledged commits are no longer known to be outside site {}: losing that \
+                 site may lose some (degraded)",
+                sites.home()
+            )
+        };
+        return Some((claimed.record(generation, survives(&claimed)), reason));
+    }
+
     let wanted = target(me, &claimed, cluster, db, settings);
-    let names = standby_names(&wanted, settings.mode, settings.strict);
+    // `synchronous_site_survival` counts copies whichever standbys hold them: `ANY k`.
+    let naming = if settings.site_survival {
+        SyncMode::Quorum
+    } else {
+        settings.mode
+    };
+    let names = standby_names(&wanted, naming, settings.strict);
     if db.synchronous_standby_names != names {
         if wanted.implies(&claimed) {
-            let reason = if wanted.k == 0 && settings.strict {
+            let reason = if settings.site_survival && wanted.k > 0 && !sites.survive(&wanted) {
+                format!(
+                    "no standby outside site {} is streaming: setting synchronous replication \
+                     to {}; losing that site may lose acknowledged commits (degraded)",
+                    sites.home(),
+                    wanted.describe()
+                )
+            } else if settings.site_survival && wanted.k > wanted.among.len() {
+                format!(
+                    "no standby outside site {} is streaming: blocking commits until one is \
+                     (synchronous_site_survival, synchronous_mode_strict)",
+                    sites.home()
+                )
+            } else if wanted.k == 0 && settings.strict {
                 "no synchronous standby is available: blocking commits (synchronous_mode_strict)"
                     .to_owned()
             } else if wanted.k == 0 {
@@ -329,10 +475,12 @@ pub fn plan(
                 weaker.describe()
             )
         };
-        return Some((weaker.record(generation), reason));
+        return Some((weaker.record(generation, survives(&weaker)), reason));
     }
 
-    if claimed == wanted {
+    // A claim on more standbys than are named (strict site survival waiting for one) is
+    // never recorded.
+    if claimed == wanted || wanted.k > wanted.among.len() {
         return None;
     }
     let confirmed = wanted.among.iter().all(|name| {
@@ -382,7 +530,7 @@ pub fn plan(
             wanted.describe()
         )
     };
-    Some((wanted.record(generation), reason))
+    Some((wanted.record(generation, survives(&wanted)), reason))
 }
 
 #[cfg(test)]
@@ -431,6 +579,7 @@ mod tests {
                 leader: Some(n("a")),
                 standbys: set(standbys),
                 quorum,
+                site_guarantee: false,
             };
         }
         c
@@ -462,6 +611,7 @@ mod tests {
             strict,
             node_count: count,
             maximum_lag_on_syncnode: None,
+            site_survival: false,
         }
     }
 
@@ -495,6 +645,7 @@ mod tests {
             generation: GEN,
             standbys: set(standbys),
             quorum,
+            site_guarantee: false,
         })
     }
 
@@ -943,6 +1094,223 @@ mod tests {
                 expect: record(&["b", "c"], 1),
             },
         ]);
+    }
+
+    /// a (the primary) and b in site east, c and d in west, unless `sites` says otherwise;
+    /// `record` is (standbys, quorum, site_guarantee) of generation `GEN`.
+    fn sited(record: Option<(&[&str], u32, bool)>, sites: [&str; 4]) -> ClusterState {
+        let mut c = cluster(record.map(|(s, q, _)| (s, q)), &[]);
+        for (name, site) in ["a", "b", "c", "d"].into_iter().zip(sites) {
+            let tags = if site.is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::json!({ "site": site })
+            };
+            c.members.get_mut(&n(name)).unwrap().tags = serde_json::from_value(tags).unwrap();
+        }
+        c.sync.site_guarantee = record.is_some_and(|(_, _, site)| site);
+        c
+    }
+
+    const TWO_SITES: [&str; 4] = ["east", "east", "west", "west"];
+    const ANY_2_BCD: &str = "ANY 2 (\"b\",\"c\",\"d\")";
+
+    fn site_record(standbys: &[&str], quorum: u32, site_guarantee: bool) -> Option<Action> {
+        Some(Action::SetSyncRecord {
+            generation: GEN,
+            standbys: set(standbys),
+            quorum,
+            site_guarantee,
+        })
+    }
+
+    fn surviving(mode: SyncMode, count: u32, strict: bool) -> SyncSettings {
+        SyncSettings {
+            site_survival: true,
+            ..settings(mode, count, strict)
+        }
+    }
+
+    fn all_quorum(names: &str) -> LocalStatus {
+        db(
+            &[
+                ("b", "streaming", "quorum", 10),
+                ("c", "streaming", "quorum", 10),
+                ("d", "streaming", "quorum", 10),
+            ],
+            names,
+        )
+    }
+
+    /// `synchronous_site_survival`: `ANY (local standbys + 1)` of every standby, the record's
+    /// site guarantee kept truthful (weakened before the names), strict blocking and non-strict
+    /// degrading when no standby outside the primary's site streams.
+    #[test]
+    fn site_survival_steps() {
+        let only_b = |names: &str| db(&[("b", "streaming", "quorum", 10)], names);
+        check(vec![
+            Case {
+                name: "names ANY k of every standby, k = the standbys in the primary's site + 1",
+                cluster: sited(Some((&[], 0, false)), TWO_SITES),
+                db: db(
+                    &[
+                        ("b", "streaming", "async", 10),
+                        ("c", "streaming", "async", 10),
+                        ("d", "streaming", "async", 10),
+                    ],
+                    "",
+                ),
+                applied: None,
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: names(ANY_2_BCD),
+            },
+            Case {
+                name: "mode on names ANY k too (FIRST cannot count copies across sites)",
+                cluster: sited(Some((&[], 0, false)), TWO_SITES),
+                db: all_quorum(""),
+                applied: None,
+                settings: surviving(SyncMode::On, 1, false),
+                expect: names(ANY_2_BCD),
+            },
+            Case {
+                name: "synchronous_node_count above that wins",
+                cluster: sited(Some((&[], 0, false)), TWO_SITES),
+                db: all_quorum(""),
+                applied: None,
+                settings: surviving(SyncMode::Quorum, 3, false),
+                expect: names("ANY 3 (\"b\",\"c\",\"d\")"),
+            },
+            Case {
+                name: "the record claims the site guarantee once every voter has every commit",
+                cluster: sited(Some((&[], 0, false)), TWO_SITES),
+                db: all_quorum(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: site_record(&["b", "c", "d"], 1, true),
+            },
+            Case {
+                name: "not while the standbys may lack commits acknowledged before the names",
+                cluster: sited(Some((&[], 0, false)), TWO_SITES),
+                db: all_quorum(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 11),
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: None,
+            },
+            Case {
+                name: "then nothing changes",
+                cluster: sited(Some((&["b", "c", "d"], 1, true)), TWO_SITES),
+                db: all_quorum(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: None,
+            },
+            Case {
+                name: "the remote standbys stop, non-strict: the record weakens first",
+                cluster: sited(Some((&["b", "c", "d"], 1, true)), TWO_SITES),
+                db: only_b(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: site_record(&["b", "c", "d"], 2, false),
+            },
+            Case {
+                name: "then the names degrade to the local standby",
+                cluster: sited(Some((&["b", "c", "d"], 2, false)), TWO_SITES),
+                db: only_b(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: names("ANY 1 (\"b\")"),
+            },
+            Case {
+                name: "the remote standbys stop, strict: the names stay, commits wait for one",
+                cluster: sited(Some((&["b", "c", "d"], 1, true)), TWO_SITES),
+                db: only_b(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, true),
+                expect: None,
+            },
+            Case {
+                name: "strict with only a local standby streaming names the remote members",
+                cluster: sited(Some((&[], 0, false)), TWO_SITES),
+                db: only_b(""),
+                applied: None,
+                settings: surviving(SyncMode::Quorum, 1, true),
+                expect: names(ANY_2_BCD),
+            },
+            Case {
+                name: "and never records the claim while they do not stream",
+                cluster: sited(Some((&[], 0, false)), TWO_SITES),
+                db: only_b(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, true),
+                expect: None,
+            },
+            Case {
+                name: "strict with no member outside the site: one standby more than it names",
+                cluster: sited(Some((&[], 0, false)), ["east"; 4]),
+                db: only_b(""),
+                applied: None,
+                settings: surviving(SyncMode::Quorum, 1, true),
+                expect: names("ANY 2 (\"b\",*)"),
+            },
+            Case {
+                name: "which it never records",
+                cluster: sited(Some((&[], 0, false)), ["east"; 4]),
+                db: only_b("ANY 2 (\"b\",*)"),
+                applied: applied("ANY 2 (\"b\",*)", 10),
+                settings: surviving(SyncMode::Quorum, 1, true),
+                expect: None,
+            },
+            Case {
+                name: "remote standbys relabelled into the primary's site: guarantee withdrawn",
+                cluster: sited(Some((&["b", "c", "d"], 1, true)), ["east"; 4]),
+                db: all_quorum(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: site_record(&["b", "c", "d"], 1, false),
+            },
+            Case {
+                name: "a primary without a site tag has no site to survive",
+                cluster: sited(
+                    Some((&["b", "c", "d"], 1, true)),
+                    ["", "east", "west", "west"],
+                ),
+                db: all_quorum(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: site_record(&["b", "c", "d"], 1, false),
+            },
+            Case {
+                name: "an existing claim that already implies the guarantee gets it recorded",
+                cluster: sited(Some((&["b", "c", "d"], 1, false)), TWO_SITES),
+                db: all_quorum(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: surviving(SyncMode::Quorum, 1, false),
+                expect: site_record(&["b", "c", "d"], 1, true),
+            },
+            Case {
+                name: "switching the policy off withdraws the guarantee",
+                cluster: sited(Some((&["b", "c", "d"], 1, true)), TWO_SITES),
+                db: all_quorum(ANY_2_BCD),
+                applied: applied(ANY_2_BCD, 10),
+                settings: quorum(1, false),
+                expect: site_record(&["b", "c", "d"], 1, false),
+            },
+        ]);
+        // The degraded step says so (the log line).
+        let (_, reason) = plan(
+            &n("a"),
+            GEN,
+            &sited(Some((&["b", "c", "d"], 2, false)), TWO_SITES),
+            &only_b(ANY_2_BCD),
+            applied(ANY_2_BCD, 10).as_ref(),
+            &surviving(SyncMode::Quorum, 1, false),
+        )
+        .unwrap();
+        assert!(
+            reason.contains("no standby outside site east is streaming")
+                && reason.contains("degraded"),
+            "{reason}"
+        );
     }
 
     #[test]

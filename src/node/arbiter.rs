@@ -7,6 +7,9 @@
 //! database primary's, it hands Raft leadership to another voter (DESIGN section 4), so that a
 //! crash of the primary's host needs no Raft election before its lease can be expired.
 //!
+//! It logs the placement advice of `ha::placement` (a site whose loss would stop failover)
+//! at start and whenever it changes.
+//!
 //! Must not: decide anything itself; what to propose and to whom to hand leadership are the
 //! pure functions' answers.
 
@@ -20,6 +23,7 @@ use crate::clock::Clock;
 use crate::config::{DynamicConfig, SynchronousMode};
 use crate::ha::arbiter::{ArbiterSettings, LeaseWatch, arbitrate, lease_duration};
 use crate::ha::leadership::{HandOff, LeadershipView};
+use crate::ha::placement;
 use crate::raft::Consensus;
 use crate::types::MemberName;
 
@@ -40,10 +44,20 @@ impl Arbiter {
         let mut states = self.raft.subscribe();
         let mut watch: Option<LeaseWatch> = None;
         let mut hand_off = HandOff::default();
+        let mut placement: Vec<String> = Vec::new();
         loop {
             let cluster = self.raft.state();
             let now = self.clock.now();
             let raft = status.borrow().clone();
+            // The voters' sites, checked at start and whenever the membership or the member
+            // records change; said once per change.
+            let advice = placement::advice(&placement::voters_with_sites(&raft.voters, &cluster));
+            if advice != placement {
+                for line in &advice {
+                    warn!("placement: {line}");
+                }
+                placement = advice;
+            }
             // Wake at the tick, or exactly when the current lease would expire.
             let mut wake_at = now + TICK;
             if !raft.is_leader {

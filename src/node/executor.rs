@@ -518,12 +518,14 @@ impl Executor {
                 generation,
                 standbys,
                 quorum,
+                site_guarantee,
             } => {
                 self.propose(Command::SetSync {
                     member: me,
                     generation: *generation,
                     standbys: standbys.clone(),
                     quorum: *quorum,
+                    site_guarantee: *site_guarantee,
                 })
                 .await
             }

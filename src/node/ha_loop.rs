@@ -53,6 +53,7 @@ fn sync_settings(dynamic: &DynamicConfig) -> SyncSettings {
         strict: dynamic.synchronous_mode_strict,
         node_count: dynamic.synchronous_node_count,
         maximum_lag_on_syncnode: dynamic.maximum_lag_on_syncnode,
+        site_survival: dynamic.synchronous_site_survival,
     }
 }
 

@@ -93,6 +93,7 @@ fn commands() -> Vec<Command> {
             generation: g1,
             standbys: BTreeSet::from([name("b")]),
             quorum: 0,
+            site_guarantee: true,
         },
         Command::SetConfig {
             config: json!({"ttl": 30, "pause": true}),

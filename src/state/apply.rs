@@ -247,6 +247,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
             generation,
             standbys,
             quorum,
+            site_guarantee,
         } => {
             held_lease(state, member, *generation)?;
             if *quorum as usize > standbys.len() {
@@ -260,6 +261,7 @@ fn apply_command(state: &mut ClusterState, proposal: &Proposal) -> Result<(), Re
                 leader: Some(member.clone()),
                 standbys: standbys.clone(),
                 quorum: *quorum,
+                site_guarantee: *site_guarantee,
             };
             Ok(())
         }
@@ -971,6 +973,7 @@ mod tests {
                 generation: Generation(1),
                 standbys: standbys.clone(),
                 quorum: 0,
+                site_guarantee: false,
             },
         );
         assert!(matches!(
@@ -987,11 +990,13 @@ mod tests {
                     generation: Generation(1),
                     standbys: standbys.clone(),
                     quorum: 0,
+                    site_guarantee: true,
                 }
             )
             .is_applied()
         );
         assert_eq!(s.sync.standbys_of(Generation(1)), Some(&standbys));
+        assert!(s.sync.site_guarantee);
         // The record speaks for its own generation only.
         assert_eq!(s.sync.standbys_of(Generation(2)), None);
         // It outlives the lease: the failover after generation 1 reads it.

@@ -151,6 +151,11 @@ pub struct SyncRecord {
     /// How many voters may lack a given acknowledged commit.
     #[serde(default)]
     pub quorum: u32,
+    /// `synchronous_site_survival`: every acknowledged commit of this generation is also on a
+    /// member outside the primary's site (`tags.site`), so losing that whole site loses none.
+    /// False when the policy is off, or on and degraded (no standby outside the site).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub site_guarantee: bool,
 }
 
 impl SyncRecord {
@@ -332,6 +337,9 @@ pub enum Command {
         standbys: BTreeSet<MemberName>,
         #[serde(default)]
         quorum: u32,
+        /// The record's `site_guarantee`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        site_guarantee: bool,
     },
     /// Replace the dynamic configuration; with `expected`, only if it still is that
     /// (compare-and-set, for a merge computed from it).

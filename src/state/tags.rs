@@ -29,6 +29,7 @@ pub struct Tags {
     sync_priority: u64,
     nostream: bool,
     replicatefrom: Option<MemberName>,
+    site: Option<String>,
 }
 
 /// Patroni's boolean spellings (YAML 1.1 and strings).
@@ -75,6 +76,12 @@ impl Tags {
                 .get("replicatefrom")
                 .and_then(Value::as_str)
                 .map(MemberName::from),
+            site: written
+                .get("site")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
             written,
         }
     }
@@ -112,6 +119,12 @@ impl Tags {
     /// The member this one prefers to stream from (cascading replication).
     pub fn replicatefrom(&self) -> Option<&MemberName> {
         self.replicatefrom.as_ref()
+    }
+
+    /// The site (data centre, availability zone) the member runs in: multi-site clusters keep
+    /// acknowledged commits outside the primary's site and fail over within it first.
+    pub fn site(&self) -> Option<&str> {
+        self.site.as_deref()
     }
 
     /// A tag as written.

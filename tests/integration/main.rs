@@ -22,6 +22,7 @@ mod prometheus;
 mod rest;
 mod scripts;
 mod security;
+mod site;
 mod slots;
 mod standby;
 mod systemd;
