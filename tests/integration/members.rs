@@ -256,8 +256,26 @@ async fn a_cluster_grows_to_five_fails_over_and_shrinks_back_to_three_under_writ
             "{gone} is still a member"
         );
     }
-    // The primary drops the crashed member's replication slot with its record.
+    // The primary keeps the removed member's replication slot for `member_slots_ttl` (30 min
+    // by default, as in Patroni 4), and drops it once that is lowered to 0.
     let slot = p_name.clone();
+    let slots_on_primary = || async {
+        let pg = connect(&cluster.nodes[np]).await?;
+        let rows = pg
+            .query("SELECT slot_name FROM pg_replication_slots", &[])
+            .await
+            .ok()?;
+        Some(rows.iter().map(|r| r.get(0)).collect::<Vec<String>>())
+    };
+    let kept = slots_on_primary().await.expect("the new primary answers");
+    assert!(kept.contains(&slot), "the removed member's slot went at once: {kept:?}");
+    let r = client
+        .patch(format!("{via}/config"))
+        .json(&serde_json::json!({"member_slots_ttl": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "PATCH /config: {}", r.status());
     wait_for(
         Duration::from_secs(20),
         "the removed member's slot to go",
