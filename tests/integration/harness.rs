@@ -861,6 +861,10 @@ postgresql:
   data_dir: {dir}/data
   bin_dir: {bin}
   pg_ctl_timeout: 60
+  # An incremental build (gs_ctl build -b incremental, openGauss's pg_rewind) of a crashed
+  # former primary often fails ("find max lsn fail"); a full build then heals it, which
+  # Patroni's default (false) would leave to an operator.
+  remove_data_directory_on_rewind_failure: true
   authentication:
     superuser:
       username: {OPENGAUSS_SUPERUSER}

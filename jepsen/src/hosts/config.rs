@@ -126,6 +126,9 @@ postgresql:
   data_dir: {data}
 {bin_dir}  pgpass: {dir}/pgpass
   pg_ctl_timeout: 30
+  # Every member must heal without an operator after the faults (the convergence checker):
+  # a member whose pg_rewind failed is cloned afresh, as production clusters run unattended.
+  remove_data_directory_on_rewind_failure: true
   authentication:
     superuser:
       username: {SUPERUSER}
@@ -167,6 +170,9 @@ postgresql:
   data_dir: {data}
   bin_dir: {bin}
   pg_ctl_timeout: 60
+  # gs_ctl build -b incremental (openGauss's pg_rewind) of a crashed former primary often
+  # fails; a full build heals it without an operator (the convergence checker).
+  remove_data_directory_on_rewind_failure: true
   authentication:
     superuser:
       username: {OPENGAUSS_SUPERUSER}
