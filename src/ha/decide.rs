@@ -263,6 +263,7 @@ fn lease_holder(
                     generation,
                     o.cluster,
                     o.db,
+                    &o.memory.silent_standbys(o.now, o.settings.ttl),
                     o.memory.sync_names_applied.as_ref(),
                     &o.settings.sync,
                 ) {

@@ -172,6 +172,10 @@ pub struct Memory {
     /// The reinitialisation this member began asked for a copy of the leader: the next base
     /// backup is taken from it, whatever member is tagged `clonefrom`.
     pub clone_from_leader: bool,
+    /// On a primary: each streaming standby (by `application_name`) that lacks some of the
+    /// primary's flushed WAL, with the position it last confirmed and since when it has
+    /// confirmed nothing more (see [`Memory::silent_standbys`]).
+    pub standbys_behind: std::collections::BTreeMap<String, (crate::types::Lsn, Instant)>,
 }
 
 /// `synchronous_standby_names` as applied by the primary of `generation`: every commit

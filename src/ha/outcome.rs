@@ -9,9 +9,13 @@
 //!
 //! Must not: perform anything, or read a clock (`now` comes in).
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::{Action, Memory, SyncNamesApplied};
+use crate::instance::DbRole;
 use crate::instance::LocalStatus;
 use crate::state::{ClusterState, DbState};
 use crate::types::{Lsn, MemberName};
@@ -73,6 +77,7 @@ impl Memory {
         } else {
             self.primary_down_since = None;
         }
+        self.track_standbys(db, now);
         // A veto matters only while this member still holds the lease it won.
         if self
             .promotion_vetoed
@@ -81,6 +86,42 @@ impl Memory {
         {
             self.promotion_vetoed = None;
         }
+    }
+
+    /// Notes, on a primary, since when each streaming standby that lacks some of its flushed
+    /// WAL has confirmed nothing more. A standby caught up, or one that confirmed more since the
+    /// last observation, starts afresh; a standby no longer listed is forgotten. A standby
+    /// whose flush position is not reported is never counted as behind.
+    fn track_standbys(&mut self, db: &LocalStatus, now: Instant) {
+        let position = db
+            .wal_position
+            .filter(|_| db.role == Some(DbRole::Primary) && db.state == DbState::Running);
+        let mut behind = std::collections::BTreeMap::new();
+        if let Some(position) = position {
+            for w in db.replication.iter().filter(|w| w.state == "streaming") {
+                let Some(flush) = w.flush_lsn.filter(|flush| *flush < position) else {
+                    continue;
+                };
+                let since = match self.standbys_behind.get(&w.application_name) {
+                    Some((seen, since)) if *seen == flush => *since,
+                    _ => now,
+                };
+                behind.insert(w.application_name.clone(), (flush, since));
+            }
+        }
+        self.standbys_behind = behind;
+    }
+
+    /// The standbys that have confirmed nothing for `limit` (the lease's `ttl`) while the
+    /// primary had WAL they lacked: `sync` counts them as gone, as a cut-off standby's
+    /// connection may stay open, and PostgreSQL keep listing it as `streaming`, until
+    /// `wal_sender_timeout`.
+    pub fn silent_standbys(&self, now: Instant, limit: Duration) -> BTreeSet<String> {
+        self.standbys_behind
+            .iter()
+            .filter(|(_, (_, since))| now.saturating_duration_since(*since) >= limit)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// What the agent remembers after `action` ended with `outcome`.
@@ -197,6 +238,145 @@ impl Memory {
             | Action::FinishUpgrade { .. } => {}
             // The server runs another data directory now: whatever it streamed from is void.
             Action::SwitchToUpgraded { .. } | Action::UndoUpgrade { .. } => self.following = None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use crate::ha::Memory;
+    use crate::instance::{DbRole, LocalStatus, WalSender};
+    use crate::state::DbState;
+    use crate::types::{Lsn, MemberName};
+
+    /// A running primary at WAL position `at` with standbys (name, state, flushed).
+    fn primary(at: u64, standbys: &[(&str, &str, Option<u64>)]) -> LocalStatus {
+        LocalStatus {
+            state: DbState::Running,
+            role: Some(DbRole::Primary),
+            wal_position: Some(Lsn(at)),
+            replication: standbys
+                .iter()
+                .map(|(name, state, flush)| WalSender {
+                    usename: "replicator".into(),
+                    application_name: (*name).into(),
+                    client_addr: None,
+                    state: (*state).into(),
+                    sync_state: "sync".into(),
+                    sync_priority: 1,
+                    flush_lsn: flush.map(Lsn),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// Each row: the observation at second `t`, then which standbys are silent for a 3 s ttl.
+    #[test]
+    fn a_standby_behind_that_confirms_nothing_for_ttl_is_silent() {
+        let start = Instant::now();
+        let ttl = Duration::from_secs(3);
+        let me = MemberName::new("a");
+        let cluster = crate::state::ClusterState::default();
+        type Row = (u64, LocalStatus, &'static [&'static str], &'static str);
+        let rows: Vec<Row> = vec![
+            (
+                0,
+                primary(
+                    100,
+                    &[("b", "streaming", Some(100)), ("c", "streaming", Some(100))],
+                ),
+                &[],
+                "caught up",
+            ),
+            (
+                1,
+                primary(
+                    200,
+                    &[("b", "streaming", Some(150)), ("c", "streaming", Some(200))],
+                ),
+                &[],
+                "b falls behind",
+            ),
+            (
+                3,
+                primary(
+                    300,
+                    &[("b", "streaming", Some(180)), ("c", "streaming", Some(300))],
+                ),
+                &[],
+                "b behind but confirming more",
+            ),
+            (
+                5,
+                primary(
+                    400,
+                    &[("b", "streaming", Some(180)), ("c", "streaming", Some(400))],
+                ),
+                &[],
+                "b silent for 2 s",
+            ),
+            (
+                6,
+                primary(
+                    400,
+                    &[("b", "streaming", Some(180)), ("c", "streaming", None)],
+                ),
+                &["b"],
+                "b silent for 3 s; c's position unknown",
+            ),
+            (
+                7,
+                primary(
+                    400,
+                    &[("b", "streaming", Some(400)), ("c", "streaming", Some(400))],
+                ),
+                &[],
+                "b caught up again",
+            ),
+            (
+                8,
+                primary(
+                    500,
+                    &[("b", "catchup", Some(400)), ("c", "streaming", Some(450))],
+                ),
+                &[],
+                "only streaming standbys are tracked",
+            ),
+            (
+                12,
+                primary(500, &[("c", "streaming", Some(450))]),
+                &["c"],
+                "c silent since second 8",
+            ),
+            (
+                13,
+                LocalStatus {
+                    role: Some(DbRole::Standby),
+                    ..primary(500, &[("c", "streaming", Some(450))])
+                },
+                &[],
+                "no longer a primary",
+            ),
+        ];
+        let mut memory = Memory::default();
+        for (t, db, silent, what) in rows {
+            let now = start + Duration::from_secs(t);
+            memory.observe(&me, &cluster, &db, now);
+            assert_eq!(
+                memory.silent_standbys(now, ttl),
+                names(silent),
+                "second {t}: {what}"
+            );
         }
     }
 }

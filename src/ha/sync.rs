@@ -34,7 +34,14 @@
 //! strict mode names those it has not got (or `*` when none is known), so commits block
 //! until one streams; non-strict mode falls back to the usual target and records no site
 //! guarantee, which the log, `/cluster` and `tribune_sync_site_guarantee` report.
+//!
+//! A standby PostgreSQL still lists as `streaming` is not counted when it has confirmed nothing
+//! for `ttl` while the primary had WAL it lacked (`silent`, from [`Memory::observe`]): one cut
+//! off without its connection closing stays `streaming` until `wal_sender_timeout` (a minute by
+//! default), and commits waiting for it would block that long even in non-strict mode.
 //! Pure: the caller passes the primary's own WAL senders and the replicated state.
+//!
+//! [`Memory::observe`]: super::Memory::observe
 
 use std::collections::BTreeSet;
 
@@ -247,13 +254,14 @@ fn target(
     claimed: &Copies,
     cluster: &ClusterState,
     db: &LocalStatus,
+    silent: &BTreeSet<String>,
     settings: &SyncSettings,
 ) -> Copies {
     // Streaming standbys that may be synchronous, most advanced first.
     let mut streaming: Vec<(&MemberName, crate::types::Lsn)> = db
         .replication
         .iter()
-        .filter(|w| w.state == "streaming")
+        .filter(|w| w.state == "streaming" && !silent.contains(&w.application_name))
         .filter_map(|w| {
             let name = cluster
                 .members
@@ -356,6 +364,7 @@ pub fn plan(
     generation: Generation,
     cluster: &ClusterState,
     db: &LocalStatus,
+    silent: &BTreeSet<String>,
     applied: Option<&SyncNamesApplied>,
     settings: &SyncSettings,
 ) -> Option<(Action, String)> {
@@ -412,7 +421,7 @@ pub fn plan(
         return Some((claimed.record(generation, survives(&claimed)), reason));
     }
 
-    let wanted = target(me, &claimed, cluster, db, settings);
+    let wanted = target(me, &claimed, cluster, db, silent, settings);
     // `synchronous_site_survival` counts copies whichever standbys hold them: `ANY k`.
     let naming = if settings.site_survival {
         SyncMode::Quorum
@@ -664,6 +673,7 @@ mod tests {
                 GEN,
                 &case.cluster,
                 &case.db,
+                &BTreeSet::new(),
                 case.applied.as_ref(),
                 &case.settings,
             )
@@ -682,6 +692,49 @@ mod tests {
     const FIRST_C: &str = "FIRST 1 (\"c\")";
     const ANY_1_BC: &str = "ANY 1 (\"b\",\"c\")";
     const ANY_2_BC: &str = "ANY 2 (\"b\",\"c\")";
+
+    /// A standby PostgreSQL still lists as streaming but that confirmed nothing for `ttl`
+    /// while commits waited (cut off, its connection not yet timed out) is replaced like one
+    /// that stopped streaming; not silent, it stays.
+    #[test]
+    fn a_silent_standby_counts_as_gone() {
+        let listed = db(
+            &[
+                ("b", "streaming", "sync", 10),
+                ("c", "streaming", "async", 20),
+            ],
+            FIRST_B,
+        );
+        let step = |silent: &[&str], record: (&[&str], u32)| {
+            let silent: BTreeSet<String> = silent.iter().map(|s| (*s).to_owned()).collect();
+            plan(
+                &n("a"),
+                GEN,
+                &cluster(Some(record), &[]),
+                &listed,
+                &silent,
+                None,
+                &on(1, false),
+            )
+            .map(|(a, _)| a)
+        };
+        assert_eq!(step(&[], (&["b"], 0)), None);
+        assert_eq!(step(&["b"], (&["b"], 0)), record(&["b", "c"], 1));
+        assert_eq!(step(&["b"], (&["b", "c"], 1)), names(FIRST_C));
+        // Both silent in strict mode: nothing to name but what blocks.
+        let silent: BTreeSet<String> = ["b", "c"].iter().map(|s| (*s).to_owned()).collect();
+        let strict = plan(
+            &n("a"),
+            GEN,
+            &cluster(Some((&["b"], 0)), &[]),
+            &listed,
+            &silent,
+            None,
+            &on(1, true),
+        )
+        .map(|(a, _)| a);
+        assert_eq!(strict, record(&[], 0));
+    }
 
     #[test]
     fn mode_on_steps() {
@@ -1302,6 +1355,7 @@ mod tests {
             GEN,
             &sited(Some((&["b", "c", "d"], 2, false)), TWO_SITES),
             &only_b(ANY_2_BCD),
+            &BTreeSet::new(),
             applied(ANY_2_BCD, 10).as_ref(),
             &surviving(SyncMode::Quorum, 1, false),
         )

@@ -268,7 +268,10 @@ async fn a_cluster_grows_to_five_fails_over_and_shrinks_back_to_three_under_writ
         Some(rows.iter().map(|r| r.get(0)).collect::<Vec<String>>())
     };
     let kept = slots_on_primary().await.expect("the new primary answers");
-    assert!(kept.contains(&slot), "the removed member's slot went at once: {kept:?}");
+    assert!(
+        kept.contains(&slot),
+        "the removed member's slot went at once: {kept:?}"
+    );
     let r = client
         .patch(format!("{via}/config"))
         .json(&serde_json::json!({"member_slots_ttl": 0}))
