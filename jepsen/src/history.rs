@@ -88,6 +88,19 @@ pub enum Event {
         /// Whom it hit and how, in words.
         detail: String,
     },
+    /// A site fault took site `site` away (recorded just before its start): who was in it, who
+    /// held the primary role then, and the database members outside it (the failover's
+    /// candidates).
+    SiteLost {
+        t: f64,
+        /// The fault's position in the schedule.
+        index: usize,
+        site: String,
+        members: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        primary: Option<String>,
+        outside: Vec<String>,
+    },
     /// A member's role as its REST API reported it, recorded when it changes.
     Role {
         t: f64,
@@ -121,6 +134,7 @@ impl Event {
             Event::Invoke { t, .. }
             | Event::Complete { t, .. }
             | Event::Nemesis { t, .. }
+            | Event::SiteLost { t, .. }
             | Event::Role { t, .. }
             | Event::Convergence { t, .. }
             | Event::FinalRead { t, .. } => *t,

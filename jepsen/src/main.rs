@@ -74,7 +74,8 @@ struct Cli {
     /// again with PostgreSQL 18 (/opt/tribune/postgresql-18/bin).
     #[arg(long, value_name = "DIR")]
     pg_bin: Option<PathBuf>,
-    /// The nemeses to draw from, comma separated (default: all of them).
+    /// The nemeses to draw from, comma separated (default: all of them; the site faults only
+    /// with --shape 2+2+1).
     #[arg(long, value_enum, value_delimiter = ',')]
     nemeses: Vec<Nemesis>,
     /// Seconds a cluster has after each heal to converge (one primary, every other member
@@ -184,10 +185,20 @@ fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_or(1, |d| d.as_secs())
             });
             let nemeses = if cli.nemeses.is_empty() {
-                Nemesis::ALL.to_vec()
+                Nemesis::defaults(cli.shape.has_sites())
             } else {
                 cli.nemeses.clone()
             };
+            if let Some(n) = nemeses
+                .iter()
+                .find(|n| n.needs_sites() && !cli.shape.has_sites())
+            {
+                bail!(
+                    "the nemesis {} hits a site, and shape {} has none: use --shape 2+2+1",
+                    n.name(),
+                    cli.shape.as_str()
+                );
+            }
             let spec = RunSpec {
                 seed,
                 faults: cli.faults,

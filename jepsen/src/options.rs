@@ -52,6 +52,11 @@ pub enum Shape {
     #[value(name = "2+witness")]
     #[serde(rename = "2+witness")]
     TwoAndWitness,
+    /// Three sites: two database nodes in site `a`, two in `b` and a witness in `c`
+    /// (`tags.site`), with `synchronous_site_survival` in the synchronous modes.
+    #[value(name = "2+2+1")]
+    #[serde(rename = "2+2+1")]
+    Sites,
 }
 
 impl Shape {
@@ -60,6 +65,7 @@ impl Shape {
             Shape::Three => "3",
             Shape::Five => "5",
             Shape::TwoAndWitness => "2+witness",
+            Shape::Sites => "2+2+1",
         }
     }
 
@@ -69,7 +75,21 @@ impl Shape {
             Shape::Three => vec![true; 3],
             Shape::Five => vec![true; 5],
             Shape::TwoAndWitness => vec![true, true, false],
+            Shape::Sites => vec![true, true, true, true, false],
         }
+    }
+
+    /// The site (`tags.site`) of host `i` (the spare is the last index), or `None` for a shape
+    /// without sites. The spare joins site `b`.
+    pub fn site(self, i: usize) -> Option<&'static str> {
+        match self {
+            Shape::Sites => Some(["a", "a", "b", "b", "c"].get(i).copied().unwrap_or("b")),
+            Shape::Three | Shape::Five | Shape::TwoAndWitness => None,
+        }
+    }
+
+    pub fn has_sites(self) -> bool {
+        self.site(0).is_some()
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`stale`]: a read through the primary port sees every insert acknowledged before it began;
 //! - [`convergence`]: after every heal, one primary and every other member streaming from it,
 //!   within the stated deadline;
-//! - [`availability`]: per nemesis, how long no write was acknowledged.
+//! - [`availability`]: per nemesis, how long no write was acknowledged;
+//! - [`site`]: once the primary's site is lost, a primary in another site within a deadline.
 //!
 //! Checkers are pure: no clock, no I/O. Whether a rule's violations fail the run depends on the
 //! replication mode (lost writes and stale reads are the price of asynchronous replication: they
@@ -16,6 +17,7 @@ pub mod availability;
 pub mod convergence;
 pub mod lost;
 pub mod overlap;
+pub mod site;
 pub mod stale;
 
 use serde::Serialize;
@@ -66,6 +68,7 @@ pub struct Findings {
     pub stale: stale::StaleReads,
     pub convergence: convergence::Convergence,
     pub availability: availability::Availability,
+    pub site: site::SiteFailover,
 }
 
 impl Findings {
@@ -81,12 +84,14 @@ pub fn check_all(history: &History, cx: Context) -> Result<Findings, HistoryErro
     let stale = stale::check(&ops);
     let convergence = convergence::check(history, cx.convergence_deadline_s);
     let availability = availability::check(history, &ops);
+    let site = site::check(history);
     let verdicts = vec![
         lost.verdict(cx.mode),
         overlap.verdict(),
         stale.verdict(cx.mode),
         convergence.verdict(),
         availability.verdict(),
+        site.verdict(),
     ];
     Ok(Findings {
         verdicts,
@@ -95,6 +100,7 @@ pub fn check_all(history: &History, cx: Context) -> Result<Findings, HistoryErro
         stale,
         convergence,
         availability,
+        site,
     })
 }
 

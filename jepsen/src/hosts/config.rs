@@ -31,6 +31,8 @@ pub struct AgentFile<'a> {
     pub database: Option<Engine>,
     pub dir: &'a Path,
     pub data_dir: &'a Path,
+    /// `tags.site`, in a multi-site shape.
+    pub site: Option<&'a str>,
 }
 
 /// What every agent of the cluster shares.
@@ -40,6 +42,8 @@ pub struct ClusterFile<'a> {
     pub ttl: f64,
     /// Standbys in the synchronous set (`synchronous_node_count`).
     pub sync_count: usize,
+    /// `synchronous_site_survival`: every acknowledged commit also outside the primary's site.
+    pub site_survival: bool,
     pub subnet: &'a str,
     pub opengauss_bin: &'a Path,
     /// PostgreSQL's programs; `None`: the agent's default (the newest /usr/lib/postgresql).
@@ -91,10 +95,10 @@ bootstrap:
     synchronous_mode: {sync}
     synchronous_mode_strict: {strict}
     synchronous_node_count: {sync_count}
-    postgresql:
+{site_survival}    postgresql:
       use_pg_rewind: true
       use_slots: true
-{dcs_parameters}{database}watchdog:
+{dcs_parameters}{database}{tags}watchdog:
   mode: off
 log:
   level: INFO
@@ -106,6 +110,15 @@ log:
         dir = agent.dir.display(),
         ttl = cluster.ttl,
         sync_count = cluster.sync_count,
+        site_survival = if cluster.site_survival {
+            "    synchronous_site_survival: true\n"
+        } else {
+            ""
+        },
+        tags = agent
+            .site
+            .map(|site| format!("tags:\n  site: {site}\n"))
+            .unwrap_or_default(),
     )
 }
 
@@ -203,6 +216,7 @@ mod tests {
             mode,
             ttl: 3.0,
             sync_count: 1,
+            site_survival: false,
             subnet: "10.212.0.0/24",
             opengauss_bin: Path::new("/opt/tribune/opengauss/6.0.2/bin"),
             pg_bin: None,
@@ -218,6 +232,7 @@ mod tests {
             database,
             dir: Path::new("/runs/x/nodes/n1"),
             data_dir: Path::new("/runs/x/nodes/n1/vol/data"),
+            site: None,
         }
     }
 
@@ -246,6 +261,32 @@ mod tests {
             config.postgresql.unwrap().bin_dir.as_deref(),
             Some(Path::new("/opt/tribune/postgresql-18/bin"))
         );
+    }
+
+    #[test]
+    fn a_site_and_the_site_policy_are_written_only_in_a_multi_site_shape() {
+        let plain = render(&agent(Some(Engine::Postgres)), &cluster(Mode::Synchronous));
+        assert!(!plain.contains("site"), "{plain}");
+        for database in [Some(Engine::Postgres), None] {
+            let text = render(
+                &AgentFile {
+                    site: Some("b"),
+                    ..agent(database)
+                },
+                &ClusterFile {
+                    site_survival: true,
+                    ..cluster(Mode::Strict)
+                },
+            );
+            let config = tribune::config::Config::from_yaml_str(&text, &|_| None)
+                .unwrap_or_else(|e| panic!("{database:?}: {e}\n{text}"));
+            assert_eq!(config.tags.site(), Some("b"), "{text}");
+            assert_eq!(
+                config.bootstrap.dcs["synchronous_site_survival"],
+                serde_json::json!(true),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -150,6 +150,9 @@ impl Injector<'_> {
     /// not run), not the cluster's.
     pub async fn run(&mut self, spec: &FaultSpec) -> anyhow::Result<()> {
         let view = self.view().await;
+        if spec.nemesis.needs_sites() {
+            return self.site_fault(spec, &view).await;
+        }
         let hold = Duration::from_secs_f64(spec.hold_s);
         let needs_database = matches!(
             spec.nemesis,
@@ -414,6 +417,126 @@ impl Injector<'_> {
             | Nemesis::Membership => {
                 self.operator(spec, &view).await?;
             }
+            Nemesis::SiteCut | Nemesis::SiteCrash => unreachable!("handled by site_fault"),
+        }
+        Ok(())
+    }
+
+    /// The site a site fault hits: the primary's (target primary), another site with a
+    /// database member (replica), or any site (any), then `pick` among those.
+    fn resolve_site(&self, view: &View, target: Target, pick: u32) -> Option<&'static str> {
+        let site_of = |i: usize| self.hosts.hosts[i].site;
+        let primary_site = self.leader(view).and_then(site_of);
+        let mut sites: Vec<&'static str> =
+            view.members.iter().filter_map(|i| site_of(*i)).collect();
+        sites.sort_unstable();
+        sites.dedup();
+        let with_database = |site: &str| {
+            view.members
+                .iter()
+                .any(|i| self.hosts.hosts[*i].database && site_of(*i) == Some(site))
+        };
+        let candidates: Vec<&'static str> = match target {
+            Target::Primary => primary_site.into_iter().collect(),
+            Target::Replica => sites
+                .iter()
+                .copied()
+                .filter(|s| Some(*s) != primary_site && with_database(s))
+                .collect(),
+            Target::Any => sites.clone(),
+        };
+        let candidates = if candidates.is_empty() {
+            sites
+        } else {
+            candidates
+        };
+        (!candidates.is_empty()).then(|| candidates[pick as usize % candidates.len()])
+    }
+
+    /// A whole site cut off from the other sites (the hub's clients and HAProxy still reach
+    /// it), or every host in it crashed; healed after the hold.
+    async fn site_fault(&mut self, spec: &FaultSpec, view: &View) -> anyhow::Result<()> {
+        let Some(site) = self.resolve_site(view, spec.target, spec.pick) else {
+            self.start(spec, "no site to hit");
+            self.heal(spec, "nothing to heal");
+            return Ok(());
+        };
+        let (inside, outside): (Vec<usize>, Vec<usize>) = view
+            .members
+            .iter()
+            .copied()
+            .partition(|i| self.hosts.hosts[*i].site == Some(site));
+        let names = |hosts: &[usize]| hosts.iter().map(|i| self.name(*i)).collect::<Vec<_>>();
+        let primary = self
+            .leader(view)
+            .filter(|l| inside.contains(l))
+            .map(|l| self.name(l));
+        self.recorder.record(Event::SiteLost {
+            t: self.recorder.now(),
+            index: spec.index,
+            site: site.to_owned(),
+            members: names(&inside),
+            primary: primary.clone(),
+            outside: outside
+                .iter()
+                .filter(|i| self.hosts.hosts[**i].database)
+                .map(|i| self.name(*i))
+                .collect(),
+        });
+        let who = format!(
+            "site {site} [{}]{}",
+            names(&inside).join(","),
+            primary.map_or(String::new(), |p| format!(" with the primary {p}"))
+        );
+        let hold = Duration::from_secs_f64(spec.hold_s);
+        if spec.nemesis == Nemesis::SiteCut {
+            self.start(
+                spec,
+                &format!(
+                    "cut {who} off from the other sites (clients still reach it) for {:.1}s",
+                    spec.hold_s
+                ),
+            );
+            let ips = |hosts: &[usize]| -> Vec<String> {
+                hosts
+                    .iter()
+                    .map(|i| self.hosts.hosts[*i].ip.clone())
+                    .collect()
+            };
+            let (inside_ips, outside_ips) = (ips(&inside), ips(&outside));
+            for i in &inside {
+                self.hosts
+                    .net
+                    .cut(*i, &Cut::Both(outside_ips.clone()))
+                    .await?;
+            }
+            for i in &outside {
+                self.hosts
+                    .net
+                    .cut(*i, &Cut::Both(inside_ips.clone()))
+                    .await?;
+            }
+            tokio::time::sleep(hold).await;
+            for i in inside.iter().chain(&outside) {
+                self.hosts.net.mend(*i).await?;
+            }
+            self.heal(spec, "site reconnected");
+        } else {
+            self.start(
+                spec,
+                &format!(
+                    "crash every host of {who}; restart after {:.1}s",
+                    spec.hold_s
+                ),
+            );
+            for i in &inside {
+                self.hosts.crash(*i);
+            }
+            tokio::time::sleep(hold).await;
+            for i in &inside {
+                self.hosts.start_agent(*i)?;
+            }
+            self.heal(spec, &format!("site {site} restarted"));
         }
         Ok(())
     }

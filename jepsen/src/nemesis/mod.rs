@@ -64,10 +64,16 @@ pub enum Nemesis {
     Maintenance,
     /// Operator: a member added (a new database node) or removed, during a fault or not.
     Membership,
+    /// A whole site cut off from the other sites for 8-16 s: its hosts still reach each other,
+    /// and the clients and HAProxy still reach them (clients inside that site keep writing).
+    /// Multi-site shapes only.
+    SiteCut,
+    /// Every host of a site crashed together, restarted after 8-16 s. Multi-site shapes only.
+    SiteCrash,
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 20] = [
+    pub const ALL: [Nemesis; 22] = [
         Nemesis::KillAgent,
         Nemesis::KillPostgres,
         Nemesis::KillHost,
@@ -88,7 +94,23 @@ impl Nemesis {
         Nemesis::Failover,
         Nemesis::Maintenance,
         Nemesis::Membership,
+        Nemesis::SiteCut,
+        Nemesis::SiteCrash,
     ];
+
+    /// The nemeses a run of this shape draws from when none are named: the site faults only
+    /// where there are sites.
+    pub fn defaults(has_sites: bool) -> Vec<Nemesis> {
+        Nemesis::ALL
+            .into_iter()
+            .filter(|n| has_sites || !n.needs_sites())
+            .collect()
+    }
+
+    /// Whether this fault hits a site (`tags.site`), so that it needs a multi-site shape.
+    pub fn needs_sites(self) -> bool {
+        matches!(self, Nemesis::SiteCut | Nemesis::SiteCrash)
+    }
 
     pub fn name(self) -> String {
         self.to_possible_value()
@@ -183,6 +205,8 @@ pub fn schedule(seed: u64, count: usize, nemeses: &[Nemesis], ttl: f64) -> Vec<F
             | Nemesis::PartitionBridge
             | Nemesis::PartitionOneWay => rng.gen_range(4.0..8.0),
             Nemesis::KillPrimaryAndSync | Nemesis::KillRaftLeader => 2.0,
+            // Longer than a failover takes, so that a lost site is replaced, not waited for.
+            Nemesis::SiteCut | Nemesis::SiteCrash => rng.gen_range(8.0..16.0),
             Nemesis::WalFull | Nemesis::ClockJump => 5.0,
             Nemesis::Maintenance => 4.0,
             Nemesis::KillPostgres
@@ -244,6 +268,17 @@ mod tests {
         let mut kinds: Vec<Nemesis> = faults.iter().map(|f| f.nemesis).collect();
         kinds.sort();
         assert_eq!(kinds, Nemesis::ALL.to_vec());
+    }
+
+    #[test]
+    fn site_faults_are_drawn_only_for_a_shape_with_sites() {
+        let plain = Nemesis::defaults(false);
+        assert!(!plain.iter().any(|n| n.needs_sites()));
+        assert_eq!(plain.len(), Nemesis::ALL.len() - 2);
+        assert_eq!(Nemesis::defaults(true), Nemesis::ALL.to_vec());
+        for f in schedule(5, 100, &[Nemesis::SiteCut, Nemesis::SiteCrash], 3.0) {
+            assert!((8.0..=16.0).contains(&f.hold_s), "{}", f.hold_s);
+        }
     }
 
     #[test]

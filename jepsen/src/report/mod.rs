@@ -37,6 +37,9 @@ pub struct Summary {
     pub convergence_deadline_s: f64,
     /// Per nemesis: seconds without an acknowledged write after the fault.
     pub unavailability_s: BTreeMap<String, Stats>,
+    /// Site faults that took the primary's site: seconds until a primary in another site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_failover_s: Option<Stats>,
     /// Per nemesis: violations of enforced rules during its faults.
     pub violations_per_nemesis: BTreeMap<String, usize>,
     pub checkers: Vec<CheckerSummary>,
@@ -101,6 +104,7 @@ pub fn summarize(spec: &RunSpec, history: &History, findings: &Findings) -> Summ
         unconverged: findings.convergence.unconverged.len(),
         convergence_deadline_s: findings.convergence.deadline_s,
         unavailability_s: findings.availability.per_nemesis(),
+        site_failover_s: (!findings.site.failovers.is_empty()).then(|| findings.site.stats()),
         violations_per_nemesis,
         checkers: findings
             .verdicts
