@@ -13,6 +13,7 @@ use crate::api::metrics::{MetricsInput, render};
 fn served_names() -> BTreeSet<String> {
     let mut text = render(&MetricsInput {
         streaming: Some(true),
+        site_guarantee: Some(true),
         ..Default::default()
     });
     // Families without samples print nothing: give each one.
@@ -156,7 +157,7 @@ fn the_alerts_read_only_metrics_the_agent_serves() {
             alerts += 1;
         }
     }
-    assert_eq!(alerts, 11);
+    assert_eq!(alerts, 12);
 }
 
 #[test]
