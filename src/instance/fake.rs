@@ -33,6 +33,9 @@ use crate::types::{Generation, Lsn, MemberName, Timeline};
 const STEP: Duration = Duration::from_millis(10);
 /// As `pg_ctl_timeout`: a start or stop that takes longer ends `Unknown` (it goes on).
 const CTL_TIMEOUT: Duration = Duration::from_secs(30);
+/// PostgreSQL's default `wal_sender_timeout`: how long a primary keeps listing a standby cut off
+/// from it (its connection not closed) as `streaming`, with the position it last confirmed.
+const WAL_SENDER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How operations behave, changed by the test at any time.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,8 +100,19 @@ struct Db {
     /// A running standby's upstream (its `primary_conninfo`).
     upstream: Option<MemberName>,
     streaming: bool,
+    /// This standby was cut off from its upstream while streaming: the upstream's WAL sender
+    /// still lists it until `wal_sender_timeout` (or the upstream stops), confirming nothing.
+    lingering: Option<Lingering>,
     sync_running: String,
     sync_conf: String,
+}
+
+/// A WAL sender whose standby went silent without closing the connection.
+#[derive(Clone, Debug)]
+struct Lingering {
+    upstream: MemberName,
+    flushed: Lsn,
+    until: Instant,
 }
 
 impl Db {
@@ -110,6 +124,7 @@ impl Db {
             fenced: false,
             upstream: None,
             streaming: false,
+            lingering: None,
             sync_running: String::new(),
             sync_conf: String::new(),
         }
@@ -211,6 +226,31 @@ impl World {
             .collect()
     }
 
+    /// The standbys `primary`'s WAL senders list now: those streaming, then those cut off
+    /// whose connection has not timed out yet, with the position each last confirmed.
+    fn listed_by(&self, primary: &MemberName, now: Instant) -> Vec<(MemberName, Lsn)> {
+        let mut listed = self.streaming_from(primary);
+        for (name, db) in &self.dbs {
+            if let Some(l) = &db.lingering
+                && &l.upstream == primary
+                && l.until > now
+                && !listed.iter().any(|(n, _)| n == name)
+            {
+                listed.push((name.clone(), l.flushed));
+            }
+        }
+        listed
+    }
+
+    /// `member`'s server stopped: its WAL senders, and the connections they held, are gone.
+    fn close_senders_of(&mut self, member: &MemberName) {
+        for db in self.dbs.values_mut() {
+            if db.lingering.as_ref().is_some_and(|l| &l.upstream == member) {
+                db.lingering = None;
+            }
+        }
+    }
+
     /// Whether `primary` would acknowledge a commit at `lsn` now.
     fn acknowledges(&self, primary: &MemberName, lsn: Lsn) -> bool {
         let Some(db) = self.dbs.get(primary) else {
@@ -310,13 +350,28 @@ impl World {
                 }
                 continue;
             };
-            let source = self.dbs.get(&up).filter(|u| {
-                !u.frozen && matches!(u.run, Run::Running(_)) && self.reaches(name, &up)
-            });
+            let serving = self
+                .dbs
+                .get(&up)
+                .filter(|u| !u.frozen && matches!(u.run, Run::Running(_)));
+            // Cut off while streaming: no FIN reaches the upstream, whose sender lingers.
+            let cut_off = serving.is_some() && !self.reaches(name, &up);
+            let source = serving.filter(|_| !cut_off);
             let (Some(source), Some(mine)) =
                 (source.and_then(|u| u.data.as_ref()), db.data.as_ref())
             else {
+                let flushed = db.data.as_ref().map(Data::end);
                 if let Some(d) = self.dbs.get_mut(name) {
+                    if d.streaming
+                        && cut_off
+                        && let Some(flushed) = flushed
+                    {
+                        d.lingering = Some(Lingering {
+                            upstream: up.clone(),
+                            flushed,
+                            until: now + WAL_SENDER_TIMEOUT,
+                        });
+                    }
                     d.streaming = false;
                 }
                 continue;
@@ -333,6 +388,7 @@ impl World {
             let (timeline, history) = (source.timeline, source.history.clone());
             let d = self.dbs.get_mut(name).expect("listed");
             d.streaming = true;
+            d.lingering = None;
             if let Some(data) = d.data.as_mut() {
                 data.wal.extend(take);
                 data.timeline = timeline;
@@ -423,7 +479,9 @@ impl SimDatabases {
 
     /// The postmaster dies (kill -9): a primary's data is left "in production".
     pub fn crash(&self, member: &MemberName) {
-        if let Some(db) = self.lock().dbs.get_mut(member) {
+        let mut w = self.lock();
+        w.close_senders_of(member);
+        if let Some(db) = w.dbs.get_mut(member) {
             db.run = Run::Stopped;
             db.streaming = false;
             db.fenced = false;
@@ -670,7 +728,7 @@ impl Instance for SimInstance {
                         let rule = sync_rule(&db.sync_running);
                         let mut first_left = rule.as_ref().map_or(0, |(k, _)| *k);
                         status.replication = w
-                            .streaming_from(&self.member)
+                            .listed_by(&self.member, Instant::now())
                             .into_iter()
                             .map(|(name, flushed)| {
                                 let listed = rule.as_ref().is_some_and(|(_, names)| {
@@ -864,6 +922,7 @@ impl Instance for SimInstance {
             self.operation().await
         };
         let mut w = self.lock();
+        w.close_senders_of(&self.member);
         let id = w.next_id;
         let db = w.dbs.get_mut(&self.member).expect("added");
         let was_primary = matches!(db.run, Run::Running(DbRole::Primary));
@@ -1154,5 +1213,89 @@ impl Instance for SimInstance {
                 ))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(member: &MemberName) -> WalSource {
+        WalSource::Member(Upstream {
+            member: member.clone(),
+            host: "127.0.0.1".into(),
+            port: 5432,
+        })
+    }
+
+    /// The standbys `primary` reports, as (name, flushed).
+    async fn listed(instance: &SimInstance) -> Vec<(String, Option<Lsn>)> {
+        instance
+            .status()
+            .await
+            .replication
+            .into_iter()
+            .map(|w| (w.application_name, w.flush_lsn))
+            .collect()
+    }
+
+    /// As PostgreSQL does: a standby cut off while streaming stays listed by its primary, at
+    /// the position it last confirmed and confirming nothing more, until `wal_sender_timeout`
+    /// or until the primary stops; a standby that streams again replaces the stale entry.
+    #[tokio::test(start_paused = true)]
+    async fn a_standby_cut_off_stays_listed_until_wal_sender_timeout() {
+        let dbs = SimDatabases::new(1);
+        let (a, b) = (MemberName::new("a"), MemberName::new("b"));
+        let (primary, standby) = (dbs.add(&a), dbs.add(&b));
+        let driver = CancellationToken::new();
+        tokio::spawn(dbs.clone().drive(driver.clone()));
+        primary.bootstrap().await.unwrap();
+        primary.start(None).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        standby.clone_from(&source(&a)).await.unwrap();
+        standby.start(Some(&source(&a))).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = listed(&primary).await;
+        assert_eq!(before.len(), 1, "{before:?}");
+        primary
+            .set_synchronous_standby_names("FIRST 1 (\"b\")")
+            .await
+            .unwrap();
+        let confirmed = dbs.write(&a).expect("the primary takes the write");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            dbs.acked().iter().any(|ack| ack.id == confirmed),
+            "b confirms while it streams"
+        );
+        let before = listed(&primary).await;
+
+        dbs.set_link(&a, &b, false);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let id = dbs.write(&a).expect("the primary takes the write");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(
+            listed(&primary).await,
+            before,
+            "still listed, at the old position"
+        );
+        assert!(
+            !dbs.acked().iter().any(|ack| ack.id == id),
+            "a cut-off standby confirms nothing"
+        );
+        tokio::time::sleep(WAL_SENDER_TIMEOUT).await;
+        assert!(listed(&primary).await.is_empty(), "gone after the timeout");
+
+        // Cut off again, then the primary restarts: its senders are gone at once.
+        dbs.set_link(&a, &b, true);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(listed(&primary).await.len(), 1);
+        dbs.set_link(&a, &b, false);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(listed(&primary).await.len(), 1);
+        dbs.crash(&a);
+        primary.start(None).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(listed(&primary).await.is_empty());
+        driver.cancel();
     }
 }
