@@ -422,6 +422,16 @@ pub fn plan(
     }
 
     let wanted = target(me, &claimed, cluster, db, silent, settings);
+    // Why a standby PostgreSQL lists as streaming is left out, for the log.
+    let silent_note = if silent.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = silent.iter().map(String::as_str).collect();
+        format!(
+            " ({} listed as streaming but confirmed nothing for ttl: cut off?)",
+            names.join(", ")
+        )
+    };
     // `synchronous_site_survival` counts copies whichever standbys hold them: `ANY k`.
     let naming = if settings.site_survival {
         SyncMode::Quorum
@@ -453,7 +463,7 @@ pub fn plan(
             } else {
                 format!("setting synchronous replication to {}", wanted.describe())
             };
-            return set_names(names, reason);
+            return set_names(names, reason + &silent_note);
         }
         // Weaken the claim to what the current and the wanted names both guarantee.
         let current = Copies::guaranteed_by(&db.synchronous_standby_names);
@@ -484,7 +494,10 @@ pub fn plan(
                 weaker.describe()
             )
         };
-        return Some((weaker.record(generation, survives(&weaker)), reason));
+        return Some((
+            weaker.record(generation, survives(&weaker)),
+            reason + &silent_note,
+        ));
     }
 
     // A claim on more standbys than are named (strict site survival waiting for one) is
@@ -719,6 +732,20 @@ mod tests {
             .map(|(a, _)| a)
         };
         assert_eq!(step(&[], (&["b"], 0)), None);
+        let (_, reason) = plan(
+            &n("a"),
+            GEN,
+            &cluster(Some((&["b"], 0)), &[]),
+            &listed,
+            &BTreeSet::from(["b".to_owned()]),
+            None,
+            &on(1, false),
+        )
+        .unwrap();
+        assert!(
+            reason.ends_with("(b listed as streaming but confirmed nothing for ttl: cut off?)"),
+            "{reason}"
+        );
         assert_eq!(step(&["b"], (&["b"], 0)), record(&["b", "c"], 1));
         assert_eq!(step(&["b"], (&["b", "c"], 1)), names(FIRST_C));
         // Both silent in strict mode: nothing to name but what blocks.
