@@ -105,6 +105,10 @@ if [ "$(id -u)" -eq 0 ]; then
     scripts/chaos.sh --faults 20 --seed 7 --pg-bin "$TRIBUNE_PG_UPGRADE_BIN" \
       --out "runs/ci-smoke-pg18-$(date +%Y%m%d-%H%M%S)"
   fi
+  # Multi-site: two sites of two database hosts and a witness's site, synchronous mode with
+  # synchronous_site_survival; a site cut off, a site crashed, twice each.
+  scripts/chaos.sh --shape 2+2+1 --nemeses site-cut,site-crash --faults 4 --seed 16 \
+    --out "runs/ci-smoke-sites-$(date +%Y%m%d-%H%M%S)"
   # The same on openGauss (6.0.2) when its suite ran.
   if [ -n "${TRIBUNE_OPENGAUSS_BIN:-}" ]; then
     scripts/chaos.sh --engine opengauss --opengauss-bin "$TRIBUNE_OPENGAUSS_BIN" --faults 20 \

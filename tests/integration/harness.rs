@@ -1321,3 +1321,80 @@ pub fn require_root() {
          with TRIBUNE_ROOT_TESTS; run it as root or build without that variable"
     );
 }
+
+/// An nftables table that drops every packet to or from one member's loopback address, except
+/// its own traffic to itself: a member cut off from its peers and its clients. Removed on drop,
+/// also when the test fails.
+pub struct Partition {
+    table: String,
+}
+
+impl Partition {
+    pub fn isolate(ip: &str) -> Partition {
+        Partition::load(
+            format!("tribune_test_{}", std::process::id()),
+            &format!("ip saddr {ip} ip daddr != {ip} drop\nip daddr {ip} ip saddr != {ip} drop"),
+        )
+    }
+
+    /// A table `table` whose input chain holds `rules`, loaded with `nft -f -`.
+    pub fn load(table: String, rules: &str) -> Partition {
+        let script = format!(
+            "table inet {table} {{\n\
+               chain input {{\n\
+                 type filter hook input priority 0; policy accept;\n\
+                 {rules}\n\
+               }}\n\
+             }}\n"
+        );
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run nft (scripts/setup.sh installs nftables)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "nft refused the rules:\n{script}"
+        );
+        Partition { table }
+    }
+}
+
+impl Partition {
+    /// Drops every packet between the addresses `a` and the addresses `b`, both ways: two
+    /// sites that cannot reach each other, while each member still reaches itself and clients
+    /// on its own address (a client of a member on loopback comes from the member's address).
+    pub fn between(a: &[&str], b: &[&str]) -> Partition {
+        let (a, b) = (a.join(", "), b.join(", "));
+        Partition::load(
+            format!("tribune_test_sites_{}", std::process::id()),
+            &format!(
+                "ip saddr {{ {a} }} ip daddr {{ {b} }} drop\nip saddr {{ {b} }} ip daddr {{ {a} }} drop"
+            ),
+        )
+    }
+
+    /// Drops the packets the server at `from:port` sends to the client port `to_port` (the other
+    /// direction passes). Needs root.
+    pub fn drop_stream(from: &str, port: u16, to_port: i32) -> Partition {
+        Partition::load(
+            format!("tribune_test_oneway_{}", std::process::id()),
+            &format!("ip saddr {from} tcp sport {port} tcp dport {to_port} drop"),
+        )
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .status();
+    }
+}

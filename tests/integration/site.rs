@@ -2,10 +2,13 @@
 //! The primary runs `ANY k` of every standby with k = (standbys in its own site) + 1, the
 //! record (shown by `/cluster`) holds the site guarantee; once no standby outside the
 //! primary's site streams, non-strict mode degrades and says so (`/cluster`, `/metrics`).
+//! Five members in three sites: the primary's whole site cut off under writes fails over to
+//! another site without losing an acknowledged write, and the site's members rejoin.
 
 use std::time::Duration;
 
 use crate::cluster::{BOOTSTRAP_DEADLINE, wait_healthy};
+use crate::faults::{check_history, start_workload};
 use crate::harness::*;
 
 const SITES: [&str; 3] = ["east", "east", "west"];
@@ -120,6 +123,98 @@ async fn site_survival_names_any_k_and_degrades_without_a_remote_standby() {
             cluster.log_tail(p, 60)
         );
     }
+}
+
+/// East and west hold two members each, north one (a tie-breaker with a database): losing any
+/// one site leaves a Raft majority.
+const THREE_SITES: [&str; 5] = ["east", "east", "west", "west", "north"];
+
+/// Synchronous mode with the site policy, writes going on: the primary's whole site is cut off
+/// from the other sites (the test's clients still reach every member). A member of another
+/// site takes over, no acknowledged write is lost, no two members acknowledge writes at once,
+/// and once the site is back its members stream from the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tribune_root_tests),
+    ignore = "needs root for nftables: built with TRIBUNE_ROOT_TESTS, as scripts/test.sh does as root"
+)]
+async fn the_primarys_site_cut_off_under_writes_fails_over_to_another_site_and_rejoins() {
+    require_root();
+    let client = http_client();
+    let mut cluster = Cluster::new(
+        5,
+        Options {
+            synchronous_mode: "true",
+            extra_dcs: "    synchronous_site_survival: true\n".into(),
+            ..Options::default()
+        },
+    );
+    for (i, site) in THREE_SITES.iter().enumerate() {
+        cluster.edit_config(i, |text| format!("{text}tags:\n  site: {site}\n"));
+    }
+    cluster.start_all();
+    let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
+    let api = cluster.nodes[p].api();
+    wait_for(
+        Duration::from_secs(60),
+        "the site guarantee in the sync record",
+        &cluster,
+        || async {
+            let doc = get_json(&client, &format!("{api}/cluster")).await?;
+            (doc["site_guarantee"] == true).then_some(())
+        },
+    )
+    .await;
+    let conninfos: Vec<String> = cluster.nodes.iter().map(|n| n.conninfo()).collect();
+    let (acks, stop, writer) = start_workload(&cluster, p, conninfos).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let home = THREE_SITES[p];
+    let (inside, outside): (Vec<usize>, Vec<usize>) = (0..5).partition(|&i| THREE_SITES[i] == home);
+    let ips = |members: &[usize]| -> Vec<&str> {
+        members
+            .iter()
+            .map(|&i| cluster.nodes[i].ip.as_str())
+            .collect()
+    };
+    let cut_at = std::time::Instant::now();
+    let cut = Partition::between(&ips(&inside), &ips(&outside));
+    let np = wait_for(
+        Duration::from_secs(30),
+        "a write acknowledged by a member of another site",
+        &cluster,
+        || async { first_ack_elsewhere(&acks, cut_at, p).map(|(_, node)| node) },
+    )
+    .await;
+    println!(
+        "site cut: {} (site {}) took over {:.2}s after site {home} with {} was cut off",
+        cluster.nodes[np].name,
+        THREE_SITES[np],
+        cut_at.elapsed().as_secs_f64(),
+        cluster.nodes[p].name
+    );
+    assert!(
+        outside.contains(&np),
+        "{} of the cut-off site {home} acknowledged writes after the cut",
+        cluster.nodes[np].name
+    );
+    // Writes go on in the other sites for a while, then the site comes back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(cut);
+    for &i in &inside {
+        wait_streaming_replica(
+            &client,
+            &cluster,
+            i,
+            &format!(
+                "{} of site {home} to rejoin as a streaming replica",
+                cluster.nodes[i].name
+            ),
+        )
+        .await;
+    }
+    assert_eq!(primary(&client, &cluster).await, Some(np));
+    check_history(&cluster, np, &acks, stop, writer).await;
 }
 
 async fn metrics_text(client: &reqwest::Client, api: &str) -> String {
