@@ -13,21 +13,28 @@ use crate::harness::*;
 
 const SITES: [&str; 3] = ["east", "east", "west"];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn site_survival_names_any_k_and_degrades_without_a_remote_standby() {
-    let client = http_client();
+/// A cluster of one member per entry of `sites` (its `tags.site`), in `synchronous_mode` with
+/// `synchronous_site_survival`, started.
+fn started_in_sites(sites: &[&str], synchronous_mode: &'static str) -> Cluster {
     let mut cluster = Cluster::new(
-        3,
+        sites.len(),
         Options {
-            synchronous_mode: "quorum",
+            synchronous_mode,
             extra_dcs: "    synchronous_site_survival: true\n".into(),
             ..Options::default()
         },
     );
-    for (i, site) in SITES.iter().enumerate() {
+    for (i, site) in sites.iter().enumerate() {
         cluster.edit_config(i, |text| format!("{text}tags:\n  site: {site}\n"));
     }
     cluster.start_all();
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_survival_names_any_k_and_degrades_without_a_remote_standby() {
+    let client = http_client();
+    let cluster = started_in_sites(&SITES, "quorum");
     let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
     let local: Vec<usize> = (0..3).filter(|&i| i != p && SITES[i] == SITES[p]).collect();
     let remote: Vec<usize> = (0..3).filter(|&i| SITES[i] != SITES[p]).collect();
@@ -141,18 +148,7 @@ const THREE_SITES: [&str; 5] = ["east", "east", "west", "west", "north"];
 async fn the_primarys_site_cut_off_under_writes_fails_over_to_another_site_and_rejoins() {
     require_root();
     let client = http_client();
-    let mut cluster = Cluster::new(
-        5,
-        Options {
-            synchronous_mode: "true",
-            extra_dcs: "    synchronous_site_survival: true\n".into(),
-            ..Options::default()
-        },
-    );
-    for (i, site) in THREE_SITES.iter().enumerate() {
-        cluster.edit_config(i, |text| format!("{text}tags:\n  site: {site}\n"));
-    }
-    cluster.start_all();
+    let cluster = started_in_sites(&THREE_SITES, "true");
     let p = wait_healthy(&client, &cluster, BOOTSTRAP_DEADLINE).await;
     let api = cluster.nodes[p].api();
     wait_for(
