@@ -342,7 +342,7 @@ fn promotion(o: &Observation<'_>, generation: crate::types::Generation) -> Vec<A
     if sync.mode != super::sync::SyncMode::Off && sync.strict {
         actions.push(Action::SetSyncNames {
             generation,
-            value: super::sync::standby_names(&super::sync::Copies::default(), sync.mode, true),
+            value: super::sync::before_promotion(o.me, o.cluster, sync),
         });
     }
     actions.push(Action::Promote { generation });

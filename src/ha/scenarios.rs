@@ -649,6 +649,38 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "promoted self to leader",
         ),
         row(
+            "with synchronous_site_survival, strict mode loads names that need a copy outside the site, not `*`",
+            LedBy("a"),
+            Disk::Standby,
+            Db::Standby { lsn: 60 },
+        )
+        .lease(Lease::Valid)
+        .settings(|s| {
+            s.sync.mode = sync::SyncMode::On;
+            s.sync.strict = true;
+            s.sync.site_survival = true;
+        })
+        .requests(|c| {
+            // a and b in east, c in west: one standby of a's own site, so 2 of (b, c).
+            for (name, site) in [("a", "east"), ("b", "east"), ("c", "west")] {
+                if let Some(m) = c.members.get_mut(&n(name)) {
+                    m.tags = serde_json::from_value(serde_json::json!({ "site": site })).unwrap();
+                }
+            }
+        })
+        .expect(
+            vec![
+                Action::SetSyncNames {
+                    generation: GEN,
+                    value: "ANY 2 (\"b\",\"c\")".into(),
+                },
+                Action::Promote { generation: GEN },
+                Action::Checkpoint,
+                Action::SyncSlots,
+            ],
+            "promoted self to leader",
+        ),
+        row(
             "in non-strict synchronous mode the new primary names its standbys afterwards",
             LedBy("a"),
             Disk::Standby,

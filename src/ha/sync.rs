@@ -356,6 +356,37 @@ fn site_target(
     }
 }
 
+/// What a standby about to be promoted in strict mode loads before `pg_ctl promote`, so that
+/// no commit is acknowledged under a weaker rule between the promotion and the first names the
+/// new primary plans: `*` (any one standby), or, with `synchronous_site_survival`, `ANY k` over
+/// every eligible member with `k` one more than those in its own site, as [`site_target`]
+/// with every member counted as streaming (`*` alone would let a standby of the same site
+/// acknowledge commits that losing the site loses). Non-strict mode loads nothing: it
+/// degrades until the names are planned, as it does without a standby.
+pub fn before_promotion(
+    me: &MemberName,
+    cluster: &ClusterState,
+    settings: &SyncSettings,
+) -> String {
+    if settings.site_survival && Sites::of(me, cluster).home.is_some() {
+        let among: BTreeSet<MemberName> = cluster
+            .members
+            .keys()
+            .filter(|m| *m != me && !nosync(cluster, m))
+            .cloned()
+            .collect();
+        let copies = site_target(
+            me,
+            cluster,
+            among,
+            settings.node_count.max(1) as usize,
+            true,
+        );
+        return standby_names(&copies, SyncMode::Quorum, true);
+    }
+    standby_names(&Copies::default(), settings.mode, true)
+}
+
 /// The next step towards the wanted synchronous standbys, with its reason; `None` when the
 /// record and `synchronous_standby_names` already say what they should, or when the next step
 /// must wait for a standby.
