@@ -100,6 +100,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         primary: Option<String>,
         outside: Vec<String>,
+        /// The sites of the database members outside it (each once).
+        #[serde(default)]
+        outside_sites: Vec<String>,
     },
     /// A member's role as its REST API reported it, recorded when it changes.
     Role {

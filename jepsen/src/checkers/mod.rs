@@ -7,7 +7,8 @@
 //! - [`convergence`]: after every heal, one primary and every other member streaming from it,
 //!   within the stated deadline;
 //! - [`availability`]: per nemesis, how long no write was acknowledged;
-//! - [`site`]: once the primary's site is lost, a primary in another site within a deadline.
+//! - [`site`]: once the primary's site is lost, a primary in another site within a deadline;
+//!   and in strict mode no write acknowledged with one database site left.
 //!
 //! Checkers are pure: no clock, no I/O. Whether a rule's violations fail the run depends on the
 //! replication mode (lost writes and stale reads are the price of asynchronous replication: they
@@ -84,7 +85,7 @@ pub fn check_all(history: &History, cx: Context) -> Result<Findings, HistoryErro
     let stale = stale::check(&ops);
     let convergence = convergence::check(history, cx.convergence_deadline_s);
     let availability = availability::check(history, &ops);
-    let site = site::check(history);
+    let site = site::check(history, &ops, cx.mode);
     let verdicts = vec![
         lost.verdict(cx.mode),
         overlap.verdict(),
@@ -92,6 +93,7 @@ pub fn check_all(history: &History, cx: Context) -> Result<Findings, HistoryErro
         convergence.verdict(),
         availability.verdict(),
         site.verdict(),
+        site.guarantee_verdict(),
     ];
     Ok(Findings {
         verdicts,

@@ -482,6 +482,13 @@ impl Injector<'_> {
                 .filter(|i| self.hosts.hosts[**i].database)
                 .map(|i| self.name(*i))
                 .collect(),
+            outside_sites: outside
+                .iter()
+                .filter(|i| self.hosts.hosts[**i].database)
+                .filter_map(|i| self.hosts.hosts[*i].site.map(str::to_owned))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         });
         let who = format!(
             "site {site} [{}]{}",
