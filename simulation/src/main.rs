@@ -172,7 +172,7 @@ fn main() -> ExitCode {
 mod tests {
     /// Seeds beyond the 10,000 that `scripts/test.sh` runs whose schedules found a bug, each
     /// fixed: they must stay clean.
-    const FOUND_BUGS: [(u64, &str); 2] = [
+    const FOUND_BUGS: [(u64, &str); 3] = [
         (
             35294,
             "the history lacked an earlier timeline switch whose record failed, so a standby \
@@ -183,6 +183,12 @@ mod tests {
             "a switchover handed the lease to a standby still on the timeline the primary had \
              forked from (its position there was higher), which then started as a primary onto \
              a second timeline 2; a standby rewound onto the first one never streamed again",
+        ),
+        (
+            3942348,
+            "in strict mode a lease holder whose agent and database crashed before it promoted \
+             started its server as the primary with no synchronous_standby_names; frozen, then \
+             thawed after another member was promoted, it accepted writes beside it",
         ),
     ];
 

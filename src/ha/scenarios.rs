@@ -727,6 +727,54 @@ fn scenarios(now: Instant) -> Vec<Row> {
             "starting primary after failure",
         ),
         row(
+            "in strict mode a crashed primary loads `*` before it starts, when nothing is claimed",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .settings(|s| {
+            s.sync.mode = sync::SyncMode::On;
+            s.sync.strict = true;
+        })
+        .expect(
+            vec![
+                Action::SetSyncNames {
+                    generation: GEN,
+                    value: "*".into(),
+                },
+                Action::Start { upstream: None },
+            ],
+            "starting primary after failure",
+        ),
+        row(
+            "a crashed primary waits for the standbys its sync record claims, strict or not",
+            LedBy("a"),
+            Disk::Primary(InProduction),
+            Db::Down,
+        )
+        .lease(Lease::Valid)
+        .settings(|s| s.sync.mode = sync::SyncMode::On)
+        .requests(|c| {
+            c.sync = crate::state::SyncRecord {
+                generation: GEN,
+                leader: Some(n("a")),
+                standbys: [n("b")].into_iter().collect(),
+                quorum: 0,
+                site_guarantee: false,
+            };
+        })
+        .expect(
+            vec![
+                Action::SetSyncNames {
+                    generation: GEN,
+                    value: "ANY 1 (\"b\")".into(),
+                },
+                Action::Start { upstream: None },
+            ],
+            "starting primary after failure",
+        ),
+        row(
             "primary that cannot start within primary_start_timeout releases the lease",
             LedBy("a"),
             Disk::Primary(InProduction),

@@ -387,6 +387,34 @@ pub fn before_promotion(
     standby_names(&Copies::default(), settings.mode, true)
 }
 
+/// The names the lease holder loads before it starts its stopped server as the primary. The
+/// agent's own copy of the names is lost when the agent restarts with its database (a crash of
+/// both), and a server started without names would acknowledge commits the `sync` record says
+/// its standbys hold: first what the record claims for this generation (`ANY k (...)`), else,
+/// in strict mode, what a promotion loads. `None`: nothing to wait for (synchronous mode off,
+/// or non-strict with nothing claimed, which degrades until the names are planned).
+pub fn before_start(
+    me: &MemberName,
+    generation: Generation,
+    cluster: &ClusterState,
+    settings: &SyncSettings,
+) -> Option<String> {
+    if settings.mode == SyncMode::Off {
+        return None;
+    }
+    let has_record =
+        cluster.sync.generation == generation && cluster.sync.leader.as_ref() == Some(me);
+    if has_record {
+        let claimed = Copies::claimed(cluster, generation);
+        if claimed.k > 0 {
+            return Some(standby_names(&claimed, SyncMode::Quorum, settings.strict));
+        }
+    }
+    settings
+        .strict
+        .then(|| before_promotion(me, cluster, settings))
+}
+
 /// The next step towards the wanted synchronous standbys, with its reason; `None` when the
 /// record and `synchronous_standby_names` already say what they should, or when the next step
 /// must wait for a standby.

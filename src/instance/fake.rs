@@ -992,6 +992,7 @@ impl Instance for SimInstance {
                 "the server is not a running standby",
             ));
         }
+        tracing::debug!(member = %member, sync_running = %db.sync_running, sync_conf = %db.sync_conf, "simulated promote");
         let data = db.data.as_mut().expect("a running server has data");
         data.history.push(TimelineSwitch {
             timeline: Timeline(data.timeline),
@@ -1118,6 +1119,7 @@ impl Instance for SimInstance {
         value: &str,
     ) -> Result<Option<Lsn>, InstanceError> {
         let unknown = self.operation().await;
+        tracing::debug!(member = %self.member, value, unknown, "simulated set synchronous_standby_names");
         let at = self.with_db(|db| {
             db.sync_conf = value.to_owned();
             if db.running_as(DbRole::Primary) {
