@@ -114,12 +114,14 @@ summary and exits 1 when a checker finds a violation.
 Checkers: lost acknowledged writes (0 in synchronous, quorum and strict modes; counted in async), \
 overlapping writable primaries (0 in every mode), stale reads through the primary port (0 in the \
 synchronous modes), convergence within --convergence-deadline after every heal, availability per \
-nemesis (median, p95, max).
+nemesis (median, p95, max); with --shape 2+2+1, a primary in another site within 10 s of losing the \
+primary's site, and in strict mode no write acknowledged with one database site left.
 
 Must run as root (namespaces, nftables, mounts); agents and databases run as postgres (openGauss: \
 omm). Examples:
   scripts/chaos.sh --faults 20 --seed 7 --out DIR
   scripts/chaos.sh --faults 1000 --mode async
+  scripts/chaos.sh --shape 2+2+1 --nemeses site-cut,site-crash --faults 100 --mode strict
   scripts/chaos.sh --replay DIR";
 
 fn main() -> ExitCode {
