@@ -321,14 +321,12 @@ fn lease_holder(
     }
     // A primary starts waiting for the standbys the record counts on (found by the simulation,
     // seed 3942348: started with none after a crash of agent and database, in strict mode).
-    let names = remote
-        .is_none()
-        .then(|| super::sync::before_start(me, generation, o.cluster, &o.settings.sync))
-        .flatten();
-    let mut actions: Vec<Action> = names
-        .map(|value| Action::SetSyncNames { generation, value })
-        .into_iter()
-        .collect();
+    let mut actions = Vec::new();
+    if remote.is_none()
+        && let Some(value) = super::sync::before_start(me, generation, o.cluster, &o.settings.sync)
+    {
+        actions.push(Action::SetSyncNames { generation, value });
+    }
     actions.push(Action::Start {
         upstream: own_upstream,
     });

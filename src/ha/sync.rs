@@ -356,6 +356,12 @@ fn site_target(
     }
 }
 
+/// Whether the `sync` record is `me`'s, of `generation`: only then does its claim speak of the
+/// commits this primary acknowledged.
+fn owns_record(me: &MemberName, generation: Generation, cluster: &ClusterState) -> bool {
+    cluster.sync.generation == generation && cluster.sync.leader.as_ref() == Some(me)
+}
+
 /// What a standby about to be promoted in strict mode loads before `pg_ctl promote`, so that
 /// no commit is acknowledged under a weaker rule between the promotion and the first names the
 /// new primary plans: `*` (any one standby), or, with `synchronous_site_survival`, `ANY k` over
@@ -402,9 +408,7 @@ pub fn before_start(
     if settings.mode == SyncMode::Off {
         return None;
     }
-    let has_record =
-        cluster.sync.generation == generation && cluster.sync.leader.as_ref() == Some(me);
-    if has_record {
+    if owns_record(me, generation, cluster) {
         let claimed = Copies::claimed(cluster, generation);
         if claimed.k > 0 {
             return Some(standby_names(&claimed, SyncMode::Quorum, settings.strict));
@@ -427,8 +431,7 @@ pub fn plan(
     applied: Option<&SyncNamesApplied>,
     settings: &SyncSettings,
 ) -> Option<(Action, String)> {
-    let has_record =
-        cluster.sync.generation == generation && cluster.sync.leader.as_ref() == Some(me);
+    let has_record = owns_record(me, generation, cluster);
     let claimed = if has_record {
         Copies::claimed(cluster, generation)
     } else {
@@ -777,7 +780,7 @@ mod tests {
             ],
             FIRST_B,
         );
-        let step = |silent: &[&str], record: (&[&str], u32)| {
+        let step = |silent: &[&str], record: (&[&str], u32), strict: bool| {
             let silent: BTreeSet<String> = silent.iter().map(|s| (*s).to_owned()).collect();
             plan(
                 &n("a"),
@@ -786,40 +789,22 @@ mod tests {
                 &listed,
                 &silent,
                 None,
-                &on(1, false),
+                &on(1, strict),
             )
-            .map(|(a, _)| a)
         };
-        assert_eq!(step(&[], (&["b"], 0)), None);
-        let (_, reason) = plan(
-            &n("a"),
-            GEN,
-            &cluster(Some((&["b"], 0)), &[]),
-            &listed,
-            &BTreeSet::from(["b".to_owned()]),
-            None,
-            &on(1, false),
-        )
-        .unwrap();
+        let action = |silent: &[&str], record: (&[&str], u32), strict: bool| {
+            step(silent, record, strict).map(|(a, _)| a)
+        };
+        assert_eq!(action(&[], (&["b"], 0), false), None);
+        let (_, reason) = step(&["b"], (&["b"], 0), false).unwrap();
         assert!(
             reason.ends_with("(b listed as streaming but confirmed nothing for ttl: cut off?)"),
             "{reason}"
         );
-        assert_eq!(step(&["b"], (&["b"], 0)), record(&["b", "c"], 1));
-        assert_eq!(step(&["b"], (&["b", "c"], 1)), names(FIRST_C));
+        assert_eq!(action(&["b"], (&["b"], 0), false), record(&["b", "c"], 1));
+        assert_eq!(action(&["b"], (&["b", "c"], 1), false), names(FIRST_C));
         // Both silent in strict mode: nothing to name but what blocks.
-        let silent: BTreeSet<String> = ["b", "c"].iter().map(|s| (*s).to_owned()).collect();
-        let strict = plan(
-            &n("a"),
-            GEN,
-            &cluster(Some((&["b"], 0)), &[]),
-            &listed,
-            &silent,
-            None,
-            &on(1, true),
-        )
-        .map(|(a, _)| a);
-        assert_eq!(strict, record(&[], 0));
+        assert_eq!(action(&["b", "c"], (&["b"], 0), true), record(&[], 0));
     }
 
     #[test]
