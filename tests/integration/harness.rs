@@ -1365,9 +1365,7 @@ impl Partition {
         );
         Partition { table }
     }
-}
 
-impl Partition {
     /// Drops every packet between the addresses `a` and the addresses `b`, both ways: two
     /// sites that cannot reach each other, while each member still reaches itself and clients
     /// on its own address (a client of a member on loopback comes from the member's address).

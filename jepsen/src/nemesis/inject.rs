@@ -302,21 +302,8 @@ impl Injector<'_> {
                         spec.hold_s
                     ),
                 };
-                let ips = |side: &[usize]| -> Vec<String> {
-                    side.iter()
-                        .map(|i| self.hosts.hosts[*i].ip.clone())
-                        .collect()
-                };
                 self.start(spec, &detail);
-                for (side, other) in [(&a, &c), (&c, &a)] {
-                    for m in side {
-                        self.hosts.net.cut(*m, &Cut::Both(ips(other))).await?;
-                    }
-                }
-                tokio::time::sleep(hold).await;
-                for m in a.iter().chain(&c) {
-                    self.hosts.net.mend(*m).await?;
-                }
+                self.split_for(&a, &c, hold).await?;
                 self.heal(spec, "partition removed");
             }
             Nemesis::KillPrimaryAndSync => {
@@ -422,6 +409,27 @@ impl Injector<'_> {
         Ok(())
     }
 
+    /// Cuts the hosts `a` and `b` apart, both ways (each still reaches its own side and the
+    /// hub), holds the split for `hold`, then removes every rule of both sides.
+    async fn split_for(&self, a: &[usize], b: &[usize], hold: Duration) -> anyhow::Result<()> {
+        let ips = |side: &[usize]| -> Vec<String> {
+            side.iter()
+                .map(|i| self.hosts.hosts[*i].ip.clone())
+                .collect()
+        };
+        for (side, other) in [(a, b), (b, a)] {
+            let other = ips(other);
+            for m in side {
+                self.hosts.net.cut(*m, &Cut::Both(other.clone())).await?;
+            }
+        }
+        tokio::time::sleep(hold).await;
+        for m in a.iter().chain(b) {
+            self.hosts.net.mend(*m).await?;
+        }
+        Ok(())
+    }
+
     /// The site a site fault hits: the primary's (target primary), another site with a
     /// database member (replica), or any site (any), then `pick` among those.
     fn resolve_site(&self, view: &View, target: Target, pick: u32) -> Option<&'static str> {
@@ -467,6 +475,11 @@ impl Injector<'_> {
             .copied()
             .partition(|i| self.hosts.hosts[*i].site == Some(site));
         let names = |hosts: &[usize]| hosts.iter().map(|i| self.name(*i)).collect::<Vec<_>>();
+        let outside_databases: Vec<usize> = outside
+            .iter()
+            .copied()
+            .filter(|i| self.hosts.hosts[*i].database)
+            .collect();
         let primary = self
             .leader(view)
             .filter(|l| inside.contains(l))
@@ -477,14 +490,9 @@ impl Injector<'_> {
             site: site.to_owned(),
             members: names(&inside),
             primary: primary.clone(),
-            outside: outside
+            outside: names(&outside_databases),
+            outside_sites: outside_databases
                 .iter()
-                .filter(|i| self.hosts.hosts[**i].database)
-                .map(|i| self.name(*i))
-                .collect(),
-            outside_sites: outside
-                .iter()
-                .filter(|i| self.hosts.hosts[**i].database)
                 .filter_map(|i| self.hosts.hosts[*i].site.map(str::to_owned))
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
@@ -504,29 +512,7 @@ impl Injector<'_> {
                     spec.hold_s
                 ),
             );
-            let ips = |hosts: &[usize]| -> Vec<String> {
-                hosts
-                    .iter()
-                    .map(|i| self.hosts.hosts[*i].ip.clone())
-                    .collect()
-            };
-            let (inside_ips, outside_ips) = (ips(&inside), ips(&outside));
-            for i in &inside {
-                self.hosts
-                    .net
-                    .cut(*i, &Cut::Both(outside_ips.clone()))
-                    .await?;
-            }
-            for i in &outside {
-                self.hosts
-                    .net
-                    .cut(*i, &Cut::Both(inside_ips.clone()))
-                    .await?;
-            }
-            tokio::time::sleep(hold).await;
-            for i in inside.iter().chain(&outside) {
-                self.hosts.net.mend(*i).await?;
-            }
+            self.split_for(&inside, &outside, hold).await?;
             self.heal(spec, "site reconnected");
         } else {
             self.start(
